@@ -1,0 +1,34 @@
+/**
+ * The denocat command-line entry: pick the command, run it, map errors to
+ * exit codes. Commands are loaded lazily so each pays only for what it uses.
+ *
+ * @module
+ */
+import { DenocatError, describeError, EXIT_FAILURE } from "./lib/errors.ts";
+import { VERSION } from "./lib/version.ts";
+
+type Command = { run(args: string[]): Promise<number> };
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  echo: () => import("./lib/commands/echo.ts"),
+};
+
+/** Runs denocat with `args`; returns the exit code. Never calls `Deno.exit`. */
+export async function main(args: string[]): Promise<number> {
+  try {
+    if (args[0] === "--version" || args[0] === "-V") {
+      console.log(`denocat ${VERSION} (deno ${Deno.version.deno})`);
+      return 0;
+    }
+    const load = COMMANDS[args[0] ?? ""];
+    const command = load
+      ? await load()
+      : await import("./lib/commands/netcat.ts");
+    return await command.run(load ? args.slice(1) : args);
+  } catch (err) {
+    console.error(`denocat: ${describeError(err)}`);
+    return err instanceof DenocatError ? err.exitCode : EXIT_FAILURE;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,65 @@
+/**
+ * `denocat echo [--upper] [HOST] PORT`: a concurrent echo server.
+ *
+ * @module
+ */
+import { echoServer } from "../echo.ts";
+import { formatAddr } from "../address.ts";
+import { stderrLogger } from "../log.ts";
+import {
+  COMMON_OPTIONS,
+  familyOf,
+  parse,
+  positiveInt,
+  print,
+  serverEndpoint,
+  shutdownSignal,
+} from "./_args.ts";
+
+/** Help for `denocat echo`. */
+export const HELP = `Usage: denocat echo [options] [HOST] PORT
+
+Echo every byte back to its sender, any number of clients at once, until
+SIGINT or SIGTERM.
+
+Options:
+      --upper         upper-case ASCII letters before echoing (the seeds' server)
+      --max-conns N   close connections beyond N at once
+  -4, -6              IPv4 / IPv6 only
+  -U, --unix PATH     listen on a Unix socket
+  -v, --verbose       log connections to stderr
+  -h, --help          this help
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  upper: { type: "boolean" },
+  "max-conns": { type: "string" },
+} as const;
+
+/** Runs `denocat echo`; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, OPTIONS);
+  if (values.help) {
+    print(HELP);
+    return 0;
+  }
+  const family = familyOf(values);
+  const maxConns = positiveInt(values["max-conns"], "--max-conns");
+  const logger = stderrLogger(values.verbose ?? false);
+  const endpoint = serverEndpoint(positionals, values.unix);
+  using signal = shutdownSignal();
+  const server = echoServer(endpoint as Parameters<typeof echoServer>[0], {
+    upper: values.upper ?? false,
+    logger,
+    ...(family ? { family } : {}),
+    ...(maxConns ? { maxConns } : {}),
+  });
+  logger.log(`echo server listening on ${formatAddr(server.addr)}`);
+  await new Promise((resolve) =>
+    signal.addEventListener("abort", resolve, { once: true })
+  );
+  logger.log(`shutting down: ${server.active} open, ${server.served} served`);
+  await server.close();
+  return 0;
+}

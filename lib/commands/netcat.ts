@@ -1,0 +1,96 @@
+/**
+ * `denocat [options] HOST PORT` and `denocat -l [options] [HOST] PORT`.
+ *
+ * @module
+ */
+import { tcpClient } from "../client.ts";
+import { UsageError } from "../errors.ts";
+import { tcpListen } from "../listener.ts";
+import { stderrLogger } from "../log.ts";
+import {
+  clientEndpoint,
+  COMMON_OPTIONS,
+  familyOf,
+  parse,
+  print,
+  seconds,
+  serverEndpoint,
+  shutdownSignal,
+} from "./_args.ts";
+
+/** Help for the netcat modes. */
+export const HELP = `denocat: a netcat for the Deno era
+
+Usage:
+  denocat [options] HOST PORT          connect; stdin to the socket, the socket to stdout
+  denocat -l [options] [HOST] PORT     listen for one connection (-k: many)
+  denocat echo|probe|send|recv|shell   other modes; see 'denocat COMMAND --help'
+
+Options:
+  -l, --listen        listen instead of connecting (default bind: all interfaces)
+  -k, --keep-open     with -l: keep listening, serve clients concurrently;
+                      stdin is copied to every connected client
+  -q SECS             quit SECS seconds after stdin EOF
+  -w SECS             timeout for connecting and for idle connections
+      --no-shutdown   do not send FIN when stdin ends (keep the write side open)
+  -4, -6              IPv4 / IPv6 only
+  -U, --unix PATH     use a Unix socket instead of HOST PORT
+  -v, --verbose       log connections, byte counts and rates to stderr
+  -h, --help          this help
+      --version       print the version
+
+On stdin EOF denocat half-closes (sends FIN) and keeps printing until the
+peer closes, so 'echo hi | denocat HOST PORT' always gets the reply.
+
+Exit codes: 0 ok, 1 network or runtime failure, 2 usage error, 3 integrity failure.
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  listen: { type: "boolean", short: "l" },
+  "keep-open": { type: "boolean", short: "k" },
+  quit: { type: "string", short: "q" },
+  wait: { type: "string", short: "w" },
+  "no-shutdown": { type: "boolean" },
+} as const;
+
+/** Runs the netcat modes; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, OPTIONS);
+  if (values.help) {
+    print(HELP);
+    return 0;
+  }
+  const family = familyOf(values);
+  const quit = seconds(values.quit, "-q");
+  const wait = seconds(values.wait, "-w");
+  const logger = stderrLogger(values.verbose ?? false);
+  const halfClose = !values["no-shutdown"];
+  const common = {
+    input: Deno.stdin,
+    output: Deno.stdout,
+    halfClose,
+    logger,
+    ...(family ? { family } : {}),
+    ...(quit !== undefined ? { quitAfterEof: quit } : {}),
+    ...(wait !== undefined ? { idleTimeout: wait } : {}),
+  };
+  if (values.listen) {
+    const endpoint = serverEndpoint(positionals, values.unix);
+    using signal = shutdownSignal();
+    await tcpListen(endpoint, {
+      ...common,
+      keep: values["keep-open"] ?? false,
+      signal,
+    });
+    return 0;
+  }
+  if (values["keep-open"]) throw new UsageError("-k needs -l");
+  const endpoint = clientEndpoint(positionals, values.unix);
+  await tcpClient(endpoint, {
+    ...common,
+    noDelay: Deno.stdin.isTerminal(),
+    ...(wait !== undefined ? { timeout: wait } : {}),
+  });
+  return 0;
+}

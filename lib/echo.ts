@@ -1,0 +1,172 @@
+/**
+ * A concurrent TCP (or Unix socket) echo server.
+ *
+ * @module
+ */
+import { formatAddr } from "./address.ts";
+import { writeAll } from "./copy.ts";
+import { describeError } from "./errors.ts";
+import { type Logger, silent } from "./log.ts";
+import {
+  closeQuietly,
+  type Conn,
+  type Endpoint,
+  listen,
+  type Listener,
+  type ListenOptions,
+} from "./tcp.ts";
+
+/** Options for {@linkcode echoServer}. */
+export interface EchoOptions extends ListenOptions {
+  /** Upper-case ASCII letters before echoing, like the seeds' server. @default {false} */
+  upper?: boolean;
+  /** Refuse (accept and close at once) connections beyond this many. @default {Infinity} */
+  maxConns?: number;
+  /** Per-connection buffer size; small, since one exists per client. @default {16384} */
+  bufferSize?: number;
+  /** Where connection events go. */
+  logger?: Logger;
+}
+
+/** A running echo server. */
+export interface EchoServer extends AsyncDisposable {
+  /** The bound address (read the port from here when you passed 0). */
+  readonly addr: Deno.Addr;
+  /** Connections currently open. */
+  readonly active: number;
+  /** Connections served since start. */
+  readonly served: number;
+  /** Stops accepting, closes every connection and waits for their handlers. */
+  close(): Promise<void>;
+}
+
+/**
+ * Upper-cases ASCII `a`-`z` in place; other bytes (UTF-8 included) are left alone.
+ *
+ * @example Usage
+ * ```ts
+ * import { upperAsciiInPlace } from "./echo.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * const b = new TextEncoder().encode("hah é");
+ * upperAsciiInPlace(b);
+ * assertEquals(new TextDecoder().decode(b), "HAH é");
+ * ```
+ */
+export function upperAsciiInPlace(b: Uint8Array): void {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c >= 0x61 && c <= 0x7a) b[i] = c - 0x20;
+  }
+}
+
+/**
+ * Starts an echo server on `endpoint` (use port 0 for a free port).
+ *
+ * @example Usage
+ * ```ts
+ * import { echoServer } from "./echo.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * await using server = echoServer({ hostname: "127.0.0.1", port: 0 }, { upper: true });
+ * const port = (server.addr as Deno.NetAddr).port;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new TextEncoder().encode("hah"));
+ * const buf = new Uint8Array(3);
+ * const n = await conn.read(buf);
+ * assertEquals(new TextDecoder().decode(buf.subarray(0, n!)), "HAH");
+ * ```
+ */
+export function echoServer(
+  endpoint: Endpoint,
+  options: EchoOptions = {},
+): EchoServer {
+  const listener: Listener = listen(endpoint, options);
+  const logger = options.logger ?? silent;
+  const maxConns = options.maxConns ?? Infinity;
+  const bufferSize = options.bufferSize ?? 16384;
+  const upper = options.upper ?? false;
+  const conns = new Set<Conn>();
+  const handlers = new Set<Promise<void>>();
+  let served = 0;
+  let closing = false;
+
+  const handle = async (conn: Conn) => {
+    const peer = formatAddr(conn.remoteAddr);
+    const start = performance.now();
+    let bytes = 0;
+    const buf = new Uint8Array(bufferSize);
+    try {
+      if (conn.remoteAddr.transport === "tcp") {
+        (conn as Deno.TcpConn).setNoDelay(true);
+      }
+      let n: number | null;
+      while ((n = await conn.read(buf)) !== null) {
+        const chunk = buf.subarray(0, n);
+        if (upper) upperAsciiInPlace(chunk);
+        await writeAll(conn, chunk);
+        bytes += n;
+      }
+      logger.log(
+        `${peer} closed after ${bytes} bytes echoed in ${
+          ((performance.now() - start) / 1000).toFixed(3)
+        } s`,
+      );
+    } catch (err) {
+      if (!closing) {
+        logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
+      }
+    } finally {
+      conns.delete(conn);
+      closeQuietly(conn);
+    }
+  };
+
+  const acceptLoop = (async () => {
+    while (true) {
+      let conn: Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (closing || err instanceof Deno.errors.BadResource) return;
+        logger.log(`accept failed: ${describeError(err)}`);
+        continue;
+      }
+      if (conns.size >= maxConns) {
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          } refused: ${conns.size} connections open (--max-conns)`,
+        );
+        closeQuietly(conn);
+        continue;
+      }
+      served++;
+      conns.add(conn);
+      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+      const h = handle(conn);
+      handlers.add(h);
+      h.finally(() => handlers.delete(h));
+    }
+  })();
+
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= (async () => {
+      closing = true;
+      closeQuietly(listener);
+      await acceptLoop;
+      for (const c of conns) closeQuietly(c);
+      await Promise.allSettled([...handlers]);
+    })();
+
+  return {
+    addr: listener.addr,
+    get active() {
+      return conns.size;
+    },
+    get served() {
+      return served;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

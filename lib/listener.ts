@@ -1,0 +1,218 @@
+/**
+ * The TCP listener mode (`-l`): serve one connection like nc, or with
+ * `keep` serve many at once, fanning local input out to every client.
+ *
+ * @module
+ */
+import { formatAddr } from "./address.ts";
+import { type Reader, writeAll, type Writer } from "./copy.ts";
+import { describeError } from "./errors.ts";
+import { formatTransfer, type Logger, silent } from "./log.ts";
+import { pipeDuplex } from "./pipe.ts";
+import {
+  closeQuietly,
+  closeWriteQuietly,
+  type Conn,
+  type Endpoint,
+  listen,
+  type ListenOptions,
+} from "./tcp.ts";
+
+/** Options for {@linkcode tcpListen}. */
+export interface ListenerOptions extends ListenOptions {
+  /** Bytes to send to the client(s). */
+  input: Reader;
+  /** Where received bytes go. */
+  output: Writer;
+  /** Keep listening and serve clients concurrently (`-k`). @default {false} */
+  keep?: boolean;
+  /** Send FIN to clients on input EOF. @default {true} */
+  halfClose?: boolean;
+  /** Quit this many ms after input EOF (single-connection mode). */
+  quitAfterEof?: number;
+  /** Fail after this many ms with no data either way (single-connection mode). */
+  idleTimeout?: number;
+  /** Stop listening and close every connection. */
+  signal?: AbortSignal;
+  /** Called once bound, with the local address. */
+  onListening?: (addr: Deno.Addr) => void;
+  /** Diagnostic lines (`-v`). */
+  logger?: Logger;
+}
+
+/** Totals for {@linkcode tcpListen}. */
+export interface ListenerResult {
+  /** Connections served. */
+  connections: number;
+  /** Bytes sent to clients (in keep mode, counted once per client). */
+  sent: number;
+  /** Bytes received from all clients. */
+  received: number;
+}
+
+/**
+ * Listens on `endpoint` and relays input/output with the client(s).
+ *
+ * @example One connection, like nc -l
+ * ```ts
+ * import { tcpListen } from "./listener.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * const { promise: bound, resolve } = Promise.withResolvers<number>();
+ * let text = "";
+ * const done = tcpListen({ hostname: "127.0.0.1", port: 0 }, {
+ *   input: { read: () => Promise.resolve(null) },
+ *   output: { write(p) { text += new TextDecoder().decode(p); return Promise.resolve(p.length); } },
+ *   onListening: (a) => resolve((a as Deno.NetAddr).port),
+ * });
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: await bound });
+ * await conn.write(new TextEncoder().encode("hi"));
+ * conn.close();
+ * assertEquals((await done).received, 2);
+ * assertEquals(text, "hi");
+ * ```
+ */
+export async function tcpListen(
+  endpoint: Endpoint | { port: number },
+  options: ListenerOptions,
+): Promise<ListenerResult> {
+  const logger = options.logger ?? silent;
+  const listener = listen(endpoint as Endpoint, options);
+  logger.log(`listening on ${formatAddr(listener.addr)}`);
+  options.onListening?.(listener.addr);
+  const onAbort = () => closeQuietly(listener);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (!options.keep) return await serveOne(listener, options, logger);
+    return await serveMany(listener, options, logger);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    closeQuietly(listener);
+  }
+}
+
+async function serveOne(
+  listener: Deno.Listener,
+  options: ListenerOptions,
+  logger: Logger,
+): Promise<ListenerResult> {
+  let conn: Conn;
+  try {
+    conn = await listener.accept() as Conn;
+  } catch (err) {
+    if (options.signal?.aborted) {
+      return { connections: 0, sent: 0, received: 0 };
+    }
+    throw err;
+  }
+  closeQuietly(listener);
+  logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+  const t0 = performance.now();
+  const r = await pipeDuplex(conn, {
+    input: options.input,
+    output: options.output,
+    ...(options.halfClose !== undefined
+      ? { halfClose: options.halfClose }
+      : {}),
+    ...(options.quitAfterEof !== undefined
+      ? { quitAfterEof: options.quitAfterEof }
+      : {}),
+    ...(options.idleTimeout !== undefined
+      ? { idleTimeout: options.idleTimeout }
+      : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const ms = performance.now() - t0;
+  logger.log(
+    `closed (${r.reason}): received ${formatTransfer(r.received, ms)}, sent ${
+      formatTransfer(r.sent, ms)
+    }`,
+  );
+  return { connections: 1, sent: r.sent, received: r.received };
+}
+
+async function serveMany(
+  listener: Deno.Listener,
+  options: ListenerOptions,
+  logger: Logger,
+): Promise<ListenerResult> {
+  const clients = new Set<Conn>();
+  const handlers = new Set<Promise<void>>();
+  const halfClose = options.halfClose ?? true;
+  let inputDone = false;
+  let connections = 0;
+  let sent = 0;
+  let received = 0;
+  // Serialise writes to the shared output so client chunks never interleave mid-chunk.
+  let outputChain: Promise<void> = Promise.resolve();
+  const emit = (chunk: Uint8Array) =>
+    outputChain = outputChain.then(() => writeAll(options.output, chunk));
+
+  const broadcast = (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    let n: number | null;
+    while ((n = await options.input.read(buf)) !== null) {
+      const chunk = buf.subarray(0, n);
+      await Promise.all([...clients].map(async (c) => {
+        try {
+          await writeAll(c, chunk);
+          sent += chunk.length;
+        } catch (err) {
+          logger.log(
+            `${formatAddr(c.remoteAddr)}: ${describeError(err)}; dropped`,
+          );
+          clients.delete(c);
+          closeQuietly(c);
+        }
+      }));
+    }
+    inputDone = true;
+    if (halfClose) await Promise.all([...clients].map(closeWriteQuietly));
+  })();
+  broadcast.catch((err) => logger.log(`input: ${describeError(err)}`));
+
+  const handle = async (conn: Conn) => {
+    const peer = formatAddr(conn.remoteAddr);
+    const buf = new Uint8Array(64 * 1024);
+    let bytes = 0;
+    try {
+      let n: number | null;
+      while ((n = await conn.read(buf)) !== null) {
+        bytes += n;
+        received += n;
+        await emit(buf.subarray(0, n));
+      }
+      logger.log(`${peer} closed after sending ${bytes} bytes`);
+    } catch (err) {
+      if (!options.signal?.aborted) {
+        logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
+      }
+    } finally {
+      clients.delete(conn);
+      closeQuietly(conn);
+    }
+  };
+
+  while (true) {
+    let conn: Conn;
+    try {
+      conn = await listener.accept() as Conn;
+    } catch (err) {
+      if (options.signal?.aborted || err instanceof Deno.errors.BadResource) {
+        break;
+      }
+      logger.log(`accept failed: ${describeError(err)}`);
+      continue;
+    }
+    connections++;
+    logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+    clients.add(conn);
+    if (inputDone && halfClose) await closeWriteQuietly(conn);
+    const h = handle(conn);
+    handlers.add(h);
+    h.finally(() => handlers.delete(h));
+  }
+  for (const c of clients) closeQuietly(c);
+  await Promise.allSettled([...handlers]);
+  await outputChain.catch(() => {});
+  return { connections, sent, received };
+}

@@ -1,0 +1,165 @@
+/**
+ * The netcat duplex: local input to the connection, the connection to local
+ * output, with a correct half-close and optional quit and idle timers.
+ *
+ * @module
+ */
+import { copy, type Reader, type Writer } from "./copy.ts";
+import { DenocatError, netError } from "./errors.ts";
+import { closeQuietly, closeWriteQuietly, type Conn } from "./tcp.ts";
+
+/** Options for {@linkcode pipeDuplex}. */
+export interface PipeOptions {
+  /** Local source of bytes to send (stdin). */
+  input: Reader;
+  /** Local sink of bytes received (stdout). */
+  output: Writer;
+  /**
+   * Send FIN when `input` reaches EOF, then keep receiving until the peer
+   * closes. When false the write side stays open. @default {true}
+   */
+  halfClose?: boolean;
+  /** Close the connection this many ms after input EOF, whatever the peer does. */
+  quitAfterEof?: number;
+  /** Fail with a timeout error when no byte moves either way for this many ms. */
+  idleTimeout?: number;
+  /** Abort the pipe (the connection is closed). */
+  signal?: AbortSignal;
+  /** Copy buffer size. @default {256 KiB} */
+  bufferSize?: number;
+}
+
+/** What {@linkcode pipeDuplex} moved. */
+export interface PipeResult {
+  /** Bytes written to the connection. */
+  sent: number;
+  /** Bytes received from the connection and written to `output`. */
+  received: number;
+  /** Whether local input reached EOF before the pipe ended. */
+  inputEnded: boolean;
+  /** Why the pipe ended: the peer closed, the `-q` timer fired, or it was aborted. */
+  reason: "peer-closed" | "quit" | "aborted";
+}
+
+/**
+ * Runs the duplex until the peer closes its side (or `quitAfterEof` fires).
+ * The connection is closed on return. The local input may still have a
+ * read pending when the peer closes first; callers that own stdin simply exit.
+ *
+ * @example Half-close: the peer replies only after our EOF
+ * ```ts
+ * import { pipeDuplex } from "./pipe.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const server = (async () => {
+ *   const c = await l.accept();
+ *   const buf = new Uint8Array(16);
+ *   let got = 0, n;
+ *   while ((n = await c.read(buf.subarray(got))) !== null) got += n;
+ *   await c.write(new TextEncoder().encode(`got ${got}`));
+ *   c.close();
+ * })();
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const data = [new TextEncoder().encode("hello")];
+ * const input = { read(p: Uint8Array) {
+ *   const d = data.shift(); if (!d) return Promise.resolve(null);
+ *   p.set(d); return Promise.resolve(d.length);
+ * } };
+ * const out: Uint8Array[] = [];
+ * const output = { write(p: Uint8Array) { out.push(p.slice()); return Promise.resolve(p.length); } };
+ * const r = await pipeDuplex(conn, { input, output });
+ * await server;
+ * assertEquals(new TextDecoder().decode(out[0]), "got 5");
+ * assertEquals(r.sent, 5);
+ * ```
+ */
+export async function pipeDuplex(
+  conn: Conn,
+  options: PipeOptions,
+): Promise<PipeResult> {
+  const { input, output } = options;
+  const halfClose = options.halfClose ?? true;
+  const bufferSize = options.bufferSize;
+  let sent = 0;
+  let received = 0;
+  let inputEnded = false;
+  let reason: PipeResult["reason"] = "peer-closed";
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  let quitTimer: ReturnType<typeof setTimeout> | undefined;
+  let failure: unknown;
+  let closed = false;
+
+  const shut = (why: PipeResult["reason"], err?: unknown) => {
+    if (closed) return;
+    closed = true;
+    reason = why;
+    if (err !== undefined && failure === undefined) failure = err;
+    closeQuietly(conn);
+  };
+  const idleMs = options.idleTimeout;
+  const touch = idleMs === undefined ? undefined : () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(
+      () =>
+        shut(
+          "aborted",
+          new DenocatError(`timed out: no data for ${idleMs / 1000} s`),
+        ),
+      idleMs,
+    );
+  };
+  touch?.();
+  const onAbort = () =>
+    shut("aborted", options.signal?.reason ?? new DenocatError("aborted"));
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const upstream = (async () => {
+    await copy(input, conn, {
+      ...(bufferSize ? { bufferSize } : {}),
+      onChunk: (n) => {
+        sent += n;
+        touch?.();
+      },
+    });
+    inputEnded = true;
+    if (closed) return;
+    if (halfClose) await closeWriteQuietly(conn);
+    if (options.quitAfterEof !== undefined) {
+      quitTimer = setTimeout(() => shut("quit"), options.quitAfterEof);
+    }
+  })().catch((err) => {
+    // Writing failed: the peer went away. Reading will tell us how.
+    if (!closed && !isGoneError(err)) shut("aborted", err);
+  });
+
+  try {
+    await copy(conn, output, {
+      ...(bufferSize ? { bufferSize } : {}),
+      onChunk: (n) => {
+        received += n;
+        touch?.();
+      },
+    });
+  } catch (err) {
+    if (!closed) failure ??= err;
+  } finally {
+    clearTimeout(idleTimer);
+    clearTimeout(quitTimer);
+    options.signal?.removeEventListener("abort", onAbort);
+    closed = true;
+    closeQuietly(conn);
+  }
+  // The upstream copy either finished or is blocked on local input; when
+  // input is at EOF already, wait so the counters are final.
+  if (inputEnded) await upstream;
+  if (failure !== undefined) throw netError("relay data", failure);
+  return { sent, received, inputEnded, reason };
+}
+
+function isGoneError(err: unknown): boolean {
+  return err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.BadResource;
+}

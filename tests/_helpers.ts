@@ -1,0 +1,247 @@
+/**
+ * Test fixtures: spawning the CLI exactly as users run it (`deno run -A
+ * cli.ts`), finding interop peers, and small byte helpers.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+/** Whether a command is on PATH. */
+export function hasCommand(name: string): boolean {
+  try {
+    const r = new Deno.Command("sh", {
+      args: ["-c", `command -v ${name}`],
+      stdout: "null",
+      stderr: "null",
+    })
+      .outputSync();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `ignore` flag for tests that need peer `name`: ignored when missing,
+ * unless DENOCAT_REQUIRE_PEERS=1 (CI), where the test runs and fails.
+ */
+export function needs(...names: string[]): boolean {
+  if (Deno.env.get("DENOCAT_REQUIRE_PEERS") === "1") return false;
+  return !names.every(hasCommand);
+}
+
+/** Hex sha256 of bytes. */
+export function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** `n` random bytes (crypto.getRandomValues in 64 KiB steps). */
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
+  return out;
+}
+
+/** Result of a finished process. */
+export interface Output {
+  code: number;
+  stdout: Uint8Array;
+  stderr: string;
+  /** stdout decoded as UTF-8. */
+  text: string;
+}
+
+/** Options for {@linkcode runCli} and {@linkcode startCli}. */
+export interface SpawnOptions {
+  /** Bytes for stdin; stdin is closed after them. Omit for an empty stdin. */
+  stdin?: Uint8Array | string;
+  /** Kill the process after this many ms. @default {20000} */
+  timeout?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** A running process with collected output; disposing kills it and reaps it. */
+export interface Running extends AsyncDisposable {
+  child: Deno.ChildProcess;
+  /** Resolves with everything once the process exits. */
+  output: Promise<Output>;
+  /** stderr collected so far. */
+  stderrSoFar(): string;
+  /** Resolves with the first stderr match of `re` (rejects on exit or timeout). */
+  waitForStderr(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Sends a signal, ignoring "already exited". */
+  kill(signal?: Deno.Signal): void;
+  /** Writes to stdin (only when started with `stdin: "keep"`). */
+  stdin?: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+/** Spawns any command with piped stdio. */
+export function spawn(
+  cmd: string,
+  args: string[],
+  options: SpawnOptions & { keepStdin?: boolean } = {},
+): Running {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  }).spawn();
+  const timeoutMs = options.timeout ?? 20000;
+  const timer = setTimeout(() => kill("SIGKILL"), timeoutMs);
+  let stderr = "";
+  const waiters: Array<() => void> = [];
+  const kill = (signal: Deno.Signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+  };
+  const stderrDone = (async () => {
+    for await (const chunk of child.stderr) {
+      stderr += decoder.decode(chunk, { stream: true });
+      for (const w of waiters.splice(0)) w();
+    }
+  })();
+  const stdoutDone = new Response(child.stdout).bytes();
+  let stdinWriter: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  if (options.keepStdin) {
+    stdinWriter = child.stdin.getWriter();
+  } else {
+    const w = child.stdin.getWriter();
+    const data = typeof options.stdin === "string"
+      ? new TextEncoder().encode(options.stdin)
+      : options.stdin;
+    (async () => {
+      try {
+        if (data?.length) await w.write(data);
+        await w.close();
+      } catch { /* process exited early */ }
+    })();
+  }
+  let exited = false;
+  const output = (async () => {
+    const status = await child.status;
+    exited = true;
+    clearTimeout(timer);
+    const stdout = await stdoutDone;
+    await stderrDone;
+    for (const w of waiters.splice(0)) w();
+    return { code: status.code, stdout, stderr, text: decoder.decode(stdout) };
+  })();
+  const running: Running = {
+    child,
+    output,
+    stderrSoFar: () => stderr,
+    kill,
+    async waitForStderr(re, ms = 10000) {
+      const deadline = Date.now() + ms;
+      while (true) {
+        const m = stderr.match(re);
+        if (m) return m;
+        if (exited) throw new Error(`process exited before ${re}: ${stderr}`);
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${re}; stderr: ${stderr}`);
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 50);
+          waiters.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      if (stdinWriter) await stdinWriter.close().catch(() => {});
+      kill("SIGKILL");
+      await output;
+    },
+  };
+  if (stdinWriter) running.stdin = stdinWriter;
+  return running;
+}
+
+/** Spawns `deno run -A cli.ts ...args`. */
+export function startCli(
+  args: string[],
+  options: SpawnOptions & { keepStdin?: boolean } = {},
+): Running {
+  return spawn(Deno.execPath(), ["run", "-A", CLI, ...args], options);
+}
+
+/** Runs the CLI to completion. */
+export async function runCli(
+  args: string[],
+  options: SpawnOptions = {},
+): Promise<Output> {
+  await using p = startCli(args, options);
+  return await p.output;
+}
+
+/**
+ * Starts a denocat server with `-v` on port 0 and returns it with the port it
+ * logged (`listening on HOST:PORT`).
+ */
+export async function startServer(
+  args: string[],
+  options: SpawnOptions & { keepStdin?: boolean } = {},
+): Promise<Running & { port: number }> {
+  const p = startCli([...args.slice(0, -1), "-v", args.at(-1)!], options);
+  try {
+    const m = await p.waitForStderr(/listening on .*:(\d+)\s*$/m);
+    return Object.assign(p, { port: Number(m[1]) });
+  } catch (err) {
+    await p[Symbol.asyncDispose]();
+    throw err;
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for peers that cannot report theirs). */
+export function freePort(): number {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return l.addr.port;
+}
+
+/** Waits until something accepts TCP connections on 127.0.0.1:port. */
+export async function waitForPort(
+  port: number,
+  hostname = "127.0.0.1",
+  ms = 10000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    try {
+      const c = await Deno.connect({ hostname, port });
+      c.close();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Reads a connection to EOF. */
+export async function readAll(
+  r: { read(p: Uint8Array): Promise<number | null> },
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  let n: number | null;
+  while ((n = await r.read(buf)) !== null) chunks.push(buf.slice(0, n));
+  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
