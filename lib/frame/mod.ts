@@ -21,3 +21,4 @@ export * from "./frame_decoder.ts";
 export * from "./json_header.ts";
 export * from "./json_header_decoder.ts";
 export * from "./json_frame_decoder.ts";
+export * from "./reader.ts";
