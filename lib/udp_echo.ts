@@ -1,0 +1,94 @@
+/**
+ * A UDP echo server: every datagram goes back to its own sender, whatever
+ * the number of senders.
+ *
+ * @module
+ */
+import { formatAddr } from "./address.ts";
+import { describeError } from "./errors.ts";
+import { upperAsciiInPlace } from "./echo.ts";
+import { type Logger, silent } from "./log.ts";
+import { bindUdp, type BindUdpOptions } from "./udp.ts";
+
+/** Options for {@linkcode udpEcho}. */
+export interface UdpEchoOptions extends BindUdpOptions {
+  /** Upper-case ASCII letters before echoing, like the seeds' server. @default {false} */
+  upper?: boolean;
+  /** Log every datagram (peer and size) as well as errors. @default {false} */
+  logDatagrams?: boolean;
+  /** Where events go. */
+  logger?: Logger;
+}
+
+/** A running UDP echo server. */
+export interface UdpEchoServer extends AsyncDisposable {
+  /** The bound address (read the port from here when you bound port 0). */
+  readonly addr: Deno.NetAddr;
+  /** Datagrams echoed so far. */
+  readonly echoed: number;
+  /** Stops the server and waits for its loop to end; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a UDP echo server (port 0 by default: read `addr.port`).
+ *
+ * @example Usage
+ * ```ts
+ * import { udpEcho } from "./udp_echo.ts";
+ * import { bindUdp } from "./udp.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * await using server = udpEcho({ hostname: "127.0.0.1", upper: true });
+ * using client = bindUdp({ hostname: "127.0.0.1" });
+ * await client.send(new TextEncoder().encode("hah"), server.addr);
+ * const reply = await client.receive();
+ * assertEquals(new TextDecoder().decode(reply!.data), "HAH");
+ * ```
+ */
+export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
+  const socket = bindUdp(options);
+  const logger = options.logger ?? silent;
+  const upper = options.upper ?? false;
+  const logDatagrams = (options.logDatagrams ?? false) && logger.enabled;
+  let echoed = 0;
+
+  const loop = (async () => {
+    while (true) {
+      let d;
+      try {
+        d = await socket.receive();
+      } catch (err) {
+        logger.log(describeError(err));
+        continue;
+      }
+      if (d === null) return;
+      if (upper) upperAsciiInPlace(d.data);
+      if (logDatagrams) {
+        logger.log(`${d.data.length} bytes from ${formatAddr(d.from)}`);
+      }
+      try {
+        await socket.send(d.data, d.from);
+        echoed++;
+      } catch (err) {
+        if (socket.closed) return;
+        logger.log(describeError(err));
+      }
+    }
+  })();
+
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= (async () => {
+      socket.close();
+      await loop;
+    })();
+
+  return {
+    addr: socket.addr,
+    get echoed() {
+      return echoed;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
