@@ -4,9 +4,8 @@
  * @module
  */
 import { formatAddr } from "./address.ts";
-import type { Reader, Writer } from "./copy.ts";
 import { formatTransfer, type Logger, silent } from "./log.ts";
-import { pipeDuplex, type PipeResult } from "./pipe.ts";
+import { pipeDuplex, type PipeOptions, type PipeResult } from "./pipe.ts";
 import {
   connect,
   type ConnectOptions,
@@ -14,18 +13,8 @@ import {
   type Endpoint,
 } from "./tcp.ts";
 
-/** Options for {@linkcode tcpClient}. */
-export interface ClientOptions extends ConnectOptions {
-  /** Bytes to send. */
-  input: Reader;
-  /** Where received bytes go. */
-  output: Writer;
-  /** Send FIN on input EOF. @default {true} */
-  halfClose?: boolean;
-  /** Quit this many ms after input EOF. */
-  quitAfterEof?: number;
-  /** Fail after this many ms with no data either way. */
-  idleTimeout?: number;
+/** Options for {@linkcode tcpClient}: how to connect and how to relay. */
+export interface ClientOptions extends ConnectOptions, PipeOptions {
   /** Diagnostic lines (`-v`). */
   logger?: Logger;
 }
@@ -66,20 +55,7 @@ export async function tcpClient(
         : ""),
   );
   const t0 = performance.now();
-  const result = await pipeDuplex(conn, {
-    input: options.input,
-    output: options.output,
-    ...(options.halfClose !== undefined
-      ? { halfClose: options.halfClose }
-      : {}),
-    ...(options.quitAfterEof !== undefined
-      ? { quitAfterEof: options.quitAfterEof }
-      : {}),
-    ...(options.idleTimeout !== undefined
-      ? { idleTimeout: options.idleTimeout }
-      : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  const result = await pipeDuplex(conn, options);
   const ms = performance.now() - t0;
   logger.log(
     `closed (${result.reason}): sent ${

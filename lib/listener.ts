@@ -5,10 +5,10 @@
  * @module
  */
 import { formatAddr } from "./address.ts";
-import { type Reader, writeAll, type Writer } from "./copy.ts";
+import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
 import { formatTransfer, type Logger, silent } from "./log.ts";
-import { pipeDuplex } from "./pipe.ts";
+import { pipeDuplex, type PipeOptions } from "./pipe.ts";
 import {
   closeQuietly,
   closeWriteQuietly,
@@ -18,22 +18,14 @@ import {
   type ListenOptions,
 } from "./tcp.ts";
 
-/** Options for {@linkcode tcpListen}. */
-export interface ListenerOptions extends ListenOptions {
-  /** Bytes to send to the client(s). */
-  input: Reader;
-  /** Where received bytes go. */
-  output: Writer;
-  /** Keep listening and serve clients concurrently (`-k`). @default {false} */
+/** Options for {@linkcode tcpListen}: where to bind and how to relay. */
+export interface ListenerOptions extends ListenOptions, PipeOptions {
+  /**
+   * Keep listening and serve clients concurrently (`-k`); input is copied to
+   * every connected client. `quitAfterEof` and `idleTimeout` apply only to
+   * single-connection mode. @default {false}
+   */
   keep?: boolean;
-  /** Send FIN to clients on input EOF. @default {true} */
-  halfClose?: boolean;
-  /** Quit this many ms after input EOF (single-connection mode). */
-  quitAfterEof?: number;
-  /** Fail after this many ms with no data either way (single-connection mode). */
-  idleTimeout?: number;
-  /** Stop listening and close every connection. */
-  signal?: AbortSignal;
   /** Called once bound, with the local address. */
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`). */
@@ -107,20 +99,7 @@ async function serveOne(
   closeQuietly(listener);
   logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
   const t0 = performance.now();
-  const r = await pipeDuplex(conn, {
-    input: options.input,
-    output: options.output,
-    ...(options.halfClose !== undefined
-      ? { halfClose: options.halfClose }
-      : {}),
-    ...(options.quitAfterEof !== undefined
-      ? { quitAfterEof: options.quitAfterEof }
-      : {}),
-    ...(options.idleTimeout !== undefined
-      ? { idleTimeout: options.idleTimeout }
-      : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  const r = await pipeDuplex(conn, options);
   const ms = performance.now() - t0;
   logger.log(
     `closed (${r.reason}): received ${formatTransfer(r.received, ms)}, sent ${

@@ -23,6 +23,12 @@ export interface PipeOptions {
   quitAfterEof?: number;
   /** Fail with a timeout error when no byte moves either way for this many ms. */
   idleTimeout?: number;
+  /**
+   * End as soon as the peer closes its side, even while local input still
+   * has data (interactive use). When false, input keeps flowing to the peer
+   * after its FIN until input EOF or a write fails. @default {false}
+   */
+  endOnPeerEof?: boolean;
   /** Abort the pipe (the connection is closed). */
   signal?: AbortSignal;
   /** Copy buffer size. @default {256 KiB} */
@@ -42,9 +48,12 @@ export interface PipeResult {
 }
 
 /**
- * Runs the duplex until the peer closes its side (or `quitAfterEof` fires).
- * The connection is closed on return. The local input may still have a
- * read pending when the peer closes first; callers that own stdin simply exit.
+ * Runs the duplex until both directions are done: the peer closed its side
+ * and local input reached EOF (or the peer stopped accepting data). A peer
+ * that half-closes early, such as a listener whose own input is empty, still
+ * receives everything. `quitAfterEof` and `endOnPeerEof` end it sooner. The
+ * connection is closed on return; with `endOnPeerEof` the local input may
+ * still have a read pending, and callers that own stdin simply exit.
  *
  * @example Half-close: the peer replies only after our EOF
  * ```ts
@@ -141,6 +150,8 @@ export async function pipeDuplex(
         touch?.();
       },
     });
+    // The peer is done sending; finish our direction unless told not to.
+    if (!closed && !options.endOnPeerEof) await upstream;
   } catch (err) {
     if (!closed) failure ??= err;
   } finally {

@@ -33,7 +33,6 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()
 c, _ = s.accept(); time.sleep(10)
 `;
 
-
 /** Starts a python3 server that prints its port on the first stdout line. */
 async function startPy(code: string) {
   const child = new Deno.Command("python3", {
@@ -273,4 +272,16 @@ Deno.test("--version and --help print and exit 0", async () => {
     assertEquals(h.code, 0);
     assertOk(h.text.includes("Usage"), h.text);
   }
+});
+
+Deno.test("denocat -l with an empty stdin still receives a whole stream", async () => {
+  const data = new Uint8Array(8 << 20).map((_, i) => i * 7);
+  await using server = await startServer(["-l", "127.0.0.1", "0"], {
+    stdin: "",
+  });
+  const r = await runCli(["127.0.0.1", String(server.port)], { stdin: data });
+  assertEquals(r.code, 0, r.stderr);
+  const s = await server.output;
+  assertEquals(s.stdout.length, data.length);
+  assertEquals(s.stdout, data);
 });

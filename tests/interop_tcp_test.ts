@@ -12,7 +12,6 @@ import {
   sha256,
   spawn,
   startServer,
-  waitForPort,
 } from "./_helpers.ts";
 
 const SIZE = 64 << 20;

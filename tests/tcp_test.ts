@@ -273,3 +273,29 @@ Deno.test("tcpListen() with keep serves clients concurrently and fans input out"
     "AB",
   );
 });
+
+Deno.test("pipeDuplex() keeps sending after the peer's early FIN until input EOF", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = (async () => {
+    const s = await l.accept();
+    await s.closeWrite(); // a listener with nothing to say half-closes at once
+    const got = await readAll(s);
+    s.close();
+    return got;
+  })();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+  const data = randomBytes(3 << 20);
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < data.length; i += 65536) {
+    chunks.push(data.subarray(i, i + 65536));
+  }
+  const slow = {
+    async read(p: Uint8Array) {
+      await new Promise((r) => setTimeout(r, 1));
+      return source(chunks).read(p);
+    },
+  };
+  const r = await pipeDuplex(conn, { input: slow, output: sink() });
+  assertEquals(r.sent, data.length);
+  assertEquals(sha256(await server), sha256(data));
+});

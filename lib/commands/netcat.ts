@@ -65,11 +65,13 @@ export async function run(args: string[]): Promise<number> {
   const quit = seconds(values.quit, "-q");
   const wait = seconds(values.wait, "-w");
   const logger = stderrLogger(values.verbose ?? false);
-  const halfClose = !values["no-shutdown"];
+  const interactive = Deno.stdin.isTerminal();
   const common = {
     input: Deno.stdin,
     output: Deno.stdout,
-    halfClose,
+    halfClose: !values["no-shutdown"],
+    // A person at a terminal expects the session to end when the peer hangs up.
+    endOnPeerEof: interactive,
     logger,
     ...(family ? { family } : {}),
     ...(quit !== undefined ? { quitAfterEof: quit } : {}),
@@ -89,7 +91,7 @@ export async function run(args: string[]): Promise<number> {
   const endpoint = clientEndpoint(positionals, values.unix);
   await tcpClient(endpoint, {
     ...common,
-    noDelay: Deno.stdin.isTerminal(),
+    noDelay: interactive,
     ...(wait !== undefined ? { timeout: wait } : {}),
   });
   return 0;

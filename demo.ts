@@ -1,0 +1,27 @@
+/**
+ * `deno task demo`: a real loopback tour of every denocat mode. Each section
+ * runs the CLI as a user would, shows the commands, and checks the results;
+ * any failed check ends the tour with exit code 1.
+ *
+ * @module
+ */
+const SECTIONS: Array<[string, () => Promise<{ run(): Promise<void> }>]> = [
+  ["tcp", () => import("./demo/tcp.ts")],
+];
+
+if (import.meta.main) {
+  const only = Deno.args[0];
+  const t0 = performance.now();
+  try {
+    for (const [name, load] of SECTIONS) {
+      if (only && only !== name) continue;
+      await (await load()).run();
+    }
+  } catch (err) {
+    console.error(`\ndemo: ${err instanceof Error ? err.message : err}`);
+    Deno.exit(1);
+  }
+  console.log(
+    `\nAll checks passed in ${((performance.now() - t0) / 1000).toFixed(1)} s.`,
+  );
+}
