@@ -11,6 +11,7 @@ type Command = { run(args: string[]): Promise<number> };
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   echo: () => import("./lib/commands/echo.ts"),
+  probe: () => import("./lib/commands/probe.ts"),
 };
 
 /** Runs denocat with `args`; returns the exit code. Never calls `Deno.exit`. */

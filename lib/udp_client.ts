@@ -120,9 +120,21 @@ export async function udpClient(
         result.bytesSent += payload.length;
       }
     })();
-    // A receive failure (a broken stdout) ends the run as well.
-    await Promise.race([sending, receiving]);
-    await sending;
+    // A receive failure (a broken stdout) or an abort ends the run as well;
+    // a pending read of the input cannot be cancelled, so it is left behind.
+    const aborted = Promise.withResolvers<void>();
+    const onAbort = () => aborted.resolve();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    try {
+      await Promise.race([
+        sending,
+        receiving.then(() => sending),
+        aborted.promise,
+      ]);
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
     const eof = performance.now();
     logger.log(
       `input done: ${result.sent} datagrams sent; waiting for replies (${

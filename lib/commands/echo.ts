@@ -6,6 +6,8 @@
 import { echoServer } from "../echo.ts";
 import { formatAddr } from "../address.ts";
 import { stderrLogger } from "../log.ts";
+import { runUdpEcho } from "./_udp.ts";
+import { UsageError } from "../errors.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -20,14 +22,15 @@ import {
 export const HELP = `Usage: denocat echo [options] [HOST] PORT
 
 Echo every byte back to its sender, any number of clients at once, until
-SIGINT or SIGTERM.
+SIGINT or SIGTERM. With -u, echo every UDP datagram to its own sender.
 
 Options:
+  -u, --udp           UDP: echo datagrams (any number of senders at once)
       --upper         upper-case ASCII letters before echoing (the seeds' server)
       --max-conns N   close connections beyond N at once
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     listen on a Unix socket
-  -v, --verbose       log connections to stderr
+  -v, --verbose       log connections (with -u: datagrams) to stderr
   -h, --help          this help
 `;
 
@@ -35,6 +38,7 @@ const OPTIONS = {
   ...COMMON_OPTIONS,
   upper: { type: "boolean" },
   "max-conns": { type: "string" },
+  udp: { type: "boolean", short: "u" },
 } as const;
 
 /** Runs `denocat echo`; returns the exit code. */
@@ -47,6 +51,17 @@ export async function run(args: string[]): Promise<number> {
   const family = familyOf(values);
   const maxConns = positiveInt(values["max-conns"], "--max-conns");
   const logger = stderrLogger(values.verbose ?? false);
+  if (values.udp) {
+    if (maxConns !== undefined) {
+      throw new UsageError("--max-conns does not apply to -u");
+    }
+    return await runUdpEcho(positionals, {
+      upper: values.upper ?? false,
+      unix: values.unix,
+      family,
+      logger,
+    });
+  }
   const endpoint = serverEndpoint(positionals, values.unix);
   using signal = shutdownSignal();
   const server = echoServer(endpoint as Parameters<typeof echoServer>[0], {

@@ -7,6 +7,7 @@ import { tcpClient } from "../client.ts";
 import { UsageError } from "../errors.ts";
 import { tcpListen } from "../listener.ts";
 import { stderrLogger } from "../log.ts";
+import { runUdpNetcat } from "./_udp.ts";
 import {
   clientEndpoint,
   COMMON_OPTIONS,
@@ -24,6 +25,10 @@ export const HELP = `denocat: a netcat for the Deno era
 Usage:
   denocat [options] HOST PORT          connect; stdin to the socket, the socket to stdout
   denocat -l [options] [HOST] PORT     listen for one connection (-k: many)
+  denocat -u [options] HOST PORT       UDP: each stdin line is one datagram;
+                                       replies are printed until -w passes idle
+  denocat -u -l [options] [HOST] PORT  UDP: print datagrams from any peers;
+                                       stdin lines go to the latest peer
   denocat echo|probe|send|recv|shell   other modes; see 'denocat COMMAND --help'
 
 Options:
@@ -35,6 +40,10 @@ Options:
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     use a Unix socket instead of HOST PORT
+  -u, --udp           UDP instead of TCP; with -u, -w SECS (default 1) is how
+                      long to wait after stdin EOF with no reply before exiting
+      --split MODE    with -u: one datagram per 'line' (default) or per 'chunk'
+                      read from stdin
   -v, --verbose       log connections, byte counts and rates to stderr
   -h, --help          this help
       --version       print the version
@@ -52,6 +61,8 @@ const OPTIONS = {
   quit: { type: "string", short: "q" },
   wait: { type: "string", short: "w" },
   "no-shutdown": { type: "boolean" },
+  udp: { type: "boolean", short: "u" },
+  split: { type: "string" },
 } as const;
 
 /** Runs the netcat modes; returns the exit code. */
@@ -65,6 +76,21 @@ export async function run(args: string[]): Promise<number> {
   const quit = seconds(values.quit, "-q");
   const wait = seconds(values.wait, "-w");
   const logger = stderrLogger(values.verbose ?? false);
+  if (values.udp) {
+    if (values["no-shutdown"]) {
+      throw new UsageError("--no-shutdown does not apply to -u");
+    }
+    return await runUdpNetcat(positionals, {
+      listen: values.listen ?? false,
+      wait,
+      quit,
+      split: values.split,
+      unix: values.unix,
+      family,
+      logger,
+    });
+  }
+  if (values.split !== undefined) throw new UsageError("--split needs -u");
   const interactive = Deno.stdin.isTerminal();
   const common = {
     input: Deno.stdin,

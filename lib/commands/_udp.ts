@@ -1,0 +1,114 @@
+/**
+ * The `-u` branches of `denocat` and `denocat echo`: UDP client, listener and
+ * echo server on the command line.
+ *
+ * @module
+ */
+import type { SplitMode } from "../_datagram_input.ts";
+import type { Family } from "../address.ts";
+import { formatAddr, parsePort } from "../address.ts";
+import { UsageError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { udpClient } from "../udp_client.ts";
+import { udpEcho } from "../udp_echo.ts";
+import { udpListen } from "../udp_listener.ts";
+import { serverEndpoint, shutdownSignal } from "./_args.ts";
+
+/** Parsed flags the UDP netcat modes use. */
+export interface UdpNetcatFlags {
+  listen: boolean;
+  /** `-w` in ms: after stdin EOF, exit once this long passes with no reply. */
+  wait: number | undefined;
+  /** `-q` in ms: after stdin EOF, exit after this long regardless. */
+  quit: number | undefined;
+  split: string | undefined;
+  unix: string | undefined;
+  family: Family | undefined;
+  logger: Logger;
+}
+
+function splitMode(value: string | undefined): SplitMode {
+  if (value === undefined || value === "line" || value === "chunk") {
+    return value ?? "line";
+  }
+  throw new UsageError(`invalid --split value: ${value} (line or chunk)`);
+}
+
+/** `denocat -u HOST PORT` and `denocat -u -l [HOST] PORT`. */
+export async function runUdpNetcat(
+  positionals: string[],
+  flags: UdpNetcatFlags,
+): Promise<number> {
+  if (flags.unix !== undefined) {
+    throw new UsageError("-u cannot be combined with -U");
+  }
+  const split = splitMode(flags.split);
+  const common = {
+    output: Deno.stdout,
+    split,
+    logger: flags.logger,
+    ...(flags.family ? { family: flags.family } : {}),
+  };
+  using signal = shutdownSignal();
+  if (flags.listen) {
+    const ep = serverEndpoint(positionals, undefined);
+    await udpListen({
+      ...common,
+      port: ep.port!,
+      input: Deno.stdin,
+      signal,
+      ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
+    });
+    return 0;
+  }
+  if (positionals.length !== 2) {
+    throw new UsageError(
+      positionals.length < 2
+        ? "missing HOST and PORT (see --help)"
+        : `unexpected argument: ${positionals[2]}`,
+    );
+  }
+  await udpClient(positionals[0]!, parsePort(positionals[1]!), {
+    ...common,
+    input: Deno.stdin,
+    signal,
+    ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
+    ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
+  });
+  return 0;
+}
+
+/** Parsed flags `denocat echo -u` uses. */
+export interface UdpEchoFlags {
+  upper: boolean;
+  unix: string | undefined;
+  family: Family | undefined;
+  logger: Logger;
+}
+
+/** `denocat echo -u [--upper] [HOST] PORT`: runs until SIGINT/SIGTERM. */
+export async function runUdpEcho(
+  positionals: string[],
+  flags: UdpEchoFlags,
+): Promise<number> {
+  if (flags.unix !== undefined) {
+    throw new UsageError("-u cannot be combined with -U");
+  }
+  const ep = serverEndpoint(positionals, undefined);
+  using signal = shutdownSignal();
+  const server = udpEcho({
+    port: ep.port!,
+    upper: flags.upper,
+    logger: flags.logger,
+    logDatagrams: true,
+    ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
+    ...(flags.family ? { family: flags.family } : {}),
+  });
+  flags.logger.log(`udp echo server listening on ${formatAddr(server.addr)}`);
+  await new Promise((resolve) =>
+    signal.addEventListener("abort", resolve, { once: true })
+  );
+  flags.logger.log(`shutting down: ${server.echoed} datagrams echoed`);
+  await server.close();
+  return 0;
+}
