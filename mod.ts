@@ -45,3 +45,14 @@ export {
 
 // Framing codecs
 // export * from "./lib/frame/mod.ts"; (pending: name clashes with copy.ts)
+
+// UDP: endpoint, client/listener modes, echo server, probes
+export * from "./lib/udp.ts";
+export * from "./lib/udp_client.ts";
+export * from "./lib/udp_listener.ts";
+export * from "./lib/udp_echo.ts";
+export * from "./lib/udp_query.ts";
+export * from "./lib/probe_payload.ts";
+export * from "./lib/probe_udp.ts";
+export * from "./lib/probe_tcp.ts";
+export * from "./lib/hexdump.ts";
