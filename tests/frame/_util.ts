@@ -64,6 +64,30 @@ export function memoryReader(
  * scope at call time, so this sees their allocations.
  */
 export function withAllocationLimit(limit: number, fn: () => void): number {
+  const spy = installAllocationSpy(limit);
+  try {
+    fn();
+  } finally {
+    spy.restore();
+  }
+  return spy.largest();
+}
+
+/** Async twin of {@linkcode withAllocationLimit}. */
+export async function withAllocationLimitAsync(
+  limit: number,
+  fn: () => Promise<void>,
+): Promise<number> {
+  const spy = installAllocationSpy(limit);
+  try {
+    await fn();
+  } finally {
+    spy.restore();
+  }
+  return spy.largest();
+}
+
+function installAllocationSpy(limit: number) {
   const Original = globalThis.Uint8Array;
   let largest = 0;
   class Counting extends Original {
@@ -80,10 +104,8 @@ export function withAllocationLimit(limit: number, fn: () => void): number {
     }
   }
   globalThis.Uint8Array = Counting as Uint8ArrayConstructor;
-  try {
-    fn();
-  } finally {
-    globalThis.Uint8Array = Original;
-  }
-  return largest;
+  return {
+    restore: () => void (globalThis.Uint8Array = Original),
+    largest: () => largest,
+  };
 }
