@@ -7,6 +7,7 @@ import { tcpClient } from "../client.ts";
 import { UsageError } from "../errors.ts";
 import { tcpListen } from "../listener.ts";
 import { stderrLogger } from "../log.ts";
+import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { runUdpNetcat } from "./_udp.ts";
 import {
   clientEndpoint,
@@ -93,8 +94,8 @@ export async function run(args: string[]): Promise<number> {
   if (values.split !== undefined) throw new UsageError("--split needs -u");
   const interactive = Deno.stdin.isTerminal();
   const common = {
-    input: Deno.stdin,
-    output: Deno.stdout,
+    input: stdinReader(),
+    output: stdoutWriter(),
     halfClose: !values["no-shutdown"],
     // A person at a terminal expects the session to end when the peer hangs up.
     endOnPeerEof: interactive,
