@@ -71,6 +71,9 @@ export class UdpSocket implements Disposable {
   #conn: Deno.DatagramConn;
   #buf = new Uint8Array(RECEIVE_BUFFER_SIZE);
   #closed = false;
+  // The last destination's payload limit: echo replies go to few peers.
+  #limitHost = "";
+  #limit = 0;
   /** The bound address (read the port from here when you bound port 0). */
   readonly addr: Deno.NetAddr;
 
@@ -89,7 +92,11 @@ export class UdpSocket implements Disposable {
    * are refused with `cannot send N-byte datagram to HOST:PORT: ...`.
    */
   async send(data: Uint8Array, to: Deno.NetAddr): Promise<void> {
-    const max = maxPayload(to.hostname);
+    if (to.hostname !== this.#limitHost) {
+      this.#limitHost = to.hostname;
+      this.#limit = maxPayload(to.hostname);
+    }
+    const max = this.#limit;
     if (data.length > max) {
       throw new DenocatError(
         `cannot send ${data.length}-byte datagram to ${
@@ -109,10 +116,20 @@ export class UdpSocket implements Disposable {
    * (also when it is closed while waiting).
    */
   async receive(): Promise<Datagram | null> {
+    const d = await this.receiveView();
+    return d && { data: d.data.slice(), from: d.from };
+  }
+
+  /**
+   * Like {@linkcode UdpSocket.receive}, but `data` is a view of the socket's
+   * own buffer, valid only until the next receive: for loops that are done
+   * with each datagram before receiving the next (an echo server).
+   */
+  async receiveView(): Promise<Datagram | null> {
     if (this.#closed) return null;
     try {
       const [view, from] = await this.#conn.receive(this.#buf);
-      return { data: view.slice(), from: from as Deno.NetAddr };
+      return { data: view, from: from as Deno.NetAddr };
     } catch (err) {
       if (
         this.#closed || err instanceof Deno.errors.BadResource ||

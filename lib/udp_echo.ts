@@ -56,7 +56,7 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     while (true) {
       let d;
       try {
-        d = await socket.receive();
+        d = await socket.receiveView(); // sent back before the next receive
       } catch (err) {
         logger.log(describeError(err));
         continue;
