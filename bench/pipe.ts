@@ -107,7 +107,9 @@ async function once(tool: Tool): Promise<number> {
     if (server) {
       const status = await Promise.race([
         server.exited,
-        new Promise<undefined>((res) => setTimeout(() => res(undefined), 30000)),
+        new Promise<undefined>((res) =>
+          setTimeout(() => res(undefined), 30000)
+        ),
       ]);
       if (!status) throw new Error(`${tool.name} listener did not exit`);
     }

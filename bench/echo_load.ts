@@ -1,0 +1,191 @@
+/**
+ * Benchmark 3: TCP echo under load. 10, 100 and 1000 concurrent connections
+ * doing 64-byte request/response for a fixed time, driven by load generator
+ * processes (bench/load_gen.ts): messages/s and p50/p99 latency for
+ * `denocat echo` beside a Node.js `net` echo server, `ncat --exec /bin/cat`
+ * and `socat ... fork EXEC:cat`, plus a small C epoll server that shows the
+ * generator's own ceiling.
+ *
+ * Usage: deno run -A bench/echo_load.ts [--secs N] [--conns 10,100,1000] [--gens N]
+ */
+import { parseArgs } from "node:util";
+import {
+  background,
+  DENOCAT,
+  freePort,
+  has,
+  percentile,
+  q,
+  ROOT,
+  saveResults,
+  table,
+  waitListening,
+} from "./_util.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    secs: { type: "string", default: "4" },
+    conns: { type: "string", default: "10,100,1000" },
+    gens: { type: "string", default: "2" },
+  },
+});
+const SECS = Number(values.secs);
+const LEVELS = values.conns.split(",").map(Number);
+const GENS = Number(values.gens);
+const dc = DENOCAT.map(q).join(" ");
+
+async function buildCeiling(): Promise<string | undefined> {
+  if (!has("cc")) return undefined;
+  const out = `${await Deno.makeTempDir()}/echo_server`;
+  const r = await new Deno.Command("cc", {
+    args: ["-O2", "-o", out, `${ROOT}bench/echo_server.c`],
+  }).output();
+  return r.success ? out : undefined;
+}
+
+const ceiling = await buildCeiling();
+const SERVERS: Array<
+  { name: string; needs: string[]; cmd: (port: number) => string }
+> = [
+  { name: "denocat echo", needs: [], cmd: (p) => `${dc} echo 127.0.0.1 ${p}` },
+  {
+    name: "node net",
+    needs: ["node"],
+    cmd: (p) => `node ${q(`${ROOT}bench/node_echo.cjs`)} ${p}`,
+  },
+  {
+    name: "ncat --exec cat",
+    needs: ["ncat"],
+    cmd: (p) => `ncat -l -k --max-conns 5000 --exec /bin/cat 127.0.0.1 ${p}`,
+  },
+  {
+    name: "socat fork cat",
+    needs: ["socat"],
+    cmd: (p) =>
+      `socat TCP-LISTEN:${p},bind=127.0.0.1,reuseaddr,fork,backlog=4096 EXEC:cat`,
+  },
+];
+if (ceiling) {
+  SERVERS.push({
+    name: "C epoll (generator ceiling)",
+    needs: [],
+    cmd: (p) => `${ceiling} ${p}`,
+  });
+}
+
+interface Result {
+  server: string;
+  conns: number;
+  msgsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+async function measure(
+  cmd: (port: number) => string,
+  conns: number,
+): Promise<Omit<Result, "server" | "conns">> {
+  const port = freePort();
+  const server = background(cmd(port));
+  try {
+    await waitListening(port);
+    const per = Math.ceil(conns / GENS);
+    const gens = Array.from(
+      { length: GENS },
+      () =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            `${ROOT}bench/load_gen.ts`,
+            String(port),
+            String(per),
+            String(SECS),
+          ],
+          stdout: "piped",
+          stderr: "inherit",
+        }).output(),
+    );
+    const outs = await Promise.all(gens);
+    let errors = 0, rate = 0;
+    const sample: number[] = [];
+    for (const o of outs) {
+      const r = JSON.parse(new TextDecoder().decode(o.stdout));
+      errors += r.errors;
+      rate += r.messages / r.seconds;
+      sample.push(...r.sample);
+    }
+    return {
+      msgsPerSec: rate,
+      p50ms: percentile(sample, 50),
+      p99ms: percentile(sample, 99),
+      errors,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+const results: Result[] = [];
+console.log(
+  `TCP echo under load: 64-byte request/response, ${SECS} s per case, ${GENS} generator processes`,
+);
+for (const conns of LEVELS) {
+  for (const s of SERVERS) {
+    if (!s.needs.every(has)) {
+      console.log(`  (skipping ${s.name}: not installed)`);
+      continue;
+    }
+    results.push({ server: s.name, conns, ...await measure(s.cmd, conns) });
+  }
+}
+const base = (conns: number, name: string) =>
+  results.find((r) => r.conns === conns && r.server === name);
+table(
+  [
+    "server",
+    "conns",
+    "msgs/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "denocat / server",
+  ],
+  results.map((r) => {
+    const d = base(r.conns, "denocat echo")!;
+    return [
+      r.server,
+      r.conns,
+      Math.round(r.msgsPerSec),
+      r.p50ms.toFixed(3),
+      r.p99ms.toFixed(3),
+      r.errors,
+      (d.msgsPerSec / r.msgsPerSec).toFixed(2) + "x",
+    ];
+  }),
+);
+const top = Math.max(...LEVELS);
+const d = base(top, "denocat echo"),
+  n = base(top, "node net"),
+  nc = base(top, "ncat --exec cat");
+if (d && n) {
+  console.log(
+    `target at ${top}: >= 1.0x node msgs/s: ${
+      (d.msgsPerSec / n.msgsPerSec).toFixed(2)
+    }x; p99 <= node's: ${d.p99ms.toFixed(2)} vs ${n.p99ms.toFixed(2)} ms`,
+  );
+}
+if (d && nc) {
+  console.log(
+    `target at ${top}: >= 5x ncat msgs/s: ${
+      (d.msgsPerSec / nc.msgsPerSec).toFixed(1)
+    }x`,
+  );
+}
+console.log(
+  `results: ${
+    saveResults("echo_load", { seconds: SECS, generators: GENS, results })
+  }`,
+);
