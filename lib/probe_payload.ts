@@ -44,7 +44,10 @@ export function newSession(): string {
  * assertEquals(new TextDecoder().decode(p), "DCP1:0A1B2C3D:0000003:00000004120123");
  * ```
  */
-export function encodeProbe(fields: ProbeFields, size = PROBE_HEADER_SIZE) {
+export function encodeProbe(
+  fields: ProbeFields,
+  size: number = PROBE_HEADER_SIZE,
+): Uint8Array {
   if (size < PROBE_HEADER_SIZE) {
     throw new RangeError(
       `Cannot build a probe of ${size} bytes: at least ${PROBE_HEADER_SIZE} needed`,
