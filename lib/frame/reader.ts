@@ -23,51 +23,21 @@ import {
   parseJsonHeader,
 } from "./json_header.ts";
 import { checkSizeOption, fixedWidth } from "./_prefix_state.ts";
+import {
+  DEFAULT_BUFFER_SIZE,
+  type Reader,
+  writeAll,
+  type Writer,
+} from "../copy.ts";
 
-/** Anything that reads like `Deno.Conn`: `null` at end of input. */
-export interface Reader {
-  /** Reads up to `p.length` bytes into `p`; resolves to the count, or `null` at EOF. */
-  read(p: Uint8Array): Promise<number | null>;
-}
-
-/** Anything that writes like `Deno.Conn`: possibly fewer bytes than given. */
-export interface Writer {
-  /** Writes some of `p`; resolves to the number of bytes written. */
-  write(p: Uint8Array): Promise<number>;
-}
-
-/**
- * Default size of a {@linkcode BufferedReader}'s buffer: 256 KiB.
- *
- * @example Usage
- * ```ts
- * import { DEFAULT_BUFFER_SIZE } from "./reader.ts";
- * import { assertEquals } from "../_assert.ts";
- * assertEquals(DEFAULT_BUFFER_SIZE, 262144);
- * ```
- */
-export const DEFAULT_BUFFER_SIZE = 256 * 1024;
-
-/**
- * Writes every byte of `data`, looping over partial writes.
- *
- * @example Usage
- * ```ts
- * import { writeAll } from "./reader.ts";
- * import { assertEquals } from "../_assert.ts";
- * const got: number[] = [];
- * // A writer that takes one byte per call.
- * const w = { write: (p: Uint8Array) => (got.push(p[0]!), Promise.resolve(1)) };
- * await writeAll(w, new Uint8Array([1, 2, 3]));
- * assertEquals(got, [1, 2, 3]);
- * ```
- */
-export async function writeAll(w: Writer, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    off += await w.write(data.subarray(off));
-  }
-}
+// The byte-source contracts, the buffer size and writeAll are the TCP core's
+// (lib/copy.ts); they are re-exported here so framed protocols need one import.
+export {
+  DEFAULT_BUFFER_SIZE,
+  type Reader,
+  writeAll,
+  type Writer,
+} from "../copy.ts";
 
 /** Options for {@linkcode BufferedReader}. */
 export interface BufferedReaderOptions {
