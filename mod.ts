@@ -44,7 +44,7 @@ export {
 } from "./lib/log.ts";
 
 // Framing codecs
-// export * from "./lib/frame/mod.ts"; (pending: name clashes with copy.ts)
+export * from "./lib/frame/mod.ts";
 
 // UDP: endpoint, client/listener modes, echo server, probes
 export * from "./lib/udp.ts";
