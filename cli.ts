@@ -11,6 +11,7 @@ type Command = { run(args: string[]): Promise<number> };
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   echo: () => import("./lib/commands/echo.ts"),
+  shell: () => import("./lib/commands/shell.ts"),
   probe: () => import("./lib/commands/probe.ts"),
 };
 

@@ -1,0 +1,357 @@
+/**
+ * `denocat shell`: the remote shell server (`-l`), the one-shot client
+ * (`HOST PORT -- CMD...`) and the interactive client (`HOST PORT`).
+ *
+ * @module
+ */
+import { formatAddr } from "../address.ts";
+import { DenocatError, UsageError } from "../errors.ts";
+import { stderrLogger } from "../log.ts";
+import {
+  type AuditRecord,
+  formatAudit,
+  formatAuditJson,
+} from "../shell/audit.ts";
+import { connectShell, EXIT_SHELL_FAILURE } from "../shell/client.ts";
+import { describeExit, interactiveShell } from "../shell/interactive.ts";
+import {
+  SEED_MODES,
+  seedCompatServer,
+  type SeedMode,
+} from "../shell/seed_compat.ts";
+import { shellServer } from "../shell/server.ts";
+import {
+  clientEndpoint,
+  COMMON_OPTIONS,
+  familyOf,
+  parse,
+  positiveInt,
+  print,
+  seconds,
+  serverEndpoint,
+  shutdownSignal,
+} from "./_args.ts";
+
+/** Help for `denocat shell`. */
+export const HELP =
+  `Usage: denocat shell -l [options] [HOST] PORT        serve commands
+       denocat shell [options] HOST PORT -- CMD...     run one command
+       denocat shell [options] HOST PORT               interactive prompt
+
+A remote shell with separate stdout and stderr, exit codes, timeouts and
+authentication. Output is passed through byte for byte, never decoded.
+
+Authentication (both sides):
+      --token T           shared secret (proved by HMAC challenge-response;
+                          it never crosses the wire)
+      --token-file F      read the secret from F (trailing newline ignored)
+                          (else the DENOCAT_TOKEN environment variable)
+
+Server options (-l; binds 127.0.0.1 unless HOST is given):
+      --insecure-no-auth  serve without a token (loopback only)
+      --shell PATH        shell running each command as PATH -c CMD (/bin/sh)
+      --cwd DIR           working directory of commands
+      --timeout SECS      kill a command's whole process group after SECS (300; 0: never)
+      --max-output BYTES  stop a command once its stdout+stderr reach BYTES
+      --max-sessions N    sessions at once; more are told the server is busy (8)
+      --tls-cert F --tls-key F   serve over TLS (PEM files)
+      --no-client-env     refuse commands that set environment variables
+      --no-client-cwd     refuse commands that choose their directory
+      --compat MODE       speak a seed protocol instead: seed-simple or seed-json
+                          (loopback only, no authentication)
+      --log-json          audit lines as JSON
+  -v, --verbose           log sessions to stderr
+
+Client options:
+      --tls               connect with TLS (system CAs unless --ca)
+      --ca FILE           trust this PEM CA certificate
+      --insecure          do not verify the server certificate (testing only)
+  -w SECS                 timeout for connecting and authenticating
+  -e, --env NAME=VALUE    set a variable for the command (repeatable)
+      --cwd DIR           run the command in DIR on the server
+  -n, --no-stdin          do not forward stdin (the command reads /dev/null)
+
+Common: -4, -6 (IPv4/IPv6 only), -h (this help).
+
+The one-shot client exits with the remote exit code, 128+N when the command
+died of signal N, and 255 when the connection, authentication or protocol
+failed. The interactive prompt reads one command per line, shows non-zero
+statuses, and ends on EOF or 'exit'. The server writes one audit line per
+command to stderr; it exits 2 on a refused configuration (e.g. a non-loopback
+address without a token).
+`;
+
+const OPTIONS = {
+  help: COMMON_OPTIONS.help,
+  verbose: COMMON_OPTIONS.verbose,
+  ipv4: COMMON_OPTIONS.ipv4,
+  ipv6: COMMON_OPTIONS.ipv6,
+  listen: { type: "boolean", short: "l" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  "insecure-no-auth": { type: "boolean" },
+  shell: { type: "string" },
+  cwd: { type: "string" },
+  timeout: { type: "string" },
+  "max-output": { type: "string" },
+  "max-sessions": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "no-client-env": { type: "boolean" },
+  "no-client-cwd": { type: "boolean" },
+  compat: { type: "string" },
+  "log-json": { type: "boolean" },
+  tls: { type: "boolean" },
+  ca: { type: "string" },
+  insecure: { type: "boolean" },
+  wait: { type: "string", short: "w" },
+  env: { type: "string", short: "e", multiple: true },
+  "no-stdin": { type: "boolean", short: "n" },
+} as const;
+
+const SERVER_ONLY = [
+  "insecure-no-auth",
+  "shell",
+  "timeout",
+  "max-output",
+  "max-sessions",
+  "tls-cert",
+  "tls-key",
+  "no-client-env",
+  "no-client-cwd",
+  "compat",
+  "log-json",
+] as const;
+const CLIENT_ONLY = [
+  "tls",
+  "ca",
+  "insecure",
+  "wait",
+  "env",
+  "no-stdin",
+] as const;
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new DenocatError(
+      `cannot read ${what} ${path}: ${
+        err instanceof Deno.errors.NotFound ? "no such file" : String(err)
+      }`,
+    );
+  }
+}
+
+async function resolveToken(
+  values: { token?: string | undefined; "token-file"?: string | undefined },
+): Promise<string | undefined> {
+  let token: string | undefined;
+  if (values.token !== undefined) {
+    token = values.token;
+  } else if (values["token-file"] !== undefined) {
+    token = (await readText(values["token-file"], "token file")).replace(
+      /\r?\n$/,
+      "",
+    );
+  } else {
+    token = Deno.env.get("DENOCAT_TOKEN");
+    if (token === "") token = undefined;
+  }
+  if (token !== undefined && token.length === 0) {
+    throw new UsageError("the token is empty");
+  }
+  return token;
+}
+
+/** Runs `denocat shell`; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const dash = args.indexOf("--");
+  const own = dash >= 0 ? args.slice(0, dash) : args;
+  const command = dash >= 0 ? args.slice(dash + 1) : undefined;
+  const { values, positionals } = parse(own, OPTIONS);
+  if (values.help) {
+    print(HELP);
+    return 0;
+  }
+  const family = familyOf(values);
+  if (values.listen) {
+    const wrong = CLIENT_ONLY.find((k) => values[k] !== undefined);
+    if (wrong) {
+      throw new UsageError(`--${wrong} is a client option (see --help)`);
+    }
+    if (command) throw new UsageError("a server takes no command (see --help)");
+    return await serve(values, positionals, family);
+  }
+  const wrong = SERVER_ONLY.find((k) => values[k] !== undefined);
+  if (wrong) {
+    throw new UsageError(`--${wrong} is a server option; add -l (see --help)`);
+  }
+  if (values.insecure && !values.tls) {
+    throw new UsageError("--insecure needs --tls");
+  }
+  if (values.ca !== undefined && !values.tls) {
+    throw new UsageError("--ca needs --tls");
+  }
+  if (command && command.length === 0) {
+    throw new UsageError("missing command after -- (see --help)");
+  }
+  const endpoint = clientEndpoint(positionals, undefined) as {
+    hostname: string;
+    port: number;
+  };
+  const env: Record<string, string> = {};
+  for (const kv of values.env ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) {
+      throw new UsageError(`invalid --env value: ${kv} (NAME=VALUE expected)`);
+    }
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const token = await resolveToken(values);
+  const wait = seconds(values.wait, "-w");
+  const tls = values.tls
+    ? {
+      ...(values.ca !== undefined
+        ? { caCerts: [await readText(values.ca, "CA file")] }
+        : {}),
+      ...(values.insecure ? { insecure: true } : {}),
+    }
+    : undefined;
+  await using session = await connectShell(endpoint, {
+    ...(token !== undefined ? { token } : {}),
+    ...(tls ? { tls } : {}),
+    ...(wait !== undefined ? { timeout: wait } : {}),
+    ...(family ? { family } : {}),
+  });
+  if (!command) {
+    if (Object.keys(env).length || values.cwd !== undefined) {
+      throw new UsageError("--env and --cwd apply to a command after --");
+    }
+    return await interactiveShell(session, {
+      input: Deno.stdin,
+      stdout: Deno.stdout,
+      stderr: Deno.stderr,
+      prompt: `denocat ${positionals[0]}:${endpoint.port}> `,
+    });
+  }
+  const exit = await session.exec(command.join(" "), {
+    stdout: Deno.stdout,
+    stderr: Deno.stderr,
+    ...(values["no-stdin"] ? {} : { stdin: Deno.stdin }),
+    ...(Object.keys(env).length ? { env } : {}),
+    ...(values.cwd !== undefined ? { cwd: values.cwd } : {}),
+  });
+  if (exit.timedOut || exit.truncated) {
+    console.error(`denocat: remote command ${describeExit(exit)}`);
+  }
+  return exit.exitCode;
+}
+
+async function serve(
+  values: {
+    verbose?: boolean | undefined;
+    token?: string | undefined;
+    "token-file"?: string | undefined;
+    "insecure-no-auth"?: boolean | undefined;
+    shell?: string | undefined;
+    cwd?: string | undefined;
+    timeout?: string | undefined;
+    "max-output"?: string | undefined;
+    "max-sessions"?: string | undefined;
+    "tls-cert"?: string | undefined;
+    "tls-key"?: string | undefined;
+    "no-client-env"?: boolean | undefined;
+    "no-client-cwd"?: boolean | undefined;
+    compat?: string | undefined;
+    "log-json"?: boolean | undefined;
+  },
+  positionals: string[],
+  family: 4 | 6 | undefined,
+): Promise<number> {
+  const logger = stderrLogger(values.verbose ?? false);
+  const auditLog = stderrLogger(true);
+  const encoder = new TextEncoder();
+  const audit = values["log-json"]
+    ? (r: AuditRecord) =>
+      Deno.stderr.writeSync(encoder.encode(formatAuditJson(r) + "\n"))
+    : (r: AuditRecord) => auditLog.log(formatAudit(r));
+  const endpoint = serverEndpoint(positionals, undefined, "127.0.0.1") as {
+    hostname: string;
+    port: number;
+  };
+  const timeout = seconds(values.timeout, "--timeout");
+  const maxOutput = positiveInt(values["max-output"], "--max-output");
+  const maxSessions = positiveInt(values["max-sessions"], "--max-sessions");
+  const common = {
+    logger,
+    audit,
+    ...(values.shell !== undefined ? { shell: values.shell } : {}),
+    ...(values.cwd !== undefined ? { cwd: values.cwd } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+    ...(maxOutput !== undefined ? { maxOutput } : {}),
+    ...(maxSessions !== undefined ? { maxSessions } : {}),
+  };
+  if (values.cwd !== undefined) {
+    const info = await Deno.stat(values.cwd).catch(() => undefined);
+    if (!info?.isDirectory) {
+      throw new UsageError(`--cwd ${values.cwd}: not a directory`);
+    }
+  }
+  let server: { addr: Deno.NetAddr; close(): Promise<void> };
+  if (values.compat !== undefined) {
+    if (!SEED_MODES.includes(values.compat as SeedMode)) {
+      throw new UsageError(
+        `invalid --compat value: ${values.compat} (seed-simple or seed-json)`,
+      );
+    }
+    if (values.token !== undefined || values["token-file"] !== undefined) {
+      throw new UsageError(
+        `--compat ${values.compat} cannot check a token (the seed protocols have no authentication); drop --token/--token-file`,
+      );
+    }
+    if (values["tls-cert"] !== undefined || values["tls-key"] !== undefined) {
+      throw new UsageError(`--compat ${values.compat} cannot use TLS`);
+    }
+    server = seedCompatServer(endpoint, {
+      mode: values.compat as SeedMode,
+      ...common,
+    });
+  } else {
+    if (
+      (values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)
+    ) {
+      throw new UsageError("--tls-cert and --tls-key go together");
+    }
+    const token = await resolveToken(values);
+    const tls = values["tls-cert"] !== undefined
+      ? {
+        cert: await readText(values["tls-cert"], "certificate"),
+        key: await readText(values["tls-key"]!, "key"),
+      }
+      : undefined;
+    server = shellServer(endpoint, {
+      ...common,
+      ...(token !== undefined ? { token } : {}),
+      ...(values["insecure-no-auth"] ? { insecureNoAuth: true } : {}),
+      ...(tls ? { tls } : {}),
+      ...(values["no-client-env"] ? { allowEnv: false } : {}),
+      ...(values["no-client-cwd"] ? { allowCwd: false } : {}),
+      ...(family ? { family } : {}),
+    });
+  }
+  using signal = shutdownSignal();
+  logger.log(
+    `shell server${values.compat ? ` (${values.compat})` : ""} listening on ${
+      formatAddr(server.addr)
+    }`,
+  );
+  await new Promise((resolve) =>
+    signal.addEventListener("abort", resolve, { once: true })
+  );
+  logger.log("shutting down: killing running commands");
+  await server.close();
+  return 0;
+}
+
+export { EXIT_SHELL_FAILURE };

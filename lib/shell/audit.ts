@@ -1,0 +1,106 @@
+/**
+ * The shell server's audit trail: one record per command and one per
+ * refused session (failed authentication, busy), as a text line or as
+ * JSON.
+ *
+ * @module
+ */
+
+/** One command run by the server. */
+export interface ExecRecord {
+  event: "exec";
+  /** Peer address, `host:port`. */
+  peer: string;
+  /** The command line (bytes shown as UTF-8, invalid sequences replaced). */
+  command: string;
+  /** Exit status (128 + signal when killed by one). */
+  exit: number;
+  /** Signal name that killed it, or `null`. */
+  signal: string | null;
+  /** Killed by the timeout. */
+  timedOut: boolean;
+  /** Output cut at the limit. */
+  truncated: boolean;
+  /** Killed because the client went away. */
+  disconnected: boolean;
+  /** Wall time in milliseconds. */
+  durationMs: number;
+  /** Stdin bytes received from the client. */
+  bytesIn: number;
+  /** Stdout bytes sent to the client. */
+  bytesOut: number;
+  /** Stderr bytes sent to the client. */
+  bytesErr: number;
+}
+
+/** A session refused before any command ran. */
+export interface RefusalRecord {
+  event: "auth-failed" | "busy" | "protocol-error" | "exec-refused";
+  /** Peer address, `host:port`. */
+  peer: string;
+  /** Why. */
+  reason: string;
+  /** Failed attempts from this address so far (for `auth-failed`). */
+  failures?: number;
+  /** How long the answer was held back, in milliseconds (for `auth-failed`). */
+  delayMs?: number;
+}
+
+/** Anything the audit trail records. */
+export type AuditRecord = ExecRecord | RefusalRecord;
+
+/** Receives audit records. */
+export type AuditSink = (record: AuditRecord) => void;
+
+/**
+ * One line of text for a record.
+ *
+ * @example Usage
+ * ```ts
+ * import { formatAudit } from "./audit.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const line = formatAudit({
+ *   event: "exec", peer: "127.0.0.1:5000", command: "wc -c", exit: 0, signal: null,
+ *   timedOut: false, truncated: false, disconnected: false,
+ *   durationMs: 12, bytesIn: 3, bytesOut: 2, bytesErr: 0,
+ * });
+ * assertEquals(line, `exec peer=127.0.0.1:5000 exit=0 duration=0.012s in=3 out=2 err=0 cmd="wc -c"`);
+ * ```
+ */
+export function formatAudit(record: AuditRecord): string {
+  if (record.event === "exec") {
+    const r = record;
+    const how = r.signal ? ` signal=${r.signal}` : "";
+    const flags = [
+      r.timedOut ? " timed-out" : "",
+      r.truncated ? " truncated" : "",
+      r.disconnected ? " client-gone" : "",
+    ].join("");
+    return `exec peer=${r.peer} exit=${r.exit}${how}${flags} duration=${
+      (r.durationMs / 1000).toFixed(3)
+    }s in=${r.bytesIn} out=${r.bytesOut} err=${r.bytesErr} cmd=${
+      JSON.stringify(r.command)
+    }`;
+  }
+  const extra = record.failures !== undefined
+    ? ` failures=${record.failures} delay=${record.delayMs ?? 0}ms`
+    : "";
+  return `${record.event} peer=${record.peer}${extra} reason=${
+    JSON.stringify(record.reason)
+  }`;
+}
+
+/**
+ * One JSON line for a record, with a timestamp.
+ *
+ * @example Usage
+ * ```ts
+ * import { formatAuditJson } from "./audit.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const o = JSON.parse(formatAuditJson({ event: "busy", peer: "127.0.0.1:1", reason: "full" }));
+ * assertEquals([o.event, o.peer, o.reason], ["busy", "127.0.0.1:1", "full"]);
+ * ```
+ */
+export function formatAuditJson(record: AuditRecord): string {
+  return JSON.stringify({ time: new Date().toISOString(), ...record });
+}

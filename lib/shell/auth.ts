@@ -1,0 +1,159 @@
+/**
+ * Challenge-response authentication for the shell protocol: the server
+ * sends a fresh random nonce, the client answers with
+ * HMAC-SHA256(key = token, message = label || nonce), the server compares in
+ * constant time. The token itself never crosses the wire. Repeated failures
+ * from one address are slowed down by {@linkcode AuthThrottle}.
+ *
+ * @module
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** Bytes in a server nonce. */
+export const NONCE_SIZE = 32;
+/** Bytes in an authentication response (an HMAC-SHA256). */
+export const MAC_SIZE = 32;
+/** Domain-separation label prepended to the nonce before hashing. */
+export const AUTH_LABEL = "denocat-shell-auth-v1";
+
+const labelBytes = new TextEncoder().encode(AUTH_LABEL);
+
+/**
+ * A fresh random nonce.
+ *
+ * @example Usage
+ * ```ts
+ * import { createNonce } from "./auth.ts";
+ * import { assertOk } from "../_assert.ts";
+ * assertOk(createNonce().length === 32);
+ * assertOk(createNonce().toHex() !== createNonce().toHex());
+ * ```
+ */
+export function createNonce(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(NONCE_SIZE));
+}
+
+/**
+ * The client's answer to `nonce`: HMAC-SHA256 keyed with the token's UTF-8
+ * bytes over `AUTH_LABEL || nonce`.
+ *
+ * @example Usage
+ * ```ts
+ * import { authResponse } from "./auth.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const nonce = new Uint8Array(32);
+ * assertEquals(authResponse("t", nonce).length, 32);
+ * assertEquals(authResponse("t", nonce), authResponse("t", nonce));
+ * ```
+ */
+export function authResponse(token: string, nonce: Uint8Array): Uint8Array {
+  const mac = createHmac("sha256", token).update(labelBytes).update(nonce)
+    .digest();
+  return new Uint8Array(mac.buffer, mac.byteOffset, mac.byteLength);
+}
+
+/**
+ * Whether `response` is the right answer to `nonce` for `token`, compared
+ * in constant time.
+ *
+ * @example Usage
+ * ```ts
+ * import { authResponse, createNonce, verifyResponse } from "./auth.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const nonce = createNonce();
+ * assertEquals(verifyResponse("secret", nonce, authResponse("secret", nonce)), true);
+ * assertEquals(verifyResponse("secret", nonce, authResponse("wrong", nonce)), false);
+ * assertEquals(verifyResponse("secret", nonce, new Uint8Array(3)), false);
+ * ```
+ */
+export function verifyResponse(
+  token: string,
+  nonce: Uint8Array,
+  response: Uint8Array,
+): boolean {
+  const expected = authResponse(token, nonce);
+  if (response.length !== expected.length) return false;
+  return timingSafeEqual(expected, response);
+}
+
+/** Options for {@linkcode AuthThrottle}. */
+export interface AuthThrottleOptions {
+  /** Failures from one address answered without delay. @default {2} */
+  freeFailures?: number;
+  /** Delay after the first slowed failure; doubles with each further one. @default {250} */
+  baseDelayMs?: number;
+  /** Largest delay. @default {8000} */
+  maxDelayMs?: number;
+  /** Failures older than this are forgotten. @default {600000} */
+  forgetAfterMs?: number;
+}
+
+/**
+ * Counts authentication failures per peer address and says how long to
+ * wait before answering the next attempt from it: nothing for the first
+ * `freeFailures`, then `baseDelayMs`, doubling up to `maxDelayMs`.
+ *
+ * @example Usage
+ * ```ts
+ * import { AuthThrottle } from "./auth.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const t = new AuthThrottle({ freeFailures: 1, baseDelayMs: 100 });
+ * assertEquals(t.delayFor("10.0.0.1"), 0);
+ * t.fail("10.0.0.1");
+ * t.fail("10.0.0.1");
+ * assertEquals(t.delayFor("10.0.0.1"), 100);
+ * t.fail("10.0.0.1");
+ * assertEquals(t.delayFor("10.0.0.1"), 200);
+ * t.succeed("10.0.0.1");
+ * assertEquals(t.delayFor("10.0.0.1"), 0);
+ * ```
+ */
+export class AuthThrottle {
+  readonly #free: number;
+  readonly #base: number;
+  readonly #max: number;
+  readonly #forget: number;
+  readonly #failures = new Map<string, { count: number; last: number }>();
+
+  constructor(options: AuthThrottleOptions = {}) {
+    this.#free = options.freeFailures ?? 2;
+    this.#base = options.baseDelayMs ?? 250;
+    this.#max = options.maxDelayMs ?? 8000;
+    this.#forget = options.forgetAfterMs ?? 600_000;
+  }
+
+  /** Failures recorded for `peer` (after forgetting old ones). */
+  failures(peer: string): number {
+    const f = this.#failures.get(peer);
+    if (!f) return 0;
+    if (Date.now() - f.last > this.#forget) {
+      this.#failures.delete(peer);
+      return 0;
+    }
+    return f.count;
+  }
+
+  /** Milliseconds to wait before answering `peer`'s next attempt. */
+  delayFor(peer: string): number {
+    const over = this.failures(peer) - this.#free;
+    if (over <= 0 || this.#base <= 0) return 0;
+    return Math.min(this.#max, this.#base * 2 ** Math.min(over - 1, 30));
+  }
+
+  /** Records a failure from `peer`; returns its failure count. */
+  fail(peer: string): number {
+    const count = this.failures(peer) + 1;
+    this.#failures.set(peer, { count, last: Date.now() });
+    if (this.#failures.size > 10_000) {
+      // Bound memory: drop the oldest entry (Map keeps insertion order).
+      const oldest = this.#failures.keys().next().value;
+      if (oldest !== undefined) this.#failures.delete(oldest);
+    }
+    return count;
+  }
+
+  /** Forgets `peer`'s failures after a success. */
+  succeed(peer: string): void {
+    this.#failures.delete(peer);
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Running a shell command in its own process group, so that a timeout, a
+ * vanished client or a server shutdown ends the whole tree it started (a
+ * plain `child.kill()` would stop only the shell, see PLATFORM.md).
+ *
+ * @module
+ */
+
+/** Linux signal numbers for the names Deno reports in `status.signal`. */
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGSTKFLT: 16,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+  SIGVTALRM: 26,
+  SIGPROF: 27,
+  SIGWINCH: 28,
+  SIGIO: 29,
+  SIGPWR: 30,
+  SIGSYS: 31,
+};
+
+/**
+ * The number of a signal name (`"SIGTERM"` → 15), or 0 when unknown.
+ *
+ * @example Usage
+ * ```ts
+ * import { signalNumber } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(signalNumber("SIGKILL"), 9);
+ * assertEquals(signalNumber("SIGNOPE"), 0);
+ * ```
+ */
+export function signalNumber(name: string): number {
+  return SIGNAL_NUMBERS[name] ?? 0;
+}
+
+/**
+ * The name of a signal number (15 → `"SIGTERM"`), or `"signal N"`.
+ *
+ * @example Usage
+ * ```ts
+ * import { signalName } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(signalName(15), "SIGTERM");
+ * assertEquals(signalName(99), "signal 99");
+ * ```
+ */
+export function signalName(n: number): string {
+  for (const [name, num] of Object.entries(SIGNAL_NUMBERS)) {
+    if (num === n) return name;
+  }
+  return `signal ${n}`;
+}
+
+/**
+ * Sends `signal` to every process in the group led by `pid`
+ * (`kill(-pid, signal)`). Returns false when the group no longer exists.
+ *
+ * @example Usage
+ * ```ts
+ * import { killGroup } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const child = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
+ * assertEquals(killGroup(child.pid, "SIGKILL"), true);
+ * assertEquals((await child.status).signal, "SIGKILL");
+ * assertEquals(killGroup(child.pid, "SIGKILL"), false);
+ * ```
+ */
+export function killGroup(pid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(-pid, signal);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    // ESRCH surfaces as NotFound on Linux; anything else is a real failure.
+    if (err instanceof Error && /ESRCH|No such process/i.test(err.message)) {
+      return false;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Builds the argument list that makes `shell` run `command`. Commands that
+ * are valid UTF-8 are passed as they are (`-c COMMAND`); other bytes cannot
+ * travel through an argument vector from Deno, so they are spelled as octal
+ * escapes and rebuilt by the shell itself (`eval "$(printf '\ooo...')"`),
+ * which keeps the bytes intact for any POSIX shell.
+ *
+ * @example Usage
+ * ```ts
+ * import { shellArgs } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(shellArgs(new TextEncoder().encode("echo hi")), ["-c", "echo hi"]);
+ * assertEquals(shellArgs(new Uint8Array([0x65, 0xff])), ["-c", `eval "$(printf '\\145\\377')"`]);
+ * ```
+ */
+export function shellArgs(command: Uint8Array): string[] {
+  try {
+    return ["-c", new TextDecoder("utf-8", { fatal: true }).decode(command)];
+  } catch {
+    let escaped = "";
+    for (const b of command) escaped += "\\" + b.toString(8).padStart(3, "0");
+    return ["-c", `eval "$(printf '${escaped}')"`];
+  }
+}
+
+/** Options for {@linkcode spawnGroup}. */
+export interface SpawnGroupOptions {
+  /** Working directory. @default {the server's} */
+  cwd?: string;
+  /** Extra environment variables. @default {{}} */
+  env?: Record<string, string>;
+  /** Whether the command gets a stdin pipe; otherwise stdin is /dev/null. @default {false} */
+  stdin?: boolean;
+}
+
+/**
+ * A command running in its own process group. Disposing it kills the whole
+ * group (SIGKILL) if anything is left; `kill` is idempotent once the group
+ * is gone.
+ */
+export interface GroupProcess extends AsyncDisposable {
+  /** The underlying child (the shell); its pid is the group id. */
+  readonly child: Deno.ChildProcess;
+  /** Resolves when the shell exits. */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** Signals the whole group; false when nothing was left to signal. */
+  kill(signal?: Deno.Signal): boolean;
+  /**
+   * Sends SIGTERM to the group, then SIGKILL after `graceMs` if the shell
+   * has not exited by then.
+   */
+  terminate(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Runs `shell -c command` as the leader of a new process group, with
+ * stdout and stderr piped.
+ *
+ * @example Killing a tree
+ * ```ts
+ * import { spawnGroup } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * await using p = spawnGroup("/bin/sh", new TextEncoder().encode("sleep 30 & sleep 30"));
+ * await p.child.stdout.cancel();
+ * await p.child.stderr.cancel();
+ * await p.terminate();
+ * assertEquals((await p.status).signal, "SIGTERM");
+ * ```
+ */
+export function spawnGroup(
+  shell: string,
+  command: Uint8Array,
+  options: SpawnGroupOptions = {},
+): GroupProcess {
+  const child = new Deno.Command(shell, {
+    args: shellArgs(command),
+    stdin: options.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+    ...(options.env ? { env: options.env } : {}),
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const kill = (signal: Deno.Signal = "SIGTERM") =>
+    killGroup(child.pid, signal);
+  const terminate = async (graceMs = 2000) => {
+    if (!kill("SIGTERM")) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([status, grace]);
+    clearTimeout(timer);
+    if (!exited) kill("SIGKILL");
+  };
+  return {
+    child,
+    status,
+    kill,
+    terminate,
+    async [Symbol.asyncDispose]() {
+      kill("SIGKILL");
+      await status;
+    },
+  };
+}

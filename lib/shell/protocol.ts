@@ -1,0 +1,433 @@
+/**
+ * The native shell protocol (`docs/PROTOCOL.md`, "Shell protocol"): every
+ * message is one length-prefixed frame, `[u32be length][u8 type][body]`,
+ * where `length` counts the type byte and the body. This file holds the
+ * message types and the encoders/decoders of their bodies; it knows
+ * nothing of sockets or processes.
+ *
+ * @module
+ */
+import { DenocatError } from "../errors.ts";
+import { writePrefix } from "../frame/prefix.ts";
+
+/** Protocol version spoken by this implementation. */
+export const PROTOCOL_VERSION = 1;
+/** The four bytes opening both hellos: ASCII `DCSH`. */
+export const MAGIC: Uint8Array = new Uint8Array([0x44, 0x43, 0x53, 0x48]);
+/** Bytes before a body: the u32be length and the type byte. */
+export const FRAME_HEADER_SIZE = 5;
+/** Largest frame length (type byte + body) either side accepts: 1 MiB + 1. */
+export const MAX_FRAME_LENGTH = 1024 * 1024 + 1;
+/** Largest data chunk put in one stdin/stdout/stderr frame: 256 KiB. */
+export const DATA_CHUNK_SIZE = 256 * 1024;
+
+/** Message type bytes. */
+export const MsgType = {
+  /** server → client: magic, version, auth method, nonce. */
+  ServerHello: 0x01,
+  /** client → server: magic, version, auth response. */
+  ClientHello: 0x02,
+  /** server → client: authenticated, send EXEC. */
+  Ready: 0x03,
+  /** client → server: run a command. */
+  Exec: 0x10,
+  /** client → server: bytes for the command's stdin. */
+  Stdin: 0x11,
+  /** client → server: end of the command's stdin. */
+  StdinEof: 0x12,
+  /** server → client: bytes the command wrote to stdout. */
+  Stdout: 0x13,
+  /** server → client: bytes the command wrote to stderr. */
+  Stderr: 0x14,
+  /** server → client: the command ended. */
+  Exit: 0x15,
+  /** server → client: a refusal or failure, with a code and a message. */
+  Error: 0x7f,
+} as const;
+
+/** Codes carried by an ERROR message. */
+export const ErrorCode = {
+  /** Authentication failed; the session ends. */
+  Auth: 1,
+  /** Too many sessions; the session ends. */
+  Busy: 2,
+  /** Malformed or unexpected message; the session ends. */
+  Protocol: 3,
+  /** This command was refused or could not start; the session goes on. */
+  Refused: 4,
+  /** Unsupported protocol version; the session ends. */
+  Version: 5,
+  /** The server is shutting down; the session ends. */
+  Shutdown: 6,
+  /** The handshake took too long; the session ends. */
+  Timeout: 7,
+} as const;
+
+/** Authentication methods named in the server hello. */
+export const AuthMethod = { None: 0, HmacSha256: 1 } as const;
+
+/** Exit-message flag: the command was killed by the server's timeout. */
+export const EXIT_TIMED_OUT = 1;
+/** Exit-message flag: output stopped at the server's output limit. */
+export const EXIT_TRUNCATED = 2;
+
+/** A malformed or unexpected message; maps to exit code 255 in the client. */
+export class ShellProtocolError extends DenocatError {
+  constructor(message: string) {
+    super(message, 255);
+    this.name = "ShellProtocolError";
+  }
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Encodes one whole message: prefix, type and body, in one allocation.
+ *
+ * @example A READY message
+ * ```ts
+ * import { encodeMessage, MsgType } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(encodeMessage(MsgType.Ready).toHex(), "0000000103");
+ * assertEquals(encodeMessage(MsgType.Stdout, new Uint8Array([0x68, 0x69])).toHex(), "00000003136869");
+ * ```
+ */
+export function encodeMessage(type: number, body?: Uint8Array): Uint8Array {
+  const n = body?.length ?? 0;
+  const out = new Uint8Array(FRAME_HEADER_SIZE + n);
+  writeHeader(out, type, n);
+  if (body) out.set(body, FRAME_HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Writes the 5-byte frame header for a body of `bodyLength` bytes at the
+ * start of `buf`, so a data chunk read into `buf` at offset 5 is sent with
+ * one write and no copy.
+ *
+ * @example Usage
+ * ```ts
+ * import { writeHeader, MsgType } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const buf = new Uint8Array(8);
+ * writeHeader(buf, MsgType.Stderr, 3);
+ * assertEquals(buf.subarray(0, 5).toHex(), "0000000414");
+ * ```
+ */
+export function writeHeader(
+  buf: Uint8Array,
+  type: number,
+  bodyLength: number,
+): void {
+  writePrefix(buf, 0, bodyLength + 1, "u32be");
+  buf[4] = type;
+}
+
+/** What the server says first. */
+export interface ServerHello {
+  /** The server's protocol version. */
+  version: number;
+  /** The nonce to answer, or `undefined` when the server needs no token. */
+  nonce?: Uint8Array;
+}
+
+/**
+ * Body of a SERVER_HELLO: `DCSH`, u8 version, u8 auth method, and the
+ * 32-byte nonce when the method is HMAC-SHA256.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeServerHello, encodeServerHello } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const nonce = new Uint8Array(32).fill(9);
+ * assertEquals(decodeServerHello(encodeServerHello({ version: 1, nonce })), { version: 1, nonce });
+ * assertEquals(encodeServerHello({ version: 1 }).toHex(), "444353480100");
+ * ```
+ */
+export function encodeServerHello(hello: ServerHello): Uint8Array {
+  const nonce = hello.nonce;
+  const out = new Uint8Array(6 + (nonce?.length ?? 0));
+  out.set(MAGIC);
+  out[4] = hello.version;
+  out[5] = nonce ? AuthMethod.HmacSha256 : AuthMethod.None;
+  if (nonce) out.set(nonce, 6);
+  return out;
+}
+
+function checkMagic(body: Uint8Array, what: string): void {
+  if (body.length < 5 || MAGIC.some((b, i) => body[i] !== b)) {
+    throw new ShellProtocolError(
+      `protocol error: ${what} does not start with DCSH (not a denocat shell peer?)`,
+    );
+  }
+}
+
+/** Decodes a SERVER_HELLO body; see {@linkcode encodeServerHello}. */
+export function decodeServerHello(body: Uint8Array): ServerHello {
+  checkMagic(body, "server hello");
+  const version = body[4]!;
+  const method = body[5];
+  if (method === AuthMethod.None && body.length === 6) return { version };
+  if (method === AuthMethod.HmacSha256 && body.length === 6 + 32) {
+    return { version, nonce: body.slice(6) };
+  }
+  throw new ShellProtocolError(
+    `protocol error: server hello with unknown auth method ${method} or length ${body.length}`,
+  );
+}
+
+/** What the client answers. */
+export interface ClientHello {
+  /** The client's protocol version. */
+  version: number;
+  /** The 32-byte HMAC answering the server's nonce, if it sent one. */
+  mac?: Uint8Array;
+}
+
+/**
+ * Body of a CLIENT_HELLO: `DCSH`, u8 version, then the 32-byte MAC when the
+ * server asked for authentication.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeClientHello, encodeClientHello } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const mac = new Uint8Array(32).fill(1);
+ * assertEquals(decodeClientHello(encodeClientHello({ version: 1, mac })), { version: 1, mac });
+ * assertEquals(decodeClientHello(encodeClientHello({ version: 1 })), { version: 1 });
+ * ```
+ */
+export function encodeClientHello(hello: ClientHello): Uint8Array {
+  const out = new Uint8Array(5 + (hello.mac?.length ?? 0));
+  out.set(MAGIC);
+  out[4] = hello.version;
+  if (hello.mac) out.set(hello.mac, 5);
+  return out;
+}
+
+/** Decodes a CLIENT_HELLO body; see {@linkcode encodeClientHello}. */
+export function decodeClientHello(body: Uint8Array): ClientHello {
+  checkMagic(body, "client hello");
+  if (body.length === 5) return { version: body[4]! };
+  if (body.length === 5 + 32) return { version: body[4]!, mac: body.slice(5) };
+  throw new ShellProtocolError(
+    `protocol error: client hello of ${body.length} bytes`,
+  );
+}
+
+/** A request to run one command. */
+export interface ExecRequest {
+  /** The command line, as bytes, run by the server's shell (`-c`). */
+  command: Uint8Array;
+  /** Whether STDIN messages follow (else the command's stdin is /dev/null). */
+  stdin: boolean;
+  /** Working directory, if the client asks for one. */
+  cwd?: string;
+  /** Extra environment variables, if the client sets any. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Body of an EXEC: u8 flags (bit 0: stdin follows), u32be command length,
+ * command bytes, u16be cwd length (0: the server's default), cwd bytes,
+ * u16be variable count, then per variable u16be name length, name, u32be
+ * value length, value. Names and values are UTF-8.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeExec, encodeExec } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const req = { command: new TextEncoder().encode("ls"), stdin: true, cwd: "/tmp", env: { A: "1" } };
+ * assertEquals(decodeExec(encodeExec(req)), req);
+ * assertEquals(encodeExec({ command: new Uint8Array([0x6c]), stdin: false }).toHex(), "00000000016c00000000");
+ * ```
+ */
+export function encodeExec(req: ExecRequest): Uint8Array {
+  const cwd = req.cwd !== undefined ? encoder.encode(req.cwd) : undefined;
+  const env = Object.entries(req.env ?? {}).map(([k, v]) =>
+    [encoder.encode(k), encoder.encode(v)] as const
+  );
+  if ((cwd?.length ?? 0) > 0xffff || env.length > 0xffff) {
+    throw new DenocatError("cannot send command: cwd or env too large");
+  }
+  let size = 1 + 4 + req.command.length + 2 + (cwd?.length ?? 0) + 2;
+  for (const [k, v] of env) {
+    if (k.length > 0xffff) {
+      throw new DenocatError("cannot send command: env name too long");
+    }
+    size += 2 + k.length + 4 + v.length;
+  }
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  let at = 0;
+  out[at++] = req.stdin ? 1 : 0;
+  dv.setUint32(at, req.command.length);
+  out.set(req.command, at + 4);
+  at += 4 + req.command.length;
+  dv.setUint16(at, cwd?.length ?? 0);
+  if (cwd) out.set(cwd, at + 2);
+  at += 2 + (cwd?.length ?? 0);
+  dv.setUint16(at, env.length);
+  at += 2;
+  for (const [k, v] of env) {
+    dv.setUint16(at, k.length);
+    out.set(k, at + 2);
+    at += 2 + k.length;
+    dv.setUint32(at, v.length);
+    out.set(v, at + 4);
+    at += 4 + v.length;
+  }
+  return out;
+}
+
+/** Decodes an EXEC body; see {@linkcode encodeExec}. */
+export function decodeExec(body: Uint8Array): ExecRequest {
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let at = 0;
+  const need = (n: number) => {
+    if (at + n > body.length) {
+      throw new ShellProtocolError(
+        `protocol error: exec request truncated at byte ${at}`,
+      );
+    }
+  };
+  const text = (bytes: Uint8Array, what: string) => {
+    try {
+      return strictDecoder.decode(bytes);
+    } catch {
+      throw new ShellProtocolError(`protocol error: ${what} is not UTF-8`);
+    }
+  };
+  need(5);
+  const flags = body[0]!;
+  const cmdLen = dv.getUint32(1);
+  at = 5;
+  need(cmdLen);
+  const command = body.slice(at, at + cmdLen);
+  at += cmdLen;
+  need(2);
+  const cwdLen = dv.getUint16(at);
+  at += 2;
+  need(cwdLen);
+  const req: ExecRequest = { command, stdin: (flags & 1) === 1 };
+  if (cwdLen > 0) req.cwd = text(body.subarray(at, at + cwdLen), "cwd");
+  at += cwdLen;
+  need(2);
+  const count = dv.getUint16(at);
+  at += 2;
+  if (count > 0) {
+    const env: Record<string, string> = {};
+    for (let i = 0; i < count; i++) {
+      need(2);
+      const kLen = dv.getUint16(at);
+      at += 2;
+      need(kLen);
+      const k = text(body.subarray(at, at + kLen), "env name");
+      at += kLen;
+      need(4);
+      const vLen = dv.getUint32(at);
+      at += 4;
+      need(vLen);
+      env[k] = text(body.subarray(at, at + vLen), "env value");
+      at += vLen;
+    }
+    req.env = env;
+  }
+  if (at !== body.length) {
+    throw new ShellProtocolError(
+      `protocol error: ${body.length - at} stray bytes after exec request`,
+    );
+  }
+  return req;
+}
+
+/** How a command ended. */
+export interface ExitInfo {
+  /** Exit status (128 + signal when killed by a signal). */
+  code: number;
+  /** Signal number that killed it, or 0. */
+  signal: number;
+  /** The server's timeout killed it. */
+  timedOut: boolean;
+  /** Its output was cut at the server's limit. */
+  truncated: boolean;
+  /** Wall time from spawn to exit, in milliseconds. */
+  durationMs: number;
+}
+
+/**
+ * Body of an EXIT: i32be code, u8 signal, u8 flags (bit 0 timed out,
+ * bit 1 output truncated), u32be duration in milliseconds: 10 bytes.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeExit, encodeExit } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const info = { code: 143, signal: 15, timedOut: true, truncated: false, durationMs: 1000 };
+ * assertEquals(decodeExit(encodeExit(info)), info);
+ * assertEquals(encodeExit(info).toHex(), "0000008f0f01000003e8");
+ * ```
+ */
+export function encodeExit(info: ExitInfo): Uint8Array {
+  const out = new Uint8Array(10);
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, info.code);
+  out[4] = info.signal;
+  out[5] = (info.timedOut ? EXIT_TIMED_OUT : 0) |
+    (info.truncated ? EXIT_TRUNCATED : 0);
+  dv.setUint32(
+    6,
+    Math.min(0xffffffff, Math.max(0, Math.round(info.durationMs))),
+  );
+  return out;
+}
+
+/** Decodes an EXIT body; see {@linkcode encodeExit}. */
+export function decodeExit(body: Uint8Array): ExitInfo {
+  if (body.length !== 10) {
+    throw new ShellProtocolError(
+      `protocol error: exit message of ${body.length} bytes, expected 10`,
+    );
+  }
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  return {
+    code: dv.getInt32(0),
+    signal: body[4]!,
+    timedOut: (body[5]! & EXIT_TIMED_OUT) !== 0,
+    truncated: (body[5]! & EXIT_TRUNCATED) !== 0,
+    durationMs: dv.getUint32(6),
+  };
+}
+
+/**
+ * Body of an ERROR: u8 code ({@linkcode ErrorCode}), then a UTF-8 message.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeError, encodeError, ErrorCode } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(decodeError(encodeError(ErrorCode.Busy, "full")), { code: 2, message: "full" });
+ * ```
+ */
+export function encodeError(code: number, message: string): Uint8Array {
+  const text = encoder.encode(message);
+  const out = new Uint8Array(1 + text.length);
+  out[0] = code;
+  out.set(text, 1);
+  return out;
+}
+
+/** Decodes an ERROR body; see {@linkcode encodeError}. */
+export function decodeError(body: Uint8Array): {
+  code: number;
+  message: string;
+} {
+  if (body.length < 1) {
+    throw new ShellProtocolError("protocol error: empty error message");
+  }
+  return {
+    code: body[0]!,
+    message: new TextDecoder().decode(body.subarray(1)),
+  };
+}

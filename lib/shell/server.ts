@@ -1,0 +1,569 @@
+/**
+ * The shell server: authenticates each session by challenge-response, runs
+ * each requested command in its own process group, streams its stdout and
+ * stderr as they come (never faster than the client reads), and reports
+ * how it ended. A timeout, a vanished client or a shutdown kills the whole
+ * group. Every command leaves one audit record.
+ *
+ * @module
+ */
+import { formatAddr } from "../address.ts";
+import { describeError, netError } from "../errors.ts";
+import { type Logger, silent } from "../log.ts";
+import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
+import { listen } from "../tcp.ts";
+import type { AuditRecord, AuditSink, ExecRecord } from "./audit.ts";
+import {
+  AuthThrottle,
+  type AuthThrottleOptions,
+  createNonce,
+  verifyResponse,
+} from "./auth.ts";
+import { checkBindPolicy } from "./policy.ts";
+import {
+  type GroupProcess,
+  signalNumber,
+  spawnGroup,
+} from "./process_group.ts";
+import {
+  DATA_CHUNK_SIZE,
+  decodeClientHello,
+  decodeExec,
+  encodeError,
+  encodeExit,
+  encodeMessage,
+  encodeServerHello,
+  ErrorCode,
+  type ExecRequest,
+  FRAME_HEADER_SIZE,
+  MsgType,
+  PROTOCOL_VERSION,
+  ShellProtocolError,
+  writeHeader,
+} from "./protocol.ts";
+import { MessageReader, MessageWriter } from "./wire.ts";
+
+/** Options for {@linkcode shellServer}. */
+export interface ShellServerOptions extends ListenOptions {
+  /** Shared secret clients must prove they know. */
+  token?: string;
+  /** Serve without a token (loopback only). @default {false} */
+  insecureNoAuth?: boolean;
+  /** The shell that runs commands (`SHELL -c COMMAND`). @default {"/bin/sh"} */
+  shell?: string;
+  /** Working directory of commands. @default {the server's} */
+  cwd?: string;
+  /** Kill a command (its whole process group) after this many ms; 0: never. @default {300000} */
+  timeout?: number;
+  /** Stop a command once its stdout + stderr reach this many bytes. @default {Infinity} */
+  maxOutput?: number;
+  /** Sessions served at once; more are told the server is busy. @default {8} */
+  maxSessions?: number;
+  /** Serve over TLS with this PEM certificate chain and key. */
+  tls?: { cert: string; key: string };
+  /** Let clients set environment variables. @default {true} */
+  allowEnv?: boolean;
+  /** Let clients choose the working directory. @default {true} */
+  allowCwd?: boolean;
+  /** Time allowed for the hello and authentication, in ms. @default {10000} */
+  handshakeTimeout?: number;
+  /** Grace between SIGTERM and SIGKILL when killing a group, in ms. @default {2000} */
+  killGraceMs?: number;
+  /**
+   * After the shell exits, how long to keep streaming from processes it
+   * left behind before killing its group, in ms.
+   * @default {1000}
+   */
+  lingerMs?: number;
+  /** How repeated authentication failures are slowed down. */
+  throttle?: AuthThrottleOptions;
+  /** Receives the `-v` diagnostics. @default {silent} */
+  logger?: Logger;
+  /** Receives one record per command and per refused session. */
+  audit?: AuditSink;
+}
+
+/** A running shell server. */
+export interface ShellServer extends AsyncDisposable {
+  /** The bound address. */
+  readonly addr: Deno.NetAddr;
+  /** Sessions open now. */
+  readonly active: number;
+  /** Commands run so far. */
+  readonly commands: number;
+  /** Stops accepting, kills running commands, ends every session. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface Session {
+  conn: Deno.Conn;
+  writer: MessageWriter;
+  command: CommandRun | undefined;
+  done: Promise<void>;
+}
+
+interface CommandRun {
+  proc: GroupProcess;
+  stdin?: WritableStreamDefaultWriter<Uint8Array>;
+  stdinOpen: boolean;
+  bytesIn: number;
+  disconnected: boolean;
+  finished: Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts a shell server on `endpoint` (127.0.0.1 when no hostname is given).
+ * Throws a `UsageError` when the address/authentication policy forbids it
+ * (see `checkBindPolicy`).
+ *
+ * @example One command, end to end
+ * ```ts
+ * import { shellServer } from "./server.ts";
+ * import { connectShell } from "./client.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * await using server = shellServer({ port: 0 }, { token: "s3cret" });
+ * await using session = await connectShell(
+ *   { hostname: "127.0.0.1", port: server.addr.port }, { token: "s3cret" });
+ * const out: Uint8Array[] = [];
+ * const exit = await session.exec("echo hi; exit 7", {
+ *   stdout: { write: (p) => (out.push(p.slice()), Promise.resolve(p.length)) },
+ * });
+ * assertEquals(exit.code, 7);
+ * assertEquals(new TextDecoder().decode(out[0]), "hi\n");
+ * ```
+ */
+export function shellServer(
+  endpoint: { hostname?: string; port: number },
+  options: ShellServerOptions = {},
+): ShellServer {
+  const hostname = endpoint.hostname ?? "127.0.0.1";
+  const token = options.token;
+  if (token !== undefined && token.length === 0) {
+    throw new ShellProtocolError("cannot use an empty token");
+  }
+  checkBindPolicy({
+    hostname,
+    hasToken: token !== undefined,
+    insecureNoAuth: options.insecureNoAuth ?? false,
+  });
+  const shell = options.shell ?? "/bin/sh";
+  const timeout = options.timeout ?? 300_000;
+  const maxOutput = options.maxOutput ?? Infinity;
+  const maxSessions = options.maxSessions ?? 8;
+  const allowEnv = options.allowEnv ?? true;
+  const allowCwd = options.allowCwd ?? true;
+  const handshakeTimeout = options.handshakeTimeout ?? 10_000;
+  const killGrace = options.killGraceMs ?? 2000;
+  const linger = options.lingerMs ?? 1000;
+  const logger = options.logger ?? silent;
+  const audit = (r: AuditRecord) => options.audit?.(r);
+  const throttle = new AuthThrottle(options.throttle);
+
+  let listener: Deno.Listener;
+  if (options.tls) {
+    try {
+      listener = Deno.listenTls({
+        hostname,
+        port: endpoint.port,
+        transport: "tcp",
+        cert: options.tls.cert,
+        key: options.tls.key,
+      });
+    } catch (err) {
+      throw netError(`listen on ${hostname}:${endpoint.port} with TLS`, err);
+    }
+  } else {
+    listener = listen(
+      { hostname, port: endpoint.port },
+      options.family ? { family: options.family } : {},
+    );
+  }
+  const sessions = new Set<Session>();
+  let commands = 0;
+  let closing = false;
+
+  const sendError = (s: Session, code: number, message: string) =>
+    s.writer.send(encodeMessage(MsgType.Error, encodeError(code, message)))
+      .catch(() => {});
+
+  /** Half-closes, lets the peer read what was sent, then closes. */
+  async function finish(conn: Deno.Conn): Promise<void> {
+    await closeWriteQuietly(conn as Deno.TcpConn);
+    const timer = setTimeout(() => closeQuietly(conn), 1000);
+    try {
+      const buf = new Uint8Array(4096);
+      while ((await conn.read(buf)) !== null) { /* drain */ }
+    } catch { /* closed or reset */ }
+    clearTimeout(timer);
+    closeQuietly(conn);
+  }
+
+  async function handshake(
+    s: Session,
+    reader: MessageReader,
+    peer: string,
+    ip: string,
+  ): Promise<boolean> {
+    const nonce = token !== undefined ? createNonce() : undefined;
+    await s.writer.send(
+      encodeMessage(
+        MsgType.ServerHello,
+        encodeServerHello(
+          nonce ? { version: PROTOCOL_VERSION, nonce } : {
+            version: PROTOCOL_VERSION,
+          },
+        ),
+      ),
+    );
+    const hello = decodeClientHello(
+      await reader.expect(MsgType.ClientHello, "the client hello"),
+    );
+    if (hello.version !== PROTOCOL_VERSION) {
+      await sendError(
+        s,
+        ErrorCode.Version,
+        `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
+      );
+      audit({
+        event: "protocol-error",
+        peer,
+        reason: `version ${hello.version}`,
+      });
+      return false;
+    }
+    if (token !== undefined && nonce) {
+      if (!hello.mac || !verifyResponse(token, nonce, hello.mac)) {
+        const failures = throttle.fail(ip);
+        const delayMs = throttle.delayFor(ip);
+        audit({
+          event: "auth-failed",
+          peer,
+          reason: hello.mac ? "wrong token" : "no token given",
+          failures,
+          delayMs,
+        });
+        if (delayMs > 0) await sleep(delayMs);
+        await sendError(s, ErrorCode.Auth, "authentication failed");
+        return false;
+      }
+      throttle.succeed(ip);
+    }
+    await s.writer.send(encodeMessage(MsgType.Ready));
+    return true;
+  }
+
+  function startCommand(
+    s: Session,
+    req: ExecRequest,
+    peer: string,
+  ): CommandRun | undefined {
+    const t0 = performance.now();
+    const cmdText = new TextDecoder().decode(req.command);
+    const refuse = (reason: string) => {
+      audit({ event: "exec-refused", peer, reason: `${reason}: ${cmdText}` });
+      sendError(s, ErrorCode.Refused, reason);
+      return undefined;
+    };
+    if (req.env && !allowEnv) {
+      return refuse("this server does not let clients set the environment");
+    }
+    if (req.cwd !== undefined && !allowCwd) {
+      return refuse("this server does not let clients choose the directory");
+    }
+    let proc: GroupProcess;
+    try {
+      const cwd = req.cwd ?? options.cwd;
+      proc = spawnGroup(shell, req.command, {
+        stdin: req.stdin,
+        ...(cwd !== undefined ? { cwd } : {}),
+        ...(req.env ? { env: req.env } : {}),
+      });
+    } catch (err) {
+      return refuse(`cannot run command: ${describeError(err)}`);
+    }
+    commands++;
+    let timedOut = false;
+    let truncated = false;
+    let outputTotal = 0;
+    const counts = { [MsgType.Stdout]: 0, [MsgType.Stderr]: 0 };
+    const run: CommandRun = {
+      proc,
+      stdinOpen: req.stdin,
+      bytesIn: 0,
+      disconnected: false,
+      finished: Promise.resolve(),
+    };
+    if (req.stdin) run.stdin = proc.child.stdin.getWriter();
+
+    const timer = timeout > 0
+      ? setTimeout(() => {
+        timedOut = true;
+        logger.log(`${peer}: command timed out after ${timeout} ms, killing`);
+        proc.terminate(killGrace);
+      }, timeout)
+      : undefined;
+
+    const pump = async (
+      stream: ReadableStream<Uint8Array>,
+      type: typeof MsgType.Stdout | typeof MsgType.Stderr,
+    ) => {
+      const reader = stream.getReader({ mode: "byob" });
+      let buf = new Uint8Array(FRAME_HEADER_SIZE + DATA_CHUNK_SIZE);
+      try {
+        for (;;) {
+          const { value, done } = await reader.read(
+            buf.subarray(FRAME_HEADER_SIZE),
+          );
+          if (done || !value) break;
+          buf = new Uint8Array(value.buffer);
+          let n = value.length;
+          if (outputTotal + n > maxOutput) {
+            n = maxOutput - outputTotal;
+            if (!truncated) {
+              truncated = true;
+              logger.log(`${peer}: output limit of ${maxOutput} bytes reached`);
+              proc.terminate(killGrace);
+            }
+          }
+          if (n > 0) {
+            outputTotal += n;
+            counts[type] += n;
+            writeHeader(buf, type, n);
+            // Awaiting the socket before the next read is the backpressure.
+            await s.writer.send(buf.subarray(0, FRAME_HEADER_SIZE + n));
+          }
+        }
+      } catch (err) {
+        if (!run.disconnected) {
+          run.disconnected = true;
+          logger.log(`${peer}: client gone (${describeError(err)}), killing`);
+          proc.terminate(killGrace);
+        }
+      } finally {
+        await reader.cancel().catch(() => {});
+      }
+    };
+
+    run.finished = (async () => {
+      const pumps = Promise.all([
+        pump(proc.child.stdout, MsgType.Stdout),
+        pump(proc.child.stderr, MsgType.Stderr),
+      ]);
+      const status = await proc.status;
+      // Processes the shell left behind get `linger` ms to finish writing.
+      let lingerTimer: ReturnType<typeof setTimeout> | undefined;
+      const lingered = await Promise.race([
+        pumps.then(() => false),
+        new Promise<boolean>((r) => {
+          lingerTimer = setTimeout(() => r(true), linger);
+        }),
+      ]);
+      clearTimeout(lingerTimer);
+      if (lingered) proc.kill("SIGTERM");
+      proc.kill("SIGKILL");
+      await pumps;
+      clearTimeout(timer);
+      if (run.stdin) {
+        run.stdinOpen = false;
+        await run.stdin.close().catch(() => {});
+      }
+      const durationMs = performance.now() - t0;
+      const signal = status.signal ? signalNumber(status.signal) : 0;
+      s.command = undefined;
+      await s.writer.send(
+        encodeMessage(
+          MsgType.Exit,
+          encodeExit({
+            code: status.code,
+            signal,
+            timedOut,
+            truncated,
+            durationMs,
+          }),
+        ),
+      ).catch(() => {});
+      const record: ExecRecord = {
+        event: "exec",
+        peer,
+        command: cmdText,
+        exit: status.code,
+        signal: status.signal ?? null,
+        timedOut,
+        truncated,
+        disconnected: run.disconnected,
+        durationMs: Math.round(durationMs),
+        bytesIn: run.bytesIn,
+        bytesOut: counts[MsgType.Stdout],
+        bytesErr: counts[MsgType.Stderr],
+      };
+      audit(record);
+    })();
+    return run;
+  }
+
+  async function serve(conn: Deno.Conn): Promise<void> {
+    const peerAddr = conn.remoteAddr as Deno.NetAddr;
+    const peer = formatAddr(peerAddr);
+    const ip = peerAddr.hostname;
+    const session: Session = {
+      conn,
+      writer: new MessageWriter(conn),
+      command: undefined,
+      done: Promise.resolve(),
+    };
+    if (sessions.size >= maxSessions || closing) {
+      const reason = closing
+        ? "server shutting down"
+        : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
+      audit({ event: "busy", peer, reason });
+      await sendError(
+        session,
+        closing ? ErrorCode.Shutdown : ErrorCode.Busy,
+        reason,
+      );
+      await finish(conn);
+      return;
+    }
+    let resolveDone!: () => void;
+    session.done = new Promise((r) => (resolveDone = r));
+    sessions.add(session);
+    logger.log(`${peer}: session opened (${sessions.size} active)`);
+    const reader = new MessageReader(conn);
+    let handshakeExpired = false;
+    const hsTimer = setTimeout(() => {
+      handshakeExpired = true;
+      audit({ event: "protocol-error", peer, reason: "handshake timed out" });
+      sendError(session, ErrorCode.Timeout, "handshake timed out").finally(() =>
+        closeQuietly(conn)
+      );
+    }, handshakeTimeout);
+    try {
+      const ok = await handshake(session, reader, peer, ip);
+      clearTimeout(hsTimer);
+      if (!ok) return;
+      for (;;) {
+        const head = await reader.next();
+        if (head === null) break;
+        const run = session.command;
+        switch (head.type) {
+          case MsgType.Exec: {
+            const body = await reader.body(head.length);
+            if (run) {
+              throw new ShellProtocolError(
+                "protocol error: exec while a command is running",
+              );
+            }
+            const req = decodeExec(body);
+            session.command = startCommand(session, req, peer);
+            break;
+          }
+          case MsgType.Stdin:
+            if (run?.stdin && run.stdinOpen) {
+              const w = run.stdin;
+              run.bytesIn += head.length;
+              await reader.copyBody({
+                write: async (p) => {
+                  // A command that closed its stdin discards the rest.
+                  if (run.stdinOpen) {
+                    await w.write(p).catch(() => (run.stdinOpen = false));
+                  }
+                  return p.length;
+                },
+              }, head.length);
+            } else {
+              await reader.skip(head.length);
+            }
+            break;
+          case MsgType.StdinEof:
+            await reader.skip(head.length);
+            if (run?.stdin && run.stdinOpen) {
+              run.stdinOpen = false;
+              run.stdin.close().catch(() => {});
+            }
+            break;
+          default:
+            throw new ShellProtocolError(
+              `protocol error: unexpected message type 0x${
+                head.type.toString(16)
+              }`,
+            );
+        }
+      }
+    } catch (err) {
+      clearTimeout(hsTimer);
+      if (!handshakeExpired && !closing) {
+        if (err instanceof ShellProtocolError) {
+          audit({ event: "protocol-error", peer, reason: err.message });
+          await sendError(session, ErrorCode.Protocol, err.message);
+        } else {
+          logger.log(`${peer}: ${describeError(err)}`);
+        }
+      }
+    } finally {
+      const run = session.command;
+      if (run) {
+        // The client went away (or broke the protocol) mid-command.
+        run.disconnected = true;
+        logger.log(`${peer}: client gone while a command runs, killing it`);
+        await run.proc.terminate(killGrace);
+        await run.finished;
+      }
+      await finish(conn);
+      sessions.delete(session);
+      logger.log(`${peer}: session closed (${sessions.size} active)`);
+      resolveDone();
+    }
+  }
+
+  const handlers = new Set<Promise<void>>();
+  const accepting = (async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (closing || err instanceof Deno.errors.BadResource) return;
+        logger.log(`accept failed: ${describeError(err)}`);
+        continue;
+      }
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+      const h = serve(conn).catch((err) =>
+        logger.log(`session failed: ${describeError(err)}`)
+      );
+      handlers.add(h);
+      h.finally(() => handlers.delete(h));
+    }
+  })();
+
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= (async () => {
+      closing = true;
+      closeQuietly(listener);
+      await accepting;
+      await Promise.all([...sessions].map(async (s) => {
+        const run = s.command;
+        if (run) {
+          await run.proc.terminate(killGrace);
+          await run.finished;
+        }
+        await sendError(s, ErrorCode.Shutdown, "server shutting down");
+        closeQuietly(s.conn);
+      }));
+      await Promise.all(handlers);
+    })();
+
+  return {
+    addr: listener.addr as Deno.NetAddr,
+    get active() {
+      return sessions.size;
+    },
+    get commands() {
+      return commands;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
