@@ -1,0 +1,112 @@
+/**
+ * `denocat recv [options] [HOST] PORT`: receive verified items into a
+ * directory (`-o DIR`) or a single stream to stdout.
+ *
+ * @module
+ */
+import { formatAddr } from "../address.ts";
+import { UsageError } from "../errors.ts";
+import { type Logger, stderrLogger } from "../log.ts";
+import { terminalProgress } from "../transfer/progress.ts";
+import { receiveServer } from "../transfer/server.ts";
+import {
+  COMMON_OPTIONS,
+  familyOf,
+  parse,
+  print,
+  serverEndpoint,
+  shutdownSignal,
+} from "./_args.ts";
+import { compatMode } from "./send.ts";
+
+/** Help for `denocat recv`. */
+export const HELP = `Usage: denocat recv [options] [HOST] PORT
+       denocat recv [options] -U SOCKET
+
+Receive items sent by 'denocat send'. With -o DIR each item is written to a
+temporary file in DIR, verified (size and sha256), then renamed into place;
+nothing appears under the final name unless it verified. Without -o, one
+item is written to stdout, and the exit code says whether it verified.
+
+Names are checked: absolute paths, '..', control characters and paths that
+lead outside DIR (symlinks included) are refused, and the sender is told.
+
+Options:
+  -o, --output DIR    write items into DIR (created if missing)
+  -k, --keep-open     keep serving, senders concurrently (needs -o)
+      --overwrite     replace existing files (default: a clash is an error)
+      --compat MODE   native (default) or seed: the seeds' header, md5 checked
+      --no-progress   no progress bar (it is shown only when stderr is a terminal)
+  -4, -6              IPv4 / IPv6 only
+  -U, --unix PATH     listen on a Unix socket
+  -v, --verbose       log connections and items to stderr
+  -h, --help          this help
+
+Exit codes (without -k): 0 every item verified, 1 network or protocol
+failure or a refused item, 2 usage error, 3 verification failed.
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  output: { type: "string", short: "o" },
+  "keep-open": { type: "boolean", short: "k" },
+  overwrite: { type: "boolean" },
+  compat: { type: "string" },
+  "no-progress": { type: "boolean" },
+} as const;
+
+/** Runs `denocat recv`; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, OPTIONS);
+  if (values.help) {
+    print(HELP);
+    return 0;
+  }
+  const family = familyOf(values);
+  const compat = compatMode(values.compat);
+  const keep = values["keep-open"] ?? false;
+  const dir = values.output;
+  if (keep && dir === undefined) {
+    throw new UsageError("-k needs -o DIR (stdout takes a single item)");
+  }
+  if (dir !== undefined) {
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new UsageError(
+        `cannot use -o ${dir}: ${err instanceof Error ? err.message : err}`,
+      );
+    }
+  }
+  const endpoint = serverEndpoint(positionals, values.unix);
+  const progress = terminalProgress(!values["no-progress"]);
+  const base = stderrLogger(values.verbose ?? false);
+  const logger: Logger = {
+    enabled: base.enabled,
+    log(m) {
+      progress?.clear();
+      base.log(m);
+    },
+  };
+  using signal = shutdownSignal();
+  const server = receiveServer(endpoint, {
+    keep,
+    compat,
+    logger,
+    overwrite: values.overwrite ?? false,
+    ...(dir !== undefined ? { dir } : {}),
+    ...(family ? { family } : {}),
+    ...(progress ? { progress } : {}),
+  });
+  logger.log(`listening on ${formatAddr(server.addr)}`);
+  const onAbort = () => server.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const code = await server.finished;
+    await server.close();
+    return code;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    progress?.end();
+  }
+}

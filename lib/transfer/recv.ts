@@ -1,0 +1,360 @@
+/**
+ * The receiving side of the native transfer protocol: one connection's
+ * items written and verified ({@linkcode receiveOver}).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { BufferedReader } from "../frame/reader.ts";
+import { describeError, EXIT_FAILURE, EXIT_INTEGRITY } from "../errors.ts";
+import { formatTransfer, type Logger, silent } from "../log.ts";
+import type { Conn } from "../tcp.ts";
+import {
+  type Buffers,
+  buffers,
+  receiveExact,
+  Sink,
+  writeAll,
+} from "./_pump.ts";
+import type { Progress } from "./progress.ts";
+import {
+  type Ack,
+  type AckCode,
+  encodeAck,
+  encodeHello,
+  type ItemHeader,
+  MAX_CHUNK,
+  MAX_JSON_FRAME,
+  parseHeader,
+  parseHello,
+  parseTrailer,
+  ProtocolError,
+  RECORD,
+  TRAILER_SIZE,
+  TRANSFER_HELLO_SIZE,
+} from "./protocol.ts";
+import {
+  type Destination,
+  openItem,
+  RefusedError,
+  type Stored,
+} from "./store.ts";
+
+/** Options shared by the native and seed receivers. */
+export interface ReceiveOptions {
+  /** Where items go. */
+  destination: Destination;
+  /** Per-item and per-connection lines (`-v`). */
+  logger?: Logger;
+  /** A live progress line. */
+  progress?: Progress;
+  /** Size of each of the two body buffers. @default {1 MiB} */
+  bufferSize?: number;
+  /** Label for log lines. @default {"peer"} */
+  peer?: string;
+}
+
+/** Outcome of one received item. */
+export interface ReceivedItem {
+  name: string;
+  bytes: number;
+  sha256: string;
+  ok: boolean;
+  code?: AckCode;
+  error?: string;
+}
+
+/** Outcome of one connection. */
+export interface ConnectionResult {
+  items: ReceivedItem[];
+  /** Why the connection ended early (malformed stream, reset, ...). */
+  error?: string;
+  /** 0 all verified; 3 any integrity failure; 1 otherwise. */
+  exitCode: number;
+}
+
+/** Exit code for a connection's outcome. */
+export function connectionExitCode(
+  items: ReceivedItem[],
+  error: string | undefined,
+): number {
+  if (items.some((i) => i.code === "integrity")) return EXIT_INTEGRITY;
+  if (error !== undefined || items.some((i) => !i.ok)) return EXIT_FAILURE;
+  return 0;
+}
+
+/** Logs an item's outcome the same way for every receiver. */
+export function logItem(
+  logger: Logger,
+  peer: string,
+  item: ReceivedItem,
+  ms: number,
+  what = "sha256",
+): void {
+  if (item.ok) {
+    logger.log(
+      `${peer}: received ${item.name}: ${
+        formatTransfer(item.bytes, ms)
+      } ${what} ${item.sha256} verified`,
+    );
+  } else {
+    logger.log(`${peer}: ${item.name}: refused: ${item.error}`);
+  }
+}
+
+async function recordType(br: BufferedReader): Promise<number | null> {
+  const t = await br.readSome(1);
+  return t === null ? null : t[0]!;
+}
+
+/**
+ * Serves one sender on `conn`: replies with a hello, then reads items until
+ * END, writing each to the destination and acknowledging it. A malformed
+ * stream ends the connection with a `protocol` ack (best effort) and an
+ * `error` in the result; the connection is not closed here.
+ *
+ * @example Usage
+ * ```ts
+ * import { receiveOver, sendOver } from "../../mod.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const dir = await Deno.realPath(await Deno.makeTempDir());
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * using server = await l.accept();
+ * using c = await client;
+ * const src = `${dir}/src.bin`;
+ * await Deno.writeFile(src, new Uint8Array([1, 2, 3]));
+ * await Deno.mkdir(`${dir}/out`);
+ * const [sent, got] = await Promise.all([
+ *   sendOver(c, [{ kind: "file", path: src, name: "x.bin", size: 3, mode: 0o644 }]),
+ *   receiveOver(server, { destination: { dir: `${dir}/out`, overwrite: false } }),
+ * ]);
+ * assertEquals([sent.exitCode, got.exitCode], [0, 0]);
+ * assertEquals(await Deno.readFile(`${dir}/out/x.bin`), new Uint8Array([1, 2, 3]));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function receiveOver(
+  conn: Conn,
+  options: ReceiveOptions,
+): Promise<ConnectionResult> {
+  const logger = options.logger ?? silent;
+  const peer = options.peer ?? "peer";
+  const progress = options.progress;
+  const bufs = buffers(options.bufferSize);
+  const br = new BufferedReader(conn);
+  const items: ReceivedItem[] = [];
+  const scratch = new Uint8Array(TRAILER_SIZE);
+  let error: string | undefined;
+  const stdoutMode = "output" in options.destination;
+  try {
+    await writeAll(conn, encodeHello());
+    parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    for (;;) {
+      const t = await recordType(br);
+      if (t === null) {
+        throw new ProtocolError(
+          items.length
+            ? "sender closed without END (killed?)"
+            : "sender closed before sending anything",
+        );
+      }
+      if (t === RECORD.END) break;
+      if (t !== RECORD.HEADER) {
+        throw new ProtocolError(
+          `unexpected record type 0x${
+            t.toString(16)
+          } where an item header was expected`,
+        );
+      }
+      const payload = await br.readFrame("u32be", MAX_JSON_FRAME);
+      if (payload === null) throw new ProtocolError("closed inside a header");
+      const header = parseHeader(payload);
+      const item = await receiveItem(br, conn, header, {
+        destination: options.destination,
+        refuseAs: stdoutMode && items.length > 0
+          ? "this receiver writes a single item to stdout"
+          : undefined,
+        bufs,
+        scratch,
+        progress,
+        logger,
+        peer,
+      });
+      items.push(item);
+    }
+  } catch (err) {
+    error = describeError(err);
+    logger.log(`${peer}: ${error}`);
+    try {
+      await writeAll(
+        conn,
+        encodeAck({ ok: false, name: "", code: "protocol", error }),
+      );
+    } catch { /* the sender is gone */ }
+  }
+  return {
+    items,
+    ...(error !== undefined ? { error } : {}),
+    exitCode: connectionExitCode(items, error),
+  };
+}
+
+interface ItemContext {
+  destination: Destination;
+  refuseAs: string | undefined;
+  bufs: Buffers;
+  scratch: Uint8Array;
+  progress: Progress | undefined;
+  logger: Logger;
+  peer: string;
+}
+
+/** Receives one item whose header was read; acks it; throws on a broken stream. */
+async function receiveItem(
+  br: BufferedReader,
+  conn: Conn,
+  header: ItemHeader,
+  ctx: ItemContext,
+): Promise<ReceivedItem> {
+  const start = performance.now();
+  const name = header.name;
+  const { progress } = ctx;
+  if (
+    header.item === 1 || header.items !== undefined && header.item === undefined
+  ) {
+    progress?.setTotals(header.items, header.totalBytes);
+  }
+  let refusal: RefusedError | undefined;
+  let stored: Stored | undefined;
+  if (ctx.refuseAs !== undefined) {
+    refusal = new RefusedError("refused", ctx.refuseAs);
+  } else {
+    try {
+      stored = await openItem(ctx.destination, name);
+    } catch (err) {
+      if (!(err instanceof RefusedError)) throw err;
+      refusal = err;
+    }
+  }
+  if (refusal) {
+    // Say so at once; the body that follows is read and dropped.
+    await writeAll(
+      conn,
+      encodeAck({
+        ok: false,
+        name,
+        code: refusal.code,
+        error: refusal.message,
+      }),
+    );
+  }
+  const sink = stored?.sink ?? new Sink(null);
+  const hash = refusal ? null : createHash("sha256");
+  let bytes = 0;
+  const onBytes = (n: number) => {
+    bytes += n;
+    progress?.add(n);
+  };
+  try {
+    if (header.size === "stream") {
+      for (;;) {
+        const t = await recordType(br);
+        if (t === RECORD.TRAILER) break;
+        if (t !== RECORD.CHUNK) {
+          throw new ProtocolError(
+            t === null
+              ? `sender closed inside ${name} after ${bytes} bytes`
+              : `unexpected record type 0x${
+                t.toString(16)
+              } inside stream ${name}`,
+          );
+        }
+        const len = ctx.scratch.subarray(0, 4);
+        await br.readInto(len);
+        const n = new DataView(len.buffer, len.byteOffset).getUint32(0);
+        if (n > MAX_CHUNK) {
+          throw new ProtocolError(
+            `chunk of ${n} bytes exceeds the ${MAX_CHUNK}-byte limit`,
+          );
+        }
+        await receiveExact(br, n, sink, hash, ctx.bufs, onBytes);
+      }
+    } else {
+      await receiveExact(br, header.size, sink, hash, ctx.bufs, onBytes);
+      const t = await recordType(br);
+      if (t !== RECORD.TRAILER) {
+        throw new ProtocolError(
+          t === null
+            ? `sender closed after the body of ${name}, before its trailer`
+            : `expected the trailer of ${name} after ${header.size} bytes, got record type 0x${
+              t.toString(16)
+            } (does size lie?)`,
+        );
+      }
+    }
+    const tb = ctx.scratch.subarray(1, TRAILER_SIZE);
+    await br.readInto(tb);
+    const trailer = parseTrailer(tb);
+    if (refusal) {
+      await stored?.abort();
+      const item: ReceivedItem = {
+        name,
+        bytes,
+        sha256: "",
+        ok: false,
+        code: refusal.code,
+        error: refusal.message,
+      };
+      logItem(ctx.logger, ctx.peer, item, 0);
+      progress?.itemDone();
+      return item;
+    }
+    const sha256 = hash!.digest("hex");
+    let ack: Ack;
+    if (sink.error !== undefined) {
+      ack = {
+        ok: false,
+        name,
+        code: "io",
+        error: `cannot write ${name}: ${describeError(sink.error)}`,
+      };
+    } else if (trailer.size !== bytes || trailer.sha256 !== sha256) {
+      ack = {
+        ok: false,
+        name,
+        code: "integrity",
+        error: trailer.size !== bytes
+          ? `${name}: size mismatch: received ${bytes} bytes, sender says ${trailer.size}`
+          : `${name}: sha256 mismatch: received ${sha256}, sender says ${trailer.sha256}`,
+      };
+    } else if (header.sha256 !== undefined && header.sha256 !== sha256) {
+      ack = {
+        ok: false,
+        name,
+        code: "integrity",
+        error:
+          `${name}: sha256 mismatch: received ${sha256}, header says ${header.sha256}`,
+      };
+    } else {
+      try {
+        await stored!.commit(header.mode ?? 0o644);
+        ack = { ok: true, name, bytes, sha256 };
+      } catch (err) {
+        if (!(err instanceof RefusedError)) throw err;
+        ack = { ok: false, name, code: err.code, error: err.message };
+      }
+    }
+    if (!ack.ok) await stored!.abort();
+    await writeAll(conn, encodeAck(ack));
+    const item: ReceivedItem = ack.ok
+      ? { name, bytes, sha256, ok: true }
+      : { name, bytes, sha256, ok: false, code: ack.code, error: ack.error };
+    logItem(ctx.logger, ctx.peer, item, performance.now() - start);
+    progress?.itemDone();
+    return item;
+  } finally {
+    // Any throw above (truncation, reset, garbage) lands here too.
+    await stored?.abort();
+  }
+}

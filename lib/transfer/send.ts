@@ -1,0 +1,325 @@
+/**
+ * The sending side of the native transfer protocol: items go out one
+ * after another while a second task reads the receiver's acknowledgements,
+ * and the result says, per item, whether the receiver wrote and verified
+ * exactly what was sent.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { BufferedReader } from "../frame/reader.ts";
+import { describeError, EXIT_FAILURE, EXIT_INTEGRITY } from "../errors.ts";
+import { type Logger, silent } from "../log.ts";
+import {
+  closeQuietly,
+  closeWriteQuietly,
+  type Conn,
+  connect,
+  type ConnectOptions,
+  type Endpoint,
+} from "../tcp.ts";
+import { type Buffers, buffers, sendExact, writeAll } from "./_pump.ts";
+import type { SendItem } from "./items.ts";
+import type { Progress } from "./progress.ts";
+import {
+  type AckCode,
+  encodeHeader,
+  encodeHello,
+  encodeTrailer,
+  MAX_JSON_FRAME,
+  parseAck,
+  parseHello,
+  ProtocolError,
+  RECORD,
+  TRAILER_SIZE,
+  TRANSFER_HELLO_SIZE,
+} from "./protocol.ts";
+
+/** Outcome of one item, as the sender sees it. */
+export interface ItemResult {
+  /** The name sent. */
+  name: string;
+  /** Body bytes sent. */
+  bytes: number;
+  /** Hex sha256 of what was sent (empty if sending did not finish). */
+  sha256: string;
+  /** Milliseconds from the item's header to its acknowledgement. */
+  ms: number;
+  /** Acknowledged as written and verified, with matching size and sha256. */
+  ok: boolean;
+  /** Why not: an ack code, or `network` when no ack arrived. */
+  code?: AckCode | "network";
+  /** The error message, when not ok. */
+  error?: string;
+}
+
+/** What {@linkcode sendItems} reports. */
+export interface SendResult {
+  /** One entry per item, in order. */
+  items: ItemResult[];
+  /** 0 all verified, 3 any integrity failure, 1 otherwise. */
+  exitCode: number;
+}
+
+/** Options for {@linkcode sendItems} and {@linkcode sendOver}. */
+export interface SendOptions extends ConnectOptions {
+  /** Per-item lines (`-v`). */
+  logger?: Logger;
+  /** A live progress line. */
+  progress?: Progress;
+  /** Size of each of the two body buffers. @default {1 MiB} */
+  bufferSize?: number;
+  /** Called as each item is settled. */
+  onItem?: (result: ItemResult) => void;
+}
+
+/**
+ * Maps item results to the exit code: 0 when every item is verified, 3
+ * when any failed verification, 1 otherwise.
+ *
+ * @example Usage
+ * ```ts
+ * import { exitCodeOf } from "./send.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(exitCodeOf([{ ok: true }, { ok: false, code: "integrity" }]), 3);
+ * assertEquals(exitCodeOf([{ ok: false, code: "exists" }]), 1);
+ * assertEquals(exitCodeOf([]), 0);
+ * ```
+ */
+export function exitCodeOf(items: Array<{ ok: boolean; code?: string }>) {
+  if (items.some((i) => !i.ok && i.code === "integrity")) return EXIT_INTEGRITY;
+  return items.every((i) => i.ok) ? 0 : EXIT_FAILURE;
+}
+
+/**
+ * Connects to a receiver and sends `items`; see {@linkcode sendOver}.
+ * Connection failures throw (exit code 1).
+ *
+ * @example Usage
+ * ```ts
+ * import { receiveServer, sendItems } from "../../mod.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, { dir });
+ * const data = new TextEncoder().encode("hello");
+ * let done = false;
+ * const reader = { read(p: Uint8Array) { if (done) return Promise.resolve(null); done = true; p.set(data); return Promise.resolve(5); } };
+ * const r = await sendItems({ hostname: "127.0.0.1", port: server.port }, [{ kind: "stream", name: "hi.txt", reader }]);
+ * assertEquals(r.exitCode, 0);
+ * assertEquals(await Deno.readTextFile(`${dir}/hi.txt`), "hello");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function sendItems(
+  endpoint: Endpoint,
+  items: SendItem[],
+  options: SendOptions = {},
+): Promise<SendResult> {
+  const conn = await connect(endpoint, options);
+  try {
+    return await sendOver(conn, items, options);
+  } finally {
+    closeQuietly(conn);
+  }
+}
+
+interface Pending {
+  result: ItemResult;
+  start: number;
+  settled: boolean;
+}
+
+/**
+ * Sends `items` over an open connection: hello, then per item a header, the
+ * body (or chunk frames) and a trailer, then END; meanwhile reads one ack
+ * per item. Never throws for item failures; they are in the result.
+ */
+export async function sendOver(
+  conn: Conn,
+  items: SendItem[],
+  options: SendOptions = {},
+): Promise<SendResult> {
+  const logger = options.logger ?? silent;
+  const progress = options.progress;
+  const bufs = buffers(options.bufferSize);
+  const trailer = new Uint8Array(TRAILER_SIZE);
+  const pending: Pending[] = [];
+  const knownTotal = items.every((i) => i.kind === "file")
+    ? items.reduce((a, i) => a + (i.kind === "file" ? i.size : 0), 0)
+    : undefined;
+  progress?.setTotals(items.length, knownTotal);
+
+  const settle = (p: Pending, patch: Partial<ItemResult>) => {
+    if (p.settled) return;
+    p.settled = true;
+    Object.assign(p.result, patch, { ms: performance.now() - p.start });
+    progress?.itemDone();
+    const r = p.result;
+    if (r.ok) {
+      logger.log(
+        `${r.name}: ${r.bytes} bytes in ${(r.ms / 1000).toFixed(3)} s (${
+          (r.ms > 0 ? r.bytes / 1e6 / (r.ms / 1000) : 0).toFixed(2)
+        } MB/s) sha256 ${r.sha256} verified`,
+      );
+    }
+    options.onItem?.(r);
+  };
+
+  let acked = 0;
+  let readError: unknown;
+  const reader = (async () => {
+    const br = new BufferedReader(conn, { bufferSize: 16 * 1024 });
+    parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    for (;;) {
+      const t = await br.readSome(1);
+      if (t === null) return;
+      if (t[0] !== RECORD.ACK) {
+        throw new ProtocolError(
+          `unexpected record 0x${t[0]!.toString(16)} from receiver`,
+        );
+      }
+      const ack = parseAck((await br.readFrame("u32be", MAX_JSON_FRAME))!);
+      const p = pending[acked];
+      if (p === undefined) {
+        // An ack for nothing sent: the receiver refused the session.
+        if (!ack.ok) throw new ProtocolError(`receiver: ${ack.error}`);
+        throw new ProtocolError("receiver acknowledged an item never sent");
+      }
+      acked++;
+      if (!ack.ok) {
+        settle(p, { ok: false, code: ack.code, error: ack.error });
+      } else if (!p.result.sha256) {
+        // Acked before we finished? Only possible from a broken receiver.
+        settle(p, {
+          ok: false,
+          code: "protocol",
+          error: "acknowledged before the body was sent",
+        });
+      } else if (
+        ack.bytes !== p.result.bytes || ack.sha256 !== p.result.sha256
+      ) {
+        settle(p, {
+          ok: false,
+          code: "integrity",
+          error:
+            `receiver has ${ack.bytes} bytes, sha256 ${ack.sha256}; sent ${p.result.bytes} bytes, sha256 ${p.result.sha256}`,
+        });
+      } else {
+        settle(p, { ok: true });
+      }
+    }
+  })().catch((err) => {
+    readError = err;
+  });
+
+  let writeError: unknown;
+  try {
+    await writeAll(conn, encodeHello());
+    for (let i = 0; i < items.length; i++) {
+      if (readError !== undefined) break;
+      const item = items[i]!;
+      const p: Pending = {
+        result: { name: item.name, bytes: 0, sha256: "", ms: 0, ok: false },
+        start: performance.now(),
+        settled: false,
+      };
+      pending.push(p);
+      const hash = createHash("sha256");
+      const onBytes = (n: number) => {
+        p.result.bytes += n;
+        progress?.add(n);
+      };
+      if (item.kind === "file") {
+        using file = await Deno.open(item.path);
+        await writeAll(
+          conn,
+          encodeHeader({
+            name: item.name,
+            size: item.size,
+            mode: item.mode,
+            item: i + 1,
+            items: items.length,
+            ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
+          }),
+        );
+        await sendExact(file, conn, item.size, hash, bufs, onBytes);
+      } else {
+        await writeAll(
+          conn,
+          encodeHeader({
+            name: item.name,
+            size: "stream",
+            mode: item.mode ?? 0o644,
+            item: i + 1,
+            items: items.length,
+          }),
+        );
+        await sendStream(item.reader, conn, hash, bufs, onBytes);
+      }
+      const digest = hash.digest();
+      p.result.sha256 = digest.toString("hex");
+      await writeAll(conn, encodeTrailer(trailer, p.result.bytes, digest));
+    }
+    if (readError === undefined) {
+      await writeAll(conn, new Uint8Array([RECORD.END]));
+      await closeWriteQuietly(conn);
+    }
+  } catch (err) {
+    writeError = err;
+    // The reader may still be waiting for acks that will never come.
+    closeQuietly(conn);
+  }
+  await reader;
+  const why = readError ?? writeError;
+  for (const p of pending) {
+    settle(p, {
+      ok: false,
+      code: "network",
+      error: `no acknowledgement: ${
+        why ? describeError(why) : "connection closed"
+      }`,
+    });
+  }
+  const results = pending.map((p) => p.result);
+  // Items never started count as failed too.
+  for (let i = pending.length; i < items.length; i++) {
+    results.push({
+      name: items[i]!.name,
+      bytes: 0,
+      sha256: "",
+      ms: 0,
+      ok: false,
+      code: "network",
+      error: `not sent: ${why ? describeError(why) : "connection closed"}`,
+    });
+  }
+  return { items: results, exitCode: exitCodeOf(results) };
+}
+
+/** Sends a stream as chunk frames, one per read, double-buffered. */
+async function sendStream(
+  src: { read(p: Uint8Array): Promise<number | null> },
+  dst: Conn,
+  hash: { update(d: Uint8Array): unknown },
+  bufs: Buffers,
+  onBytes: (n: number) => void,
+): Promise<void> {
+  let [cur, spare] = bufs;
+  let n = await src.read(cur.subarray(5));
+  while (n !== null) {
+    const frame = cur.subarray(0, 5 + n);
+    frame[0] = RECORD.CHUNK;
+    new DataView(frame.buffer, frame.byteOffset).setUint32(1, n);
+    [cur, spare] = [spare, cur];
+    const next = src.read(cur.subarray(5));
+    next.catch(() => {});
+    if (n > 0) {
+      const written = writeAll(dst, frame);
+      written.catch(() => {});
+      hash.update(frame.subarray(5));
+      await written;
+      onBytes(n);
+    }
+    n = await next;
+  }
+}

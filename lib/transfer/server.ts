@@ -1,0 +1,181 @@
+/**
+ * The receiver as a server: one sender and done, or (`keep`) any number of
+ * senders at once, each connection's failure logged and contained.
+ *
+ * @module
+ */
+import { formatAddr } from "../address.ts";
+import { describeError } from "../errors.ts";
+import { silent } from "../log.ts";
+import {
+  closeQuietly,
+  type Conn,
+  type Endpoint,
+  listen,
+  type Listener,
+  type ListenOptions,
+} from "../tcp.ts";
+import {
+  type ConnectionResult,
+  type ReceiveOptions,
+  receiveOver,
+} from "./recv.ts";
+import { seedReceiveOver } from "./seed.ts";
+import type { Destination } from "./store.ts";
+
+/** Options for {@linkcode receiveServer}. */
+export interface ReceiveServerOptions
+  extends ListenOptions, Omit<ReceiveOptions, "destination" | "peer"> {
+  /** Directory to write items into; without it, the single item goes to `output`. */
+  dir?: string;
+  /** Output for the single item when `dir` is absent. @default {Deno.stdout} */
+  output?: { write(p: Uint8Array): Promise<number> };
+  /** Replace existing files. @default {false} */
+  overwrite?: boolean;
+  /** Serve senders concurrently until closed (`-k`). @default {false} */
+  keep?: boolean;
+  /** Speak the seeds' header instead of the native protocol. @default {"native"} */
+  compat?: "native" | "seed";
+  /** Called after each connection. */
+  onConnection?: (result: ConnectionResult) => void;
+}
+
+/** A running receiver. */
+export interface ReceiveServer extends AsyncDisposable {
+  /** The bound address. */
+  readonly addr: Deno.Addr;
+  /** The bound TCP port (0 for Unix sockets). */
+  readonly port: number;
+  /**
+   * Resolves with the exit code: without `keep`, that of the one connection
+   * served; with `keep`, 0 once closed.
+   */
+  readonly finished: Promise<number>;
+  /** Connections served so far. */
+  readonly served: number;
+  /** Stops listening, ends open connections and waits for them. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `endpoint` and receives items from senders.
+ *
+ * @example Usage
+ * ```ts
+ * import { receiveServer } from "./server.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, { dir, keep: true });
+ * assertEquals(server.served, 0);
+ * await Deno.remove(dir);
+ * ```
+ */
+export function receiveServer(
+  endpoint: Endpoint | { port: number; hostname?: undefined; path?: undefined },
+  options: ReceiveServerOptions = {},
+): ReceiveServer {
+  const logger = options.logger ?? silent;
+  const listener: Listener = listen(endpoint as Endpoint, options);
+  const conns = new Set<Conn>();
+  const handlers = new Set<Promise<void>>();
+  let served = 0;
+  let closing = false;
+  let rootPromise: Promise<Destination> | undefined;
+  const destination = () =>
+    rootPromise ??= (async (): Promise<Destination> => {
+      if (options.dir === undefined) {
+        return { output: options.output ?? Deno.stdout };
+      }
+      const dir = await Deno.realPath(options.dir);
+      return { dir, overwrite: options.overwrite ?? false };
+    })();
+
+  const serve = async (conn: Conn): Promise<number> => {
+    const peer = formatAddr(conn.remoteAddr);
+    logger.log(`connection from ${peer}`);
+    try {
+      const opts: ReceiveOptions = {
+        destination: await destination(),
+        logger,
+        peer,
+        ...(options.progress ? { progress: options.progress } : {}),
+        ...(options.bufferSize ? { bufferSize: options.bufferSize } : {}),
+      };
+      const result = options.compat === "seed"
+        ? await seedReceiveOver(conn, opts)
+        : await receiveOver(conn, opts);
+      options.onConnection?.(result);
+      const ok = result.items.filter((i) => i.ok).length;
+      logger.log(
+        `${peer}: done: ${ok} of ${result.items.length} items verified${
+          result.error ? ` (${result.error})` : ""
+        }`,
+      );
+      return result.exitCode;
+    } catch (err) {
+      logger.log(`${peer}: ${describeError(err)}`);
+      return 1;
+    } finally {
+      conns.delete(conn);
+      closeQuietly(conn);
+    }
+  };
+
+  const accept = async (): Promise<Conn | null> => {
+    try {
+      return await listener.accept();
+    } catch (err) {
+      if (closing || err instanceof Deno.errors.BadResource) return null;
+      throw err;
+    }
+  };
+
+  const finished = (async (): Promise<number> => {
+    if (!options.keep) {
+      const conn = await accept();
+      closeQuietly(listener);
+      if (conn === null) return 0;
+      served++;
+      conns.add(conn);
+      return await serve(conn);
+    }
+    for (;;) {
+      let conn: Conn | null;
+      try {
+        conn = await accept();
+      } catch (err) {
+        logger.log(`accept failed: ${describeError(err)}`);
+        continue;
+      }
+      if (conn === null) break;
+      served++;
+      conns.add(conn);
+      const h = serve(conn).then(() => {});
+      handlers.add(h);
+      h.finally(() => handlers.delete(h));
+    }
+    await Promise.allSettled([...handlers]);
+    return 0;
+  })();
+
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= (async () => {
+      closing = true;
+      closeQuietly(listener);
+      for (const c of conns) closeQuietly(c);
+      await finished.catch(() => {});
+    })();
+
+  const addr = listener.addr;
+  return {
+    addr,
+    port: addr.transport === "tcp" ? addr.port : 0,
+    finished,
+    get served() {
+      return served;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * Where a received item is written: a temporary file beside its final
+ * name, renamed into place only after verification, removed on any
+ * failure; or the receiver's stdout. Shared by the native and seed
+ * receivers.
+ *
+ * @module
+ */
+import type { Writer } from "../frame/reader.ts";
+import { DenocatError, describeError } from "../errors.ts";
+import { Sink } from "./_pump.ts";
+import { resolveTarget, UnsafeNameError } from "./names.ts";
+import type { AckCode } from "./protocol.ts";
+
+/** An item the receiver will not write; `code` goes into the ack. */
+export class RefusedError extends DenocatError {
+  /** The ack code. */
+  readonly code: AckCode;
+  constructor(code: AckCode, message: string, options?: ErrorOptions) {
+    super(message, code === "integrity" ? 3 : 1, options);
+    this.name = "RefusedError";
+    this.code = code;
+  }
+}
+
+/** Where items go: a directory (real path) or a single output stream. */
+export type Destination =
+  | { dir: string; overwrite: boolean }
+  | { output: Writer };
+
+/** An item being written. */
+export interface Stored {
+  /** Receives the body. */
+  sink: Sink;
+  /** Where it will appear (`-` for the output stream). */
+  path: string;
+  /** Moves the verified file into place with `mode & 0o777`. */
+  commit(mode: number): Promise<void>;
+  /** Removes the temporary file. Idempotent, never throws. */
+  abort(): Promise<void>;
+}
+
+function tempName(dir: string, base: string): string {
+  const tag = crypto.getRandomValues(new Uint8Array(6)).toHex();
+  const short = base.length > 100 ? base.slice(0, 100) : base;
+  return `${dir}/.${short}.denocat-${tag}.part`;
+}
+
+/**
+ * Opens `name` for writing at `dest`. Throws {@linkcode RefusedError} with
+ * code `unsafe-name`, `exists` or `io` when the item cannot be written.
+ *
+ * @example Write, verify elsewhere, commit
+ * ```ts
+ * import { openItem } from "./store.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const dir = await Deno.realPath(await Deno.makeTempDir());
+ * const item = await openItem({ dir, overwrite: false }, "a/b.txt");
+ * await item.sink.write(new TextEncoder().encode("hi"));
+ * assertEquals([...Deno.readDirSync(`${dir}/a`)].length, 1); // only the temp file
+ * await item.commit(0o640);
+ * assertEquals(await Deno.readTextFile(`${dir}/a/b.txt`), "hi");
+ * assertEquals([...Deno.readDirSync(`${dir}/a`)].length, 1);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function openItem(
+  dest: Destination,
+  name: string,
+): Promise<Stored> {
+  if ("output" in dest) {
+    return {
+      sink: new Sink(dest.output),
+      path: "-",
+      commit: () => Promise.resolve(),
+      abort: () => Promise.resolve(),
+    };
+  }
+  let target;
+  try {
+    target = await resolveTarget(dest.dir, name);
+  } catch (err) {
+    if (err instanceof UnsafeNameError) {
+      throw new RefusedError("unsafe-name", err.message);
+    }
+    throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
+  }
+  if (target.exists && !dest.overwrite) {
+    throw new RefusedError(
+      "exists",
+      `${name} already exists on the receiver (it needs --overwrite)`,
+    );
+  }
+  const tmp = tempName(target.dir, target.base);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  } catch (err) {
+    throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
+  }
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      file.close();
+    } catch { /* already closed */ }
+  };
+  let settled = false;
+  const abort = async () => {
+    close();
+    if (settled) return;
+    settled = true;
+    try {
+      await Deno.remove(tmp);
+    } catch { /* already gone */ }
+  };
+  return {
+    sink: new Sink(file),
+    path: target.path,
+    async commit(mode: number) {
+      try {
+        close();
+        await Deno.chmod(tmp, mode & 0o777);
+        if (dest.overwrite) {
+          await Deno.rename(tmp, target.path);
+        } else {
+          // link() never replaces: a file created meanwhile is a clash too.
+          await Deno.link(tmp, target.path);
+          await Deno.remove(tmp);
+        }
+        settled = true;
+      } catch (err) {
+        await abort();
+        if (err instanceof Deno.errors.AlreadyExists) {
+          throw new RefusedError(
+            "exists",
+            `${name} already exists on the receiver (it needs --overwrite)`,
+          );
+        }
+        throw new RefusedError(
+          "io",
+          `cannot write ${name}: ${describeError(err)}`,
+        );
+      }
+    },
+    abort,
+  };
+}

@@ -1,0 +1,374 @@
+/**
+ * The transfer library over real loopback sockets: round trips, name
+ * safety against hand-crafted hostile headers, truncated and malformed
+ * streams, and the receiver surviving all of them.
+ */
+import { assertEquals, assertOk, assertThrows } from "../lib/_assert.ts";
+import {
+  type Ack,
+  checkName,
+  collectItems,
+  encodeHeader,
+  encodeHello,
+  encodeTrailer,
+  parseAck,
+  receiveServer,
+  RECORD,
+  sendItems,
+  TRANSFER_HELLO_SIZE,
+  UnsafeNameError,
+} from "../mod.ts";
+import { randomBytes, readAll, sha256 } from "./_helpers.ts";
+
+const te = new TextEncoder();
+
+async function tempDir(): Promise<string> {
+  return await Deno.realPath(await Deno.makeTempDir({ prefix: "xfer-" }));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** One whole known-size item as a sender would write it. */
+function item(name: string, body: Uint8Array, size: number = body.length) {
+  const digest = new Uint8Array(32);
+  digest.set(Uint8Array.fromHex(sha256(body)));
+  return concat(
+    encodeHeader({ name, size, mode: 0o644 }),
+    body,
+    encodeTrailer(new Uint8Array(41), body.length, digest),
+  );
+}
+
+/** Sends raw bytes as a client, half-closes, returns the acks received. */
+async function rawSession(
+  port: number,
+  bytes: Uint8Array,
+): Promise<{ acks: Ack[]; helloOk: boolean }> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const reading = readAll(conn).catch(() => new Uint8Array());
+  try {
+    await conn.write(bytes);
+    await conn.closeWrite();
+  } catch { /* the receiver may have hung up already */ }
+  const got = await reading;
+  const helloOk = sha256(got.subarray(0, TRANSFER_HELLO_SIZE)) ===
+    sha256(encodeHello());
+  const acks: Ack[] = [];
+  let at = TRANSFER_HELLO_SIZE;
+  while (at + 5 <= got.length && got[at] === RECORD.ACK) {
+    const len = new DataView(got.buffer, got.byteOffset + at + 1).getUint32(0);
+    acks.push(parseAck(got.subarray(at + 5, at + 5 + len)));
+    at += 5 + len;
+  }
+  return { acks, helloOk };
+}
+
+function listAll(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, prefix: string) => {
+    for (const e of Deno.readDirSync(d)) {
+      const rel = prefix ? `${prefix}/${e.name}` : e.name;
+      out.push(rel);
+      if (e.isDirectory) walk(`${d}/${e.name}`, rel);
+    }
+  };
+  walk(dir, "");
+  return out.sort();
+}
+
+function streamOf(data: Uint8Array, step = 70_000) {
+  let at = 0;
+  return {
+    read(p: Uint8Array) {
+      if (at >= data.length) return Promise.resolve(null);
+      const n = Math.min(p.length, step, data.length - at);
+      p.set(data.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+}
+
+Deno.test("checkName() refuses every traversal form and accepts plain relative paths", () => {
+  for (
+    const bad of [
+      "",
+      "/etc/passwd",
+      "..",
+      "../x",
+      "a/../../x",
+      "a/..",
+      "./x",
+      "a//b",
+      "a/",
+      "a\u0000b",
+      "a\nb",
+      "\u001b[31mred",
+      "a\u007fb",
+      "a\u0085b",
+      "a\\..\\b",
+    ]
+  ) {
+    assertThrows(() => checkName(bad), UnsafeNameError, "unsafe name");
+  }
+  assertEquals(checkName("dir/sub/ファイル.txt"), [
+    "dir",
+    "sub",
+    "ファイル.txt",
+  ]);
+  assertEquals(checkName("..a/b..c"), ["..a", "b..c"]);
+});
+
+Deno.test("sendItems() delivers empty, 1-byte, many files, a tree and unicode names, verified", async () => {
+  const src = await tempDir();
+  const out = await tempDir();
+  try {
+    await Deno.writeFile(`${src}/empty`, new Uint8Array());
+    await Deno.writeFile(`${src}/one`, new Uint8Array([0x5a]));
+    const tree = `${src}/tree`;
+    await Deno.mkdir(`${tree}/a/b/c`, { recursive: true });
+    await Deno.mkdir(`${tree}/d`, { recursive: true });
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 40; i++) {
+      const dir = ["a", "a/b", "a/b/c", "d"][i % 4]!;
+      const body = randomBytes(i * 997);
+      await Deno.writeFile(`${tree}/${dir}/f${i}.bin`, body);
+      expected.set(`tree/${dir}/f${i}.bin`, sha256(body));
+    }
+    const uni = "données-文件-📦 ü.txt";
+    await Deno.writeTextFile(`${tree}/${uni}`, "unicode\n");
+    expected.set(`tree/${uni}`, sha256(te.encode("unicode\n")));
+    await Deno.chmod(`${tree}/d/f3.bin`, 0o750);
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+    });
+    const items = await collectItems(
+      [`${src}/empty`, `${src}/one`, tree],
+      { recursive: true },
+    );
+    const r = await sendItems(
+      { hostname: "127.0.0.1", port: server.port },
+      items,
+    );
+    assertEquals(r.exitCode, 0);
+    assertEquals(await server.finished, 0);
+    assertEquals(r.items.length, 43);
+    assertOk(r.items.every((i) => i.ok));
+    assertEquals((await Deno.readFile(`${out}/empty`)).length, 0);
+    assertEquals(await Deno.readFile(`${out}/one`), new Uint8Array([0x5a]));
+    for (const [name, hash] of expected) {
+      assertEquals(sha256(await Deno.readFile(`${out}/${name}`)), hash, name);
+    }
+    assertEquals(
+      (await Deno.stat(`${out}/tree/d/f3.bin`)).mode! & 0o777,
+      0o750,
+    );
+    // Nothing but the items: no temporary files left behind.
+    assertOk(!listAll(out).some((n) => n.includes(".denocat-")));
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() refuses each hostile name with an unsafe-name ack, writes nothing, and keeps serving", async () => {
+  const base = await tempDir();
+  const out = `${base}/out`;
+  await Deno.mkdir(out);
+  await Deno.mkdir(`${base}/outside`);
+  await Deno.symlink(`${base}/outside`, `${out}/escape`);
+  await Deno.symlink(`${base}/outside/target`, `${out}/dangling`);
+  try {
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      keep: true,
+    });
+    const hostile = [
+      "../evil",
+      "/tmp/evil-abs",
+      `${base}/outside/abs`,
+      "a/../../evil",
+      "..",
+      "ok\u0000evil",
+      "line\nbreak",
+      "escape/evil",
+      "dangling",
+      "",
+    ];
+    for (const name of hostile) {
+      const { acks, helloOk } = await rawSession(
+        server.port,
+        concat(
+          encodeHello(),
+          item(name, te.encode("evil")),
+          new Uint8Array([RECORD.END]),
+        ),
+      );
+      assertOk(helloOk);
+      assertEquals(acks.length, 1, `one ack for ${JSON.stringify(name)}`);
+      const ack = acks[0]!;
+      assertOk(!ack.ok && ack.code === "unsafe-name", JSON.stringify(ack));
+      assertOk(ack.error.startsWith("unsafe name"), ack.error);
+    }
+    assertEquals(listAll(`${base}/outside`), []);
+    assertEquals(listAll(out), ["dangling", "escape"]);
+    // Still serving: a good item goes through on the same server.
+    const good = await rawSession(
+      server.port,
+      concat(
+        encodeHello(),
+        item("fine.txt", te.encode("fine")),
+        new Uint8Array([RECORD.END]),
+      ),
+    );
+    assertEquals(good.acks.map((a) => a.ok), [true]);
+    assertEquals(await Deno.readTextFile(`${out}/fine.txt`), "fine");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() ends malformed streams with a protocol error and keeps serving", async () => {
+  const out = await tempDir();
+  try {
+    const results: Array<string | undefined> = [];
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      keep: true,
+      onConnection: (r) => results.push(r.error),
+    });
+    const body = randomBytes(5000);
+    const header = encodeHeader({ name: "x", size: 10 });
+    const oversize = new Uint8Array(5);
+    oversize[0] = RECORD.HEADER;
+    new DataView(oversize.buffer).setUint32(1, 1 << 30);
+    const cases: Array<[string, Uint8Array, string]> = [
+      ["garbage hello", te.encode("GET / HTTP/1.1\r\n\r\n"), "not a denocat"],
+      ["oversize header", concat(encodeHello(), oversize), "at most 65536"],
+      [
+        "lying size (more body than declared)",
+        concat(encodeHello(), header, body),
+        "does size lie",
+      ],
+      [
+        "truncated body (sender gone)",
+        concat(encodeHello(), encodeHeader({ name: "y", size: 100_000 }), body),
+        "expected a body of 100000 bytes",
+      ],
+      [
+        "header not JSON",
+        concat(
+          encodeHello(),
+          new Uint8Array([RECORD.HEADER, 0, 0, 0, 3]),
+          te.encode("{{{"),
+        ),
+        "malformed item header",
+      ],
+      [
+        "unknown record",
+        concat(encodeHello(), new Uint8Array([0x99])),
+        "unexpected record",
+      ],
+    ];
+    for (const [what, bytes, message] of cases) {
+      const { acks } = await rawSession(server.port, bytes);
+      const last = acks.at(-1);
+      assertOk(last && !last.ok && last.code === "protocol", what);
+      assertOk(last.error.includes(message), `${what}: ${last.error}`);
+    }
+    assertEquals(listAll(out), [], "no file and no temporary file");
+    assertEquals(results.length, cases.length);
+    const good = await rawSession(
+      server.port,
+      concat(
+        encodeHello(),
+        item("after.bin", body),
+        new Uint8Array([RECORD.END]),
+      ),
+    );
+    assertEquals(good.acks.map((a) => a.ok), [true]);
+    assertEquals(sha256(await Deno.readFile(`${out}/after.bin`)), sha256(body));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("sendItems() reports a name clash per item; the existing file is untouched", async () => {
+  const out = await tempDir();
+  try {
+    await Deno.writeTextFile(`${out}/taken.txt`, "original");
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+    });
+    const r = await sendItems({ hostname: "127.0.0.1", port: server.port }, [
+      { kind: "stream", name: "taken.txt", reader: streamOf(te.encode("new")) },
+      { kind: "stream", name: "free.txt", reader: streamOf(te.encode("free")) },
+    ]);
+    assertEquals(r.exitCode, 1);
+    assertEquals(r.items.map((i) => [i.ok, i.code]), [[false, "exists"], [
+      true,
+      undefined,
+    ]]);
+    assertOk(r.items[0]!.error!.includes("already exists"));
+    assertEquals(await Deno.readTextFile(`${out}/taken.txt`), "original");
+    assertEquals(await Deno.readTextFile(`${out}/free.txt`), "free");
+    assertEquals(await server.finished, 1);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() with overwrite replaces the file atomically", async () => {
+  const out = await tempDir();
+  try {
+    await Deno.writeTextFile(`${out}/f`, "old");
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      overwrite: true,
+    });
+    const r = await sendItems({ hostname: "127.0.0.1", port: server.port }, [
+      { kind: "stream", name: "f", reader: streamOf(te.encode("new")) },
+    ]);
+    assertEquals(r.exitCode, 0);
+    assertEquals(await Deno.readTextFile(`${out}/f`), "new");
+    assertEquals(listAll(out), ["f"]);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("a trailer that disagrees with the body is an integrity failure: ack code integrity, no file", async () => {
+  const out = await tempDir();
+  try {
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+    });
+    const body = randomBytes(3000);
+    const wrong = new Uint8Array(32).fill(1);
+    const { acks } = await rawSession(
+      server.port,
+      concat(
+        encodeHello(),
+        encodeHeader({ name: "bad.bin", size: body.length }),
+        body,
+        encodeTrailer(new Uint8Array(41), body.length, wrong),
+        new Uint8Array([RECORD.END]),
+      ),
+    );
+    assertEquals(acks.length, 1);
+    assertOk(!acks[0]!.ok && acks[0]!.code === "integrity");
+    assertOk(acks[0]!.error.includes("sha256 mismatch"));
+    assertEquals(await server.finished, 3);
+    assertEquals(listAll(out), []);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
