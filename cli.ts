@@ -13,6 +13,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   echo: () => import("./lib/commands/echo.ts"),
   shell: () => import("./lib/commands/shell.ts"),
   probe: () => import("./lib/commands/probe.ts"),
+  send: () => import("./lib/commands/send.ts"),
+  recv: () => import("./lib/commands/recv.ts"),
 };
 
 /** Runs denocat with `args`; returns the exit code. Never calls `Deno.exit`. */

@@ -56,3 +56,6 @@ export * from "./lib/probe_payload.ts";
 export * from "./lib/probe_udp.ts";
 export * from "./lib/probe_tcp.ts";
 export * from "./lib/hexdump.ts";
+
+// Verified file transfer
+export * from "./lib/transfer/mod.ts";
