@@ -7,6 +7,7 @@
  */
 const SECTIONS: Array<[string, () => Promise<{ run(): Promise<void> }>]> = [
   ["tcp", () => import("./demo/tcp.ts")],
+  ["udp", () => import("./demo/udp.ts")],
 ];
 
 if (import.meta.main) {
