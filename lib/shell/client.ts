@@ -300,8 +300,14 @@ export async function connectShell(
     await reader.expect(MsgType.Ready, "the server's answer");
   } catch (err) {
     closeQuietly(conn);
+    const hint = options.tls ? "" : " (a TLS server? try --tls)";
     if (signal?.aborted) {
-      throw failure(`cannot connect to ${where}: timed out`, err);
+      throw failure(`cannot connect to ${where}: timed out${hint}`, err);
+    }
+    if (
+      err instanceof ShellProtocolError && /server hello/.test(err.message)
+    ) {
+      throw failure(`${where}: ${err.message}${hint}`, err);
     }
     if (err instanceof ShellRemoteError) {
       throw failure(

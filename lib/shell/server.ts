@@ -190,7 +190,9 @@ export function shellServer(
 
   /** Half-closes, lets the peer read what was sent, then closes. */
   async function finish(conn: Deno.Conn): Promise<void> {
-    await closeWriteQuietly(conn as Deno.TcpConn);
+    try {
+      await closeWriteQuietly(conn as Deno.TcpConn);
+    } catch { /* a TLS peer that vanished mid-handshake */ }
     const timer = setTimeout(() => closeQuietly(conn), 1000);
     try {
       const buf = new Uint8Array(4096);

@@ -1,0 +1,212 @@
+/**
+ * `denocat shell` end to end: the server and the clients as users run them
+ * (`deno run -A cli.ts shell ...`), over loopback.
+ */
+import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { runCli, startCli, startServer } from "./_helpers.ts";
+
+const SRV = ["shell", "-l", "--insecure-no-auth", "127.0.0.1", "0"];
+
+function client(port: number, ...rest: string[]): string[] {
+  return ["shell", "127.0.0.1", String(port), ...rest];
+}
+
+Deno.test("denocat shell: exit codes 0, 7 and a signal (128+N)", async () => {
+  await using srv = await startServer(SRV);
+  const zero = await runCli(client(srv.port, "--", "true"));
+  assertEquals(zero.code, 0);
+  const seven = await runCli(client(srv.port, "--", "exit", "7"));
+  assertEquals(seven.code, 7);
+  const sig = await runCli(client(srv.port, "--", "kill -TERM $$"));
+  assertEquals(sig.code, 143);
+  const audit = srv.stderrSoFar();
+  assertOk(
+    /exec peer=127\.0\.0\.1:\d+ exit=7 .*cmd="exit 7"/.test(audit),
+    audit,
+  );
+  assertOk(/exit=143 signal=SIGTERM/.test(audit), audit);
+});
+
+Deno.test("denocat shell: stdout and stderr kept apart", async () => {
+  await using srv = await startServer(SRV);
+  const r = await runCli(
+    client(srv.port, "--", "echo to-out; echo to-err >&2; echo more-out"),
+  );
+  assertEquals(r.code, 0);
+  assertEquals(r.text, "to-out\nmore-out\n");
+  assertEquals(r.stderr, "to-err\n");
+});
+
+Deno.test("denocat shell: stdin forwarded (printf abc | ... -- wc -c prints 3)", async () => {
+  await using srv = await startServer(SRV);
+  const r = await runCli(client(srv.port, "--", "wc", "-c"), { stdin: "abc" });
+  assertEquals(r.code, 0);
+  assertEquals(r.text.trim(), "3");
+  const none = await runCli(client(srv.port, "-n", "--", "wc", "-c"), {
+    stdin: "abc",
+  });
+  assertEquals(none.text.trim(), "0");
+});
+
+Deno.test("denocat shell: interactive prompt, statuses, exit", async () => {
+  await using srv = await startServer(SRV);
+  const r = await runCli(client(srv.port), {
+    stdin: "echo one\n\nexit 3\nkill -KILL $$\nexit\necho never\n",
+  });
+  assertEquals(r.code, 0);
+  assertEquals(r.text, "one\n");
+  const prompt = `denocat 127.0.0.1:${srv.port}> `;
+  assertEquals(
+    r.stderr,
+    `${prompt}${prompt}${prompt}[exit 3]\n${prompt}[killed by SIGKILL]\n${prompt}`,
+  );
+  const eof = await runCli(client(srv.port), { stdin: "echo last" });
+  assertEquals([eof.code, eof.text], [0, "last\n"]);
+});
+
+Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async () => {
+  const dir = await Deno.makeTempDir();
+  const marker = `${dir}/ran`;
+  try {
+    const tokenFile = `${dir}/token`;
+    await Deno.writeTextFile(tokenFile, "s3cret\n");
+    await using srv = await startServer([
+      "shell",
+      "-l",
+      "--token-file",
+      tokenFile,
+      "127.0.0.1",
+      "0",
+    ]);
+    const bad = await runCli(
+      client(srv.port, "--token", "wrong", "--", "touch", marker),
+    );
+    assertEquals(bad.code, 255);
+    assertEquals(bad.stderr, "denocat: authentication failed\n");
+    const none = await runCli(client(srv.port, "--", "touch", marker));
+    assertEquals(none.code, 255);
+    assertOk(/needs a token/.test(none.stderr), none.stderr);
+    assertEquals(await Deno.stat(marker).catch(() => null), null);
+    assertOk(
+      /auth-failed peer=127\.0\.0\.1:\d+ .*reason="wrong token"/.test(
+        srv.stderrSoFar(),
+      ),
+      srv.stderrSoFar(),
+    );
+    // The token from the environment works.
+    const good = await runCli(client(srv.port, "--", "touch", marker), {
+      env: { DENOCAT_TOKEN: "s3cret" },
+    });
+    assertEquals(good.code, 0);
+    assertOk(await Deno.stat(marker));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("denocat shell -l: refuses 0.0.0.0 without a token (exit 2)", async () => {
+  const r = await runCli(["shell", "-l", "0.0.0.0", "0"]);
+  assertEquals(r.code, 2);
+  assertOk(/refusing to listen on 0\.0\.0\.0 without a token/.test(r.stderr));
+  const insecure = await runCli([
+    "shell",
+    "-l",
+    "--insecure-no-auth",
+    "0.0.0.0",
+    "0",
+  ]);
+  assertEquals(insecure.code, 2);
+  assertOk(/--insecure-no-auth on 0\.0\.0\.0: allowed on loopback only/.test(
+    insecure.stderr,
+  ));
+  const compat = await runCli([
+    "shell",
+    "-l",
+    "--compat",
+    "seed-simple",
+    "0.0.0.0",
+    "0",
+  ]);
+  assertEquals(compat.code, 2);
+  const loopNoAuth = await runCli(["shell", "-l", "127.0.0.1", "0"]);
+  assertEquals(loopNoAuth.code, 2);
+  assertOk(/--insecure-no-auth/.test(loopNoAuth.stderr));
+});
+
+Deno.test("denocat shell: sessions beyond the limit get a clear error", async () => {
+  await using srv = await startServer([
+    "shell",
+    "-l",
+    "--insecure-no-auth",
+    "--max-sessions",
+    "1",
+    "127.0.0.1",
+    "0",
+  ]);
+  // One interactive client holds the only session.
+  await using holder = startCli(client(srv.port), { keepStdin: true });
+  await holder.waitForStderr(/denocat 127\.0\.0\.1:\d+> /);
+  const r = await runCli(client(srv.port, "--", "true"));
+  assertEquals(r.code, 255);
+  assertEquals(
+    r.stderr,
+    "denocat: server busy: 1 sessions active, limit 1\n",
+  );
+  await holder.stdin!.close();
+  assertEquals((await holder.output).code, 0);
+});
+
+Deno.test("denocat shell: timeout reported, client exits 128+15", async () => {
+  await using srv = await startServer([
+    "shell",
+    "-l",
+    "--insecure-no-auth",
+    "--timeout",
+    "0.5",
+    "127.0.0.1",
+    "0",
+  ]);
+  const r = await runCli(client(srv.port, "--", "sleep 30"));
+  assertEquals(r.code, 143);
+  assertOk(/timed out/.test(r.stderr), r.stderr);
+});
+
+Deno.test("denocat shell -l --log-json: one JSON audit line per command", async () => {
+  await using srv = await startServer([
+    "shell",
+    "-l",
+    "--insecure-no-auth",
+    "--log-json",
+    "127.0.0.1",
+    "0",
+  ]);
+  await runCli(client(srv.port, "--", "printf 12345; exit 2"), {
+    stdin: "xy",
+  });
+  const line = srv.stderrSoFar().split("\n").find((l) => l.startsWith("{"));
+  assertOk(line, srv.stderrSoFar());
+  const rec = JSON.parse(line);
+  assertEquals(
+    [rec.event, rec.exit, rec.command, rec.bytesIn, rec.bytesOut],
+    ["exec", 2, "printf 12345; exit 2", 2, 5],
+  );
+  assertOk(/^127\.0\.0\.1:\d+$/.test(rec.peer));
+});
+
+Deno.test("denocat shell: usage errors exit 2, connection failures 255", async () => {
+  const r = await runCli([
+    "shell",
+    "127.0.0.1",
+    "1",
+    "--timeout",
+    "3",
+    "--",
+    "x",
+  ]);
+  assertEquals(r.code, 2);
+  const refused = await runCli(["shell", "127.0.0.1", "1", "--", "true"]);
+  assertEquals(refused.code, 255);
+  assertOk(/cannot connect to 127\.0\.0\.1:1: connection refused/.test(
+    refused.stderr,
+  ));
+});

@@ -1,0 +1,155 @@
+/**
+ * `denocat shell -l --compat seed-simple|seed-json` against the seeds'
+ * Python clients (tutorial 001, "simulated ssh"), run as real processes.
+ *
+ * The fixtures keep the seeds' protocol code line for line (send the
+ * command, `recv(4)`, `struct.unpack('i', ...)`, `recv(header_size)`,
+ * `json.loads`, the `recv(1024)` loop). Two adaptations make them
+ * testable: commands come from argv instead of `input('>>:')`, and the
+ * whole reply is written raw instead of `print(data.decode('gbk'))` (which
+ * prints only the last 1024-byte chunk, a bug of the seed's).
+ */
+import { createHash } from "node:crypto";
+import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { needs, spawn, startServer } from "./_helpers.ts";
+
+const SEED_SIMPLE_CLIENT = `
+import socket, struct, sys
+
+phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+phone.connect(('127.0.0.1', int(sys.argv[1])))
+
+for msg in sys.argv[2:]:
+    msg = msg.strip()
+    if not msg: continue
+    phone.send(msg.encode('utf-8'))
+
+    header = phone.recv(4)
+    total_size = struct.unpack('i', header)[0]
+
+    recv_size = 0
+    recv_data = b''
+    while recv_size < total_size:
+        data = phone.recv(1024)
+        recv_data += data
+        recv_size += len(data)
+
+    sys.stdout.buffer.write(recv_data)
+    sys.stdout.buffer.flush()
+
+phone.close()
+`;
+
+const SEED_JSON_CLIENT = `
+import socket, struct, json, sys, hashlib
+
+phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+phone.connect(('127.0.0.1', int(sys.argv[1])))
+
+for msg in sys.argv[2:]:
+    msg = msg.strip()
+    if not msg: continue
+    phone.send(msg.encode('utf-8'))
+
+    obj = phone.recv(4)
+    header_size = struct.unpack('i', obj)[0]
+    header = phone.recv(header_size)
+
+    header_dic = json.loads(header)
+    total_size = header_dic['total_size']
+
+    recv_size = 0
+    recv_data = b''
+    while recv_size < total_size:
+        data = phone.recv(1024)
+        recv_data += data
+        recv_size += len(data)
+
+    if hashlib.md5(recv_data).hexdigest() != header_dic['md5']:
+        sys.stderr.write('md5 mismatch\\n')
+        sys.exit(3)
+    sys.stderr.write(json.dumps(header_dic) + '\\n')
+    sys.stdout.buffer.write(recv_data)
+    sys.stdout.buffer.flush()
+
+phone.close()
+`;
+
+const COMMANDS = [
+  "echo hello",
+  "seq 1 3000",
+  "echo out; echo err >&2",
+  "printf 'caf\\303\\251\\n'",
+];
+
+function expectedOutput(): string {
+  let seq = "";
+  for (let i = 1; i <= 3000; i++) seq += `${i}\n`;
+  return `hello\n${seq}out\nerr\ncafé\n`;
+}
+
+async function runSeedClient(
+  mode: "seed-simple" | "seed-json",
+  source: string,
+) {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/client.py`;
+    await Deno.writeTextFile(script, source);
+    await using srv = await startServer([
+      "shell",
+      "-l",
+      "--compat",
+      mode,
+      "127.0.0.1",
+      "0",
+    ]);
+    await using client = spawn("python3", [
+      script,
+      String(srv.port),
+      ...COMMANDS,
+    ], { timeout: 15000 });
+    const out = await client.output;
+    // One audit line per command on the server.
+    await srv.waitForStderr(/(exec peer=.*\n[^]*){4}/);
+    return { out, serverLog: srv.stderrSoFar() };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "denocat shell --compat seed-simple: the seed's Python client works unchanged",
+  ignore: needs("python3"),
+  async fn() {
+    const { out, serverLog } = await runSeedClient(
+      "seed-simple",
+      SEED_SIMPLE_CLIENT,
+    );
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(out.text, expectedOutput());
+    assertOk(/exec peer=127\.0\.0\.1:\d+ exit=0 .*cmd="seq 1 3000"/.test(
+      serverLog,
+    ));
+  },
+});
+
+Deno.test({
+  name:
+    "denocat shell --compat seed-json: header with filename, md5, total_size",
+  ignore: needs("python3"),
+  async fn() {
+    const { out } = await runSeedClient("seed-json", SEED_JSON_CLIENT);
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(out.text, expectedOutput());
+    const headers = out.stderr.trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(headers.length, COMMANDS.length);
+    const hello = new TextEncoder().encode("hello\n");
+    assertEquals(headers[0], {
+      filename: "output",
+      md5: createHash("md5").update(hello).digest("hex"),
+      total_size: hello.length,
+    });
+  },
+});
