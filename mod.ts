@@ -59,3 +59,6 @@ export * from "./lib/hexdump.ts";
 
 // Verified file transfer
 export * from "./lib/transfer/mod.ts";
+
+// Remote shell: server, clients, seed compatibility
+export * from "./lib/shell/mod.ts";
