@@ -48,11 +48,10 @@ export async function tcpClient(
   const logger = options.logger ?? silent;
   const start = performance.now();
   const conn = await connect(endpoint, options);
+  const resolved = formatAddr(conn.remoteAddr);
+  const asked = describeEndpoint(endpoint);
   logger.log(
-    `connected to ${formatAddr(conn.remoteAddr)}` +
-      (endpoint.hostname !== undefined
-        ? ` (${describeEndpoint(endpoint)})`
-        : ""),
+    `connected to ${resolved}${resolved === asked ? "" : ` (${asked})`}`,
   );
   const t0 = performance.now();
   const result = await pipeDuplex(conn, options);
