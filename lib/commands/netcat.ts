@@ -30,6 +30,10 @@ Usage:
                                        replies are printed until -w passes idle
   denocat -u -l [options] [HOST] PORT  UDP: print datagrams from any peers;
                                        stdin lines go to the latest peer
+  denocat --frame FORMAT [--split line|chunk] HOST PORT
+                                       send each stdin line (or read) as one frame
+  denocat -l --frame FORMAT [--output MODE] [-k] [HOST] PORT
+                                       decode frames and print each payload
   denocat echo|probe|send|recv|shell   other modes; see 'denocat COMMAND --help'
 
 Options:
@@ -43,8 +47,26 @@ Options:
   -U, --unix PATH     use a Unix socket instead of HOST PORT
   -u, --udp           UDP instead of TCP; with -u, -w SECS (default 1) is how
                       long to wait after stdin EOF with no reply before exiting
-      --split MODE    with -u: one datagram per 'line' (default) or per 'chunk'
+      --split MODE    with -u or --frame: one datagram or frame per 'line'
+                      (default; the newline is not framed) or per 'chunk'
                       read from stdin
+      --frame FORMAT  frame the stream (see docs/PROTOCOL.md): u16be, u32be,
+                      u32le, u64be, varint (length prefixes), json (a header
+                      {"total_size": n} whose length is u32be, then the body),
+                      seed (u32le as Python's struct.pack('i', n); lengths of
+                      2^31 or more refused), seed-json (the seeds' JSON header
+                      {"filename","md5","total_size"} with a seed length).
+                      Send mode frames stdin and prints replies as-is; -l
+                      receives only (stdin is not read). A malformed, truncated
+                      or oversize frame ends a single -l connection with exit
+                      1; with -k that client is dropped (reported on stderr)
+                      and others are served; whole frames never interleave.
+                      With -u each datagram carries exactly one frame; a
+                      malformed one is reported (-v names the peer) and skipped
+      --output MODE   with -l --frame: print each payload as 'lines' (payload
+                      and a newline; default), 'raw', 'hex' (one line per
+                      frame) or 'json' ({"len":n,"data":"<base64>"} per line,
+                      plus "header" for json/seed-json frames)
   -v, --verbose       log connections, byte counts and rates to stderr
   -h, --help          this help
       --version       print the version
@@ -64,6 +86,8 @@ const OPTIONS = {
   "no-shutdown": { type: "boolean" },
   udp: { type: "boolean", short: "u" },
   split: { type: "string" },
+  frame: { type: "string" },
+  output: { type: "string" },
 } as const;
 
 /** Runs the netcat modes; returns the exit code. */
@@ -77,6 +101,26 @@ export async function run(args: string[]): Promise<number> {
   const quit = seconds(values.quit, "-q");
   const wait = seconds(values.wait, "-w");
   const logger = stderrLogger(values.verbose ?? false);
+  if (values.frame !== undefined) {
+    const { runFramedNetcat } = await import("./_framed.ts");
+    return await runFramedNetcat(positionals, {
+      frame: values.frame,
+      output: values.output,
+      split: values.split,
+      listen: values.listen ?? false,
+      keep: values["keep-open"] ?? false,
+      udp: values.udp ?? false,
+      quit,
+      wait,
+      noShutdown: values["no-shutdown"] ?? false,
+      unix: values.unix,
+      family,
+      logger,
+    });
+  }
+  if (values.output !== undefined) {
+    throw new UsageError("--output needs --frame and -l");
+  }
   if (values.udp) {
     if (values["no-shutdown"]) {
       throw new UsageError("--no-shutdown does not apply to -u");
@@ -91,7 +135,9 @@ export async function run(args: string[]): Promise<number> {
       logger,
     });
   }
-  if (values.split !== undefined) throw new UsageError("--split needs -u");
+  if (values.split !== undefined) {
+    throw new UsageError("--split needs -u or --frame");
+  }
   const interactive = Deno.stdin.isTerminal();
   const common = {
     input: stdinReader(),

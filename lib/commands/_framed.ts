@@ -1,0 +1,177 @@
+/**
+ * The `--frame FORMAT` branches of `denocat`: framed sending (TCP or UDP)
+ * and framed receiving (`-l`, with `-k` or `-u`).
+ *
+ * @module
+ */
+import { formatAddr, parsePort } from "../address.ts";
+import type { Family } from "../address.ts";
+import { describeError, UsageError } from "../errors.ts";
+import { FRAME_NAMES, framingByName } from "../framed.ts";
+import { framedListen } from "../framed_listen.ts";
+import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed_output.ts";
+import { framedClient, type SplitMode } from "../framed_send.ts";
+import { framedUdpClient, framedUdpListen } from "../framed_udp.ts";
+import type { Logger } from "../log.ts";
+import { stdinReader, stdoutWriter } from "../stdio.ts";
+import { clientEndpoint, serverEndpoint, shutdownSignal } from "./_args.ts";
+
+/** Parsed flags the framed modes use. */
+export interface FramedNetcatFlags {
+  frame: string;
+  output: string | undefined;
+  split: string | undefined;
+  listen: boolean;
+  keep: boolean;
+  udp: boolean;
+  /** `-q` in ms. */
+  quit: number | undefined;
+  /** `-w` in ms. */
+  wait: number | undefined;
+  noShutdown: boolean;
+  unix: string | undefined;
+  family: Family | undefined;
+  logger: Logger;
+}
+
+const encoder = new TextEncoder();
+
+/** A line on stderr whatever `-v` says: malformed input is always reported. */
+function warn(message: string): void {
+  Deno.stderr.writeSync(encoder.encode(`denocat: ${message}\n`));
+}
+
+function outputMode(value: string | undefined): FrameOutputMode {
+  if (value === undefined) return "lines";
+  if ((FRAME_OUTPUT_MODES as readonly string[]).includes(value)) {
+    return value as FrameOutputMode;
+  }
+  throw new UsageError(
+    `invalid --output value: ${value} (${FRAME_OUTPUT_MODES.join(", ")})`,
+  );
+}
+
+function splitMode(value: string | undefined): SplitMode {
+  if (value === undefined || value === "line" || value === "chunk") {
+    return value ?? "line";
+  }
+  throw new UsageError(`invalid --split value: ${value} (line or chunk)`);
+}
+
+/** `denocat --frame FORMAT ...`: checks the flag combination, then sends or receives. */
+export async function runFramedNetcat(
+  positionals: string[],
+  flags: FramedNetcatFlags,
+): Promise<number> {
+  const framing = framingByName(flags.frame);
+  if (framing === undefined) {
+    throw new UsageError(
+      `invalid --frame value: ${flags.frame} (${FRAME_NAMES.join(", ")})`,
+    );
+  }
+  if (flags.udp && flags.unix !== undefined) {
+    throw new UsageError("-u cannot be combined with -U");
+  }
+  const { logger } = flags;
+  if (flags.listen) {
+    if (flags.split !== undefined) {
+      throw new UsageError("--split applies to sending, not to -l");
+    }
+    for (
+      const [set, flag] of [
+        [flags.quit !== undefined, "-q"],
+        [flags.wait !== undefined, "-w"],
+        [flags.noShutdown, "--no-shutdown"],
+      ] as const
+    ) {
+      if (set) {
+        throw new UsageError(`${flag} does not apply to -l --frame`);
+      }
+    }
+    const mode = outputMode(flags.output);
+    using signal = shutdownSignal();
+    if (flags.udp) {
+      const ep = serverEndpoint(positionals, undefined);
+      await framedUdpListen({
+        ...framing,
+        mode,
+        output: stdoutWriter(),
+        port: ep.port!,
+        signal,
+        logger,
+        onMalformed: (err, from) =>
+          logger.enabled
+            ? logger.log(
+              `malformed datagram from ${
+                formatAddr(from)
+              } skipped: ${err.message}`,
+            )
+            : warn(`malformed datagram skipped: ${err.message}`),
+        ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
+        ...(flags.family ? { family: flags.family } : {}),
+      });
+      return 0;
+    }
+    await framedListen(serverEndpoint(positionals, flags.unix), {
+      ...framing,
+      mode,
+      output: stdoutWriter(),
+      keep: flags.keep,
+      signal,
+      logger,
+      onClientError: (err, peer) =>
+        logger.enabled
+          ? logger.log(`${peer} dropped: ${describeError(err)}`)
+          : warn(`client dropped: ${describeError(err)}`),
+      ...(flags.family ? { family: flags.family } : {}),
+    });
+    return 0;
+  }
+  if (flags.output !== undefined) {
+    throw new UsageError("--output applies to received frames: it needs -l");
+  }
+  if (flags.keep) throw new UsageError("-k needs -l");
+  const split = splitMode(flags.split);
+  if (flags.udp) {
+    if (flags.noShutdown) {
+      throw new UsageError("--no-shutdown does not apply to -u");
+    }
+    if (positionals.length !== 2) {
+      throw new UsageError(
+        positionals.length < 2
+          ? "missing HOST and PORT (see --help)"
+          : `unexpected argument: ${positionals[2]}`,
+      );
+    }
+    using signal = shutdownSignal();
+    await framedUdpClient(positionals[0]!, parsePort(positionals[1]!), {
+      ...framing,
+      split,
+      input: stdinReader(),
+      output: Deno.stdout,
+      signal,
+      logger,
+      ...(flags.family ? { family: flags.family } : {}),
+      ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
+      ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
+    });
+    return 0;
+  }
+  const interactive = Deno.stdin.isTerminal();
+  await framedClient(clientEndpoint(positionals, flags.unix), {
+    ...framing,
+    split,
+    input: stdinReader(),
+    output: stdoutWriter(),
+    halfClose: !flags.noShutdown,
+    endOnPeerEof: interactive,
+    noDelay: interactive,
+    logger,
+    ...(flags.family ? { family: flags.family } : {}),
+    ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
+    ...(flags.wait !== undefined
+      ? { idleTimeout: flags.wait, timeout: flags.wait }
+      : {}),
+  });
+  return 0;
+}
