@@ -46,6 +46,15 @@ export {
 // Framing codecs
 export * from "./lib/frame/mod.ts";
 
+// Framed streams (--frame): stdin as frames, frames decoded to stdout
+export * from "./lib/framed.ts";
+export * from "./lib/framed_decoder.ts";
+export * from "./lib/framed_output.ts";
+export * from "./lib/framed_send.ts";
+export * from "./lib/framed_receive.ts";
+export * from "./lib/framed_listen.ts";
+export * from "./lib/framed_udp.ts";
+
 // UDP: endpoint, client/listener modes, echo server, probes
 export * from "./lib/udp.ts";
 export * from "./lib/udp_client.ts";
