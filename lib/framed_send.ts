@@ -84,7 +84,6 @@ export class FramedInput implements Reader {
   readonly #cap: number;
   #pending: Promise<IteratorResult<Uint8Array>> | null = null;
   #reading = false;
-  #onBlock: (() => void) | null = null;
   #item: Uint8Array | null = null;
   #carry: Uint8Array = EMPTY;
   #carryPos = 0;
@@ -108,7 +107,6 @@ export class FramedInput implements Reader {
     const watched: Reader = {
       read: async (p) => {
         this.#reading = true;
-        this.#onBlock?.();
         try {
           return await input.read(p);
         } finally {
@@ -193,16 +191,10 @@ export class FramedInput implements Reader {
   async #nextPayload(
     mayYield: boolean,
   ): Promise<IteratorResult<Uint8Array> | null> {
+    // Resuming the splitter runs it up to its next yield or input read at
+    // once, so a read it had to start is visible right after next().
     this.#pending ??= this.#gen.next();
-    if (mayYield) {
-      if (this.#reading) return null;
-      const blocked = new Promise<null>((resolve) => {
-        this.#onBlock = () => resolve(null);
-      });
-      const first = await Promise.race([this.#pending, blocked]);
-      this.#onBlock = null;
-      if (first === null) return null;
-    }
+    if (mayYield && this.#reading) return null;
     const r = await this.#pending;
     this.#pending = null;
     return r;
