@@ -207,12 +207,17 @@ Deno.test("timeout kills the whole process group, grandchildren included", async
   const mark = marker();
   await using srv = server({ timeout: 700, killGraceMs: 500 });
   await using session = await connectShell(srv.ep);
+  const t0 = performance.now();
   const running = session.exec(`sh -c 'sleep ${mark} & sleep ${mark}'`);
   await waitFor(
     async () => (await pgrep(`sleep ${mark}`)).length === 2,
     "both sleeps started",
   );
   const exit = await running;
+  const took = performance.now() - t0;
+  // Killing only the shell would leave the sleeps holding the output pipes
+  // for 100 s; the whole group dies at the timeout instead.
+  assertOk(took < 3000, `exit after ${took} ms`);
   assertEquals(exit.timedOut, true);
   assertEquals(exit.signalName, "SIGTERM");
   await waitFor(

@@ -99,7 +99,6 @@ interface Session {
   conn: Deno.Conn;
   writer: MessageWriter;
   command: CommandRun | undefined;
-  done: Promise<void>;
 }
 
 interface CommandRun {
@@ -413,7 +412,6 @@ export function shellServer(
       conn,
       writer: new MessageWriter(conn),
       command: undefined,
-      done: Promise.resolve(),
     };
     if (sessions.size >= maxSessions || closing) {
       const reason = closing
@@ -428,8 +426,6 @@ export function shellServer(
       await finish(conn);
       return;
     }
-    let resolveDone!: () => void;
-    session.done = new Promise((r) => (resolveDone = r));
     sessions.add(session);
     logger.log(`${peer}: session opened (${sessions.size} active)`);
     const reader = new MessageReader(conn);
@@ -515,7 +511,6 @@ export function shellServer(
       await finish(conn);
       sessions.delete(session);
       logger.log(`${peer}: session closed (${sessions.size} active)`);
-      resolveDone();
     }
   }
 
