@@ -198,6 +198,12 @@ Deno.test("exec() passes env and cwd, or refuses them when disallowed", async ()
     assertEquals((err as ShellRemoteError).code, ErrorCode.Refused);
     // The session survives a refused command.
     assertEquals((await session.exec("exit 3")).code, 3);
+    await assertRejects(
+      () => session.exec("true", { cwd: `${dir}/missing` }),
+      ShellRemoteError,
+      `cannot start /bin/sh in ${dir}/missing: no such file or directory`,
+    );
+    assertEquals((await session.exec("exit 4")).code, 4);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -292,6 +292,12 @@ async function serve(
     ...(maxOutput !== undefined ? { maxOutput } : {}),
     ...(maxSessions !== undefined ? { maxSessions } : {}),
   };
+  if (values.shell !== undefined) {
+    const info = await Deno.stat(values.shell).catch(() => undefined);
+    if (!info?.isFile) {
+      throw new UsageError(`--shell ${values.shell}: no such file`);
+    }
+  }
   if (values.cwd !== undefined) {
     const info = await Deno.stat(values.cwd).catch(() => undefined);
     if (!info?.isDirectory) {

@@ -282,7 +282,12 @@ export function shellServer(
         ...(req.env ? { env: req.env } : {}),
       });
     } catch (err) {
-      return refuse(`cannot run command: ${describeError(err)}`);
+      const where = req.cwd ?? options.cwd;
+      return refuse(
+        `cannot start ${shell}${where !== undefined ? ` in ${where}` : ""}: ${
+          describeError(err)
+        }`,
+      );
     }
     commands++;
     let timedOut = false;
