@@ -165,7 +165,7 @@ function jsonRecord(type: number, value: unknown): Uint8Array {
  * import { assertEquals } from "../_assert.ts";
  * const rec = encodeHeader({ name: "a", size: 1, mode: 420 });
  * assertEquals(new TextDecoder().decode(rec.subarray(5)), '{"name":"a","size":1,"mode":420}');
- * assertEquals(rec.subarray(0, 5).toHex(), "480000001f");
+ * assertEquals(rec.subarray(0, 5).toHex(), "4800000020");
  * ```
  */
 export function encodeHeader(header: ItemHeader): Uint8Array {

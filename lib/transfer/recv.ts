@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { BufferedReader } from "../frame/reader.ts";
 import { describeError, EXIT_FAILURE, EXIT_INTEGRITY } from "../errors.ts";
 import { formatTransfer, type Logger, silent } from "../log.ts";
-import type { Conn } from "../tcp.ts";
+import { closeWriteQuietly, type Conn } from "../tcp.ts";
 import {
   type Buffers,
   buffers,
@@ -193,6 +193,8 @@ export async function receiveOver(
       );
     } catch { /* the sender is gone */ }
   }
+  // Every ack is out: FIN tells the sender nothing more will come.
+  await closeWriteQuietly(conn).catch(() => {});
   return {
     items,
     ...(error !== undefined ? { error } : {}),

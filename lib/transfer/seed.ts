@@ -69,7 +69,7 @@ export function pythonJson(value: Record<string, string | number>): string {
  * import { encodeSeedHeader } from "./seed.ts";
  * import { assertEquals } from "../_assert.ts";
  * const h = encodeSeedHeader("a.txt", "0".repeat(32), 5);
- * assertEquals(h.subarray(0, 4).toHex(), "45000000"); // 69 bytes of JSON
+ * assertEquals(h.subarray(0, 4).toHex(), "51000000"); // 81 bytes of JSON
  * ```
  */
 export function encodeSeedHeader(

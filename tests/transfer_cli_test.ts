@@ -1,0 +1,314 @@
+/**
+ * `denocat send` / `denocat recv` end to end, spawned as users run them:
+ * 64 MiB verified, stdin streams (plain and tar), name clash, a hostile
+ * name, a sender killed mid-body, and corruption injected by a proxy.
+ */
+import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { encodeHeader, encodeHello, encodeTrailer, RECORD } from "../mod.ts";
+import {
+  hasCommand,
+  randomBytes,
+  readAll,
+  runCli,
+  sha256,
+  spawn,
+  startCli,
+  startServer,
+} from "./_helpers.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+async function tempDir(): Promise<string> {
+  return await Deno.realPath(await Deno.makeTempDir({ prefix: "xfer-cli-" }));
+}
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+Deno.test("send/recv: 64 MiB random file verified end to end, -v per item, no progress in pipes", async () => {
+  const dir = await tempDir();
+  try {
+    const data = randomBytes(64 << 20);
+    await Deno.writeFile(`${dir}/big.bin`, data);
+    await Deno.mkdir(`${dir}/out`);
+    await using recv = await startServer([
+      "recv",
+      "-o",
+      `${dir}/out`,
+      "127.0.0.1",
+      "0",
+    ], { timeout: 60000 });
+    const sent = await runCli(
+      ["send", "-v", "127.0.0.1", String(recv.port), `${dir}/big.bin`],
+      { timeout: 60000 },
+    );
+    const got = await recv.output;
+    assertEquals([sent.code, got.code], [0, 0], sent.stderr + got.stderr);
+    assertEquals(
+      sha256(await Deno.readFile(`${dir}/out/big.bin`)),
+      sha256(data),
+    );
+    assertEquals(names(`${dir}/out`), ["big.bin"]);
+    assertOk(
+      new RegExp(
+        `big\\.bin: ${data.length} bytes in [\\d.]+ s \\([\\d.]+ MB/s\\) sha256 ${
+          sha256(data)
+        } verified`,
+      )
+        .test(sent.stderr),
+      sent.stderr,
+    );
+    assertOk(!sent.stderr.includes("\r") && !got.stderr.includes("\r"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("send/recv: stdin stream (no PATH) to recv's stdout, byte for byte", async () => {
+  const data = randomBytes(3_000_000);
+  await using recv = await startServer(["recv", "127.0.0.1", "0"]);
+  const sent = await runCli(["send", "127.0.0.1", String(recv.port)], {
+    stdin: data,
+  });
+  const got = await recv.output;
+  assertEquals([sent.code, got.code], [0, 0], sent.stderr + got.stderr);
+  assertEquals(sha256(got.stdout), sha256(data));
+});
+
+Deno.test({
+  name: "send/recv: tar c | denocat send - ... denocat recv | tar x",
+  ignore: !hasCommand("tar"),
+  async fn() {
+    const dir = await tempDir();
+    try {
+      await Deno.mkdir(`${dir}/src/a/b`, { recursive: true });
+      await Deno.writeFile(`${dir}/src/a/b/x.bin`, randomBytes(200_000));
+      await Deno.writeTextFile(`${dir}/src/y.txt`, "why\n");
+      await Deno.mkdir(`${dir}/dst`);
+      await using recv = spawn("sh", [
+        "-c",
+        `'${Deno.execPath()}' run -A '${CLI}' recv -v 127.0.0.1 0 | tar x -C '${dir}/dst'`,
+      ]);
+      const port = Number(
+        (await recv.waitForStderr(/listening on .*:(\d+)/))[1],
+      );
+      await using send = spawn("sh", [
+        "-c",
+        `tar c -C '${dir}/src' . | '${Deno.execPath()}' run -A '${CLI}' send 127.0.0.1 ${port} -`,
+      ]);
+      const [s, r] = await Promise.all([send.output, recv.output]);
+      assertEquals([s.code, r.code], [0, 0], s.stderr + r.stderr);
+      assertEquals(
+        sha256(await Deno.readFile(`${dir}/dst/a/b/x.bin`)),
+        sha256(await Deno.readFile(`${dir}/src/a/b/x.bin`)),
+      );
+      assertEquals(await Deno.readTextFile(`${dir}/dst/y.txt`), "why\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("send/recv: a name clash is reported to the sender (exit 1), the old file stays", async () => {
+  const dir = await tempDir();
+  try {
+    await Deno.mkdir(`${dir}/out`);
+    await Deno.writeTextFile(`${dir}/out/note.txt`, "keep me");
+    await Deno.writeTextFile(`${dir}/note.txt`, "replace me");
+    await using recv = await startServer([
+      "recv",
+      "-o",
+      `${dir}/out`,
+      "127.0.0.1",
+      "0",
+    ]);
+    const sent = await runCli([
+      "send",
+      "127.0.0.1",
+      String(recv.port),
+      `${dir}/note.txt`,
+    ]);
+    const got = await recv.output;
+    assertEquals(sent.code, 1);
+    assertOk(
+      sent.stderr.includes("note.txt already exists on the receiver"),
+      sent.stderr,
+    );
+    assertEquals(got.code, 1);
+    assertEquals(await Deno.readTextFile(`${dir}/out/note.txt`), "keep me");
+    assertEquals(names(`${dir}/out`), ["note.txt"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recv: a traversal name from a raw client is refused, logged, and told to the client", async () => {
+  const dir = await tempDir();
+  try {
+    await Deno.mkdir(`${dir}/out`);
+    await using recv = await startServer([
+      "recv",
+      "-k",
+      "-o",
+      `${dir}/out`,
+      "127.0.0.1",
+      "0",
+    ]);
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: recv.port });
+    const body = new TextEncoder().encode("pwned");
+    const digest = Uint8Array.fromHex(sha256(body));
+    const wire = [
+      encodeHello(),
+      encodeHeader({ name: "../../escaped.txt", size: body.length }),
+      body,
+      encodeTrailer(new Uint8Array(41), body.length, digest),
+      new Uint8Array([RECORD.END]),
+    ];
+    for (const w of wire) await conn.write(w);
+    await conn.closeWrite();
+    const reply = new TextDecoder().decode(await readAll(conn));
+    assertOk(reply.includes(`"code":"unsafe-name"`), reply);
+    assertOk(reply.includes("'..' component"), reply);
+    await recv.waitForStderr(
+      /unsafe name "\.\.\/\.\.\/escaped\.txt": '\.\.' component/,
+    );
+    assertEquals(names(`${dir}/out`), []);
+    assertOk(!names(dir).includes("escaped.txt"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recv -k: a sender killed mid-body leaves no file, and the next sender is served", async () => {
+  const dir = await tempDir();
+  try {
+    await using recv = await startServer([
+      "recv",
+      "-k",
+      "-o",
+      dir,
+      "127.0.0.1",
+      "0",
+    ]);
+    await using victim = startCli(
+      ["send", "--name", "partial.bin", "127.0.0.1", String(recv.port), "-"],
+      { keepStdin: true },
+    );
+    await victim.stdin!.write(randomBytes(1 << 20));
+    await recv.waitForStderr(/connection from/);
+    // Wait until the receiver holds the temporary file, then kill the sender.
+    const deadline = Date.now() + 10000;
+    while (!names(dir).some((n) => n.includes(".denocat-"))) {
+      assertOk(Date.now() < deadline, "temporary file never appeared");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    victim.kill("SIGKILL");
+    await victim.output;
+    await recv.waitForStderr(/partial\.bin after \d+ bytes|connection reset/);
+    assertEquals(names(dir), [], "no final file and no temporary file");
+    const data = randomBytes(100_000);
+    const next = await runCli(
+      ["send", "--name", "next.bin", "127.0.0.1", String(recv.port)],
+      { stdin: data },
+    );
+    assertEquals(next.code, 0, next.stderr);
+    assertEquals(sha256(await Deno.readFile(`${dir}/next.bin`)), sha256(data));
+    recv.kill("SIGTERM");
+    assertEquals((await recv.output).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A TCP proxy that flips one byte of the client-to-server stream at `at`. */
+function corruptingProxy(target: number, at: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const tasks: Promise<void>[] = [];
+  const pump = async (
+    from: Deno.TcpConn,
+    to: Deno.TcpConn,
+    flipAt: number,
+  ) => {
+    const buf = new Uint8Array(65536);
+    let seen = 0;
+    try {
+      let n: number | null;
+      while ((n = await from.read(buf)) !== null) {
+        if (flipAt >= seen && flipAt < seen + n) buf[flipAt - seen]! ^= 0x01;
+        seen += n;
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+      await to.closeWrite();
+    } catch { /* either side went away */ }
+  };
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: target,
+      });
+      tasks.push((async () => {
+        await Promise.all([pump(client, server, at), pump(server, client, -1)]);
+        client.close();
+        server.close();
+      })());
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting.catch(() => {});
+      await Promise.all(tasks);
+    },
+  };
+}
+
+Deno.test("send/recv: a byte flipped by a proxy in the middle gives exit 3 on both sides and no file", async () => {
+  const dir = await tempDir();
+  try {
+    await Deno.mkdir(`${dir}/out`);
+    await Deno.writeFile(`${dir}/data.bin`, randomBytes(1 << 20));
+    await using recv = await startServer([
+      "recv",
+      "-o",
+      `${dir}/out`,
+      "127.0.0.1",
+      "0",
+    ]);
+    await using proxy = corruptingProxy(recv.port, 300_000);
+    const sent = await runCli([
+      "send",
+      "127.0.0.1",
+      String(proxy.port),
+      `${dir}/data.bin`,
+    ]);
+    const got = await recv.output;
+    assertEquals(sent.code, 3, sent.stderr);
+    assertEquals(got.code, 3, got.stderr);
+    assertOk(sent.stderr.includes("sha256 mismatch"), sent.stderr);
+    assertEquals(names(`${dir}/out`), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recv to stdout exits 3 when the stream fails verification", async () => {
+  await using recv = await startServer(["recv", "127.0.0.1", "0"]);
+  await using proxy = corruptingProxy(recv.port, 50_000);
+  const sent = await runCli(["send", "127.0.0.1", String(proxy.port)], {
+    stdin: randomBytes(200_000),
+  });
+  const got = await recv.output;
+  assertEquals([sent.code, got.code], [3, 3], sent.stderr + got.stderr);
+});
+
+Deno.test("send/recv: usage errors exit 2", async () => {
+  const r = await runCli(["recv", "-k", "127.0.0.1", "0"]);
+  assertEquals(r.code, 2);
+  assertOk(r.stderr.includes("-k needs -o DIR"), r.stderr);
+  const s = await runCli(["send", "--compat", "ftp", "127.0.0.1", "9"]);
+  assertEquals(s.code, 2);
+});
