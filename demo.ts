@@ -9,6 +9,7 @@ const SECTIONS: Array<[string, () => Promise<{ run(): Promise<void> }>]> = [
   ["tcp", () => import("./demo/tcp.ts")],
   ["udp", () => import("./demo/udp.ts")],
   ["framing", () => import("./demo/framing.ts")],
+  ["transfer", () => import("./demo/transfer.ts")],
   ["shell", () => import("./demo/shell.ts")],
 ];
 
