@@ -102,7 +102,9 @@ export function echoServer(
       while ((n = await conn.read(buf)) !== null) {
         const chunk = buf.subarray(0, n);
         if (upper) upperAsciiInPlace(chunk);
-        await writeAll(conn, chunk);
+        // One write nearly always takes it all; loop only on a partial write.
+        const written = await conn.write(chunk);
+        if (written < n) await writeAll(conn, chunk.subarray(written));
         bytes += n;
       }
       logger.log(
