@@ -69,11 +69,12 @@ const transfer = load("transfer") as {
 } | undefined;
 if (transfer?.throughput) {
   panels.push({
-    title: "Verified file transfer (GB/s end to end, higher is better)",
-    unit: "GB/s",
+    title:
+      "Verified file transfer, file to file (MB/s end to end, higher is better)",
+    unit: "MB/s",
     rows: Object.entries(transfer.throughput).map(([k, v]) => ({
       label: k,
-      value: v.gbps ?? (v.MBps ?? 0) / 1000,
+      value: v.mbps,
       denocat: isDenocat(k),
     })),
   });
@@ -107,7 +108,13 @@ const spec = vl.compile({
     data: { values: p.rows },
     mark: { type: "bar", tooltip: true },
     encoding: {
-      y: { field: "label", type: "nominal", sort: null, title: null },
+      y: {
+        field: "label",
+        type: "nominal",
+        sort: null,
+        title: null,
+        axis: { labelLimit: 260 },
+      },
       x: { field: "value", type: "quantitative", title: p.unit },
       color: {
         field: "denocat",
