@@ -285,3 +285,23 @@ Deno.test("denocat -l with an empty stdin still receives a whole stream", async 
   assertEquals(s.stdout.length, data.length);
   assertEquals(s.stdout, data);
 });
+
+Deno.test("denocat -l: restarting at once on the same port works (SO_REUSEADDR)", async () => {
+  await using first = await startServer(["-l", "127.0.0.1", "0"], {
+    stdin: "bye\n",
+  });
+  const port = String(first.port);
+  // The listener sends and closes first, so its side of the connection sits in TIME_WAIT.
+  const r = await runCli(["127.0.0.1", port], { stdin: "x" });
+  assertEquals(r.text, "bye\n");
+  assertEquals((await first.output).code, 0);
+  await using second = startCli(["-l", "-v", "127.0.0.1", port]);
+  await second.waitForStderr(
+    new RegExp(`listening on 127\\.0\\.0\\.1:${port}`),
+  );
+  const r2 = await runCli(["127.0.0.1", port], { stdin: "again\n" });
+  assertEquals(r2.code, 0);
+  const s = await second.output;
+  assertEquals(s.code, 0, s.stderr);
+  assertEquals(s.text, "again\n");
+});
