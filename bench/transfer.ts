@@ -8,7 +8,7 @@
  * Files live in /dev/shm when it has room (this measures the tools, not the
  * disk; `--dir` overrides). Every process is bounded and stopped.
  *
- * Usage: deno run -A bench/transfer.ts [SIZE_MIB] [--runs N] [--dir DIR] [--no-memory]
+ * Usage: deno run -A bench/transfer.ts [SIZE_MIB (default 2048)] [--runs N] [--dir DIR] [--no-memory]
  */
 import { parseArgs } from "node:util";
 import {
@@ -33,7 +33,7 @@ const { values, positionals } = parseArgs({
     "no-memory": { type: "boolean" },
   },
 });
-const MIB = Number(positionals[0] ?? "1024");
+const MIB = Number(positionals[0] ?? "2048");
 const RUNS = Number(values.runs);
 const dc = DENOCAT.map(q).join(" ");
 
