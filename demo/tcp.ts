@@ -1,4 +1,5 @@
 /** Demo section: TCP echo round trip and a 64 MiB stream through `denocat -l`. */
+import { spawn } from "../tests/_helpers.ts";
 import {
   check,
   randomBytes,
@@ -34,29 +35,55 @@ export async function run(): Promise<void> {
   );
 
   section("TCP: 64 MiB through denocat -l, verified");
-  const data = randomBytes(64 << 20);
-  await using listener = await startServer(["-l", "127.0.0.1", "0"]);
-  shows(`denocat -l 127.0.0.1 ${listener.port} > received.bin &`);
-  shows(`head -c 64M /dev/urandom | denocat 127.0.0.1 ${listener.port}`);
-  const t0 = performance.now();
-  const sent = await runCli(["127.0.0.1", String(listener.port)], {
-    stdin: data,
-    timeout: 60000,
-  });
-  const got = await listener.output;
-  const secs = (performance.now() - t0) / 1000;
-  says(
-    `${got.stdout.length} bytes in ${secs.toFixed(2)} s (${
-      (data.length / 1e6 / secs).toFixed(0)
-    } MB/s, both processes' startup included)`,
-  );
-  check(sent.code === 0 && got.code === 0, "sender and listener both exited 0");
-  check(
-    got.stdout.length === data.length,
-    `listener wrote exactly ${data.length} bytes`,
-  );
-  check(
-    sha256(got.stdout) === sha256(data),
-    `sha256 matches on both ends (${sha256(data).slice(0, 16)}…)`,
-  );
+  const dir = await Deno.makeTempDir({ prefix: "denocat-demo-" });
+  try {
+    const data = randomBytes(64 << 20);
+    await Deno.writeFile(`${dir}/random.bin`, data);
+    const cli = `${q(Deno.execPath())} run -A ${
+      q(new URL("../cli.ts", import.meta.url).pathname)
+    }`;
+    // Real shell redirections, as a user would type them: file in, file out.
+    await using listener = spawn("sh", [
+      "-c",
+      `exec ${cli} -l -v 127.0.0.1 0 > received.bin`,
+    ], { cwd: dir });
+    const port =
+      (await listener.waitForStderr(/listening on .*:(\d+)\s*$/m))[1];
+    shows(`denocat -l 127.0.0.1 ${port} > received.bin &`);
+    shows(
+      `denocat 127.0.0.1 ${port} < random.bin     # 64 MiB from /dev/urandom`,
+    );
+    const t0 = performance.now();
+    const sent = await spawn("sh", [
+      "-c",
+      `exec ${cli} 127.0.0.1 ${port} < random.bin`,
+    ], { cwd: dir, timeout: 60000 })
+      .output;
+    const got = await listener.output;
+    const secs = (performance.now() - t0) / 1000;
+    const received = await Deno.readFile(`${dir}/received.bin`);
+    says(
+      `${received.length} bytes in ${
+        secs.toFixed(2)
+      } s, startup of the sender included`,
+    );
+    check(
+      sent.code === 0 && got.code === 0,
+      "sender and listener both exited 0",
+    );
+    check(
+      received.length === data.length,
+      `received.bin holds exactly ${data.length} bytes`,
+    );
+    check(
+      sha256(received) === sha256(data),
+      `sha256 matches on both ends (${sha256(data).slice(0, 16)}…)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function q(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
 }
