@@ -6,7 +6,8 @@
  */
 import { formatAddr } from "./address.ts";
 import type { Writer } from "./copy.ts";
-import { describeError } from "./errors.ts";
+import { DenocatError, describeError } from "./errors.ts";
+import { IdleWatch } from "./idle.ts";
 import { SharedOutput } from "./framed_output.ts";
 import {
   receiveFrames,
@@ -38,6 +39,12 @@ export interface FramedListenOptions
   keep?: boolean;
   /** Stops listening; clients being served are closed. */
   signal?: AbortSignal;
+  /**
+   * Close a client that sends nothing for this many ms: in single mode
+   * that fails with a timeout error, with `keep` the client is dropped.
+   * @default {no limit}
+   */
+  idleTimeout?: number;
   /** Called once bound, with the local address. */
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`): `listening on`, connections, totals. */
@@ -126,6 +133,51 @@ async function accept(
   }
 }
 
+function idleError(ms: number): DenocatError {
+  return new DenocatError(`timed out: no data for ${ms / 1000} s`);
+}
+
+/** Receives one client's frames, closing it when idle (see `idleTimeout`). */
+async function receiveWatched(
+  conn: Conn,
+  output: Writer | SharedOutput,
+  options: FramedListenOptions,
+  idle: IdleWatch<Conn> | undefined,
+  idled: Set<Conn>,
+) {
+  if (!idle) return await receiveFrames(conn, output, options);
+  const onRead = options.onRead;
+  idle.add(conn);
+  try {
+    return await receiveFrames(conn, output, {
+      ...options,
+      onRead: (n) => {
+        idle.touch(conn);
+        onRead?.(n);
+      },
+    });
+  } catch (err) {
+    if (idled.has(conn)) throw idleError(options.idleTimeout!);
+    throw err;
+  } finally {
+    idle.delete(conn);
+    idled.delete(conn);
+  }
+}
+
+/** An IdleWatch closing idle clients, when `idleTimeout` is set. */
+function watchIdle(
+  options: FramedListenOptions,
+  idled: Set<Conn>,
+): IdleWatch<Conn> | undefined {
+  return options.idleTimeout
+    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+      idled.add(c);
+      closeQuietly(c);
+    })
+    : undefined;
+}
+
 async function serveOne(
   listener: Deno.Listener,
   options: FramedListenOptions,
@@ -139,8 +191,16 @@ async function serveOne(
   const onAbort = () => closeQuietly(conn);
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const t0 = performance.now();
+  const idled = new Set<Conn>();
+  using idle = watchIdle(options, idled);
   try {
-    const r = await receiveFrames(conn, options.output, options);
+    const r = await receiveWatched(
+      conn,
+      options.output,
+      options,
+      idle,
+      idled,
+    );
     logger.log(
       `${peer} closed: ${r.frames} frames, ${
         formatTransfer(r.received, performance.now() - t0)
@@ -168,11 +228,13 @@ async function serveMany(
   const total: FramedListenResult = { ...NONE };
   const clients = new Set<Conn>();
   const handlers = new Set<Promise<void>>();
+  const idled = new Set<Conn>();
+  using idle = watchIdle(options, idled);
 
   const handle = async (conn: Conn) => {
     const peer = formatAddr(conn.remoteAddr);
     try {
-      const r = await receiveFrames(conn, shared, options);
+      const r = await receiveWatched(conn, shared, options, idle, idled);
       total.frames += r.frames;
       total.bytes += r.bytes;
       total.received += r.received;

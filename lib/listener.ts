@@ -7,6 +7,7 @@
 import { formatAddr } from "./address.ts";
 import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
+import { IdleWatch } from "./idle.ts";
 import { formatTransfer, type Logger, silent } from "./log.ts";
 import { pipeDuplex, type PipeOptions } from "./pipe.ts";
 import {
@@ -22,8 +23,9 @@ import {
 export interface ListenerOptions extends ListenOptions, PipeOptions {
   /**
    * Keep listening and serve clients concurrently (`-k`); input is copied to
-   * every connected client. `quitAfterEof` and `idleTimeout` apply only to
-   * single-connection mode. @default {false}
+   * every connected client. `quitAfterEof` applies only to single-connection
+   * mode; `idleTimeout` closes each client that moves no byte for that long.
+   * @default {false}
    */
   keep?: boolean;
   /** Called once bound, with the local address. */
@@ -125,6 +127,13 @@ async function serveMany(
   let outputChain: Promise<void> = Promise.resolve();
   const emit = (chunk: Uint8Array) =>
     outputChain = outputChain.then(() => writeAll(options.output, chunk));
+  const idle = options.idleTimeout
+    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+      logger.log(`${formatAddr(c.remoteAddr)}: idle, closed`);
+      clients.delete(c);
+      closeQuietly(c);
+    })
+    : undefined;
 
   const broadcast = (async () => {
     const buf = new Uint8Array(64 * 1024);
@@ -135,6 +144,7 @@ async function serveMany(
         try {
           await writeAll(c, chunk);
           sent += chunk.length;
+          idle?.touch(c);
         } catch (err) {
           logger.log(
             `${formatAddr(c.remoteAddr)}: ${describeError(err)}; dropped`,
@@ -158,6 +168,7 @@ async function serveMany(
       while ((n = await conn.read(buf)) !== null) {
         bytes += n;
         received += n;
+        idle?.touch(conn);
         await emit(buf.subarray(0, n));
       }
       logger.log(`${peer} closed after sending ${bytes} bytes`);
@@ -166,6 +177,7 @@ async function serveMany(
         logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
       }
     } finally {
+      idle?.delete(conn);
       clients.delete(conn);
       closeQuietly(conn);
     }
@@ -185,6 +197,7 @@ async function serveMany(
     connections++;
     logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
     clients.add(conn);
+    idle?.add(conn);
     if (inputDone && halfClose) await closeWriteQuietly(conn);
     const h = handle(conn);
     handlers.add(h);
@@ -192,6 +205,7 @@ async function serveMany(
   }
   for (const c of clients) closeQuietly(c);
   await Promise.allSettled([...handlers]);
+  idle?.[Symbol.dispose]();
   await outputChain.catch(() => {});
   return { connections, sent, received };
 }

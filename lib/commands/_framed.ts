@@ -28,6 +28,8 @@ export interface FramedNetcatFlags {
   quit: number | undefined;
   /** `-w` in ms. */
   wait: number | undefined;
+  /** `--idle-timeout` in ms (listeners only). */
+  idle?: number | undefined;
   noShutdown: boolean;
   unix: string | undefined;
   family: Family | undefined;
@@ -119,6 +121,7 @@ export async function runFramedNetcat(
       keep: flags.keep,
       signal,
       logger,
+      ...(flags.idle !== undefined ? { idleTimeout: flags.idle } : {}),
       onClientError: (err, peer) =>
         logger.enabled
           ? logger.log(`${peer} dropped: ${describeError(err)}`)

@@ -14,6 +14,7 @@ import {
   parse,
   positiveInt,
   print,
+  seconds,
   serverEndpoint,
   shutdownSignal,
 } from "./_args.ts";
@@ -28,6 +29,9 @@ Options:
   -u, --udp           UDP: echo datagrams (any number of senders at once)
       --upper         upper-case ASCII letters before echoing (the seeds' server)
       --max-conns N   close connections beyond N at once
+      --idle-timeout SECS
+                      close a connection that moves no byte for SECS
+                      (default: never)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     listen on a Unix socket
   -v, --verbose       log connections (with -u: datagrams) to stderr
@@ -38,6 +42,7 @@ const OPTIONS = {
   ...COMMON_OPTIONS,
   upper: { type: "boolean" },
   "max-conns": { type: "string" },
+  "idle-timeout": { type: "string" },
   udp: { type: "boolean", short: "u" },
 } as const;
 
@@ -50,10 +55,14 @@ export async function run(args: string[]): Promise<number> {
   }
   const family = familyOf(values);
   const maxConns = positiveInt(values["max-conns"], "--max-conns");
+  const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
   const logger = stderrLogger(values.verbose ?? false);
   if (values.udp) {
     if (maxConns !== undefined) {
       throw new UsageError("--max-conns does not apply to -u");
+    }
+    if (idleTimeout !== undefined) {
+      throw new UsageError("--idle-timeout does not apply to -u");
     }
     return await runUdpEcho(positionals, {
       upper: values.upper ?? false,
@@ -69,6 +78,7 @@ export async function run(args: string[]): Promise<number> {
     logger,
     ...(family ? { family } : {}),
     ...(maxConns ? { maxConns } : {}),
+    ...(idleTimeout ? { idleTimeout } : {}),
   });
   logger.log(`echo server listening on ${formatAddr(server.addr)}`);
   await new Promise((resolve) =>

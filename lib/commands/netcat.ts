@@ -42,6 +42,9 @@ Options:
                       stdin is copied to every connected client
   -q SECS             quit SECS seconds after stdin EOF
   -w SECS             timeout for connecting and for idle connections
+      --idle-timeout SECS
+                      with -l (TCP, -k and --frame included): close a client
+                      that moves no byte for SECS (default: never)
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     use a Unix socket instead of HOST PORT
@@ -83,6 +86,7 @@ const OPTIONS = {
   "keep-open": { type: "boolean", short: "k" },
   quit: { type: "string", short: "q" },
   wait: { type: "string", short: "w" },
+  "idle-timeout": { type: "string" },
   "no-shutdown": { type: "boolean" },
   udp: { type: "boolean", short: "u" },
   split: { type: "string" },
@@ -100,6 +104,10 @@ export async function run(args: string[]): Promise<number> {
   const family = familyOf(values);
   const quit = seconds(values.quit, "-q");
   const wait = seconds(values.wait, "-w");
+  const idle = seconds(values["idle-timeout"], "--idle-timeout") || undefined;
+  if (idle !== undefined && (!values.listen || values.udp)) {
+    throw new UsageError("--idle-timeout needs -l (TCP)");
+  }
   const logger = stderrLogger(values.verbose ?? false);
   if (values.frame !== undefined) {
     const { runFramedNetcat } = await import("./_framed.ts");
@@ -112,6 +120,7 @@ export async function run(args: string[]): Promise<number> {
       udp: values.udp ?? false,
       quit,
       wait,
+      idle,
       noShutdown: values["no-shutdown"] ?? false,
       unix: values.unix,
       family,
@@ -155,6 +164,7 @@ export async function run(args: string[]): Promise<number> {
     using signal = shutdownSignal();
     await tcpListen(endpoint, {
       ...common,
+      ...(idle !== undefined ? { idleTimeout: idle } : {}),
       keep: values["keep-open"] ?? false,
       signal,
     });
