@@ -6,6 +6,7 @@
 import { formatAddr } from "./address.ts";
 import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
+import { IdleWatch } from "./idle.ts";
 import { type Logger, silent } from "./log.ts";
 import {
   closeQuietly,
@@ -26,6 +27,8 @@ export interface EchoOptions extends ListenOptions {
   bufferSize?: number;
   /** Where connection events go. */
   logger?: Logger;
+  /** Close a connection that moves no byte either way for this many ms. @default {no limit} */
+  idleTimeout?: number;
 }
 
 /** A running echo server. */
@@ -88,6 +91,12 @@ export function echoServer(
   const handlers = new Set<Promise<void>>();
   let served = 0;
   let closing = false;
+  const idle = options.idleTimeout
+    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+      logger.log(`${formatAddr(c.remoteAddr)}: idle, closed`);
+      closeQuietly(c);
+    })
+    : undefined;
 
   const handle = async (conn: Conn) => {
     const peer = formatAddr(conn.remoteAddr);
@@ -101,11 +110,13 @@ export function echoServer(
       let n: number | null;
       while ((n = await conn.read(buf)) !== null) {
         const chunk = buf.subarray(0, n);
+        idle?.touch(conn);
         if (upper) upperAsciiInPlace(chunk);
         // One write nearly always takes it all; loop only on a partial write.
         const written = await conn.write(chunk);
         if (written < n) await writeAll(conn, chunk.subarray(written));
         bytes += n;
+        idle?.touch(conn);
       }
       logger.log(
         `${peer} closed after ${bytes} bytes echoed in ${
@@ -117,6 +128,7 @@ export function echoServer(
         logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
       }
     } finally {
+      idle?.delete(conn);
       conns.delete(conn);
       closeQuietly(conn);
     }
@@ -143,6 +155,7 @@ export function echoServer(
       }
       served++;
       conns.add(conn);
+      idle?.add(conn);
       logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
       const h = handle(conn);
       handlers.add(h);
@@ -158,6 +171,7 @@ export function echoServer(
       await acceptLoop;
       for (const c of conns) closeQuietly(c);
       await Promise.allSettled([...handlers]);
+      idle?.[Symbol.dispose]();
     })();
 
   return {
