@@ -14,6 +14,7 @@ import {
   familyOf,
   parse,
   print,
+  seconds,
   serverEndpoint,
   shutdownSignal,
 } from "./_args.ts";
@@ -28,6 +29,10 @@ temporary file in DIR, verified (size and sha256), then renamed into place;
 nothing appears under the final name unless it verified. Without -o, one
 item is written to stdout, and the exit code says whether it verified.
 
+A receiver holds a lock on each temporary file while writing it; on start,
+recv -o DIR removes the temporary files (.NAME.denocat-HEX.part) under DIR
+that no live receiver holds, such as those of a receiver that was killed.
+
 Names are checked: absolute paths, '..', control characters and paths that
 lead outside DIR (symlinks included) are refused, and the sender is told.
 
@@ -36,6 +41,9 @@ Options:
   -k, --keep-open     keep serving, senders concurrently (needs -o)
       --overwrite     replace existing files (default: a clash is an error)
       --compat MODE   native (default) or seed: the seeds' header, md5 checked
+      --idle-timeout SECS
+                      close a sender that sends nothing for SECS; its
+                      unfinished item is discarded (default: never)
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     listen on a Unix socket
@@ -53,6 +61,7 @@ const OPTIONS = {
   overwrite: { type: "boolean" },
   compat: { type: "string" },
   "no-progress": { type: "boolean" },
+  "idle-timeout": { type: "string" },
 } as const;
 
 /** Runs `denocat recv`; returns the exit code. */
@@ -66,6 +75,7 @@ export async function run(args: string[]): Promise<number> {
   const compat = compatMode(values.compat);
   const keep = values["keep-open"] ?? false;
   const dir = values.output;
+  const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
   if (keep && dir === undefined) {
     throw new UsageError("-k needs -o DIR (stdout takes a single item)");
   }
@@ -97,6 +107,7 @@ export async function run(args: string[]): Promise<number> {
     ...(dir !== undefined ? { dir } : {}),
     ...(family ? { family } : {}),
     ...(progress ? { progress } : {}),
+    ...(idleTimeout ? { idleTimeout } : {}),
   });
   logger.log(`listening on ${formatAddr(server.addr)}`);
   const onAbort = () => server.close();

@@ -29,3 +29,4 @@ export * from "./recv.ts";
 export * from "./seed.ts";
 export * from "./server.ts";
 export * from "./progress.ts";
+export * from "./stale.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { BufferedReader } from "../frame/reader.ts";
+import { BufferedReader, type Reader } from "../frame/reader.ts";
 import { describeError, EXIT_FAILURE, EXIT_INTEGRITY } from "../errors.ts";
 import { formatTransfer, type Logger, silent } from "../log.ts";
 import { closeWriteQuietly, type Conn } from "../tcp.ts";
@@ -52,6 +52,36 @@ export interface ReceiveOptions {
   bufferSize?: number;
   /** Label for log lines. @default {"peer"} */
   peer?: string;
+  /** Called after each read from the connection with its size (idle timers). */
+  onRead?: (bytes: number) => void;
+}
+
+/**
+ * `conn` itself, or a reader calling `onRead` after each successful read.
+ *
+ * @example Usage
+ * ```ts
+ * import { watchedReader } from "./recv.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * let seen = 0;
+ * const src = { read: (p: Uint8Array) => Promise.resolve(p.length) };
+ * await watchedReader(src, (n) => seen += n).read(new Uint8Array(3));
+ * assertEquals(seen, 3);
+ * assertEquals(watchedReader(src, undefined), src);
+ * ```
+ */
+export function watchedReader(
+  conn: Reader,
+  onRead: ((bytes: number) => void) | undefined,
+): Reader {
+  if (!onRead) return conn;
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      const n = await conn.read(p);
+      if (n !== null) onRead(n);
+      return n;
+    },
+  };
 }
 
 /** Outcome of one received item. */
@@ -142,7 +172,7 @@ export async function receiveOver(
   const peer = options.peer ?? "peer";
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);
-  const br = new BufferedReader(conn);
+  const br = new BufferedReader(watchedReader(conn, options.onRead));
   const items: ReceivedItem[] = [];
   const scratch = new Uint8Array(TRAILER_SIZE);
   let error: string | undefined;

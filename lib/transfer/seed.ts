@@ -29,6 +29,7 @@ import {
   logItem,
   type ReceivedItem,
   type ReceiveOptions,
+  watchedReader,
 } from "./recv.ts";
 import { exitCodeOf, type ItemResult, type SendResult } from "./send.ts";
 import { openItem, RefusedError } from "./store.ts";
@@ -256,7 +257,7 @@ export async function seedReceiveOver(
   const peer = options.peer ?? "peer";
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);
-  const br = new BufferedReader(conn);
+  const br = new BufferedReader(watchedReader(conn, options.onRead));
   const items: ReceivedItem[] = [];
   const stdoutMode = "output" in options.destination;
   let error: string | undefined;

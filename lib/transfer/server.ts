@@ -6,6 +6,7 @@
  */
 import { formatAddr } from "../address.ts";
 import { describeError } from "../errors.ts";
+import { IdleWatch } from "../idle.ts";
 import { silent } from "../log.ts";
 import {
   closeQuietly,
@@ -21,6 +22,7 @@ import {
   receiveOver,
 } from "./recv.ts";
 import { seedReceiveOver } from "./seed.ts";
+import { removeStaleTemps } from "./stale.ts";
 import type { Destination } from "./store.ts";
 
 /** Options for {@linkcode receiveServer}. */
@@ -30,12 +32,22 @@ export interface ReceiveServerOptions
   dir?: string;
   /** Output for the single item when `dir` is absent. @default {Deno.stdout} */
   output?: { write(p: Uint8Array): Promise<number> };
+  /**
+   * On start, remove temporary files under `dir` left by receivers that
+   * died (see `removeStaleTemps`). @default {true}
+   */
+  cleanStale?: boolean;
   /** Replace existing files. @default {false} */
   overwrite?: boolean;
   /** Serve senders concurrently until closed (`-k`). @default {false} */
   keep?: boolean;
   /** Speak the seeds' header instead of the native protocol. @default {"native"} */
   compat?: "native" | "seed";
+  /**
+   * Close a sender that sends nothing for this many ms (its unfinished
+   * item is discarded). @default {no limit}
+   */
+  idleTimeout?: number;
   /** Called after each connection. */
   onConnection?: (result: ConnectionResult) => void;
 }
@@ -87,12 +99,34 @@ export function receiveServer(
         return { output: options.output ?? Deno.stdout };
       }
       const dir = await Deno.realPath(options.dir);
+      if (options.cleanStale ?? true) {
+        const n = await removeStaleTemps(dir);
+        if (n > 0) {
+          logger.log(`removed ${n} stale temporary files left in ${dir}`);
+        }
+      }
       return { dir, overwrite: options.overwrite ?? false };
     })();
+  // Clean up at once rather than at the first sender; errors show up there.
+  destination().catch(() => {});
+
+  const idled = new Set<Conn>();
+  const idle = options.idleTimeout
+    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+      idled.add(c);
+      logger.log(
+        `${formatAddr(c.remoteAddr)}: no data for ${
+          options.idleTimeout! / 1000
+        } s, closed`,
+      );
+      closeQuietly(c);
+    })
+    : undefined;
 
   const serve = async (conn: Conn): Promise<number> => {
     const peer = formatAddr(conn.remoteAddr);
     logger.log(`connection from ${peer}`);
+    idle?.add(conn);
     try {
       const opts: ReceiveOptions = {
         destination: await destination(),
@@ -100,6 +134,7 @@ export function receiveServer(
         peer,
         ...(options.progress ? { progress: options.progress } : {}),
         ...(options.bufferSize ? { bufferSize: options.bufferSize } : {}),
+        ...(idle ? { onRead: () => idle.touch(conn) } : {}),
       };
       const result = options.compat === "seed"
         ? await seedReceiveOver(conn, opts)
@@ -108,7 +143,7 @@ export function receiveServer(
       const ok = result.items.filter((i) => i.ok).length;
       logger.log(
         `${peer}: done: ${ok} of ${result.items.length} items verified${
-          result.error ? ` (${result.error})` : ""
+          idled.has(conn) ? " (idle)" : result.error ? ` (${result.error})` : ""
         }`,
       );
       return result.exitCode;
@@ -116,6 +151,8 @@ export function receiveServer(
       logger.log(`${peer}: ${describeError(err)}`);
       return 1;
     } finally {
+      idle?.delete(conn);
+      idled.delete(conn);
       conns.delete(conn);
       closeQuietly(conn);
     }
@@ -155,6 +192,7 @@ export function receiveServer(
       h.finally(() => handlers.delete(h));
     }
     await Promise.allSettled([...handlers]);
+    idle?.[Symbol.dispose]();
     return 0;
   })();
 
@@ -165,6 +203,7 @@ export function receiveServer(
       closeQuietly(listener);
       for (const c of conns) closeQuietly(c);
       await finished.catch(() => {});
+      await rootPromise?.catch(() => {});
     })();
 
   const addr = listener.addr;

@@ -95,6 +95,9 @@ export async function openItem(
   let file: Deno.FsFile;
   try {
     file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+    // Held until closed (by us or by the kernel when we die): a temp file
+    // nobody holds is stale, and the next receiver removes it.
+    file.lockSync(true);
   } catch (err) {
     throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
   }
