@@ -54,6 +54,8 @@ Server options (-l; binds 127.0.0.1 unless HOST is given):
       --timeout SECS      kill a command's whole process group after SECS (300; 0: never)
       --max-output BYTES  stop a command once its stdout+stderr reach BYTES
       --max-sessions N    sessions at once; more are told the server is busy (8)
+      --idle-timeout SECS end a session that sends nothing for SECS while no
+                          command runs (default: never)
       --tls-cert F --tls-key F   serve over TLS (PEM files)
       --no-client-env     refuse commands that set environment variables
       --no-client-cwd     refuse commands that choose their directory
@@ -95,6 +97,7 @@ const OPTIONS = {
   timeout: { type: "string" },
   "max-output": { type: "string" },
   "max-sessions": { type: "string" },
+  "idle-timeout": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "no-client-env": { type: "boolean" },
@@ -115,6 +118,7 @@ const SERVER_ONLY = [
   "timeout",
   "max-output",
   "max-sessions",
+  "idle-timeout",
   "tls-cert",
   "tls-key",
   "no-client-env",
@@ -259,6 +263,7 @@ async function serve(
     timeout?: string | undefined;
     "max-output"?: string | undefined;
     "max-sessions"?: string | undefined;
+    "idle-timeout"?: string | undefined;
     "tls-cert"?: string | undefined;
     "tls-key"?: string | undefined;
     "no-client-env"?: boolean | undefined;
@@ -283,6 +288,7 @@ async function serve(
   const timeout = seconds(values.timeout, "--timeout");
   const maxOutput = positiveInt(values["max-output"], "--max-output");
   const maxSessions = positiveInt(values["max-sessions"], "--max-sessions");
+  const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
   const common = {
     logger,
     audit,
@@ -319,6 +325,9 @@ async function serve(
     if (values["tls-cert"] !== undefined || values["tls-key"] !== undefined) {
       throw new UsageError(`--compat ${values.compat} cannot use TLS`);
     }
+    if (idleTimeout !== undefined) {
+      throw new UsageError(`--idle-timeout does not apply to --compat`);
+    }
     server = seedCompatServer(endpoint, {
       mode: values.compat as SeedMode,
       ...common,
@@ -343,6 +352,7 @@ async function serve(
       ...(tls ? { tls } : {}),
       ...(values["no-client-env"] ? { allowEnv: false } : {}),
       ...(values["no-client-cwd"] ? { allowCwd: false } : {}),
+      ...(idleTimeout ? { idleTimeout } : {}),
       ...(family ? { family } : {}),
     });
   }

@@ -9,6 +9,7 @@
  */
 import { formatAddr } from "../address.ts";
 import { describeError, netError } from "../errors.ts";
+import { IdleWatch } from "../idle.ts";
 import { type Logger, silent } from "../log.ts";
 import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
 import { listen } from "../tcp.ts";
@@ -59,6 +60,13 @@ export interface ShellServerOptions extends ListenOptions {
   maxOutput?: number;
   /** Sessions served at once; more are told the server is busy. @default {8} */
   maxSessions?: number;
+  /**
+   * Connections still authenticating at once; they do not hold a session
+   * slot. Beyond this many, the one waiting longest is dropped, so idle
+   * connections cannot lock out a client that authenticates at once.
+   * @default {64}
+   */
+  maxPending?: number;
   /** Serve over TLS with this PEM certificate chain and key. */
   tls?: { cert: string; key: string };
   /** Let clients set environment variables. @default {true} */
@@ -67,6 +75,12 @@ export interface ShellServerOptions extends ListenOptions {
   allowCwd?: boolean;
   /** Time allowed for the hello and authentication, in ms. @default {10000} */
   handshakeTimeout?: number;
+  /**
+   * End an authenticated session that sends nothing for this many ms while
+   * no command runs (a running command is bounded by `timeout`).
+   * @default {no limit}
+   */
+  idleTimeout?: number;
   /** Grace between SIGTERM and SIGKILL when killing a group, in ms. @default {2000} */
   killGraceMs?: number;
   /**
@@ -180,6 +194,16 @@ export function shellServer(
     );
   }
   const sessions = new Set<Session>();
+  const pending = new Set<Session>();
+  const maxPending = options.maxPending ?? 64;
+  const idleMs = options.idleTimeout;
+  const idle = idleMs
+    ? new IdleWatch<Session>(idleMs, (s) => {
+      logger.log(`${formatAddr(s.conn.remoteAddr)}: idle, session closed`);
+      sendError(s, ErrorCode.Timeout, `idle for ${idleMs / 1000} s`)
+        .finally(() => closeQuietly(s.conn));
+    })
+    : undefined;
   let commands = 0;
   let closing = false;
 
@@ -207,6 +231,7 @@ export function shellServer(
     peer: string,
     ip: string,
   ): Promise<boolean> {
+    idle?.add(s);
     const nonce = token !== undefined ? createNonce() : undefined;
     await s.writer.send(
       encodeMessage(
@@ -221,6 +246,7 @@ export function shellServer(
     const hello = decodeClientHello(
       await reader.expect(MsgType.ClientHello, "the client hello"),
     );
+    idle?.delete(s); // the client has spoken; the rest is our turn
     if (hello.version !== PROTOCOL_VERSION) {
       await sendError(
         s,
@@ -251,8 +277,7 @@ export function shellServer(
       }
       throttle.succeed(ip);
     }
-    await s.writer.send(encodeMessage(MsgType.Ready));
-    return true;
+    return true; // the caller sends READY once a session slot is free
   }
 
   function startCommand(
@@ -378,6 +403,7 @@ export function shellServer(
       const durationMs = performance.now() - t0;
       const signal = status.signal ? signalNumber(status.signal) : 0;
       s.command = undefined;
+      if (sessions.has(s) && !run.disconnected) idle?.add(s);
       await s.writer.send(
         encodeMessage(
           MsgType.Exit,
@@ -431,8 +457,22 @@ export function shellServer(
       await finish(conn);
       return;
     }
-    sessions.add(session);
-    logger.log(`${peer}: session opened (${sessions.size} active)`);
+    if (pending.size >= maxPending) {
+      // Unauthenticated connections hold no session slot, and the oldest
+      // makes way: idle connections cannot lock out a real client.
+      const oldest: Session = pending.values().next().value!;
+      pending.delete(oldest);
+      const reason =
+        `dropped: ${maxPending} connections authenticating, limit reached`;
+      audit({
+        event: "busy",
+        peer: formatAddr(oldest.conn.remoteAddr),
+        reason,
+      });
+      sendError(oldest, ErrorCode.Busy, `server busy: ${reason}`)
+        .finally(() => closeQuietly(oldest.conn));
+    }
+    pending.add(session);
     const reader = new MessageReader(conn);
     let handshakeExpired = false;
     const hsTimer = setTimeout(() => {
@@ -445,10 +485,28 @@ export function shellServer(
     try {
       const ok = await handshake(session, reader, peer, ip);
       clearTimeout(hsTimer);
+      pending.delete(session);
       if (!ok) return;
+      if (sessions.size >= maxSessions || closing) {
+        const reason = closing
+          ? "server shutting down"
+          : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
+        audit({ event: "busy", peer, reason });
+        await sendError(
+          session,
+          closing ? ErrorCode.Shutdown : ErrorCode.Busy,
+          reason,
+        );
+        return;
+      }
+      sessions.add(session);
+      logger.log(`${peer}: session opened (${sessions.size} active)`);
+      await session.writer.send(encodeMessage(MsgType.Ready));
+      idle?.add(session);
       for (;;) {
         const head = await reader.next();
         if (head === null) break;
+        idle?.touch(session);
         const run = session.command;
         switch (head.type) {
           case MsgType.Exec: {
@@ -460,6 +518,7 @@ export function shellServer(
             }
             const req = decodeExec(body);
             session.command = startCommand(session, req, peer);
+            if (session.command) idle?.delete(session);
             break;
           }
           case MsgType.Stdin:
@@ -513,9 +572,12 @@ export function shellServer(
         await run.proc.terminate(killGrace);
         await run.finished;
       }
+      idle?.delete(session);
+      pending.delete(session);
       await finish(conn);
-      sessions.delete(session);
-      logger.log(`${peer}: session closed (${sessions.size} active)`);
+      if (sessions.delete(session)) {
+        logger.log(`${peer}: session closed (${sessions.size} active)`);
+      }
     }
   }
 
@@ -545,6 +607,7 @@ export function shellServer(
       closing = true;
       closeQuietly(listener);
       await accepting;
+      for (const s of pending) closeQuietly(s.conn);
       await Promise.all([...sessions].map(async (s) => {
         const run = s.command;
         if (run) {
@@ -555,6 +618,7 @@ export function shellServer(
         closeQuietly(s.conn);
       }));
       await Promise.all(handlers);
+      idle?.[Symbol.dispose]();
     })();
 
   return {
