@@ -4,6 +4,7 @@
  * @module
  */
 import { formatAddr } from "./address.ts";
+import { acceptLoop } from "./accept.ts";
 import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
 import { IdleWatch } from "./idle.ts";
@@ -88,7 +89,6 @@ export function echoServer(
   const bufferSize = options.bufferSize ?? 16384;
   const upper = options.upper ?? false;
   const conns = new Set<Conn>();
-  const handlers = new Set<Promise<void>>();
   let served = 0;
   let closing = false;
   const idle = options.idleTimeout
@@ -134,43 +134,31 @@ export function echoServer(
     }
   };
 
-  const acceptLoop = (async () => {
-    while (true) {
-      let conn: Conn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (closing || err instanceof Deno.errors.BadResource) return;
-        logger.log(`accept failed: ${describeError(err)}`);
-        continue;
-      }
-      if (conns.size >= maxConns) {
-        logger.log(
-          `${
-            formatAddr(conn.remoteAddr)
-          } refused: ${conns.size} connections open (--max-conns)`,
-        );
-        closeQuietly(conn);
-        continue;
-      }
-      served++;
-      conns.add(conn);
-      idle?.add(conn);
-      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
-      const h = handle(conn);
-      handlers.add(h);
-      h.finally(() => handlers.delete(h));
+  const loop = acceptLoop<Conn>(listener, async (conn) => {
+    if (conns.size >= maxConns) {
+      logger.log(
+        `${
+          formatAddr(conn.remoteAddr)
+        } refused: ${conns.size} connections open (--max-conns)`,
+      );
+      closeQuietly(conn);
+      return;
     }
-  })();
+    served++;
+    conns.add(conn);
+    idle?.add(conn);
+    logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+    await handle(conn);
+  }, { logger });
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       closing = true;
       closeQuietly(listener);
-      await acceptLoop;
+      await loop.stopped;
       for (const c of conns) closeQuietly(c);
-      await Promise.allSettled([...handlers]);
+      await loop.drain();
       idle?.[Symbol.dispose]();
     })();
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { acceptLoop } from "./accept.ts";
 import { formatAddr } from "./address.ts";
 import type { Writer } from "./copy.ts";
 import { DenocatError, describeError } from "./errors.ts";
@@ -227,7 +228,6 @@ async function serveMany(
       logger.log(`${peer}: ${describeError(err)}; dropped`));
   const total: FramedListenResult = { ...NONE };
   const clients = new Set<Conn>();
-  const handlers = new Set<Promise<void>>();
   const idled = new Set<Conn>();
   using idle = watchIdle(options, idled);
 
@@ -252,24 +252,19 @@ async function serveMany(
     }
   };
 
-  for (;;) {
-    let conn: Conn | null;
-    try {
-      conn = await accept(listener, options.signal);
-    } catch (err) {
-      logger.log(`accept failed: ${describeError(err)}`);
-      continue;
-    }
-    if (conn === null) break;
-    total.connections++;
-    logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
-    clients.add(conn);
-    const h = handle(conn);
-    handlers.add(h);
-    h.finally(() => handlers.delete(h));
-  }
+  const loop = acceptLoop<Conn>(
+    listener as Deno.Listener<Conn>,
+    async (conn) => {
+      total.connections++;
+      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+      clients.add(conn);
+      await handle(conn);
+    },
+    { logger },
+  );
+  await loop.stopped;
   for (const c of clients) closeQuietly(c);
-  await Promise.allSettled([...handlers]);
+  await loop.drain();
   if (shared.failure !== undefined) throw shared.failure;
   return total;
 }

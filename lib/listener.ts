@@ -5,6 +5,7 @@
  * @module
  */
 import { formatAddr } from "./address.ts";
+import { acceptLoop } from "./accept.ts";
 import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
 import { IdleWatch } from "./idle.ts";
@@ -117,7 +118,6 @@ async function serveMany(
   logger: Logger,
 ): Promise<ListenerResult> {
   const clients = new Set<Conn>();
-  const handlers = new Set<Promise<void>>();
   const halfClose = options.halfClose ?? true;
   let inputDone = false;
   let connections = 0;
@@ -183,28 +183,21 @@ async function serveMany(
     }
   };
 
-  while (true) {
-    let conn: Conn;
-    try {
-      conn = await listener.accept() as Conn;
-    } catch (err) {
-      if (options.signal?.aborted || err instanceof Deno.errors.BadResource) {
-        break;
-      }
-      logger.log(`accept failed: ${describeError(err)}`);
-      continue;
-    }
-    connections++;
-    logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
-    clients.add(conn);
-    idle?.add(conn);
-    if (inputDone && halfClose) await closeWriteQuietly(conn);
-    const h = handle(conn);
-    handlers.add(h);
-    h.finally(() => handlers.delete(h));
-  }
+  const loop = acceptLoop<Conn>(
+    listener as Deno.Listener<Conn>,
+    async (conn) => {
+      connections++;
+      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+      clients.add(conn);
+      idle?.add(conn);
+      if (inputDone && halfClose) await closeWriteQuietly(conn);
+      await handle(conn);
+    },
+    { logger },
+  );
+  await loop.stopped;
   for (const c of clients) closeQuietly(c);
-  await Promise.allSettled([...handlers]);
+  await loop.drain();
   idle?.[Symbol.dispose]();
   await outputChain.catch(() => {});
   return { connections, sent, received };

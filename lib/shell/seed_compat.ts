@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { acceptLoop } from "../accept.ts";
 import { createHash } from "node:crypto";
 import { formatAddr } from "../address.ts";
 import { describeError } from "../errors.ts";
@@ -230,33 +231,20 @@ export function seedCompatServer(
     }
   }
 
-  const handlers = new Set<Promise<void>>();
-  const accepting = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (closing || err instanceof Deno.errors.BadResource) return;
-        logger.log(`accept failed: ${describeError(err)}`);
-        continue;
-      }
-      (conn as Deno.TcpConn).setNoDelay(true);
-      const h = serve(conn);
-      handlers.add(h);
-      h.finally(() => handlers.delete(h));
-    }
-  })();
+  const loop = acceptLoop<Deno.Conn>(listener, async (conn) => {
+    (conn as Deno.TcpConn).setNoDelay(true);
+    await serve(conn);
+  }, { logger });
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       closing = true;
       closeQuietly(listener);
-      await accepting;
+      await loop.stopped;
       await Promise.all([...running].map((p) => p.terminate()));
       for (const c of conns) closeQuietly(c);
-      await Promise.all(handlers);
+      await loop.drain();
     })();
 
   return {

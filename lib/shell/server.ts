@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { acceptLoop } from "../accept.ts";
 import { formatAddr } from "../address.ts";
 import { describeError, netError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
@@ -581,32 +582,17 @@ export function shellServer(
     }
   }
 
-  const handlers = new Set<Promise<void>>();
-  const accepting = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (closing || err instanceof Deno.errors.BadResource) return;
-        logger.log(`accept failed: ${describeError(err)}`);
-        continue;
-      }
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-      const h = serve(conn).catch((err) =>
-        logger.log(`session failed: ${describeError(err)}`)
-      );
-      handlers.add(h);
-      h.finally(() => handlers.delete(h));
-    }
-  })();
+  const loop = acceptLoop<Deno.Conn>(listener, async (conn) => {
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    await serve(conn);
+  }, { logger });
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       closing = true;
       closeQuietly(listener);
-      await accepting;
+      await loop.stopped;
       for (const s of pending) closeQuietly(s.conn);
       await Promise.all([...sessions].map(async (s) => {
         const run = s.command;
@@ -617,7 +603,7 @@ export function shellServer(
         await sendError(s, ErrorCode.Shutdown, "server shutting down");
         closeQuietly(s.conn);
       }));
-      await Promise.all(handlers);
+      await loop.drain();
       idle?.[Symbol.dispose]();
     })();
 

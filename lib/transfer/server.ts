@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { acceptLoop } from "../accept.ts";
 import { formatAddr } from "../address.ts";
 import { describeError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
@@ -89,7 +90,6 @@ export function receiveServer(
   const logger = options.logger ?? silent;
   const listener: Listener = listen(endpoint as Endpoint, options);
   const conns = new Set<Conn>();
-  const handlers = new Set<Promise<void>>();
   let served = 0;
   let closing = false;
   let rootPromise: Promise<Destination> | undefined;
@@ -176,22 +176,12 @@ export function receiveServer(
       conns.add(conn);
       return await serve(conn);
     }
-    for (;;) {
-      let conn: Conn | null;
-      try {
-        conn = await accept();
-      } catch (err) {
-        logger.log(`accept failed: ${describeError(err)}`);
-        continue;
-      }
-      if (conn === null) break;
+    const loop = acceptLoop<Conn>(listener, async (conn) => {
       served++;
       conns.add(conn);
-      const h = serve(conn).then(() => {});
-      handlers.add(h);
-      h.finally(() => handlers.delete(h));
-    }
-    await Promise.allSettled([...handlers]);
+      await serve(conn);
+    }, { logger });
+    await loop.drain();
     idle?.[Symbol.dispose]();
     return 0;
   })();
