@@ -15,6 +15,14 @@ const SECTIONS: Array<[string, () => Promise<{ run(): Promise<void> }>]> = [
 
 if (import.meta.main) {
   const only = Deno.args[0];
+  if (only && !SECTIONS.some(([name]) => name === only)) {
+    console.error(
+      `demo: no section named ${only}; sections: ${
+        SECTIONS.map(([n]) => n).join(", ")
+      }`,
+    );
+    Deno.exit(2);
+  }
   const t0 = performance.now();
   try {
     for (const [name, load] of SECTIONS) {

@@ -145,7 +145,8 @@ const encoder = new TextEncoder();
 
 /** Writes help or other text to stdout. */
 export function print(text: string): void {
-  Deno.stdout.writeSync(
-    encoder.encode(text.endsWith("\n") ? text : text + "\n"),
-  );
+  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
+  for (let off = 0; off < bytes.length;) {
+    off += Deno.stdout.writeSync(bytes.subarray(off));
+  }
 }
