@@ -29,6 +29,8 @@ export interface ListenerOptions extends ListenOptions, PipeOptions {
    * @default {false}
    */
   keep?: boolean;
+  /** Disable Nagle's algorithm on accepted connections (interactive use). @default {false} */
+  noDelay?: boolean;
   /** Called once bound, with the local address. */
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`). */
@@ -100,6 +102,7 @@ async function serveOne(
     throw err;
   }
   closeQuietly(listener);
+  if (options.noDelay) setNoDelay(conn);
   logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
   const t0 = performance.now();
   const r = await pipeDuplex(conn, options);
@@ -135,27 +138,42 @@ async function serveMany(
     })
     : undefined;
 
+  // Each client has its own queue and writer, so one client that stops
+  // reading cannot stall the others; a client that falls more than
+  // MAX_BEHIND bytes behind is dropped. Input is read only while the
+  // fastest client is less than half that far behind.
+  const outboxes = new Map<Conn, Outbox>();
+  const drop = (c: Conn, why: string) => {
+    logger.log(`${formatAddr(c.remoteAddr)}: ${why}; dropped`);
+    outboxes.get(c)?.close();
+    outboxes.delete(c);
+    clients.delete(c);
+    closeQuietly(c);
+  };
+  const outboxFor = (c: Conn) => {
+    const box = new Outbox(c, (n) => {
+      sent += n;
+      idle?.touch(c);
+    }, (err) => drop(c, describeError(err)));
+    outboxes.set(c, box);
+    return box;
+  };
   const broadcast = (async () => {
-    const buf = new Uint8Array(64 * 1024);
+    const buf = new Uint8Array(256 * 1024);
     let n: number | null;
     while ((n = await options.input.read(buf)) !== null) {
-      const chunk = buf.subarray(0, n);
-      await Promise.all([...clients].map(async (c) => {
-        try {
-          await writeAll(c, chunk);
-          sent += chunk.length;
-          idle?.touch(c);
-        } catch (err) {
-          logger.log(
-            `${formatAddr(c.remoteAddr)}: ${describeError(err)}; dropped`,
-          );
-          clients.delete(c);
-          closeQuietly(c);
-        }
-      }));
+      const chunk = buf.slice(0, n); // one copy, shared by every queue
+      for (const [c, box] of outboxes) {
+        if (box.queued + n > MAX_BEHIND) {
+          drop(c, `not reading (${box.queued} bytes queued)`);
+        } else box.push(chunk);
+      }
+      await Outbox.roomInAny([...outboxes.values()], MAX_BEHIND / 2);
     }
     inputDone = true;
-    if (halfClose) await Promise.all([...clients].map(closeWriteQuietly));
+    if (halfClose) {
+      await Promise.all([...outboxes.values()].map((box) => box.end()));
+    }
   })();
   broadcast.catch((err) => logger.log(`input: ${describeError(err)}`));
 
@@ -178,6 +196,8 @@ async function serveMany(
       }
     } finally {
       idle?.delete(conn);
+      outboxes.get(conn)?.close();
+      outboxes.delete(conn);
       clients.delete(conn);
       closeQuietly(conn);
     }
@@ -187,10 +207,12 @@ async function serveMany(
     listener as Deno.Listener<Conn>,
     async (conn) => {
       connections++;
+      if (options.noDelay) setNoDelay(conn);
       logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
       clients.add(conn);
       idle?.add(conn);
-      if (inputDone && halfClose) await closeWriteQuietly(conn);
+      const box = outboxFor(conn);
+      if (inputDone && halfClose) await box.end();
       await handle(conn);
     },
     { logger },
@@ -201,4 +223,92 @@ async function serveMany(
   idle?.[Symbol.dispose]();
   await outputChain.catch(() => {});
   return { connections, sent, received };
+}
+
+function setNoDelay(conn: Conn): void {
+  if (conn.remoteAddr.transport === "tcp") {
+    (conn as Deno.TcpConn).setNoDelay(true);
+  }
+}
+
+/** How far (bytes) a `-k` client may fall behind the broadcast before it is dropped. */
+const MAX_BEHIND = 8 * 1024 * 1024;
+
+/** One client's queue of broadcast chunks and the loop writing them. */
+class Outbox {
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #wake: (() => void) | undefined;
+  #ending = false;
+  #closed = false;
+  #drained = new Set<() => void>();
+  readonly done: Promise<void>;
+
+  constructor(
+    conn: Conn,
+    onSent: (n: number) => void,
+    onError: (err: unknown) => void,
+  ) {
+    this.done = (async () => {
+      try {
+        while (!this.#closed) {
+          const chunk = this.#queue.shift();
+          if (chunk === undefined) {
+            if (this.#ending) {
+              await closeWriteQuietly(conn);
+              return;
+            }
+            await new Promise<void>((r) => this.#wake = r);
+            continue;
+          }
+          await writeAll(conn, chunk);
+          this.#queued -= chunk.length;
+          onSent(chunk.length);
+          for (const f of this.#drained) f();
+        }
+      } catch (err) {
+        if (!this.#closed) onError(err);
+      }
+    })();
+  }
+
+  get queued(): number {
+    return this.#queued;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#queue.push(chunk);
+    this.#queued += chunk.length;
+    this.#wake?.();
+  }
+
+  /** Sends FIN once everything queued is written. */
+  end(): Promise<void> {
+    this.#ending = true;
+    this.#wake?.();
+    return this.done;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#queue = [];
+    this.#wake?.();
+    for (const f of this.#drained) f();
+  }
+
+  /** Resolves once some outbox has fewer than `limit` bytes queued (or there are none). */
+  static roomInAny(boxes: Outbox[], limit: number): Promise<void> {
+    if (
+      boxes.length === 0 || boxes.some((b) => b.#queued < limit || b.#closed)
+    ) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (boxes.some((b) => b.#queued < limit || b.#closed)) {
+          for (const b of boxes) b.#drained.delete(check);
+          resolve();
+        }
+      };
+      for (const b of boxes) b.#drained.add(check);
+    });
+  }
 }

@@ -299,3 +299,45 @@ Deno.test("pipeDuplex() keeps sending after the peer's early FIN until input EOF
   assertEquals(r.sent, data.length);
   assertEquals(sha256(await server), sha256(data));
 });
+
+Deno.test("tcpListen() with keep: a client that stops reading is dropped, the others get everything", async () => {
+  const ac = new AbortController();
+  const { promise: bound, resolve } = Promise.withResolvers<number>();
+  const { promise: go, resolve: release } = Promise.withResolvers<void>();
+  const total = 32 << 20;
+  let produced = 0;
+  const input = {
+    async read(p: Uint8Array) {
+      await go;
+      if (produced >= total) return null;
+      const n = Math.min(p.length, total - produced);
+      p.fill(0x61, 0, n);
+      produced += n;
+      return n;
+    },
+  };
+  const logs: string[] = [];
+  const done = tcpListen({ hostname: "127.0.0.1", port: 0 }, {
+    input,
+    output: sink(),
+    keep: true,
+    signal: ac.signal,
+    logger: { enabled: true, log: (m) => logs.push(m) },
+    onListening: (a) => resolve((a as Deno.NetAddr).port),
+  });
+  const port = await bound;
+  const stalled = await Deno.connect({ hostname: "127.0.0.1", port });
+  const reader = await Deno.connect({ hostname: "127.0.0.1", port });
+  await new Promise((r) => setTimeout(r, 100)); // both accepted
+  release();
+  const got = await readAll(reader); // EOF once the input ended
+  assertEquals(got.length, total);
+  assertOk(
+    logs.some((l) => l.includes("not reading") && l.includes("dropped")),
+    logs.join("\n"),
+  );
+  stalled.close();
+  reader.close();
+  ac.abort();
+  await done;
+});

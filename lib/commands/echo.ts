@@ -6,7 +6,6 @@
 import { echoServer } from "../echo.ts";
 import { formatAddr } from "../address.ts";
 import { stderrLogger } from "../log.ts";
-import { runUdpEcho } from "./_udp.ts";
 import { UsageError } from "../errors.ts";
 import {
   COMMON_OPTIONS,
@@ -64,6 +63,7 @@ export async function run(args: string[]): Promise<number> {
     if (idleTimeout !== undefined) {
       throw new UsageError("--idle-timeout does not apply to -u");
     }
+    const { runUdpEcho } = await import("./_udp.ts");
     return await runUdpEcho(positionals, {
       upper: values.upper ?? false,
       unix: values.unix,

@@ -8,7 +8,6 @@ import { UsageError } from "../errors.ts";
 import { tcpListen } from "../listener.ts";
 import { stderrLogger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
-import { runUdpNetcat } from "./_udp.ts";
 import {
   clientEndpoint,
   COMMON_OPTIONS,
@@ -134,6 +133,7 @@ export async function run(args: string[]): Promise<number> {
     if (values["no-shutdown"]) {
       throw new UsageError("--no-shutdown does not apply to -u");
     }
+    const { runUdpNetcat } = await import("./_udp.ts");
     return await runUdpNetcat(positionals, {
       listen: values.listen ?? false,
       wait,
@@ -166,6 +166,7 @@ export async function run(args: string[]): Promise<number> {
       ...common,
       ...(idle !== undefined ? { idleTimeout: idle } : {}),
       keep: values["keep-open"] ?? false,
+      noDelay: interactive,
       signal,
     });
     return 0;
