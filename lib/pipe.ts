@@ -105,19 +105,21 @@ export async function pipeDuplex(
     if (err !== undefined && failure === undefined) failure = err;
     closeQuietly(conn);
   };
+  // Chunks only stamp the time; one timer re-arms itself for what is left.
   const idleMs = options.idleTimeout;
+  let lastActivity = performance.now();
   const touch = idleMs === undefined ? undefined : () => {
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(
-      () =>
-        shut(
-          "aborted",
-          new DenocatError(`timed out: no data for ${idleMs / 1000} s`),
-        ),
-      idleMs,
-    );
+    lastActivity = performance.now();
   };
-  touch?.();
+  const checkIdle = () => {
+    const left = lastActivity + idleMs! - performance.now();
+    if (left > 0) idleTimer = setTimeout(checkIdle, left);
+    else {shut(
+        "aborted",
+        new DenocatError(`timed out: no data for ${idleMs! / 1000} s`),
+      );}
+  };
+  if (idleMs !== undefined) idleTimer = setTimeout(checkIdle, idleMs);
   const onAbort = () =>
     shut("aborted", options.signal?.reason ?? new DenocatError("aborted"));
   if (options.signal?.aborted) onAbort();

@@ -341,3 +341,27 @@ Deno.test("tcpListen() with keep: a client that stops reading is dropped, the ot
   ac.abort();
   await done;
 });
+
+Deno.test("pipeDuplex() idle timeout counts from the last byte, not from the start", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = (async () => {
+    const s = await l.accept();
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await s.write(new Uint8Array([0x30 + i]));
+    }
+    s.close();
+  })();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+  const never = { read: () => new Promise<number | null>(() => {}) };
+  const out = sink();
+  // 600 ms of trickling data under a 250 ms idle limit: never idle that long.
+  const r = await pipeDuplex(conn, {
+    input: never,
+    output: out,
+    idleTimeout: 250,
+  });
+  await server;
+  assertEquals(new TextDecoder().decode(out.bytes()), "012345");
+  assertEquals(r.reason, "peer-closed");
+});
