@@ -312,3 +312,29 @@ Deno.test("send/recv: usage errors exit 2", async () => {
   const s = await runCli(["send", "--compat", "ftp", "127.0.0.1", "9"]);
   assertEquals(s.code, 2);
 });
+
+Deno.test("recv -o: a directory that cannot be created is a runtime failure (exit 1), not a usage error", async () => {
+  const dir = await tempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "not a directory");
+    // Runs as root in CI too, where permission bits do not stop mkdir: a
+    // regular file in the path fails the same code path (ENOTDIR).
+    const r = await runCli(["recv", "-o", `${dir}/file/sub`, "127.0.0.1", "0"]);
+    assertEquals(r.code, 1, r.stderr);
+    assertOk(r.stderr.includes(`cannot use -o ${dir}/file/sub`), r.stderr);
+    if (Deno.uid() !== 0) {
+      await Deno.mkdir(`${dir}/locked`, { mode: 0o500 });
+      const p = await runCli([
+        "recv",
+        "-o",
+        `${dir}/locked/x`,
+        "127.0.0.1",
+        "0",
+      ]);
+      assertEquals(p.code, 1, p.stderr);
+      assertOk(p.stderr.includes("permission denied"), p.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,7 +5,7 @@
  * @module
  */
 import { formatAddr } from "../address.ts";
-import { UsageError } from "../errors.ts";
+import { DenocatError, describeError, UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
 import { terminalProgress } from "../transfer/progress.ts";
 import { receiveServer } from "../transfer/server.ts";
@@ -83,9 +83,8 @@ export async function run(args: string[]): Promise<number> {
     try {
       await Deno.mkdir(dir, { recursive: true });
     } catch (err) {
-      throw new UsageError(
-        `cannot use -o ${dir}: ${err instanceof Error ? err.message : err}`,
-      );
+      // The argument is well-formed; the file system said no: a runtime failure.
+      throw new DenocatError(`cannot use -o ${dir}: ${describeError(err)}`);
     }
   }
   const endpoint = serverEndpoint(positionals, values.unix);
