@@ -338,3 +338,25 @@ Deno.test("recv -o: a directory that cannot be created is a runtime failure (exi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("send --compat seed: exit 0 means sent (no acknowledgements), and --help says so", async () => {
+  const help = await runCli(["send", "--help"]);
+  assertOk(
+    help.text.replace(/\s+/g, " ").includes(
+      "With --compat seed there are no acknowledgements: 0 means every item was sent, not that it was verified",
+    ),
+    help.text,
+  );
+  // A sink that verifies nothing: the seed sender still exits 0.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sink = (async () => {
+    using conn = await listener.accept();
+    return (await readAll(conn)).length;
+  })();
+  const sent = await runCli(
+    ["send", "--compat", "seed", "127.0.0.1", String(listener.addr.port)],
+    { stdin: "hello" },
+  );
+  assertEquals(sent.code, 0, sent.stderr);
+  assertOk(await sink > 5);
+});
