@@ -98,9 +98,11 @@ export async function pipeDuplex(
   let failure: unknown;
   let closed = false;
 
+  const { promise: shutDown, resolve: onShut } = Promise.withResolvers<void>();
   const shut = (why: PipeResult["reason"], err?: unknown) => {
     if (closed) return;
     closed = true;
+    onShut();
     reason = why;
     if (err !== undefined && failure === undefined) failure = err;
     closeQuietly(conn);
@@ -153,7 +155,10 @@ export async function pipeDuplex(
       },
     });
     // The peer is done sending; finish our direction unless told not to.
-    if (!closed && !options.endOnPeerEof) await upstream;
+    // (A quit, idle or abort ends the wait even while input is still open.)
+    if (!closed && !options.endOnPeerEof) {
+      await Promise.race([upstream, shutDown]);
+    }
   } catch (err) {
     if (!closed) failure ??= err;
   } finally {

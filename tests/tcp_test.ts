@@ -360,8 +360,22 @@ Deno.test("pipeDuplex() idle timeout counts from the last byte, not from the sta
     input: never,
     output: out,
     idleTimeout: 250,
+    endOnPeerEof: true,
   });
   await server;
   assertEquals(new TextDecoder().decode(out.bytes()), "012345");
   assertEquals(r.reason, "peer-closed");
+});
+
+Deno.test("pipeDuplex() idle timeout still fires after the peer closed while input stays open", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = l.accept().then((s) => s.close());
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+  await server;
+  const never = { read: () => new Promise<number | null>(() => {}) };
+  await assertRejects(
+    () => pipeDuplex(conn, { input: never, output: sink(), idleTimeout: 200 }),
+    DenocatError,
+    "timed out",
+  );
 });
