@@ -69,7 +69,7 @@ Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async 
   const marker = `${dir}/ran`;
   try {
     const tokenFile = `${dir}/token`;
-    await Deno.writeTextFile(tokenFile, "s3cret\n");
+    await Deno.writeTextFile(tokenFile, "s3cret-s3cret-s3cret\n");
     await using srv = await startServer([
       "shell",
       "-l",
@@ -79,7 +79,7 @@ Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async 
       "0",
     ]);
     const bad = await runCli(
-      client(srv.port, "--token", "wrong", "--", "touch", marker),
+      client(srv.port, "--token", "wrong-wrong-wrong", "--", "touch", marker),
     );
     assertEquals(bad.code, 255);
     assertEquals(bad.stderr, "denocat: authentication failed\n");
@@ -95,13 +95,43 @@ Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async 
     );
     // The token from the environment works.
     const good = await runCli(client(srv.port, "--", "touch", marker), {
-      env: { DENOCAT_TOKEN: "s3cret" },
+      env: { DENOCAT_TOKEN: "s3cret-s3cret-s3cret" },
     });
     assertEquals(good.code, 0);
+    assertEquals(good.stderr, "");
     assertOk(await Deno.stat(marker));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("denocat shell: commands do not inherit DENOCAT_TOKEN; short tokens warn once", async () => {
+  const token = "env-token-0123456789";
+  await using srv = await startServer(["shell", "-l", "127.0.0.1", "0"], {
+    env: { DENOCAT_TOKEN: token },
+  });
+  const r = await runCli(
+    client(srv.port, "--", "echo ${DENOCAT_TOKEN-unset}; env"),
+    { env: { DENOCAT_TOKEN: token } },
+  );
+  assertEquals(r.code, 0);
+  assertEquals(r.text.split("\n")[0], "unset");
+  assertOk(!r.text.includes(token), "the token leaked into the environment");
+  // A client may still pass it on deliberately.
+  const own = await runCli(
+    client(srv.port, "-e", "DENOCAT_TOKEN=mine", "--", "echo $DENOCAT_TOKEN"),
+    { env: { DENOCAT_TOKEN: token } },
+  );
+  assertEquals(own.text, "mine\n");
+  const short = await runCli(
+    client(srv.port, "--token", "short", "--", "true"),
+  );
+  assertEquals(short.code, 255);
+  assertEquals(
+    short.stderr,
+    "denocat: warning: the token is 5 bytes; use at least 16 random bytes (e.g. openssl rand -hex 16)\n" +
+      "denocat: authentication failed\n",
+  );
 });
 
 Deno.test("denocat shell -l: refuses 0.0.0.0 without a token (exit 2)", async () => {

@@ -43,9 +43,16 @@ authentication. Output is passed through byte for byte, never decoded.
 
 Authentication (both sides):
       --token T           shared secret (proved by HMAC challenge-response;
-                          it never crosses the wire)
+                          it never crosses the wire). Other local users see
+                          it in ps: prefer --token-file or DENOCAT_TOKEN
       --token-file F      read the secret from F (trailing newline ignored)
-                          (else the DENOCAT_TOKEN environment variable)
+                          (else the DENOCAT_TOKEN environment variable,
+                          which commands run by the server do not inherit)
+    Use at least 16 random bytes (e.g. openssl rand -hex 16); shorter tokens
+    are warned about. Both sides prove the token: a client holding one
+    refuses a server that cannot, or that offers no authentication. Without
+    TLS an active man-in-the-middle can still read and alter a session after
+    login: use TLS off loopback.
 
 Server options (-l; binds 127.0.0.1 unless HOST is given):
       --insecure-no-auth  serve without a token (loopback only)
@@ -165,7 +172,21 @@ async function resolveToken(
   if (token !== undefined && token.length === 0) {
     throw new UsageError("the token is empty");
   }
+  if (token !== undefined) warnShortToken(token);
   return token;
+}
+
+/** Tokens shorter than this many UTF-8 bytes get a warning. */
+const MIN_TOKEN_BYTES = 16;
+let warnedShortToken = false;
+
+function warnShortToken(token: string): void {
+  const bytes = new TextEncoder().encode(token).length;
+  if (bytes >= MIN_TOKEN_BYTES || warnedShortToken) return;
+  warnedShortToken = true;
+  console.error(
+    `denocat: warning: the token is ${bytes} bytes; use at least ${MIN_TOKEN_BYTES} random bytes (e.g. openssl rand -hex 16)`,
+  );
 }
 
 /** Runs `denocat shell`; returns the exit code. */

@@ -127,11 +127,46 @@ export function shellArgs(command: Uint8Array): string[] {
   }
 }
 
+/**
+ * Variables of the server's own environment that commands never inherit:
+ * denocat's secrets. A client may still set them itself in EXEC.
+ */
+export const SCRUBBED_ENV: readonly string[] = ["DENOCAT_TOKEN"];
+
+/**
+ * The environment a command gets: the server's own without
+ * {@linkcode SCRUBBED_ENV}, then `extra` on top.
+ *
+ * @example Usage
+ * ```ts
+ * import { commandEnv } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * Deno.env.set("DENOCAT_TOKEN", "secret");
+ * try {
+ *   assertEquals(commandEnv({}).DENOCAT_TOKEN, undefined);
+ *   assertEquals(commandEnv({ A: "1" }).A, "1");
+ * } finally {
+ *   Deno.env.delete("DENOCAT_TOKEN");
+ * }
+ * ```
+ */
+export function commandEnv(
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const name of SCRUBBED_ENV) delete env[name];
+  return Object.assign(env, extra);
+}
+
 /** Options for {@linkcode spawnGroup}. */
 export interface SpawnGroupOptions {
   /** Working directory. @default {the server's} */
   cwd?: string;
-  /** Extra environment variables. @default {{}} */
+  /**
+   * Extra environment variables, on top of the server's own environment
+   * minus {@linkcode SCRUBBED_ENV}.
+   * @default {{}}
+   */
   env?: Record<string, string>;
   /** Whether the command gets a stdin pipe; otherwise stdin is /dev/null. @default {false} */
   stdin?: boolean;
@@ -183,7 +218,8 @@ export function spawnGroup(
     stderr: "piped",
     detached: true,
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-    ...(options.env ? { env: options.env } : {}),
+    clearEnv: true,
+    env: commandEnv(options.env),
   }).spawn();
   let exited = false;
   const status = child.status.then((s) => {
