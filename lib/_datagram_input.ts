@@ -13,6 +13,8 @@ export type SplitMode = "line" | "chunk";
 /**
  * Yields the payloads of `input`. A line longer than `max` bytes is an error
  * (it cannot be one datagram); in chunk mode reads are capped at `max`.
+ * Each payload is a view into one reused buffer, valid until the generator is
+ * resumed: consume (send, encode or copy) it before asking for the next.
  */
 export async function* datagramsFrom(
   input: Reader,
@@ -23,7 +25,7 @@ export async function* datagramsFrom(
   if (split === "chunk") {
     let n: number | null;
     while ((n = await input.read(buf.subarray(0, max))) !== null) {
-      if (n > 0) yield buf.slice(0, n);
+      if (n > 0) yield buf.subarray(0, n);
     }
     return;
   }
@@ -37,7 +39,7 @@ export async function* datagramsFrom(
     let nl: number;
     while ((nl = buf.subarray(scan, len).indexOf(0x0a)) !== -1) {
       const end = scan + nl + 1;
-      yield buf.slice(start, end);
+      yield buf.subarray(start, end);
       start = scan = end;
     }
     buf.copyWithin(0, start, len);
@@ -48,5 +50,5 @@ export async function* datagramsFrom(
       );
     }
   }
-  if (len > 0) yield buf.slice(0, len);
+  if (len > 0) yield buf.subarray(0, len);
 }

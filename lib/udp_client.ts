@@ -89,7 +89,8 @@ export async function udpClient(
 
   const receiving = (async () => {
     let d;
-    while ((d = await socket.receive()) !== null) {
+    // A view of the socket's buffer: written out before the next receive.
+    while ((d = await socket.receiveView()) !== null) {
       if (!sameUdpAddr(d.from, target)) {
         logger.log(`ignored ${d.data.length} bytes from ${formatAddr(d.from)}`);
         continue;

@@ -98,7 +98,8 @@ export async function udpListen(
 
   try {
     let d;
-    while ((d = await socket.receive()) !== null) {
+    // A view of the socket's buffer: written out before the next receive.
+    while ((d = await socket.receiveView()) !== null) {
       const peer = formatAddr(d.from);
       if (!seen.has(peer)) {
         seen.add(peer);
