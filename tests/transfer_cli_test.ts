@@ -360,3 +360,85 @@ Deno.test("send --compat seed: exit 0 means sent (no acknowledgements), and --he
   assertEquals(sent.code, 0, sent.stderr);
   assertOk(await sink > 5);
 });
+
+/** Control bytes a terminal would act on (C0 but newline, DEL, C1 CSI/OSC). */
+// deno-lint-ignore no-control-regex
+const TERMINAL_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+Deno.test("recv -v: names and messages from the network reach stderr escaped, never as raw control sequences", async () => {
+  const dir = await tempDir();
+  try {
+    await using recv = await startServer([
+      "recv",
+      "-k",
+      "-o",
+      dir,
+      "127.0.0.1",
+      "0",
+    ]);
+    const te = new TextEncoder();
+    const body = te.encode("x");
+    const digest = Uint8Array.fromHex(sha256(body));
+    const sessions = [
+      // Refused at once: the refusal line names the item.
+      [
+        encodeHeader({ name: "\x1b[2J\x1b]0;pwned\x07red", size: 1 }),
+        body,
+        encodeTrailer(new Uint8Array(41), 1, digest),
+        new Uint8Array([RECORD.END]),
+      ],
+      // C1 CSI in the name; then garbage inside the stream: protocol error.
+      [
+        encodeHeader({ name: "c1\u009b31m", size: "stream" }),
+        new Uint8Array([0x99]),
+      ],
+    ];
+    for (const records of sessions) {
+      using conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: recv.port,
+      });
+      await conn.write(encodeHello());
+      for (const r of records) await conn.write(r);
+      await conn.closeWrite();
+      await readAll(conn).catch(() => {});
+    }
+    await recv.waitForStderr(/inside stream "c1\\u009b31m"|c1\\u009b31m/);
+    await recv.waitForStderr(/done: .*\n.*done: /s);
+    const err = recv.stderrSoFar();
+    assertOk(err.includes("\\u001b[2J\\u001b]0;pwned\\u0007red"), err);
+    assertOk(!TERMINAL_CONTROL.test(err), JSON.stringify(err));
+    assertEquals(names(dir), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("send: a receiver's error text is printed escaped", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hostile = (async () => {
+    using conn = await listener.accept();
+    await conn.write(encodeHello());
+    const json = new TextEncoder().encode(JSON.stringify({
+      ok: false,
+      name: "a",
+      code: "io",
+      error: "\x1b[2J\x1b]0;owned\x07 disk \u009b31m full",
+    }));
+    const rec = new Uint8Array(5 + json.length);
+    rec[0] = RECORD.ACK;
+    new DataView(rec.buffer).setUint32(1, json.length);
+    rec.set(json, 5);
+    await conn.write(rec);
+    await conn.closeWrite();
+    await readAll(conn).catch(() => {});
+  })();
+  const sent = await runCli(
+    ["send", "--name", "a", "127.0.0.1", String(listener.addr.port)],
+    { stdin: "data" },
+  );
+  await hostile;
+  assertEquals(sent.code, 1, sent.stderr);
+  assertOk(sent.stderr.includes("\\u001b[2J\\u001b]0;owned\\u0007 disk"));
+  assertOk(!TERMINAL_CONTROL.test(sent.stderr), JSON.stringify(sent.stderr));
+});

@@ -12,6 +12,7 @@ import { collectItems } from "../transfer/items.ts";
 import { terminalProgress } from "../transfer/progress.ts";
 import { seedSendOver } from "../transfer/seed.ts";
 import { sendOver } from "../transfer/send.ts";
+import { escapeText } from "../transfer/show.ts";
 import { COMMON_OPTIONS, familyOf, parse, print, seconds } from "./_args.ts";
 
 /** Help for `denocat send`. */
@@ -107,10 +108,11 @@ export async function run(args: string[]): Promise<number> {
     progress?.end();
     for (const r of result.items) {
       if (r.ok) continue;
+      // The error may be the receiver's own words: escaped before printing.
       const msg = r.error ?? "failed";
       console.error(
         `denocat: ${
-          msg.includes(r.name) && r.name ? msg : `${r.name}: ${msg}`
+          escapeText(msg.includes(r.name) && r.name ? msg : `${r.name}: ${msg}`)
         }`,
       );
     }

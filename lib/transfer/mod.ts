@@ -30,3 +30,4 @@ export * from "./seed.ts";
 export * from "./server.ts";
 export * from "./progress.ts";
 export * from "./stale.ts";
+export * from "./show.ts";

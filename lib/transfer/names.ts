@@ -6,6 +6,7 @@
  * @module
  */
 import { DenocatError } from "../errors.ts";
+import { show } from "./show.ts";
 
 /** A name the receiver refuses; the message says why. */
 export class UnsafeNameError extends DenocatError {
@@ -17,10 +18,6 @@ export class UnsafeNameError extends DenocatError {
 
 /** Longest name accepted, in UTF-16 units. */
 export const MAX_NAME_LENGTH = 4096;
-
-function show(name: string): string {
-  return JSON.stringify(name.length > 80 ? name.slice(0, 80) + "…" : name);
-}
 
 /**
  * Checks an untrusted relative name and returns its components. Refuses

@@ -17,6 +17,7 @@ import {
   writeAll,
 } from "./_pump.ts";
 import type { Progress } from "./progress.ts";
+import { escapeText, safeLogger, show } from "./show.ts";
 import {
   type Ack,
   type AckCode,
@@ -123,12 +124,14 @@ export function logItem(
 ): void {
   if (item.ok) {
     logger.log(
-      `${peer}: received ${item.name}: ${
+      `${peer}: received ${show(item.name)}: ${
         formatTransfer(item.bytes, ms)
       } ${what} ${item.sha256} verified`,
     );
   } else {
-    logger.log(`${peer}: ${item.name}: refused: ${item.error}`);
+    logger.log(
+      `${peer}: ${show(item.name)}: refused: ${escapeText(item.error ?? "")}`,
+    );
   }
 }
 
@@ -168,7 +171,8 @@ export async function receiveOver(
   conn: Conn,
   options: ReceiveOptions,
 ): Promise<ConnectionResult> {
-  const logger = options.logger ?? silent;
+  // Names and messages below come from the peer: escaped before printing.
+  const logger = safeLogger(options.logger ?? silent);
   const peer = options.peer ?? "peer";
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);

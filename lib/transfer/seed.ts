@@ -34,6 +34,7 @@ import {
 import { exitCodeOf, type ItemResult, type SendResult } from "./send.ts";
 import { openItem, RefusedError } from "./store.ts";
 import { ProtocolError } from "./protocol.ts";
+import { safeLogger } from "./show.ts";
 
 /** Largest seed header accepted: 64 KiB. */
 export const SEED_MAX_HEADER = 64 * 1024;
@@ -253,7 +254,8 @@ export async function seedReceiveOver(
   conn: Conn,
   options: ReceiveOptions,
 ): Promise<ConnectionResult> {
-  const logger = options.logger ?? silent;
+  // Names and messages below come from the peer: escaped before printing.
+  const logger = safeLogger(options.logger ?? silent);
   const peer = options.peer ?? "peer";
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);

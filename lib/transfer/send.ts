@@ -21,6 +21,7 @@ import {
 import { type Buffers, buffers, sendExact, writeAll } from "./_pump.ts";
 import type { SendItem } from "./items.ts";
 import type { Progress } from "./progress.ts";
+import { safeLogger } from "./show.ts";
 import {
   type AckCode,
   encodeHeader,
@@ -139,7 +140,7 @@ export async function sendOver(
   items: SendItem[],
   options: SendOptions = {},
 ): Promise<SendResult> {
-  const logger = options.logger ?? silent;
+  const logger = safeLogger(options.logger ?? silent);
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);
   const trailer = new Uint8Array(TRAILER_SIZE);

@@ -23,6 +23,7 @@ import {
   receiveOver,
 } from "./recv.ts";
 import { seedReceiveOver } from "./seed.ts";
+import { safeLogger } from "./show.ts";
 import { removeStaleTemps } from "./stale.ts";
 import type { Destination } from "./store.ts";
 
@@ -87,7 +88,8 @@ export function receiveServer(
   endpoint: Endpoint | { port: number; hostname?: undefined; path?: undefined },
   options: ReceiveServerOptions = {},
 ): ReceiveServer {
-  const logger = options.logger ?? silent;
+  // Error lines quote what senders sent: escaped before printing.
+  const logger = safeLogger(options.logger ?? silent);
   const listener: Listener = listen(endpoint as Endpoint, options);
   const conns = new Set<Conn>();
   let served = 0;
