@@ -136,7 +136,10 @@ Deno.test({
           n,
         );
       }
-      assertOk(/received "été\.bin": 300000 bytes/.test(got.stderr), got.stderr);
+      assertOk(
+        /received "été\.bin": 300000 bytes/.test(got.stderr),
+        got.stderr,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
