@@ -442,3 +442,36 @@ Deno.test("send: a receiver's error text is printed escaped", async () => {
   assertOk(sent.stderr.includes("\\u001b[2J\\u001b]0;owned\\u0007 disk"));
   assertOk(!TERMINAL_CONTROL.test(sent.stderr), JSON.stringify(sent.stderr));
 });
+
+Deno.test("recv applies its umask to the mode a sender asks for and never sets setuid, setgid or sticky", async () => {
+  const dir = await tempDir();
+  try {
+    await using recv = spawn("sh", [
+      "-c",
+      `umask 027; exec '${Deno.execPath()}' run -A '${CLI}' recv -v -k -o '${dir}' 127.0.0.1 0`,
+    ]);
+    const port = Number((await recv.waitForStderr(/listening on .*:(\d+)/))[1]);
+    const body = new TextEncoder().encode("#!/bin/sh\n");
+    const digest = Uint8Array.fromHex(sha256(body));
+    for (const [name, mode] of [["all", 0o777], ["suid", 0o7777]] as const) {
+      using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      for (
+        const w of [
+          encodeHello(),
+          encodeHeader({ name, size: body.length, mode }),
+          body,
+          encodeTrailer(new Uint8Array(41), body.length, digest),
+          new Uint8Array([RECORD.END]),
+        ]
+      ) await conn.write(w);
+      await conn.closeWrite();
+      const reply = new TextDecoder().decode(await readAll(conn));
+      assertOk(reply.includes(`"ok":true`), reply);
+      assertEquals((await Deno.stat(`${dir}/${name}`)).mode! & 0o7777, 0o750);
+    }
+    recv.kill("SIGTERM");
+    assertEquals((await recv.output).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -35,6 +35,8 @@ that no live receiver holds, such as those of a receiver that was killed.
 
 Names are checked: absolute paths, '..', control characters and paths that
 lead outside DIR (symlinks included) are refused, and the sender is told.
+A file gets the permission bits the sender asks for less this process's
+umask; setuid, setgid and sticky bits are never set.
 
 Options:
   -o, --output DIR    write items into DIR (created if missing)

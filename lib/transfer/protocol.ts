@@ -106,7 +106,7 @@ export interface ItemHeader {
   name: string;
   /** Body length in bytes, or `"stream"` for chunk frames. */
   size: number | "stream";
-  /** Permission bits (the receiver applies `mode & 0o777`). @default {0o644} */
+  /** Permission bits (the receiver applies `mode & 0o777 & ~umask`). @default {0o644} */
   mode?: number;
   /** Lower-case hex sha256 of the body, when known before sending. */
   sha256?: string;

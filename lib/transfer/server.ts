@@ -25,7 +25,7 @@ import {
 import { seedReceiveOver } from "./seed.ts";
 import { safeLogger } from "./show.ts";
 import { removeStaleTemps } from "./stale.ts";
-import type { Destination } from "./store.ts";
+import { type Destination, receiverUmask } from "./store.ts";
 
 /** Options for {@linkcode receiveServer}. */
 export interface ReceiveServerOptions
@@ -101,6 +101,7 @@ export function receiveServer(
         return { output: options.output ?? Deno.stdout };
       }
       const dir = await Deno.realPath(options.dir);
+      receiverUmask(); // read once, before any file is created
       if (options.cleanStale ?? true) {
         const n = await removeStaleTemps(dir);
         if (n > 0) {

@@ -34,10 +34,48 @@ export interface Stored {
   sink: Sink;
   /** Where it will appear (`-` for the output stream). */
   path: string;
-  /** Moves the verified file into place with `mode & 0o777`. */
+  /** Moves the verified file into place with {@linkcode fileMode}`(mode)`. */
   commit(mode: number): Promise<void>;
   /** Removes the temporary file. Idempotent, never throws. */
   abort(): Promise<void>;
+}
+
+let umaskCache: number | undefined;
+
+/**
+ * The receiver's umask, read once (`Deno.umask()`; 0o022 where it cannot
+ * be read).
+ */
+export function receiverUmask(): number {
+  if (umaskCache === undefined) {
+    try {
+      umaskCache = Deno.umask();
+    } catch {
+      umaskCache = 0o022;
+    }
+  }
+  return umaskCache;
+}
+
+/**
+ * The permission bits a received file gets from the `mode` a peer sent:
+ * only the rwx bits (never setuid, setgid or sticky), less the receiver's
+ * umask, as if the receiver had created the file itself.
+ *
+ * @example Usage
+ * ```ts
+ * import { fileMode } from "./store.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(fileMode(0o777, 0o022), 0o755);
+ * assertEquals(fileMode(0o6777, 0o027), 0o750);
+ * assertEquals(fileMode(0o640, 0o002), 0o640);
+ * ```
+ */
+export function fileMode(
+  mode: number,
+  umask: number = receiverUmask(),
+): number {
+  return mode & 0o777 & ~umask;
 }
 
 function tempName(dir: string, base: string): string {
@@ -124,7 +162,7 @@ export async function openItem(
     async commit(mode: number) {
       try {
         close();
-        await Deno.chmod(tmp, mode & 0o777);
+        await Deno.chmod(tmp, fileMode(mode));
         if (dest.overwrite) {
           await Deno.rename(tmp, target.path);
         } else {
