@@ -11,9 +11,11 @@ import {
   encodeHeader,
   encodeHello,
   encodeTrailer,
+  openItem,
   parseAck,
   receiveServer,
   RECORD,
+  RefusedError,
   sendItems,
   TRANSFER_HELLO_SIZE,
   UnsafeNameError,
@@ -370,5 +372,89 @@ Deno.test("a trailer that disagrees with the body is an integrity failure: ack c
     assertEquals(listAll(out), []);
   } finally {
     await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() creates parent directories only for a verified item: failed ones leave no tree", async () => {
+  const out = await tempDir();
+  try {
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      keep: true,
+    });
+    const body = randomBytes(4000);
+    const wrong = new Uint8Array(32).fill(7);
+    const cases: Array<[string, Uint8Array]> = [
+      [
+        "integrity failure",
+        concat(
+          encodeHello(),
+          encodeHeader({ name: "i1/i2/i3/bad.bin", size: body.length }),
+          body,
+          encodeTrailer(new Uint8Array(41), body.length, wrong),
+          new Uint8Array([RECORD.END]),
+        ),
+      ],
+      [
+        "sender gone mid-body",
+        concat(
+          encodeHello(),
+          encodeHeader({ name: "t1/t2/cut.bin", size: 100_000 }),
+          body,
+        ),
+      ],
+      [
+        "garbage inside a stream",
+        concat(
+          encodeHello(),
+          encodeHeader({ name: "s1/s2/stream", size: "stream" }),
+          new Uint8Array([0x99]),
+        ),
+      ],
+    ];
+    for (let i = 0; i < 200; i++) {
+      // A hostile sender announcing many trees, sending none of them.
+      cases.push([
+        `hostile ${i}`,
+        concat(encodeHello(), encodeHeader({ name: `h${i}/x/y`, size: 9 })),
+      ]);
+    }
+    for (const [what, bytes] of cases) {
+      const { acks } = await rawSession(server.port, bytes);
+      assertOk(acks.length > 0 && acks.every((a) => !a.ok), what);
+    }
+    assertEquals(listAll(out), [], "no directories, no temporary files");
+    const good = await rawSession(
+      server.port,
+      concat(
+        encodeHello(),
+        item("g1/g2/good.bin", body),
+        new Uint8Array([RECORD.END]),
+      ),
+    );
+    assertEquals(good.acks.map((a) => a.ok), [true]);
+    assertEquals(listAll(out), ["g1", "g1/g2", "g1/g2/good.bin"]);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("openItem() checks the path again at commit: a symlink swapped in while writing is refused", async () => {
+  const base = await tempDir();
+  const root = `${base}/root`;
+  await Deno.mkdir(root);
+  await Deno.mkdir(`${base}/outside`);
+  try {
+    const stored = await openItem({ dir: root, overwrite: false }, "sub/f");
+    await stored.sink.write(te.encode("payload"));
+    await Deno.symlink(`${base}/outside`, `${root}/sub`);
+    const err = await stored.commit(0o644).then(() => null, (e) => e);
+    assertOk(err instanceof RefusedError, String(err));
+    assertEquals(err.code, "unsafe-name");
+    assertOk(err.message.includes("outside"), err.message);
+    assertEquals(listAll(`${base}/outside`), []);
+    assertEquals(listAll(root), ["sub"], "only the symlink; no temp file");
+  } finally {
+    await Deno.remove(base, { recursive: true });
   }
 });

@@ -82,8 +82,15 @@ async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
 
 /** Where an item goes, as resolved by {@linkcode resolveTarget}. */
 export interface Target {
-  /** The directory that will hold the file (real path, inside the root). */
+  /**
+   * The deepest directory of the path that exists (real path, inside the
+   * root): the file's parent once `missing` is empty.
+   */
   dir: string;
+  /** Parent components that do not exist yet, outermost first. */
+  missing: string[];
+  /** Directories this call created (with `create`), outermost first. */
+  created: string[];
   /** The final path of the file. */
   path: string;
   /** The last component of the name. */
@@ -92,19 +99,44 @@ export interface Target {
   exists: boolean;
 }
 
+/** Options for {@linkcode resolveTarget}. */
+export interface ResolveOptions {
+  /**
+   * Create the missing parent directories (at commit time); otherwise only
+   * check the ones that exist. @default {false}
+   */
+  create?: boolean;
+}
+
+function checkInside(root: string, real: string, name: string): void {
+  if (!inside(root, real)) {
+    throw new UnsafeNameError(
+      `unsafe name ${show(name)}: resolves outside the target directory`,
+    );
+  }
+}
+
 /**
- * Resolves `name` inside `root` (a real path, e.g. from `Deno.realPath`),
- * creating missing parent directories one by one. Every existing component
- * is checked: a symlink whose target lies outside `root` is refused, as is
- * a final component that is a symlink or a directory.
+ * Resolves `name` inside `root` (a real path, e.g. from `Deno.realPath`).
+ * Every existing component is checked: a symlink whose target lies outside
+ * `root` is refused, as is a final component that is a symlink or a
+ * directory. Missing parent directories are only listed, unless `create`
+ * is set: then they are made one by one, each checked again, and listed in
+ * `created` so a failed commit can remove them. Call it without `create`
+ * when an item arrives and with `create` when it is committed, so refused
+ * or broken items leave no directories and a symlink swapped in meanwhile
+ * is caught.
  *
- * @example Usage
+ * @example Check now, create at commit
  * ```ts
  * import { resolveTarget, UnsafeNameError } from "./names.ts";
  * import { assertEquals, assertRejects } from "../_assert.ts";
  * const root = await Deno.realPath(await Deno.makeTempDir());
- * const t = await resolveTarget(root, "a/b.txt");
- * assertEquals(t.path, `${root}/a/b.txt`);
+ * const t = await resolveTarget(root, "a/b/c.txt");
+ * assertEquals([t.dir, t.missing, t.path], [root, ["a", "b"], `${root}/a/b/c.txt`]);
+ * assertEquals([...Deno.readDirSync(root)], []); // nothing created yet
+ * const c = await resolveTarget(root, "a/b/c.txt", { create: true });
+ * assertEquals([c.dir, c.created], [`${root}/a/b`, [`${root}/a`, `${root}/a/b`]]);
  * await Deno.symlink("/tmp", `${root}/out`);
  * await assertRejects(() => resolveTarget(root, "out/x"), UnsafeNameError, "outside");
  * await Deno.remove(root, { recursive: true });
@@ -113,19 +145,48 @@ export interface Target {
 export async function resolveTarget(
   root: string,
   name: string,
+  options: ResolveOptions = {},
 ): Promise<Target> {
   const parts = checkName(name);
+  const created: string[] = [];
+  try {
+    return await walkTarget(root, name, parts, created, options.create);
+  } catch (err) {
+    await removeCreated(created);
+    throw err;
+  }
+}
+
+async function walkTarget(
+  root: string,
+  name: string,
+  parts: string[],
+  created: string[],
+  create: boolean | undefined,
+): Promise<Target> {
+  const base = parts.at(-1)!;
+  const parents = parts.slice(0, -1);
   let dir = root;
-  for (const part of parts.slice(0, -1)) {
+  for (let i = 0; i < parents.length; i++) {
+    const part = parents[i]!;
     const next = `${dir}/${part}`;
-    const info = await lstatOrNull(next);
+    let info = await lstatOrNull(next);
     if (info === null) {
+      if (!create) {
+        // Nothing below a missing directory can exist yet.
+        const missing = parents.slice(i);
+        const path = `${dir}/${[...missing, base].join("/")}`;
+        return { dir, missing, created, path, base, exists: false };
+      }
       try {
         await Deno.mkdir(next);
+        created.push(next);
       } catch (err) {
         if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       }
-    } else if (info.isSymlink) {
+      info = await Deno.lstat(next);
+    }
+    if (info.isSymlink) {
       const real = await Deno.realPath(next);
       if (!inside(root, real)) {
         throw new UnsafeNameError(
@@ -141,14 +202,9 @@ export async function resolveTarget(
     }
     // Re-check the real path after each step: nothing may lead outside.
     const real = await Deno.realPath(next);
-    if (!inside(root, real)) {
-      throw new UnsafeNameError(
-        `unsafe name ${show(name)}: resolves outside the target directory`,
-      );
-    }
+    checkInside(root, real, name);
     dir = real;
   }
-  const base = parts.at(-1)!;
   const path = `${dir}/${base}`;
   const info = await lstatOrNull(path);
   if (info?.isSymlink) {
@@ -161,5 +217,19 @@ export async function resolveTarget(
       `unsafe name ${show(name)}: the target is a directory`,
     );
   }
-  return { dir, path, base, exists: info !== null };
+  return { dir, missing: [], created, path, base, exists: info !== null };
+}
+
+/**
+ * Removes the directories a {@linkcode resolveTarget} call created, deepest
+ * first, as long as they are empty. Never throws.
+ */
+export async function removeCreated(created: string[]): Promise<void> {
+  for (const d of created.toReversed()) {
+    try {
+      await Deno.remove(d);
+    } catch {
+      return; // not empty (another item uses it) or gone: leave the rest
+    }
+  }
 }

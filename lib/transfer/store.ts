@@ -9,7 +9,12 @@
 import type { Writer } from "../frame/reader.ts";
 import { DenocatError, describeError } from "../errors.ts";
 import { Sink } from "./_pump.ts";
-import { resolveTarget, UnsafeNameError } from "./names.ts";
+import {
+  removeCreated,
+  resolveTarget,
+  type Target,
+  UnsafeNameError,
+} from "./names.ts";
 import type { AckCode } from "./protocol.ts";
 
 /** An item the receiver will not write; `code` goes into the ack. */
@@ -84,9 +89,35 @@ function tempName(dir: string, base: string): string {
   return `${dir}/.${short}.denocat-${tag}.part`;
 }
 
+async function resolve(
+  root: string,
+  name: string,
+  create: boolean,
+): Promise<Target> {
+  try {
+    return await resolveTarget(root, name, { create });
+  } catch (err) {
+    if (err instanceof UnsafeNameError) {
+      throw new RefusedError("unsafe-name", err.message);
+    }
+    throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
+  }
+}
+
+function clash(name: string): RefusedError {
+  return new RefusedError(
+    "exists",
+    `${name} already exists on the receiver (it needs --overwrite)`,
+  );
+}
+
 /**
  * Opens `name` for writing at `dest`. Throws {@linkcode RefusedError} with
  * code `unsafe-name`, `exists` or `io` when the item cannot be written.
+ * The temporary file goes into the deepest existing directory of the
+ * path; missing parent directories are created only by `commit`, which
+ * checks the whole path again (a symlink swapped in meanwhile is refused)
+ * and removes the directories it made if the item still fails.
  *
  * @example Write, verify elsewhere, commit
  * ```ts
@@ -95,10 +126,10 @@ function tempName(dir: string, base: string): string {
  * const dir = await Deno.realPath(await Deno.makeTempDir());
  * const item = await openItem({ dir, overwrite: false }, "a/b.txt");
  * await item.sink.write(new TextEncoder().encode("hi"));
- * assertEquals([...Deno.readDirSync(`${dir}/a`)].length, 1); // only the temp file
+ * assertEquals([...Deno.readDirSync(dir)].length, 1); // only the temp file, no a/
  * await item.commit(0o640);
  * assertEquals(await Deno.readTextFile(`${dir}/a/b.txt`), "hi");
- * assertEquals([...Deno.readDirSync(`${dir}/a`)].length, 1);
+ * assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["a"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -114,21 +145,8 @@ export async function openItem(
       abort: () => Promise.resolve(),
     };
   }
-  let target;
-  try {
-    target = await resolveTarget(dest.dir, name);
-  } catch (err) {
-    if (err instanceof UnsafeNameError) {
-      throw new RefusedError("unsafe-name", err.message);
-    }
-    throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
-  }
-  if (target.exists && !dest.overwrite) {
-    throw new RefusedError(
-      "exists",
-      `${name} already exists on the receiver (it needs --overwrite)`,
-    );
-  }
+  const target = await resolve(dest.dir, name, false);
+  if (target.exists && !dest.overwrite) throw clash(name);
   const tmp = tempName(target.dir, target.base);
   let file: Deno.FsFile;
   try {
@@ -160,25 +178,27 @@ export async function openItem(
     sink: new Sink(file),
     path: target.path,
     async commit(mode: number) {
+      let final: Target | undefined;
       try {
         close();
+        // Only now, verified, may the item create directories: check the
+        // path again on the way (it may have changed while we wrote).
+        final = await resolve(dest.dir, name, true);
+        if (final.exists && !dest.overwrite) throw clash(name);
         await Deno.chmod(tmp, fileMode(mode));
         if (dest.overwrite) {
-          await Deno.rename(tmp, target.path);
+          await Deno.rename(tmp, final.path);
         } else {
           // link() never replaces: a file created meanwhile is a clash too.
-          await Deno.link(tmp, target.path);
+          await Deno.link(tmp, final.path);
           await Deno.remove(tmp);
         }
         settled = true;
       } catch (err) {
         await abort();
-        if (err instanceof Deno.errors.AlreadyExists) {
-          throw new RefusedError(
-            "exists",
-            `${name} already exists on the receiver (it needs --overwrite)`,
-          );
-        }
+        if (final) await removeCreated(final.created);
+        if (err instanceof RefusedError) throw err;
+        if (err instanceof Deno.errors.AlreadyExists) throw clash(name);
         throw new RefusedError(
           "io",
           `cannot write ${name}: ${describeError(err)}`,
