@@ -23,6 +23,8 @@ function temps(dir: string): string[] {
 
 Deno.test("removeStaleTemps() spares a live writer's file and removes it once the writer is SIGKILLed", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir());
+  // The temporary file goes into the deepest existing directory: sub/.
+  await Deno.mkdir(`${dir}/sub`);
   const writer = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
