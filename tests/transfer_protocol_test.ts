@@ -8,6 +8,7 @@ import {
   type Ack,
   checkName,
   collectItems,
+  type ConnectionResult,
   encodeHeader,
   encodeHello,
   encodeTrailer,
@@ -456,5 +457,54 @@ Deno.test("openItem() checks the path again at commit: a symlink swapped in whil
     assertEquals(listAll(root), ["sub"], "only the symlink; no temp file");
   } finally {
     await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() records items committed before their ack fails: the sender vanished after END, exit 0", async () => {
+  const out = await tempDir();
+  try {
+    const lines: string[] = [];
+    let result: ConnectionResult | undefined;
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      logger: { enabled: true, log: (m) => lines.push(m) },
+      onConnection: (r) => result = r,
+    });
+    const a = randomBytes(1000);
+    const b = randomBytes(2000);
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    // Let the receiver's hello arrive unread: close() then resets the
+    // connection, so the receiver's ack writes fail (broken pipe).
+    await new Promise((r) => setTimeout(r, 50));
+    await conn.write(
+      concat(
+        encodeHello(),
+        item("a.bin", a),
+        item("b.bin", b),
+        new Uint8Array([RECORD.END]),
+      ),
+    );
+    conn.close();
+    assertEquals(await server.finished, 0, lines.join("\n"));
+    assertEquals(sha256(await Deno.readFile(`${out}/a.bin`)), sha256(a));
+    assertEquals(sha256(await Deno.readFile(`${out}/b.bin`)), sha256(b));
+    assertEquals(result?.items.map((i) => [i.name, i.ok]), [
+      ["a.bin", true],
+      ["b.bin", true],
+    ]);
+    assertEquals(result?.error, undefined);
+    assertOk(result?.items[0]?.ackError, JSON.stringify(result));
+    assertOk(
+      lines.some((l) =>
+        l.includes(`"a.bin": the sender may not know`) &&
+        l.includes("acknowledgement could not be sent")
+      ),
+      lines.join("\n"),
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
   }
 });

@@ -93,6 +93,12 @@ export interface ReceivedItem {
   ok: boolean;
   code?: AckCode;
   error?: string;
+  /**
+   * Why this item's acknowledgement could not be sent (the sender went
+   * away or stopped reading): the outcome above stands, but the sender may
+   * not know it.
+   */
+  ackError?: string;
 }
 
 /** Outcome of one connection. */
@@ -132,6 +138,38 @@ export function logItem(
     logger.log(
       `${peer}: ${show(item.name)}: refused: ${escapeText(item.error ?? "")}`,
     );
+  }
+  if (item.ackError !== undefined) {
+    logger.log(
+      `${peer}: ${
+        show(item.name)
+      }: the sender may not know: its acknowledgement could not be sent (${
+        escapeText(item.ackError)
+      })`,
+    );
+  }
+}
+
+/**
+ * Writes acks on one connection. The first failed write means the sender
+ * is gone or not reading: later acks are not attempted, and each caller
+ * learns why, while the receiver goes on reading what was already sent.
+ */
+class AckWriter {
+  #conn: Conn;
+  #lost: string | undefined;
+  constructor(conn: Conn) {
+    this.#conn = conn;
+  }
+  /** Sends `ack`; resolves with why it could not be sent, if so. */
+  async send(ack: Ack): Promise<string | undefined> {
+    if (this.#lost !== undefined) return this.#lost;
+    try {
+      await writeAll(this.#conn, encodeAck(ack));
+      return undefined;
+    } catch (err) {
+      return this.#lost = describeError(err);
+    }
   }
 }
 
@@ -181,6 +219,7 @@ export async function receiveOver(
   const scratch = new Uint8Array(TRAILER_SIZE);
   let error: string | undefined;
   const stdoutMode = "output" in options.destination;
+  const acks = new AckWriter(conn);
   try {
     await writeAll(conn, encodeHello());
     parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
@@ -204,7 +243,7 @@ export async function receiveOver(
       const payload = await br.readFrame("u32be", MAX_JSON_FRAME);
       if (payload === null) throw new ProtocolError("closed inside a header");
       const header = parseHeader(payload);
-      const item = await receiveItem(br, conn, header, {
+      const item = await receiveItem(br, header, {
         destination: options.destination,
         refuseAs: stdoutMode && items.length > 0
           ? "this receiver writes a single item to stdout"
@@ -214,18 +253,14 @@ export async function receiveOver(
         progress,
         logger,
         peer,
+        acks,
       });
       items.push(item);
     }
   } catch (err) {
     error = describeError(err);
     logger.log(`${peer}: ${error}`);
-    try {
-      await writeAll(
-        conn,
-        encodeAck({ ok: false, name: "", code: "protocol", error }),
-      );
-    } catch { /* the sender is gone */ }
+    await acks.send({ ok: false, name: "", code: "protocol", error });
   }
   // Every ack is out: FIN tells the sender nothing more will come.
   await closeWriteQuietly(conn).catch(() => {});
@@ -244,12 +279,12 @@ interface ItemContext {
   progress: Progress | undefined;
   logger: Logger;
   peer: string;
+  acks: AckWriter;
 }
 
 /** Receives one item whose header was read; acks it; throws on a broken stream. */
 async function receiveItem(
   br: BufferedReader,
-  conn: Conn,
   header: ItemHeader,
   ctx: ItemContext,
 ): Promise<ReceivedItem> {
@@ -273,17 +308,15 @@ async function receiveItem(
       refusal = err;
     }
   }
+  let ackError: string | undefined;
   if (refusal) {
     // Say so at once; the body that follows is read and dropped.
-    await writeAll(
-      conn,
-      encodeAck({
-        ok: false,
-        name,
-        code: refusal.code,
-        error: refusal.message,
-      }),
-    );
+    ackError = await ctx.acks.send({
+      ok: false,
+      name,
+      code: refusal.code,
+      error: refusal.message,
+    });
   }
   const sink = stored?.sink ?? new Sink(null);
   const hash = refusal ? null : createHash("sha256");
@@ -341,6 +374,7 @@ async function receiveItem(
         ok: false,
         code: refusal.code,
         error: refusal.message,
+        ...(ackError !== undefined ? { ackError } : {}),
       };
       logItem(ctx.logger, ctx.peer, item, 0);
       progress?.itemDone();
@@ -382,10 +416,13 @@ async function receiveItem(
       }
     }
     if (!ack.ok) await stored!.abort();
-    await writeAll(conn, encodeAck(ack));
+    // The outcome is final (the file is in place, or gone) before the ack
+    // goes out: a sender that vanished cannot change it, only miss it.
     const item: ReceivedItem = ack.ok
       ? { name, bytes, sha256, ok: true }
       : { name, bytes, sha256, ok: false, code: ack.code, error: ack.error };
+    ackError = await ctx.acks.send(ack);
+    if (ackError !== undefined) item.ackError = ackError;
     logItem(ctx.logger, ctx.peer, item, performance.now() - start);
     progress?.itemDone();
     return item;
