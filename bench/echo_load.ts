@@ -1,7 +1,8 @@
 /**
  * Benchmark 3: TCP echo under load. 10, 100 and 1000 concurrent connections
  * doing 64-byte request/response for a fixed time, driven by load generator
- * processes (bench/load_gen.ts): messages/s and p50/p99 latency for
+ * processes (bench/load_gen.c, or bench/load_gen.ts without a C compiler):
+ * messages/s and p50/p99 latency for
  * `denocat echo` beside a Node.js `net` echo server, `ncat --exec /bin/cat`
  * and `socat ... fork EXEC:cat`, plus a small C epoll server that shows the
  * generator's own ceiling.
@@ -64,6 +65,12 @@ const SERVERS: Array<
   { name: string; needs: string[]; cmd: (port: number) => string }
 > = [
   { name: "denocat echo", needs: [], cmd: (p) => `${dc} echo 127.0.0.1 ${p}` },
+  {
+    name: "raw Deno loop",
+    needs: [],
+    cmd: (p) =>
+      `${q(Deno.execPath())} run -A ${q(`${ROOT}bench/raw_echo.ts`)} ${p}`,
+  },
   {
     name: "node net",
     needs: ["node"],

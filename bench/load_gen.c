@@ -2,7 +2,10 @@
  * doing SIZE-byte request/response for SECS seconds on 127.0.0.1:PORT.
  * Prints one JSON line like bench/load_gen.ts: messages, seconds, errors and
  * a uniform sample of latencies in ms. Using C keeps the generator's own CPU
- * cost small on a 2-core machine, so the servers get the rest.
+ * cost small on a 2-core machine, so the servers get the rest. Connections
+ * are opened one at a time, each completing one round trip before the next,
+ * and the window opens 200 ms after all are up: it measures steady state,
+ * not how a server weathers a connection storm.
  * Build: cc -O2 -o load_gen load_gen.c; run: ./load_gen PORT CONNS SECS [SIZE] */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,10 +51,17 @@ int main(int argc, char **argv) {
     fds[i] = fd;
     if (fd < 0) continue;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* One blocking round trip: the server has accepted this connection. */
+    if (write(fd, req, size) != size) { errors++; close(fd); fds[i] = -1; continue; }
+    for (int r = 0; r < size;) {
+      ssize_t n = read(fd, buf, size - r);
+      if (n <= 0) { errors++; break; }
+      r += n;
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
-  double start = now_ms(), warm = start + 1000, end = warm + secs * 1e3;
+  double start = now_ms(), warm = start + 200, end = warm + secs * 1e3;
   for (int i = 0; i < conns; i++)
     if (fds[i] >= 0) { sent_at[i] = now_ms(); if (write(fds[i], req, size) != size) errors++; }
   struct epoll_event evs[512];
