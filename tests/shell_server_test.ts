@@ -13,6 +13,8 @@ import {
   type ShellServerOptions,
 } from "../lib/shell/mod.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
+import { PROTOCOL_VERSION } from "../lib/shell/protocol.ts";
+import { needs, spawn, startCli } from "./_helpers.ts";
 
 const dec = new TextDecoder();
 
@@ -372,4 +374,121 @@ Deno.test("close() kills running commands and ends sessions", async () => {
   );
   assertEquals((await pgrep(`sleep ${mark}`)).length, 0);
   session.close();
+});
+
+/**
+ * A Python peer that logs in to a no-auth server, sends one EXEC (and
+ * optionally stdin without STDIN_EOF), then shutdown(SHUT_WR), and prints
+ * what comes back: `out=<hex> err=<hex> exit=<code>`.
+ */
+const HALF_CLOSE_PEER = `
+import socket, struct, sys
+port, version, command, stdin = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
+s = socket.create_connection(('127.0.0.1', port))
+def frame(t, body=b''):
+    return struct.pack('>IB', len(body) + 1, t) + body
+def recv_exact(n):
+    b = b''
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: raise SystemExit('eof after %d of %d bytes' % (len(b), n))
+        b += c
+    return b
+def message():
+    n, t = struct.unpack('>IB', recv_exact(5))
+    return t, recv_exact(n - 1)
+t, hello = message()
+assert t == 0x01 and hello[:4] == b'DCSH' and hello[5] == 0, hello
+s.sendall(frame(0x02, b'DCSH' + bytes([version])))
+t, _ = message()
+assert t == 0x03, t
+flags = 1 if stdin else 0
+s.sendall(frame(0x10, bytes([flags]) + struct.pack('>I', len(command)) + command + b'\\0\\0\\0\\0'))
+if stdin: s.sendall(frame(0x11, stdin.encode()))
+s.shutdown(socket.SHUT_WR)
+out, err = b'', b''
+while True:
+    t, body = message()
+    if t == 0x13: out += body
+    elif t == 0x14: err += body
+    elif t == 0x16: pass
+    elif t == 0x15:
+        print('out=%s err=%s exit=%d' % (out.hex(), err.hex(), struct.unpack('>i', body[:4])[0]))
+        break
+    else: raise SystemExit('unexpected message %d %r' % (t, body))
+assert s.recv(1) == b'', 'server did not close after exit'
+`;
+
+Deno.test({
+  name: "a client that half-closes after EXEC still gets the output and exit",
+  ignore: needs("python3"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const script = `${dir}/peer.py`;
+      await Deno.writeTextFile(script, HALF_CLOSE_PEER);
+      await using srv = server();
+      const peer = async (command: string, stdin: string) => {
+        await using p = spawn("python3", [
+          script,
+          String(srv.ep.port),
+          String(PROTOCOL_VERSION),
+          command,
+          stdin,
+        ], { timeout: 10000 });
+        const out = await p.output;
+        assertEquals(out.code, 0, out.stderr);
+        return out.text.trim();
+      };
+      const hex = (t: string) => new TextEncoder().encode(t).toHex();
+      // No output for longer than the probe interval, then some.
+      assertEquals(
+        await peer("sleep 1.2; echo done; echo warn >&2; exit 3", ""),
+        `out=${hex("done\n")} err=${hex("warn\n")} exit=3`,
+      );
+      // The half-close ends the command's stdin, as STDIN_EOF would.
+      assertEquals(
+        await peer("cat; echo end", "abc"),
+        `out=${hex("abcend\n")} err= exit=0`,
+      );
+      const execs = srv.records.filter((r) => r.event === "exec");
+      assertEquals(execs.length, 2);
+      assertOk(execs.every((r) => r.event === "exec" && !r.disconnected));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("a SIGKILLed client process gets its silent command killed", async () => {
+  const mark = marker();
+  await using srv = server({ killGraceMs: 500 });
+  await using client = startCli([
+    "shell",
+    "127.0.0.1",
+    String(srv.ep.port),
+    "-n",
+    "--",
+    `sh -c 'sleep ${mark} & sleep ${mark}'`,
+  ]);
+  await waitFor(
+    async () => (await pgrep(`sleep ${mark}`)).length === 2,
+    "both sleeps started",
+  );
+  client.kill("SIGKILL");
+  await client.output;
+  const t0 = performance.now();
+  await waitFor(
+    async () => (await pgrep(`sleep ${mark}`)).length === 0,
+    "no sleep left after the client was killed",
+    4000,
+  );
+  const took = performance.now() - t0;
+  assertOk(took < 3000, `killed after ${took} ms`);
+  await waitFor(
+    () => Promise.resolve(srv.records.some((r) => r.event === "exec")),
+    "audit record",
+  );
+  const rec = srv.records.find((r) => r.event === "exec");
+  assertOk(rec?.event === "exec" && rec.disconnected);
 });

@@ -3,6 +3,7 @@
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { needs, runCli, startServer } from "./_helpers.ts";
+import { connectShell, shellServer } from "../lib/shell/mod.ts";
 
 async function sh(cwd: string, script: string): Promise<void> {
   const r = await new Deno.Command("sh", {
@@ -96,6 +97,62 @@ Deno.test({
       // A plain-TCP client cannot talk to a TLS server.
       const plain = await runCli([...base, "-w", "1", "--", "true"]);
       assertEquals(plain.code, 255);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** Milliseconds until the server ends a raw TCP connection that sends nothing. */
+async function closedAfter(port: number): Promise<number> {
+  const t0 = performance.now();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // Bounded: a server that never closes fails the test after 5 s.
+  const giveUp = setTimeout(() => conn.close(), 5000);
+  const buf = new Uint8Array(64);
+  try {
+    while ((await conn.read(buf)) !== null) { /* a TLS alert, say */ }
+  } catch { /* reset, or given up */ }
+  clearTimeout(giveUp);
+  const took = performance.now() - t0;
+  try {
+    conn.close();
+  } catch { /* given up */ }
+  return took;
+}
+
+Deno.test({
+  name:
+    "TLS shell server: connections that never handshake are closed at the deadline, busy or not",
+  ignore: needs("openssl"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      await makeCerts(dir);
+      await using srv = shellServer({ port: 0 }, {
+        token: "tls-token-0123456789",
+        tls: {
+          cert: await Deno.readTextFile(`${dir}/server.pem`),
+          key: await Deno.readTextFile(`${dir}/server.key`),
+        },
+        handshakeTimeout: 300,
+        maxSessions: 1,
+      });
+      const port = srv.addr.port;
+      const [a, b] = await Promise.all([closedAfter(port), closedAfter(port)]);
+      assertOk(a < 1500 && b < 1500, `closed after ${a} and ${b} ms`);
+      // With the only session slot taken, the busy refusal is bounded too.
+      await using session = await connectShell(
+        { hostname: "127.0.0.1", port },
+        {
+          token: "tls-token-0123456789",
+          tls: { caCerts: [await Deno.readTextFile(`${dir}/ca.pem`)] },
+        },
+      );
+      assertEquals((await session.exec("exit 4")).code, 4);
+      const busy = await closedAfter(port);
+      assertOk(busy < 1500, `busy refusal closed after ${busy} ms`);
+      assertEquals((await session.exec("exit 5")).code, 5);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

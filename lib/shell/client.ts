@@ -148,6 +148,9 @@ export class ShellSession implements AsyncDisposable {
           case MsgType.Stderr:
             await this.#reader.copyBody(stderr, head.length);
             break;
+          case MsgType.Probe:
+            await this.#reader.skip(head.length);
+            break;
           case MsgType.Exit: {
             const info = decodeExit(await this.#reader.body(head.length));
             ended = true;

@@ -41,6 +41,8 @@ export const MsgType = {
   Stderr: 0x14,
   /** server → client: the command ended. */
   Exit: 0x15,
+  /** server → client: empty; checks that a half-closed client is still there. Ignored. */
+  Probe: 0x16,
   /** server → client: a refusal or failure, with a code and a message. */
   Error: 0x7f,
 } as const;

@@ -43,6 +43,7 @@ import {
   ShellProtocolError,
   writeHeader,
 } from "./protocol.ts";
+import { acceptTls, serverTlsContext } from "./tls_server.ts";
 import { MessageReader, MessageWriter } from "./wire.ts";
 
 /** Options for {@linkcode shellServer}. */
@@ -110,8 +111,19 @@ export interface ShellServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** What a session runs over: a TCP connection, or TLS on top of one. */
+interface SessionConn {
+  readonly remoteAddr: Deno.Addr;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  /** TLS only: resolves once the TLS handshake is done. */
+  handshake?(): Promise<void>;
+}
+
 interface Session {
-  conn: Deno.Conn;
+  conn: SessionConn;
   writer: MessageWriter;
   command: CommandRun | undefined;
 }
@@ -126,6 +138,23 @@ interface CommandRun {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * How long an ERROR written just before the server drops a connection may
+ * take: a peer that does not read (or never finished the TLS handshake)
+ * must not keep the connection open.
+ */
+const ERROR_GRACE_MS = 250;
+
+const PROBE_FRAME = encodeMessage(MsgType.Probe);
+
+/**
+ * After the client half-closes while a command runs, the server writes an
+ * empty PROBE this often when nothing else was written, so that a client
+ * that is really gone (a full close looks like a half-close until a write
+ * fails) is noticed even when the command prints nothing.
+ */
+const PROBE_INTERVAL_MS = 500;
 
 /**
  * Starts a shell server on `endpoint` (127.0.0.1 when no hostname is given).
@@ -175,25 +204,18 @@ export function shellServer(
   const audit = (r: AuditRecord) => options.audit?.(r);
   const throttle = new AuthThrottle(options.throttle);
 
-  let listener: Deno.Listener;
+  let tlsContext: ReturnType<typeof serverTlsContext> | undefined;
   if (options.tls) {
     try {
-      listener = Deno.listenTls({
-        hostname,
-        port: endpoint.port,
-        transport: "tcp",
-        cert: options.tls.cert,
-        key: options.tls.key,
-      });
+      tlsContext = serverTlsContext(options.tls);
     } catch (err) {
       throw netError(`listen on ${hostname}:${endpoint.port} with TLS`, err);
     }
-  } else {
-    listener = listen(
-      { hostname, port: endpoint.port },
-      options.family ? { family: options.family } : {},
-    );
   }
+  const listener = listen(
+    { hostname, port: endpoint.port },
+    options.family ? { family: options.family } : {},
+  );
   const sessions = new Set<Session>();
   const pending = new Set<Session>();
   const maxPending = options.maxPending ?? 64;
@@ -201,8 +223,7 @@ export function shellServer(
   const idle = idleMs
     ? new IdleWatch<Session>(idleMs, (s) => {
       logger.log(`${formatAddr(s.conn.remoteAddr)}: idle, session closed`);
-      sendError(s, ErrorCode.Timeout, `idle for ${idleMs / 1000} s`)
-        .finally(() => closeQuietly(s.conn));
+      dropWithError(s, ErrorCode.Timeout, `idle for ${idleMs / 1000} s`);
     })
     : undefined;
   let commands = 0;
@@ -212,12 +233,30 @@ export function shellServer(
     s.writer.send(encodeMessage(MsgType.Error, encodeError(code, message)))
       .catch(() => {});
 
-  /** Half-closes, lets the peer read what was sent, then closes. */
-  async function finish(conn: Deno.Conn): Promise<void> {
-    try {
-      await closeWriteQuietly(conn as Deno.TcpConn);
-    } catch { /* a TLS peer that vanished mid-handshake */ }
+  /**
+   * Sends an ERROR and closes the connection, waiting for the write at
+   * most {@linkcode ERROR_GRACE_MS}: never longer, whatever the peer does.
+   */
+  async function dropWithError(
+    s: Session,
+    code: number,
+    message: string,
+  ): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      sendError(s, code, message),
+      new Promise((r) => timer = setTimeout(r, ERROR_GRACE_MS)),
+    ]);
+    clearTimeout(timer);
+    closeQuietly(s.conn);
+  }
+
+  /** Half-closes, lets the peer read what was sent, then closes (within 1 s). */
+  async function finish(conn: SessionConn): Promise<void> {
     const timer = setTimeout(() => closeQuietly(conn), 1000);
+    try {
+      await closeWriteQuietly(conn as unknown as Deno.TcpConn);
+    } catch { /* a TLS peer that vanished mid-handshake */ }
     try {
       const buf = new Uint8Array(4096);
       while ((await conn.read(buf)) !== null) { /* drain */ }
@@ -436,7 +475,48 @@ export function shellServer(
     return run;
   }
 
-  async function serve(conn: Deno.Conn): Promise<void> {
+  /**
+   * The client half-closed while `run` runs: close the command's stdin, let
+   * it finish and deliver its output, and probe the connection meanwhile so
+   * a client that is really gone still gets its command killed.
+   */
+  async function halfClosed(
+    s: Session,
+    run: CommandRun,
+    peer: string,
+  ): Promise<void> {
+    logger.log(`${peer}: client finished sending; the command runs on`);
+    if (run.stdin && run.stdinOpen) {
+      run.stdinOpen = false;
+      run.stdin.close().catch(() => {});
+    }
+    let seen = s.writer.written;
+    let probing = false;
+    const probe = setInterval(() => {
+      if (probing || run.disconnected) return;
+      if (s.writer.written !== seen) {
+        seen = s.writer.written;
+        return;
+      }
+      probing = true;
+      s.writer.send(PROBE_FRAME).then(() => {
+        probing = false;
+        seen = s.writer.written;
+      }, (err) => {
+        if (run.disconnected) return;
+        run.disconnected = true;
+        logger.log(`${peer}: client gone (${describeError(err)}), killing`);
+        run.proc.terminate(killGrace);
+      });
+    }, PROBE_INTERVAL_MS);
+    try {
+      await run.finished;
+    } finally {
+      clearInterval(probe);
+    }
+  }
+
+  async function serve(conn: SessionConn): Promise<void> {
     const peerAddr = conn.remoteAddr as Deno.NetAddr;
     const peer = formatAddr(peerAddr);
     const ip = peerAddr.hostname;
@@ -445,17 +525,40 @@ export function shellServer(
       writer: new MessageWriter(conn),
       command: undefined,
     };
+    // One deadline covers the TLS handshake, a busy refusal and the login:
+    // when it passes, the connection is closed at once, whatever is pending
+    // on it (a write to a TLS peer that never handshakes waits forever).
+    let handshakeExpired = false;
+    let refused = false;
+    const hsTimer = setTimeout(() => {
+      handshakeExpired = true;
+      if (refused) {
+        closeQuietly(conn);
+        return;
+      }
+      audit({ event: "protocol-error", peer, reason: "handshake timed out" });
+      dropWithError(session, ErrorCode.Timeout, "handshake timed out");
+    }, handshakeTimeout);
     if (sessions.size >= maxSessions || closing) {
+      refused = true;
       const reason = closing
         ? "server shutting down"
         : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
       audit({ event: "busy", peer, reason });
-      await sendError(
-        session,
-        closing ? ErrorCode.Shutdown : ErrorCode.Busy,
-        reason,
-      );
-      await finish(conn);
+      try {
+        await conn.handshake?.();
+        await sendError(
+          session,
+          closing ? ErrorCode.Shutdown : ErrorCode.Busy,
+          reason,
+        );
+        if (!handshakeExpired) await finish(conn);
+      } catch {
+        // closed by the deadline, or a failed TLS handshake
+      } finally {
+        clearTimeout(hsTimer);
+        closeQuietly(conn);
+      }
       return;
     }
     if (pending.size >= maxPending) {
@@ -470,20 +573,12 @@ export function shellServer(
         peer: formatAddr(oldest.conn.remoteAddr),
         reason,
       });
-      sendError(oldest, ErrorCode.Busy, `server busy: ${reason}`)
-        .finally(() => closeQuietly(oldest.conn));
+      dropWithError(oldest, ErrorCode.Busy, `server busy: ${reason}`);
     }
     pending.add(session);
     const reader = new MessageReader(conn);
-    let handshakeExpired = false;
-    const hsTimer = setTimeout(() => {
-      handshakeExpired = true;
-      audit({ event: "protocol-error", peer, reason: "handshake timed out" });
-      sendError(session, ErrorCode.Timeout, "handshake timed out").finally(() =>
-        closeQuietly(conn)
-      );
-    }, handshakeTimeout);
     try {
+      await conn.handshake?.();
       const ok = await handshake(session, reader, peer, ip);
       clearTimeout(hsTimer);
       pending.delete(session);
@@ -506,7 +601,12 @@ export function shellServer(
       idle?.add(session);
       for (;;) {
         const head = await reader.next();
-        if (head === null) break;
+        if (head === null) {
+          // End of input from the client: no more messages, not "gone".
+          // A running command gets STDIN_EOF and runs to its end.
+          if (session.command) await halfClosed(session, session.command, peer);
+          break;
+        }
         idle?.touch(session);
         const run = session.command;
         switch (head.type) {
@@ -582,9 +682,9 @@ export function shellServer(
     }
   }
 
-  const loop = acceptLoop<Deno.Conn>(listener, async (conn) => {
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-    await serve(conn);
+  const loop = acceptLoop(listener as Deno.TcpListener, async (conn) => {
+    conn.setNoDelay(true);
+    await serve(tlsContext ? acceptTls(conn, tlsContext) : conn);
   }, { logger });
 
   let closed: Promise<void> | undefined;

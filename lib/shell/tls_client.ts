@@ -90,8 +90,16 @@ function connectInsecure(
   });
 }
 
-/** Adapts a node socket to `read`/`write`, pausing it when reads lag. */
-class NodeSocketTransport implements ShellTransport {
+/**
+ * Adapts a node socket to `read`/`write`, pausing it when reads lag.
+ *
+ * @example Over a node TLS socket
+ * ```ts ignore
+ * const t = new NodeSocketTransport(tls.connect({ host, port }));
+ * await t.write(new Uint8Array([1]));
+ * ```
+ */
+export class NodeSocketTransport implements ShellTransport {
   readonly #sock: tls.TLSSocket;
   readonly #queue: Uint8Array[] = [];
   #queued = 0;

@@ -1,0 +1,129 @@
+/**
+ * Server-side TLS for the shell over a plain TCP connection the server
+ * owns. `Deno.listenTls` connections cannot be closed before their TLS
+ * handshake completes (closing waits for the handshake, so a peer that
+ * connects and sends nothing holds the socket for good); here the TLS
+ * layer is `node:tls` over the accepted `Deno.TcpConn`, and closing closes
+ * that TCP connection at once, handshake or not.
+ *
+ * @module
+ */
+import * as tls from "node:tls";
+import { Duplex } from "node:stream";
+import type { Buffer } from "node:buffer";
+import { closeQuietly } from "../tcp.ts";
+import { NodeSocketTransport } from "./tls_client.ts";
+
+/** A server-side TLS connection: the shape the shell server uses. */
+export interface TlsServerConn {
+  readonly remoteAddr: Deno.Addr;
+  readonly localAddr: Deno.Addr;
+  /** Resolves once the TLS handshake is complete; rejects if it fails or the connection closes. */
+  handshake(): Promise<void>;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  /** Closes the TCP connection at once (idempotent). */
+  close(): void;
+}
+
+/** A node Duplex over a Deno TCP connection. */
+function duplexOf(conn: Deno.TcpConn): Duplex {
+  const buf = new Uint8Array(64 * 1024);
+  return new Duplex({
+    read() {
+      conn.read(buf).then(
+        (n) => this.push(n === null ? null : buf.slice(0, n)),
+        (err) => this.destroy(err),
+      );
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      (async () => {
+        let off = 0;
+        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
+      })().then(() => callback(), callback);
+    },
+    final(callback) {
+      conn.closeWrite().then(() => callback(), callback);
+    },
+    destroy(err, callback) {
+      closeQuietly(conn);
+      callback(err);
+    },
+  });
+}
+
+/**
+ * Starts TLS (server side) on an accepted TCP connection with `context`
+ * (see {@linkcode serverTlsContext}). The handshake starts at once;
+ * `close()` never waits for it.
+ *
+ * @example A peer that never handshakes is closed at once
+ * ```ts
+ * import { acceptTls } from "./tls_server.ts";
+ * import { createSecureContext } from "node:tls";
+ * import { assertEquals } from "../_assert.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * using peer = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * // No certificate needed: the handshake never happens.
+ * const conn = acceptTls(await listener.accept(), createSecureContext());
+ * const hs = conn.handshake().catch(() => "failed");
+ * conn.close();
+ * assertEquals(await peer.read(new Uint8Array(1)), null);
+ * assertEquals(await hs, "failed");
+ * ```
+ */
+export function acceptTls(
+  raw: Deno.TcpConn,
+  context: tls.SecureContext,
+): TlsServerConn {
+  let closed = false;
+  const sock = new tls.TLSSocket(duplexOf(raw), {
+    isServer: true,
+    secureContext: context,
+  });
+  const transport = new NodeSocketTransport(sock);
+  const handshake = new Promise<void>((resolve, reject) => {
+    sock.once("secure", () => resolve());
+    sock.once("error", (err: Error) => reject(err));
+    sock.once(
+      "close",
+      () => reject(new Error("connection closed during the TLS handshake")),
+    );
+  });
+  handshake.catch(() => {});
+  return {
+    remoteAddr: raw.remoteAddr,
+    localAddr: raw.localAddr,
+    handshake: () => handshake,
+    read: (p) => transport.read(p),
+    write: (p) => transport.write(p),
+    closeWrite: () => transport.closeWrite(),
+    close() {
+      if (closed) return;
+      closed = true;
+      transport.close();
+      closeQuietly(raw);
+    },
+  };
+}
+
+/**
+ * A reusable TLS context for {@linkcode acceptTls}. Throws when the
+ * certificate or key is unusable (checked by Deno's own TLS stack on a
+ * throwaway loopback listener, since `createSecureContext` accepts
+ * anything).
+ *
+ * @example A bad key
+ * ```ts
+ * import { serverTlsContext } from "./tls_server.ts";
+ * import { assertThrows } from "../_assert.ts";
+ * assertThrows(() => serverTlsContext({ cert: "nope", key: "nope" }), Error);
+ * ```
+ */
+export function serverTlsContext(
+  pem: { cert: string; key: string },
+): tls.SecureContext {
+  Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...pem }).close();
+  return tls.createSecureContext(pem);
+}
