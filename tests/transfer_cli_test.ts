@@ -475,3 +475,85 @@ Deno.test("recv applies its umask to the mode a sender asks for and never sets s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+function rssMiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(status.match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+}
+
+Deno.test({
+  name:
+    "recv -k: 400 idle connections cost little memory (no big buffers before an item header)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const dir = await tempDir();
+    const conns: Deno.TcpConn[] = [];
+    try {
+      await using recv = await startServer([
+        "recv",
+        "-k",
+        "--max-conns",
+        "1000",
+        "-o",
+        dir,
+        "127.0.0.1",
+        "0",
+      ]);
+      const pid = recv.child.pid;
+      await new Promise((r) => setTimeout(r, 300));
+      const before = rssMiB(pid);
+      for (let i = 0; i < 400; i++) {
+        conns.push(
+          await Deno.connect({ hostname: "127.0.0.1", port: recv.port }),
+        );
+      }
+      const deadline = Date.now() + 10000;
+      while (recv.stderrSoFar().split("connection from").length <= 400) {
+        assertOk(Date.now() < deadline, "not every connection was accepted");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const grown = rssMiB(pid) - before;
+      // 256 KiB read buffers per connection made this ~63 MiB; now ~14.
+      assertOk(grown < 32, `RSS grew by ${grown.toFixed(1)} MiB`);
+    } finally {
+      for (const c of conns) c.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("recv -k --max-conns 1: a second sender is told busy (send exits 1 and says so)", async () => {
+  const dir = await tempDir();
+  try {
+    const usage = await runCli(["recv", "--max-conns", "1", "127.0.0.1", "0"]);
+    assertEquals(usage.code, 2);
+    assertOk(usage.stderr.includes("--max-conns needs -k"), usage.stderr);
+    await using recv = await startServer([
+      "recv",
+      "-k",
+      "--max-conns",
+      "1",
+      "-o",
+      dir,
+      "127.0.0.1",
+      "0",
+    ]);
+    using first = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: recv.port,
+    });
+    await recv.waitForStderr(/connection from/);
+    const sent = await runCli(
+      ["send", "--name", "late.txt", "127.0.0.1", String(recv.port)],
+      { stdin: "late" },
+    );
+    assertEquals(sent.code, 1, sent.stderr);
+    assertOk(sent.stderr.includes("receiver busy"), sent.stderr);
+    await recv.waitForStderr(/busy: already serving 1 senders/);
+    assertEquals(names(dir), []);
+    first.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -508,3 +508,55 @@ Deno.test("receiveServer() records items committed before their ack fails: the s
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("receiveServer() with maxConns tells the sender beyond the limit busy, and serves again once a slot frees", async () => {
+  const out = await tempDir();
+  try {
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      keep: true,
+      maxConns: 2,
+    });
+    const hello = new Uint8Array(TRANSFER_HELLO_SIZE);
+    const idle: Deno.TcpConn[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+      });
+      idle.push(c);
+      // Served: the receiver's hello arrives, and nothing else.
+      let got = 0;
+      while (got < hello.length) got += (await c.read(hello.subarray(got)))!;
+      assertEquals(hello, encodeHello());
+    }
+    try {
+      const third = await sendItems(
+        { hostname: "127.0.0.1", port: server.port },
+        [{ kind: "stream", name: "x", reader: streamOf(te.encode("late")) }],
+      );
+      assertEquals(third.exitCode, 1);
+      assertEquals(third.items[0]!.code, "busy");
+      assertOk(third.items[0]!.error!.includes("receiver busy"));
+      assertEquals(server.turnedAway, 1);
+      assertEquals(listAll(out), []);
+    } finally {
+      idle.shift()!.close();
+    }
+    // One slot is free again (the receiver notices the close first).
+    let again;
+    for (let i = 0; i < 100; i++) {
+      again = await sendItems(
+        { hostname: "127.0.0.1", port: server.port },
+        [{ kind: "stream", name: "x", reader: streamOf(te.encode("now")) }],
+      );
+      if (again.exitCode === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(again?.exitCode, 0);
+    assertEquals(await Deno.readTextFile(`${out}/x`), "now");
+    idle.shift()!.close();
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

@@ -8,12 +8,12 @@ import { formatAddr } from "../address.ts";
 import { DenocatError, describeError, UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
 import { terminalProgress } from "../transfer/progress.ts";
-import type { ConnectionResult } from "../transfer/recv.ts";
 import { receiveServer } from "../transfer/server.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
   parse,
+  positiveInt,
   print,
   seconds,
   serverEndpoint,
@@ -42,6 +42,9 @@ umask; setuid, setgid and sticky bits are never set.
 Options:
   -o, --output DIR    write items into DIR (created if missing)
   -k, --keep-open     keep serving, senders concurrently (needs -o)
+      --max-conns N   with -k, serve at most N senders at once (default 64;
+                      each may use 2 MiB of buffers); more are told "busy"
+                      (seed senders: closed)
       --overwrite     replace existing files (default: a clash is an error)
       --compat MODE   native (default) or seed: the seeds' header, md5 checked
       --idle-timeout SECS
@@ -65,6 +68,7 @@ const OPTIONS = {
   compat: { type: "string" },
   "no-progress": { type: "boolean" },
   "idle-timeout": { type: "string" },
+  "max-conns": { type: "string" },
 } as const;
 
 /** Runs `denocat recv`; returns the exit code. */
@@ -79,6 +83,12 @@ export async function run(args: string[]): Promise<number> {
   const keep = values["keep-open"] ?? false;
   const dir = values.output;
   const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
+  const maxConns = positiveInt(values["max-conns"], "--max-conns");
+  if (maxConns !== undefined && !keep) {
+    throw new UsageError(
+      "--max-conns needs -k (without it one sender is served)",
+    );
+  }
   if (keep && dir === undefined) {
     throw new UsageError("-k needs -o DIR (stdout takes a single item)");
   }
@@ -101,9 +111,7 @@ export async function run(args: string[]): Promise<number> {
     },
   };
   using signal = shutdownSignal();
-  let last: ConnectionResult | undefined;
   const server = receiveServer(endpoint, {
-    onConnection: (r) => last = r,
     keep,
     compat,
     logger,
@@ -112,6 +120,7 @@ export async function run(args: string[]): Promise<number> {
     ...(family ? { family } : {}),
     ...(progress ? { progress } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
+    ...(maxConns !== undefined ? { maxConns } : {}),
   });
   logger.log(`listening on ${formatAddr(server.addr)}`);
   const onAbort = () => server.close();
@@ -119,14 +128,6 @@ export async function run(args: string[]): Promise<number> {
   try {
     const code = await server.finished;
     await server.close();
-    if (code !== 0 && !keep) {
-      // Without -k the exit code is this connection's: say why in one line.
-      const failed = last?.items.find((i) => !i.ok);
-      throw new DenocatError(
-        last?.error ?? (failed ? `${failed.name}: ${failed.error}` : "failed"),
-        code,
-      );
-    }
     return code;
   } finally {
     signal.removeEventListener("abort", onAbort);

@@ -31,3 +31,4 @@ export * from "./server.ts";
 export * from "./progress.ts";
 export * from "./stale.ts";
 export * from "./show.ts";
+export * from "./busy.ts";

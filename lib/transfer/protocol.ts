@@ -127,7 +127,8 @@ export type Ack =
  * Why an item failed: `exists` (name clash without --overwrite),
  * `unsafe-name`, `integrity` (size or sha256 mismatch), `io` (the receiver
  * could not write), `refused` (e.g. a second item to a stdout receiver),
- * `protocol` (malformed stream; the connection ends).
+ * `protocol` (malformed stream; the connection ends), `busy` (the receiver
+ * serves as many senders as it allows; the connection ends).
  */
 export type AckCode =
   | "exists"
@@ -135,7 +136,8 @@ export type AckCode =
   | "integrity"
   | "io"
   | "refused"
-  | "protocol";
+  | "protocol"
+  | "busy";
 
 const ACK_CODES = new Set<string>([
   "exists",
@@ -144,6 +146,7 @@ const ACK_CODES = new Set<string>([
   "io",
   "refused",
   "protocol",
+  "busy",
 ]);
 
 function jsonRecord(type: number, value: unknown): Uint8Array {

@@ -13,6 +13,7 @@ import {
   type Buffers,
   buffers,
   receiveExact,
+  RECORD_BUFFER_SIZE,
   Sink,
   writeAll,
 } from "./_pump.ts";
@@ -213,8 +214,13 @@ export async function receiveOver(
   const logger = safeLogger(options.logger ?? silent);
   const peer = options.peer ?? "peer";
   const progress = options.progress;
-  const bufs = buffers(options.bufferSize);
-  const br = new BufferedReader(watchedReader(conn, options.onRead));
+  // The body buffers (2 x 1 MiB) only once an item header has arrived: an
+  // idle or garbage connection costs none.
+  let bufs: Buffers | undefined;
+  const lazyBuffers = () => bufs ??= buffers(options.bufferSize);
+  const br = new BufferedReader(watchedReader(conn, options.onRead), {
+    bufferSize: RECORD_BUFFER_SIZE,
+  });
   const items: ReceivedItem[] = [];
   const scratch = new Uint8Array(TRAILER_SIZE);
   let error: string | undefined;
@@ -248,7 +254,7 @@ export async function receiveOver(
         refuseAs: stdoutMode && items.length > 0
           ? "this receiver writes a single item to stdout"
           : undefined,
-        bufs,
+        bufs: lazyBuffers,
         scratch,
         progress,
         logger,
@@ -274,7 +280,7 @@ export async function receiveOver(
 interface ItemContext {
   destination: Destination;
   refuseAs: string | undefined;
-  bufs: Buffers;
+  bufs: () => Buffers;
   scratch: Uint8Array;
   progress: Progress | undefined;
   logger: Logger;
@@ -347,10 +353,10 @@ async function receiveItem(
             `chunk of ${n} bytes exceeds the ${MAX_CHUNK}-byte limit`,
           );
         }
-        await receiveExact(br, n, sink, hash, ctx.bufs, onBytes);
+        await receiveExact(br, n, sink, hash, ctx.bufs(), onBytes);
       }
     } else {
-      await receiveExact(br, header.size, sink, hash, ctx.bufs, onBytes);
+      await receiveExact(br, header.size, sink, hash, ctx.bufs(), onBytes);
       const t = await recordType(br);
       if (t !== RECORD.TRAILER) {
         throw new ProtocolError(

@@ -15,9 +15,11 @@ import { describeError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
 import { closeWriteQuietly, type Conn } from "../tcp.ts";
 import {
+  type Buffers,
   buffers,
   type Hasher,
   receiveExact,
+  RECORD_BUFFER_SIZE,
   sendExact,
   writeAll,
 } from "./_pump.ts";
@@ -258,8 +260,11 @@ export async function seedReceiveOver(
   const logger = safeLogger(options.logger ?? silent);
   const peer = options.peer ?? "peer";
   const progress = options.progress;
-  const bufs = buffers(options.bufferSize);
-  const br = new BufferedReader(watchedReader(conn, options.onRead));
+  // The body buffers only once a valid header has arrived.
+  let bufs: Buffers | undefined;
+  const br = new BufferedReader(watchedReader(conn, options.onRead), {
+    bufferSize: RECORD_BUFFER_SIZE,
+  });
   const items: ReceivedItem[] = [];
   const stdoutMode = "output" in options.destination;
   let error: string | undefined;
@@ -292,6 +297,7 @@ export async function seedReceiveOver(
       try {
         const h = new Both();
         let bytes = 0;
+        bufs ??= buffers(options.bufferSize);
         await receiveExact(br, header.total_size, stored.sink, h, bufs, (n) => {
           bytes += n;
           progress?.add(n);

@@ -189,6 +189,10 @@ export async function sendOver(
       acked++;
       if (!ack.ok) {
         settle(p, { ok: false, code: ack.code, error: ack.error });
+        if (ack.code === "busy" || ack.code === "protocol") {
+          // The receiver ends the session: stop sending.
+          throw new ProtocolError(`receiver: ${ack.error}`);
+        }
       } else if (!p.result.sha256) {
         // Acked before we finished? Only possible from a broken receiver.
         settle(p, {

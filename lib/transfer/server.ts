@@ -22,6 +22,7 @@ import {
   type ReceiveOptions,
   receiveOver,
 } from "./recv.ts";
+import { DEFAULT_MAX_CONNS, refuseBusy } from "./busy.ts";
 import { seedReceiveOver } from "./seed.ts";
 import { safeLogger } from "./show.ts";
 import { removeStaleTemps } from "./stale.ts";
@@ -50,6 +51,13 @@ export interface ReceiveServerOptions
    * item is discarded). @default {no limit}
    */
   idleTimeout?: number;
+  /**
+   * With `keep`: the most senders served at once. Each may hold 2 x
+   * `bufferSize` of body buffers; more senders are told `busy` (a seed
+   * sender, which has no ack channel, sees the connection close).
+   * @default {DEFAULT_MAX_CONNS}
+   */
+  maxConns?: number;
   /** Called after each connection. */
   onConnection?: (result: ConnectionResult) => void;
 }
@@ -67,6 +75,8 @@ export interface ReceiveServer extends AsyncDisposable {
   readonly finished: Promise<number>;
   /** Connections served so far. */
   readonly served: number;
+  /** Connections turned away as busy (`maxConns`) so far. */
+  readonly turnedAway: number;
   /** Stops listening, ends open connections and waits for them. */
   close(): Promise<void>;
 }
@@ -92,7 +102,9 @@ export function receiveServer(
   const logger = safeLogger(options.logger ?? silent);
   const listener: Listener = listen(endpoint as Endpoint, options);
   const conns = new Set<Conn>();
+  const refusing = new Set<Conn>();
   let served = 0;
+  let turnedAway = 0;
   let closing = false;
   let rootPromise: Promise<Destination> | undefined;
   const destination = () =>
@@ -152,11 +164,6 @@ export function receiveServer(
       return result.exitCode;
     } catch (err) {
       logger.log(`${peer}: ${describeError(err)}`);
-      options.onConnection?.({
-        items: [],
-        error: describeError(err),
-        exitCode: 1,
-      });
       return 1;
     } finally {
       idle?.delete(conn);
@@ -184,7 +191,24 @@ export function receiveServer(
       conns.add(conn);
       return await serve(conn);
     }
+    const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
     const loop = acceptLoop<Conn>(listener, async (conn) => {
+      if (conns.size >= maxConns) {
+        turnedAway++;
+        refusing.add(conn);
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          }: busy: already serving ${maxConns} senders (--max-conns), turned away`,
+        );
+        await refuseBusy(
+          conn,
+          `receiver busy: it serves at most ${maxConns} senders at once; try again later`,
+          options.compat ? { compat: options.compat } : {},
+        );
+        refusing.delete(conn);
+        return;
+      }
       served++;
       conns.add(conn);
       await serve(conn);
@@ -200,6 +224,7 @@ export function receiveServer(
       closing = true;
       closeQuietly(listener);
       for (const c of conns) closeQuietly(c);
+      for (const c of refusing) closeQuietly(c);
       await finished.catch(() => {});
       await rootPromise?.catch(() => {});
     })();
@@ -211,6 +236,9 @@ export function receiveServer(
     finished,
     get served() {
       return served;
+    },
+    get turnedAway() {
+      return turnedAway;
     },
     close,
     [Symbol.asyncDispose]: close,
