@@ -8,6 +8,7 @@ import { formatAddr } from "../address.ts";
 import { DenocatError, describeError, UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
 import { terminalProgress } from "../transfer/progress.ts";
+import type { ConnectionResult } from "../transfer/recv.ts";
 import { receiveServer } from "../transfer/server.ts";
 import {
   COMMON_OPTIONS,
@@ -111,7 +112,9 @@ export async function run(args: string[]): Promise<number> {
     },
   };
   using signal = shutdownSignal();
+  let last: ConnectionResult | undefined;
   const server = receiveServer(endpoint, {
+    onConnection: (r) => last = r,
     keep,
     compat,
     logger,
@@ -128,6 +131,14 @@ export async function run(args: string[]): Promise<number> {
   try {
     const code = await server.finished;
     await server.close();
+    if (code !== 0 && !keep) {
+      // Without -k the exit code is this connection's: say why in one line.
+      const failed = last?.items.find((i) => !i.ok);
+      throw new DenocatError(
+        last?.error ?? (failed ? `${failed.name}: ${failed.error}` : "failed"),
+        code,
+      );
+    }
     return code;
   } finally {
     signal.removeEventListener("abort", onAbort);

@@ -164,6 +164,11 @@ export function receiveServer(
       return result.exitCode;
     } catch (err) {
       logger.log(`${peer}: ${describeError(err)}`);
+      options.onConnection?.({
+        items: [],
+        error: describeError(err),
+        exitCode: 1,
+      });
       return 1;
     } finally {
       idle?.delete(conn);
