@@ -1,22 +1,33 @@
 /**
- * Challenge-response authentication for the shell protocol: the server
- * sends a fresh random nonce, the client answers with
- * HMAC-SHA256(key = token, message = label || nonce), the server compares in
- * constant time. The token itself never crosses the wire. Repeated failures
- * from one address are slowed down by {@linkcode AuthThrottle}.
+ * Mutual challenge-response authentication for the shell protocol: the
+ * server sends a fresh random nonce, the client answers with its own nonce
+ * and HMAC-SHA256(key = token, message = client label || server nonce ||
+ * client nonce), and the server, once it has checked that in constant
+ * time, proves itself with the same HMAC under the server label. Neither
+ * side's proof can be replayed as the other's, and the token itself never
+ * crosses the wire. Repeated failures from one address are slowed down by
+ * {@linkcode AuthThrottle}.
  *
  * @module
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 
-/** Bytes in a server nonce. */
+/** Bytes in a nonce (either side's). */
 export const NONCE_SIZE = 32;
-/** Bytes in an authentication response (an HMAC-SHA256). */
+/** Bytes in a proof (an HMAC-SHA256). */
 export const MAC_SIZE = 32;
-/** Domain-separation label prepended to the nonce before hashing. */
-export const AUTH_LABEL = "denocat-shell-auth-v1";
+/** Label hashed before the nonces in the client's proof. */
+export const CLIENT_AUTH_LABEL = "denocat-shell-auth-v2 client";
+/** Label hashed before the nonces in the server's proof. */
+export const SERVER_AUTH_LABEL = "denocat-shell-auth-v2 server";
 
-const labelBytes = new TextEncoder().encode(AUTH_LABEL);
+const labels = {
+  client: new TextEncoder().encode(CLIENT_AUTH_LABEL),
+  server: new TextEncoder().encode(SERVER_AUTH_LABEL),
+};
+
+/** Which side a proof comes from. */
+export type AuthRole = keyof typeof labels;
 
 /**
  * A fresh random nonce.
@@ -34,46 +45,59 @@ export function createNonce(): Uint8Array {
 }
 
 /**
- * The client's answer to `nonce`: HMAC-SHA256 keyed with the token's UTF-8
- * bytes over `AUTH_LABEL || nonce`.
+ * `role`'s proof of knowing `token` for one login: HMAC-SHA256 keyed with
+ * the token's UTF-8 bytes over the role's label, the server nonce and the
+ * client nonce.
  *
- * @example Usage
+ * @example The two roles differ
  * ```ts
- * import { authResponse } from "./auth.ts";
- * import { assertEquals } from "../_assert.ts";
- * const nonce = new Uint8Array(32);
- * assertEquals(authResponse("t", nonce).length, 32);
- * assertEquals(authResponse("t", nonce), authResponse("t", nonce));
+ * import { authProof } from "./auth.ts";
+ * import { assertEquals, assertOk } from "../_assert.ts";
+ * const sn = new Uint8Array(32).fill(1);
+ * const cn = new Uint8Array(32).fill(2);
+ * assertEquals(authProof("t", "client", sn, cn).length, 32);
+ * assertEquals(authProof("t", "client", sn, cn), authProof("t", "client", sn, cn));
+ * assertOk(authProof("t", "client", sn, cn).toHex() !== authProof("t", "server", sn, cn).toHex());
  * ```
  */
-export function authResponse(token: string, nonce: Uint8Array): Uint8Array {
-  const mac = createHmac("sha256", token).update(labelBytes).update(nonce)
-    .digest();
+export function authProof(
+  token: string,
+  role: AuthRole,
+  serverNonce: Uint8Array,
+  clientNonce: Uint8Array,
+): Uint8Array {
+  const mac = createHmac("sha256", token).update(labels[role])
+    .update(serverNonce).update(clientNonce).digest();
   return new Uint8Array(mac.buffer, mac.byteOffset, mac.byteLength);
 }
 
 /**
- * Whether `response` is the right answer to `nonce` for `token`, compared
- * in constant time.
+ * Whether `proof` is `role`'s right proof for these nonces and `token`,
+ * compared in constant time.
  *
  * @example Usage
  * ```ts
- * import { authResponse, createNonce, verifyResponse } from "./auth.ts";
+ * import { authProof, createNonce, verifyProof } from "./auth.ts";
  * import { assertEquals } from "../_assert.ts";
- * const nonce = createNonce();
- * assertEquals(verifyResponse("secret", nonce, authResponse("secret", nonce)), true);
- * assertEquals(verifyResponse("secret", nonce, authResponse("wrong", nonce)), false);
- * assertEquals(verifyResponse("secret", nonce, new Uint8Array(3)), false);
+ * const sn = createNonce();
+ * const cn = createNonce();
+ * const proof = authProof("secret", "client", sn, cn);
+ * assertEquals(verifyProof("secret", "client", sn, cn, proof), true);
+ * assertEquals(verifyProof("secret", "server", sn, cn, proof), false);
+ * assertEquals(verifyProof("other", "client", sn, cn, proof), false);
+ * assertEquals(verifyProof("secret", "client", sn, cn, new Uint8Array(3)), false);
  * ```
  */
-export function verifyResponse(
+export function verifyProof(
   token: string,
-  nonce: Uint8Array,
-  response: Uint8Array,
+  role: AuthRole,
+  serverNonce: Uint8Array,
+  clientNonce: Uint8Array,
+  proof: Uint8Array,
 ): boolean {
-  const expected = authResponse(token, nonce);
-  if (response.length !== expected.length) return false;
-  return timingSafeEqual(expected, response);
+  const expected = authProof(token, role, serverNonce, clientNonce);
+  if (proof.length !== expected.length) return false;
+  return timingSafeEqual(expected, proof);
 }
 
 /** Options for {@linkcode AuthThrottle}. */

@@ -9,7 +9,7 @@ import { hostPort, unbracket } from "../address.ts";
 import { DenocatError, describeError } from "../errors.ts";
 import type { Reader, Writer } from "../frame/reader.ts";
 import { closeQuietly, connect } from "../tcp.ts";
-import { authResponse } from "./auth.ts";
+import { authProof, createNonce, verifyProof } from "./auth.ts";
 import { signalName } from "./process_group.ts";
 import {
   DATA_CHUNK_SIZE,
@@ -287,20 +287,41 @@ export async function connectShell(
         `${where} needs a token: use --token, --token-file or DENOCAT_TOKEN`,
       );
     }
+    if (!hello.nonce && options.token !== undefined) {
+      // A fake server would offer no authentication to collect commands.
+      throw failure(
+        `${where} offers no authentication, but a token is set: refusing to send anything (not the expected server?)`,
+      );
+    }
+    const clientNonce = hello.nonce ? createNonce() : undefined;
     const mac = hello.nonce
-      ? authResponse(options.token!, hello.nonce)
+      ? authProof(options.token!, "client", hello.nonce, clientNonce!)
       : undefined;
     await writer.send(
       encodeMessage(
         MsgType.ClientHello,
         encodeClientHello(
           mac
-            ? { version: PROTOCOL_VERSION, mac }
+            ? { version: PROTOCOL_VERSION, nonce: clientNonce!, mac }
             : { version: PROTOCOL_VERSION },
         ),
       ),
     );
-    await reader.expect(MsgType.Ready, "the server's answer");
+    const proof = await reader.expect(MsgType.Ready, "the server's answer");
+    const proven = hello.nonce
+      ? verifyProof(
+        options.token!,
+        "server",
+        hello.nonce,
+        clientNonce!,
+        proof,
+      )
+      : proof.length === 0;
+    if (!proven) {
+      throw failure(
+        `${where} did not prove it knows the token: refusing to send anything (not the expected server?)`,
+      );
+    }
   } catch (err) {
     closeQuietly(conn);
     const hint = options.tls ? "" : " (a TLS server? try --tls)";

@@ -26,4 +26,5 @@ export * from "./protocol.ts";
 export * from "./seed_compat.ts";
 export * from "./server.ts";
 export * from "./tls_client.ts";
+export * from "./tls_server.ts";
 export * from "./wire.ts";

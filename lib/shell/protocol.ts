@@ -11,7 +11,7 @@ import { DenocatError } from "../errors.ts";
 import { writePrefix } from "../frame/prefix.ts";
 
 /** Protocol version spoken by this implementation. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** The four bytes opening both hellos: ASCII `DCSH`. */
 export const MAGIC: Uint8Array = new Uint8Array([0x44, 0x43, 0x53, 0x48]);
 /** Bytes before a body: the u32be length and the type byte. */
@@ -25,9 +25,9 @@ export const DATA_CHUNK_SIZE = 256 * 1024;
 export const MsgType = {
   /** server → client: magic, version, auth method, nonce. */
   ServerHello: 0x01,
-  /** client → server: magic, version, auth response. */
+  /** client → server: magic, version, client nonce and proof. */
   ClientHello: 0x02,
-  /** server → client: authenticated, send EXEC. */
+  /** server → client: authenticated (with the server's proof), send EXEC. */
   Ready: 0x03,
   /** client → server: run a command. */
   Exec: 0x10,
@@ -143,8 +143,8 @@ export interface ServerHello {
  * import { decodeServerHello, encodeServerHello } from "./protocol.ts";
  * import { assertEquals } from "../_assert.ts";
  * const nonce = new Uint8Array(32).fill(9);
- * assertEquals(decodeServerHello(encodeServerHello({ version: 1, nonce })), { version: 1, nonce });
- * assertEquals(encodeServerHello({ version: 1 }).toHex(), "444353480100");
+ * assertEquals(decodeServerHello(encodeServerHello({ version: 2, nonce })), { version: 2, nonce });
+ * assertEquals(encodeServerHello({ version: 2 }).toHex(), "444353480200");
  * ```
  */
 export function encodeServerHello(hello: ServerHello): Uint8Array {
@@ -183,36 +183,49 @@ export function decodeServerHello(body: Uint8Array): ServerHello {
 export interface ClientHello {
   /** The client's protocol version. */
   version: number;
-  /** The 32-byte HMAC answering the server's nonce, if it sent one. */
+  /** The client's 32-byte nonce, when the server asked for authentication. */
+  nonce?: Uint8Array;
+  /** The client's 32-byte proof over both nonces, with `nonce`. */
   mac?: Uint8Array;
 }
 
 /**
- * Body of a CLIENT_HELLO: `DCSH`, u8 version, then the 32-byte MAC when the
- * server asked for authentication.
+ * Body of a CLIENT_HELLO: `DCSH`, u8 version, then, when the server asked
+ * for authentication, the client's 32-byte nonce and 32-byte proof. A
+ * hello of another version decodes to its version alone, so that the
+ * server can answer with a version error.
  *
  * @example Round trip
  * ```ts
  * import { decodeClientHello, encodeClientHello } from "./protocol.ts";
  * import { assertEquals } from "../_assert.ts";
+ * const nonce = new Uint8Array(32).fill(2);
  * const mac = new Uint8Array(32).fill(1);
- * assertEquals(decodeClientHello(encodeClientHello({ version: 1, mac })), { version: 1, mac });
- * assertEquals(decodeClientHello(encodeClientHello({ version: 1 })), { version: 1 });
+ * assertEquals(decodeClientHello(encodeClientHello({ version: 2, nonce, mac })), { version: 2, nonce, mac });
+ * assertEquals(decodeClientHello(encodeClientHello({ version: 2 })), { version: 2 });
+ * assertEquals(decodeClientHello(new Uint8Array([0x44, 0x43, 0x53, 0x48, 1, 7])), { version: 1 });
  * ```
  */
 export function encodeClientHello(hello: ClientHello): Uint8Array {
-  const out = new Uint8Array(5 + (hello.mac?.length ?? 0));
+  const auth = hello.nonce && hello.mac;
+  const out = new Uint8Array(5 + (auth ? 64 : 0));
   out.set(MAGIC);
   out[4] = hello.version;
-  if (hello.mac) out.set(hello.mac, 5);
+  if (auth) {
+    out.set(hello.nonce!, 5);
+    out.set(hello.mac!, 37);
+  }
   return out;
 }
 
 /** Decodes a CLIENT_HELLO body; see {@linkcode encodeClientHello}. */
 export function decodeClientHello(body: Uint8Array): ClientHello {
   checkMagic(body, "client hello");
-  if (body.length === 5) return { version: body[4]! };
-  if (body.length === 5 + 32) return { version: body[4]!, mac: body.slice(5) };
+  const version = body[4]!;
+  if (version !== PROTOCOL_VERSION || body.length === 5) return { version };
+  if (body.length === 5 + 64) {
+    return { version, nonce: body.slice(5, 37), mac: body.slice(37) };
+  }
   throw new ShellProtocolError(
     `protocol error: client hello of ${body.length} bytes`,
   );

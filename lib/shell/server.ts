@@ -16,10 +16,11 @@ import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
 import { listen } from "../tcp.ts";
 import type { AuditRecord, AuditSink, ExecRecord } from "./audit.ts";
 import {
+  authProof,
   AuthThrottle,
   type AuthThrottleOptions,
   createNonce,
-  verifyResponse,
+  verifyProof,
 } from "./auth.ts";
 import { checkBindPolicy } from "./policy.ts";
 import {
@@ -270,7 +271,7 @@ export function shellServer(
     reader: MessageReader,
     peer: string,
     ip: string,
-  ): Promise<boolean> {
+  ): Promise<Uint8Array | undefined> {
     idle?.add(s);
     const nonce = token !== undefined ? createNonce() : undefined;
     await s.writer.send(
@@ -298,10 +299,13 @@ export function shellServer(
         peer,
         reason: `version ${hello.version}`,
       });
-      return false;
+      return undefined;
     }
     if (token !== undefined && nonce) {
-      if (!hello.mac || !verifyResponse(token, nonce, hello.mac)) {
+      if (
+        !hello.nonce || !hello.mac ||
+        !verifyProof(token, "client", nonce, hello.nonce, hello.mac)
+      ) {
         const failures = throttle.fail(ip);
         const delayMs = throttle.delayFor(ip);
         audit({
@@ -313,11 +317,13 @@ export function shellServer(
         });
         if (delayMs > 0) await sleep(delayMs);
         await sendError(s, ErrorCode.Auth, "authentication failed");
-        return false;
+        return undefined;
       }
       throttle.succeed(ip);
+      // The server's own proof, sent with READY.
+      return authProof(token, "server", nonce, hello.nonce);
     }
-    return true; // the caller sends READY once a session slot is free
+    return new Uint8Array(0); // the caller sends READY once a slot is free
   }
 
   function startCommand(
@@ -579,10 +585,10 @@ export function shellServer(
     const reader = new MessageReader(conn);
     try {
       await conn.handshake?.();
-      const ok = await handshake(session, reader, peer, ip);
+      const proof = await handshake(session, reader, peer, ip);
       clearTimeout(hsTimer);
       pending.delete(session);
-      if (!ok) return;
+      if (!proof) return;
       if (sessions.size >= maxSessions || closing) {
         const reason = closing
           ? "server shutting down"
@@ -597,7 +603,7 @@ export function shellServer(
       }
       sessions.add(session);
       logger.log(`${peer}: session opened (${sessions.size} active)`);
-      await session.writer.send(encodeMessage(MsgType.Ready));
+      await session.writer.send(encodeMessage(MsgType.Ready, proof));
       idle?.add(session);
       for (;;) {
         const head = await reader.next();
