@@ -557,3 +557,29 @@ Deno.test("recv -k --max-conns 1: a second sender is told busy (send exits 1 and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("recv without -k: the one-line failure naming a hostile item is escaped", async () => {
+  const dir = await tempDir();
+  try {
+    await using recv = await startServer(["recv", "-o", dir, "127.0.0.1", "0"]);
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: recv.port });
+    const body = new TextEncoder().encode("x");
+    for (
+      const w of [
+        encodeHello(),
+        encodeHeader({ name: "\x1b]0;owned\x07\u009b2J", size: 1 }),
+        body,
+        encodeTrailer(new Uint8Array(41), 1, Uint8Array.fromHex(sha256(body))),
+        new Uint8Array([RECORD.END]),
+      ]
+    ) await conn.write(w);
+    await conn.closeWrite();
+    await readAll(conn).catch(() => {});
+    const r = await recv.output;
+    assertEquals(r.code, 1, r.stderr);
+    assertOk(r.stderr.includes("\\u001b]0;owned\\u0007"), r.stderr);
+    assertOk(!TERMINAL_CONTROL.test(r.stderr), JSON.stringify(r.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

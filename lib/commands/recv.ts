@@ -10,6 +10,7 @@ import { type Logger, stderrLogger } from "../log.ts";
 import { terminalProgress } from "../transfer/progress.ts";
 import type { ConnectionResult } from "../transfer/recv.ts";
 import { receiveServer } from "../transfer/server.ts";
+import { escapeText } from "../transfer/show.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -134,8 +135,12 @@ export async function run(args: string[]): Promise<number> {
     if (code !== 0 && !keep) {
       // Without -k the exit code is this connection's: say why in one line.
       const failed = last?.items.find((i) => !i.ok);
+      // Names and errors come from the peer: escaped before printing.
       throw new DenocatError(
-        last?.error ?? (failed ? `${failed.name}: ${failed.error}` : "failed"),
+        escapeText(
+          last?.error ??
+            (failed ? `${failed.name}: ${failed.error}` : "failed"),
+        ),
         code,
       );
     }
