@@ -12,6 +12,8 @@
 import { createHash } from "node:crypto";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { needs, spawn, startServer } from "./_helpers.ts";
+import { seedCompatServer } from "../lib/shell/seed_compat.ts";
+import type { AuditRecord } from "../lib/shell/audit.ts";
 
 const SEED_SIMPLE_CLIENT = `
 import socket, struct, sys
@@ -151,5 +153,54 @@ Deno.test({
       md5: createHash("md5").update(hello).digest("hex"),
       total_size: hello.length,
     });
+  },
+});
+
+/** PIDs whose whole command line is `cmdline`. */
+async function pgrep(cmdline: string): Promise<number[]> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-f", `^${cmdline.replaceAll(".", "\\.")}$`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean)
+    .map(Number);
+}
+
+Deno.test({
+  name:
+    "denocat shell --compat: a seed client that leaves mid-command gets the command killed",
+  ignore: needs("python3"),
+  async fn() {
+    const mark = `100.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+    const records: AuditRecord[] = [];
+    await using srv = seedCompatServer({ port: 0 }, {
+      mode: "seed-simple",
+      audit: (r) => records.push(r),
+    });
+    // The seed client's first lines, then it gives up and closes.
+    await using client = spawn("python3", [
+      "-c",
+      `import socket, sys, time
+phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+phone.connect(('127.0.0.1', int(sys.argv[1])))
+phone.send(sys.argv[2].encode('utf-8'))
+time.sleep(0.5)
+phone.close()`,
+      String(srv.addr.port),
+      `sh -c 'sleep ${mark} & sleep ${mark}'`,
+    ], { timeout: 10000 });
+    assertEquals((await client.output).code, 0);
+    const deadline = Date.now() + 4000;
+    while ((await pgrep(`sleep ${mark}`)).length > 0) {
+      assertOk(Date.now() < deadline, "the sleeps outlived the client");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    while (!records.some((r) => r.event === "exec")) {
+      assertOk(Date.now() < deadline, "no audit record");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const rec = records.find((r) => r.event === "exec");
+    assertOk(rec?.event === "exec" && rec.disconnected);
   },
 });

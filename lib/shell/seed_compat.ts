@@ -150,7 +150,20 @@ export function seedCompatServer(
   const running = new Set<ReturnType<typeof spawnGroup>>();
   let closing = false;
 
-  async function runOne(conn: Deno.Conn, peer: string, cmd: Uint8Array) {
+  /**
+   * Runs one command and writes its reply. `next` is the connection's next
+   * read, already in flight: EOF or an error there while the command runs
+   * means the client left (the seeds' clients never half-close; they close
+   * when done), so the command's group is killed and no reply is written.
+   * Data there is the next command, as the seeds' servers would read it.
+   * Returns whether the client left.
+   */
+  async function runOne(
+    conn: Deno.Conn,
+    peer: string,
+    cmd: Uint8Array,
+    next: Promise<Uint8Array | null>,
+  ): Promise<boolean> {
     const t0 = performance.now();
     const proc = spawnGroup(shell, cmd, {
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
@@ -165,6 +178,14 @@ export function seedCompatServer(
       : undefined;
     const budget = { left: maxOutput, over: false };
     const kill = () => proc.terminate();
+    let gone = false;
+    const leave = () => {
+      if (gone) return;
+      gone = true;
+      logger.log(`${peer}: client gone while a command runs, killing it`);
+      proc.terminate();
+    };
+    next.then((data) => data === null && leave(), leave);
     try {
       const [out, err, status] = await Promise.all([
         collect(proc.child.stdout, budget, kill),
@@ -174,14 +195,16 @@ export function seedCompatServer(
       proc.kill("SIGKILL");
       const body = [...out, ...err];
       const total = body.reduce((a, c) => a + c.length, 0);
-      if (options.mode === "seed-simple") {
+      if (gone) {
+        // Nobody to reply to.
+      } else if (options.mode === "seed-simple") {
         await writeAll(conn, encodePrefix(total, "u32le"));
       } else {
         const header = seedJsonHeader(...body);
         await writeAll(conn, encodePrefix(header.length, "u32le"));
         await writeAll(conn, header);
       }
-      for (const chunk of body) await writeAll(conn, chunk);
+      if (!gone) { for (const chunk of body) await writeAll(conn, chunk); }
       options.audit?.({
         event: "exec",
         peer,
@@ -190,12 +213,13 @@ export function seedCompatServer(
         signal: status.signal ?? null,
         timedOut,
         truncated: budget.over,
-        disconnected: false,
+        disconnected: gone,
         durationMs: Math.round(performance.now() - t0),
         bytesIn: 0,
         bytesOut: out.reduce((a, c) => a + c.length, 0),
         bytesErr: err.reduce((a, c) => a + c.length, 0),
       });
+      return gone;
     } finally {
       clearTimeout(timer);
       running.delete(proc);
@@ -216,11 +240,17 @@ export function seedCompatServer(
     conns.add(conn);
     logger.log(`${peer}: connected (${options.mode})`);
     const buf = new Uint8Array(SEED_COMMAND_SIZE);
+    // One read in flight at a time: it is the next command, and while a
+    // command runs it is also how a vanished client is noticed.
+    let inflight: Promise<Uint8Array | null> | undefined;
+    const readNext = () =>
+      inflight ??= conn.read(buf).then((n) => n ? buf.slice(0, n) : null);
     try {
       for (;;) {
-        const n = await conn.read(buf);
-        if (n === null || n === 0) break;
-        await runOne(conn, peer, buf.slice(0, n));
+        const cmd = await readNext();
+        inflight = undefined;
+        if (cmd === null) break;
+        if (await runOne(conn, peer, cmd, readNext())) break;
       }
     } catch (err) {
       if (!closing) logger.log(`${peer}: ${describeError(err)}`);
