@@ -59,6 +59,8 @@ Server options (-l; binds 127.0.0.1 unless HOST is given):
       --shell PATH        shell running each command as PATH -c CMD (/bin/sh)
       --cwd DIR           working directory of commands
       --timeout SECS      kill a command's whole process group after SECS (300; 0: never)
+                          (processes that leave the group with setsid or
+                          by daemonizing are not killed: a known limit)
       --max-output BYTES  stop a command once its stdout+stderr reach BYTES
       --max-sessions N    sessions at once; more are told the server is busy (8)
       --idle-timeout SECS end a session that sends nothing for SECS while no
