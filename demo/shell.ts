@@ -6,7 +6,7 @@
  */
 import { check, runCli, says, section, shows, startServer } from "./_util.ts";
 
-const TOKEN = "demo-token";
+const TOKEN = "demo-token-0123456789"; // 16+ bytes: shorter tokens are warned about
 
 async function pgrepExact(cmdline: string): Promise<number> {
   const out = await new Deno.Command("pgrep", {
