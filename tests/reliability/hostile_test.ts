@@ -6,12 +6,14 @@
  * valid client is served right after.
  */
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { authResponse } from "../../lib/shell/auth.ts";
+import { authProof, createNonce } from "../../lib/shell/auth.ts";
 import {
+  decodeServerHello,
   encodeClientHello,
   encodeExec,
   encodeMessage,
   MsgType,
+  PROTOCOL_VERSION,
 } from "../../lib/shell/protocol.ts";
 import { encodeHello } from "../../lib/transfer/protocol.ts";
 import { randomBytes, runCli, sha256, startServer } from "../_helpers.ts";
@@ -118,12 +120,13 @@ async function attack(port: number, bytes: Uint8Array, rst: boolean) {
 }
 
 /** Shell payloads: pre-auth garbage, or authenticated hostile commands. */
-async function attackShell(port: number, kind: number) {
+async function attackShell(port: number, kind: number): Promise<boolean> {
   let conn: Deno.TcpConn;
+  let authenticated = false;
   try {
     conn = await Deno.connect({ hostname: "127.0.0.1", port });
   } catch {
-    return;
+    return false;
   }
   const buf = new Uint8Array(65536);
   try {
@@ -137,12 +140,17 @@ async function attackShell(port: number, kind: number) {
       // Authenticate properly, then send a hostile EXEC.
       const n = await conn.read(buf);
       if (n === null || n < 5 + 6) throw new Error("no server hello");
-      const body = buf.slice(5, n);
-      const nonce = body.subarray(body.length - 32);
+      const hello = decodeServerHello(buf.slice(5, n));
+      if (!hello.nonce) throw new Error("the server asked for no token");
+      const nonce = createNonce();
       await conn.write(
         encodeMessage(
           MsgType.ClientHello,
-          encodeClientHello({ version: 1, mac: authResponse(TOKEN, nonce) }),
+          encodeClientHello({
+            version: PROTOCOL_VERSION,
+            nonce,
+            mac: authProof(TOKEN, "client", hello.nonce, nonce),
+          }),
         ),
       );
       const cmd = kind === 3
@@ -166,11 +174,19 @@ async function attackShell(port: number, kind: number) {
     }
     await conn.closeWrite();
     const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && (await conn.read(buf)) !== null) {
-      /* drain */
+    let first = true;
+    let n: number | null;
+    while (Date.now() < deadline && (n = await conn.read(buf)) !== null) {
+      // The server's first message after its hello: READY means the hostile
+      // EXEC really reached an authenticated session.
+      if (first && kind >= 3 && n >= 5) {
+        authenticated = buf[4] === MsgType.Ready;
+      }
+      first = false;
     }
   } catch { /* dropped */ }
   conn.close();
+  return authenticated;
 }
 
 Deno.test("hostile: thousands of bad connections; servers stay up and serve the next client", async () => {
@@ -201,7 +217,7 @@ Deno.test("hostile: thousands of bad connections; servers stay up and serve the 
     );
     await using echo = await startServer(["echo", "0"], { timeout: 600_000 });
     const t0 = performance.now();
-    await Promise.all([
+    const [, shellAuthed] = await Promise.all([
       pool(perServer, 100, (i) => {
         const p = recvPayloads[i % recvPayloads.length]!();
         return attack(recv.port, p, i % 3 === 0);
@@ -277,10 +293,14 @@ Deno.test("hostile: thousands of bad connections; servers stay up and serve the 
         (ms / 1000).toFixed(1)
       } s, ${up}/4 servers up, ${
         served.filter(Boolean).length
-      }/4 valid clients served after, peak MiB recv ${peaks.recv} shell ${peaks.shell} frame ${peaks.frame} echo ${peaks.echo}, ${strays.length} stray files`,
+      }/4 valid clients served after, ${
+        shellAuthed.filter(Boolean).length
+      } hostile shell commands sent authenticated, peak MiB recv ${peaks.recv} shell ${peaks.shell} frame ${peaks.frame} echo ${peaks.echo}, ${strays.length} stray files`,
     );
     assertEquals(served, [true, true, true, true], sent.stderr + sh.stderr);
     assertEquals(strays, []);
+    const authed = shellAuthed.filter(Boolean).length;
+    assertOk(authed >= perServer / 10, `${authed} hostile EXECs authenticated`);
     for (const [name, mib] of Object.entries(peaks)) {
       assertOk(mib < 400, `${name} peak ${mib} MiB`);
     }
