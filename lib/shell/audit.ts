@@ -6,12 +6,38 @@
  * @module
  */
 
+/** Longest command recorded in full, in bytes; longer ones are cut. */
+export const MAX_AUDIT_COMMAND = 4096;
+
+/**
+ * The command as the audit shows it: UTF-8 (invalid sequences replaced),
+ * cut after {@linkcode MAX_AUDIT_COMMAND} bytes with the full size noted,
+ * so that a client cannot write megabytes into the log per command.
+ *
+ * @example Usage
+ * ```ts
+ * import { auditCommand } from "./audit.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(auditCommand(new TextEncoder().encode("ls -l")), "ls -l");
+ * const long = auditCommand(new Uint8Array(100_000).fill(0x61));
+ * assertEquals(long.length < 4200, true);
+ * assertEquals(long.endsWith("… (100000 bytes)"), true);
+ * ```
+ */
+export function auditCommand(command: Uint8Array): string {
+  const decoder = new TextDecoder();
+  if (command.length <= MAX_AUDIT_COMMAND) return decoder.decode(command);
+  return `${
+    decoder.decode(command.subarray(0, MAX_AUDIT_COMMAND))
+  }… (${command.length} bytes)`;
+}
+
 /** One command run by the server. */
 export interface ExecRecord {
   event: "exec";
   /** Peer address, `host:port`. */
   peer: string;
-  /** The command line (bytes shown as UTF-8, invalid sequences replaced). */
+  /** The command line (see {@linkcode auditCommand}). */
   command: string;
   /** Exit status (128 + signal when killed by one). */
   exit: number;

@@ -14,7 +14,12 @@ import { IdleWatch } from "../idle.ts";
 import { type Logger, silent } from "../log.ts";
 import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
 import { listen } from "../tcp.ts";
-import type { AuditRecord, AuditSink, ExecRecord } from "./audit.ts";
+import {
+  auditCommand,
+  type AuditRecord,
+  type AuditSink,
+  type ExecRecord,
+} from "./audit.ts";
 import {
   authProof,
   AuthThrottle,
@@ -332,7 +337,7 @@ export function shellServer(
     peer: string,
   ): CommandRun | undefined {
     const t0 = performance.now();
-    const cmdText = new TextDecoder().decode(req.command);
+    const cmdText = auditCommand(req.command);
     const refuse = (reason: string) => {
       audit({ event: "exec-refused", peer, reason: `${reason}: ${cmdText}` });
       sendError(s, ErrorCode.Refused, reason);
