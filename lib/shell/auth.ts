@@ -21,7 +21,7 @@ export const CLIENT_AUTH_LABEL = "denocat-shell-auth-v2 client";
 /** Label hashed before the nonces in the server's proof. */
 export const SERVER_AUTH_LABEL = "denocat-shell-auth-v2 server";
 
-const labels = {
+const labels: Record<"client" | "server", Uint8Array> = {
   client: new TextEncoder().encode(CLIENT_AUTH_LABEL),
   server: new TextEncoder().encode(SERVER_AUTH_LABEL),
 };

@@ -16,7 +16,7 @@ import { encodeFrame } from "../frame/prefix.ts";
 import { DenocatError } from "../errors.ts";
 
 /** Protocol magic: ASCII `DCXFER` (6 bytes). */
-export const TRANSFER_MAGIC = new TextEncoder().encode("DCXFER");
+export const TRANSFER_MAGIC: Uint8Array = new TextEncoder().encode("DCXFER");
 /** The protocol version this implementation speaks. */
 export const TRANSFER_VERSION = 1;
 /** Length of a hello: magic plus a u16be version. */

@@ -87,7 +87,9 @@ export interface SendOptions extends ConnectOptions {
  * assertEquals(exitCodeOf([]), 0);
  * ```
  */
-export function exitCodeOf(items: Array<{ ok: boolean; code?: string }>) {
+export function exitCodeOf(
+  items: Array<{ ok: boolean; code?: string }>,
+): number {
   if (items.some((i) => !i.ok && i.code === "integrity")) return EXIT_INTEGRITY;
   return items.every((i) => i.ok) ? 0 : EXIT_FAILURE;
 }
