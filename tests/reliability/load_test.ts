@@ -160,7 +160,9 @@ Deno.test("load: concurrent transfers into one denocat recv -k, every file intac
     assertEquals(codes.filter((c) => c !== 0), []);
     assertEquals(intact, transfers);
     assertEquals(leftovers, 0);
-    assertOk(peak < 512, `recv peak memory ${peak} MiB`);
+    // Each sender being served may hold 2 MiB of body buffers: the bound
+    // grows with how many run at once (1 MiB each, plus the runtime).
+    assertOk(peak < 256 + transfers, `recv peak memory ${peak} MiB`);
     server.kill("SIGTERM");
     const res = await server.output;
     assertEquals(res.code, 0);
