@@ -11,6 +11,7 @@ import {
   ipFamily,
   unbracket,
 } from "./address.ts";
+import { bindAddress } from "./bind.ts";
 import { DenocatError, netError } from "./errors.ts";
 
 /** Where to connect or listen: a TCP host and port, or a Unix socket path. */
@@ -143,39 +144,13 @@ export function listen(
     }
   }
   const port = endpoint.port;
-  if (endpoint.hostname !== undefined) {
-    const hostname = unbracket(endpoint.hostname);
-    const fam = ipFamily(hostname);
-    if (options.family && fam && fam !== options.family) {
-      throw new DenocatError(
-        `cannot listen on ${hostname}: not an IPv${options.family} address`,
-      );
-    }
-    try {
-      return Deno.listen({ hostname, port, transport: "tcp" });
-    } catch (err) {
-      throw netError(`listen on ${hostPort(hostname, port)}`, err);
-    }
-  }
-  const candidates = options.family === 4
-    ? ["0.0.0.0"]
-    : options.family === 6
-    ? ["::"]
-    : ["::", "0.0.0.0"];
-  let last: unknown;
-  for (const hostname of candidates) {
-    try {
-      return Deno.listen({ hostname, port, transport: "tcp" });
-    } catch (err) {
-      last = err;
-      // Only fall back when IPv6 itself is unavailable, not when the port is taken.
-      if (
-        !(err instanceof Deno.errors.AddrNotAvailable) &&
-        !/family/i.test(String(err))
-      ) break;
-    }
-  }
-  throw netError(`listen on port ${port}`, last);
+  return bindAddress(
+    endpoint.hostname,
+    port,
+    options.family,
+    "",
+    (hostname) => Deno.listen({ hostname, port, transport: "tcp" }),
+  );
 }
 
 /** Closes a resource, ignoring "already closed". */

@@ -5,13 +5,8 @@
  *
  * @module
  */
-import {
-  type Family,
-  formatAddr,
-  hostPort,
-  ipFamily,
-  unbracket,
-} from "./address.ts";
+import { type Family, formatAddr, ipFamily, unbracket } from "./address.ts";
+import { bindAddress } from "./bind.ts";
 import { DenocatError, netError } from "./errors.ts";
 
 /** Largest UDP payload over IPv4 (65535 - 20 IP header - 8 UDP header). */
@@ -173,43 +168,14 @@ export class UdpSocket implements Disposable {
  */
 export function bindUdp(options: BindUdpOptions = {}): UdpSocket {
   const port = options.port ?? 0;
-  if (options.hostname !== undefined) {
-    const hostname = unbracket(options.hostname);
-    const fam = ipFamily(hostname);
-    if (options.family && fam && fam !== options.family) {
-      throw new DenocatError(
-        `cannot listen on ${hostname}: not an IPv${options.family} address`,
-      );
-    }
-    try {
-      return new UdpSocket(
-        Deno.listenDatagram({ transport: "udp", hostname, port }),
-      );
-    } catch (err) {
-      throw netError(`listen on udp ${hostPort(hostname, port)}`, err);
-    }
-  }
-  const candidates = options.family === 4
-    ? ["0.0.0.0"]
-    : options.family === 6
-    ? ["::"]
-    : ["::", "0.0.0.0"];
-  let last: unknown;
-  for (const hostname of candidates) {
-    try {
-      return new UdpSocket(
-        Deno.listenDatagram({ transport: "udp", hostname, port }),
-      );
-    } catch (err) {
-      last = err;
-      // Fall back to IPv4 only when IPv6 itself is missing, not when the port is taken.
-      if (
-        !(err instanceof Deno.errors.AddrNotAvailable) &&
-        !/family/i.test(String(err))
-      ) break;
-    }
-  }
-  throw netError(`listen on udp port ${port}`, last);
+  return bindAddress(
+    options.hostname,
+    port,
+    options.family,
+    "udp ",
+    (hostname) =>
+      new UdpSocket(Deno.listenDatagram({ transport: "udp", hostname, port })),
+  );
 }
 
 /**
