@@ -509,6 +509,25 @@ Deno.test("receiveServer() records items committed before their ack fails: the s
   }
 });
 
+/**
+ * Opens a connection that takes a sender's slot: hello, then the header of a
+ * stream item whose body never comes. Resolves once the receiver has opened
+ * the item's temporary file in `dir` (so the slot is taken).
+ */
+async function holdSlot(port: number, dir: string): Promise<Deno.TcpConn> {
+  const before = listAll(dir).length;
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  await c.write(concat(
+    encodeHello(),
+    encodeHeader({ name: `hold${before}`, size: "stream", mode: 0o644 }),
+  ));
+  for (let i = 0; listAll(dir).length <= before; i++) {
+    assertOk(i < 500, "the receiver never opened the held item");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return c;
+}
+
 Deno.test("receiveServer() with maxConns tells the sender beyond the limit busy, and serves again once a slot frees", async () => {
   const out = await tempDir();
   try {
@@ -517,19 +536,17 @@ Deno.test("receiveServer() with maxConns tells the sender beyond the limit busy,
       keep: true,
       maxConns: 2,
     });
-    const hello = new Uint8Array(TRANSFER_HELLO_SIZE);
+    // Idle connections take no slot: these do not turn anyone away.
     const idle: Deno.TcpConn[] = [];
-    for (let i = 0; i < 2; i++) {
-      const c = await Deno.connect({
-        hostname: "127.0.0.1",
-        port: server.port,
-      });
-      idle.push(c);
-      // Served: the receiver's hello arrives, and nothing else.
-      let got = 0;
-      while (got < hello.length) got += (await c.read(hello.subarray(got)))!;
-      assertEquals(hello, encodeHello());
+    for (let i = 0; i < 5; i++) {
+      idle.push(
+        await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+      );
     }
+    const held = [
+      await holdSlot(server.port, out),
+      await holdSlot(server.port, out),
+    ];
     try {
       const third = await sendItems(
         { hostname: "127.0.0.1", port: server.port },
@@ -539,9 +556,10 @@ Deno.test("receiveServer() with maxConns tells the sender beyond the limit busy,
       assertEquals(third.items[0]!.code, "busy");
       assertOk(third.items[0]!.error!.includes("receiver busy"));
       assertEquals(server.turnedAway, 1);
-      assertEquals(listAll(out), []);
+      assertEquals(server.dropped, 0);
+      assertOk(!listAll(out).includes("x"));
     } finally {
-      idle.shift()!.close();
+      held.shift()!.close();
     }
     // One slot is free again (the receiver notices the close first).
     let again;
@@ -555,7 +573,42 @@ Deno.test("receiveServer() with maxConns tells the sender beyond the limit busy,
     }
     assertEquals(again?.exitCode, 0);
     assertEquals(await Deno.readTextFile(`${out}/x`), "now");
-    idle.shift()!.close();
+    held.shift()!.close();
+    for (const c of idle) c.close();
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() with maxPending closes the oldest connection without an item header; a sender still gets through", async () => {
+  const out = await tempDir();
+  try {
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      keep: true,
+      maxConns: 1,
+      maxPending: 3,
+    });
+    const idle: Deno.TcpConn[] = [];
+    for (let i = 0; i < 5; i++) {
+      idle.push(
+        await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+      );
+    }
+    // The two oldest were closed: each reads the receiver's hello, then EOF.
+    for (const c of idle.slice(0, 2)) {
+      assertEquals(await readAll(c), encodeHello());
+    }
+    const sent = await sendItems(
+      { hostname: "127.0.0.1", port: server.port },
+      [{ kind: "stream", name: "y", reader: streamOf(te.encode("in")) }],
+    );
+    assertEquals(sent.exitCode, 0);
+    assertEquals(await Deno.readTextFile(`${out}/y`), "in");
+    // The sender was the newest: the oldest idle one made room for it.
+    assertEquals(server.dropped, 3);
+    assertEquals(server.turnedAway, 0);
+    for (const c of idle) c.close();
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -45,8 +45,15 @@ Options:
   -o, --output DIR    write items into DIR (created if missing)
   -k, --keep-open     keep serving, senders concurrently (needs -o)
       --max-conns N   with -k, serve at most N senders at once (default 64;
-                      each may use 2 MiB of buffers); more are told "busy"
-                      (seed senders: closed)
+                      each may use 2 MiB of buffers). A sender holds a slot
+                      from its first item header until done; one whose
+                      header comes while all are taken is told "busy" (seed
+                      senders: closed)
+      --max-pending N with -k, hold at most N connections that have not yet
+                      sent an item header (default 256; they take no slot);
+                      beyond that the oldest is closed, so idle connections
+                      cannot lock senders out. Raise it for bursts of more
+                      than N senders connecting at the same moment
       --overwrite     replace existing files (default: a clash is an error)
       --compat MODE   native (default) or seed: the seeds' header, md5 checked
       --idle-timeout SECS
@@ -71,6 +78,7 @@ const OPTIONS = {
   "no-progress": { type: "boolean" },
   "idle-timeout": { type: "string" },
   "max-conns": { type: "string" },
+  "max-pending": { type: "string" },
 } as const;
 
 /** Runs `denocat recv`; returns the exit code. */
@@ -89,6 +97,12 @@ export async function run(args: string[]): Promise<number> {
   if (maxConns !== undefined && !keep) {
     throw new UsageError(
       "--max-conns needs -k (without it one sender is served)",
+    );
+  }
+  const maxPending = positiveInt(values["max-pending"], "--max-pending");
+  if (maxPending !== undefined && !keep) {
+    throw new UsageError(
+      "--max-pending needs -k (without it one sender is served)",
     );
   }
   if (keep && dir === undefined) {
@@ -125,6 +139,7 @@ export async function run(args: string[]): Promise<number> {
     ...(progress ? { progress } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
     ...(maxConns !== undefined ? { maxConns } : {}),
+    ...(maxPending !== undefined ? { maxPending } : {}),
   });
   logger.log(`listening on ${formatAddr(server.addr)}`);
   const onAbort = () => server.close();

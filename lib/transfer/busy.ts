@@ -1,65 +1,55 @@
 /**
- * Turning a sender away when the receiver already serves as many as it
- * allows (`recv -k --max-conns N`): a native sender is told why with a
- * `busy` ack, a seed sender (no ack channel) sees the connection close.
+ * Limits of a `keep` receiver (`recv -k`): how many senders it serves at
+ * once (`--max-conns`), how many connections may wait for their first item
+ * header (`--max-pending`), and the orderly close of a sender turned away.
  *
  * @module
  */
 import { closeQuietly, closeWriteQuietly, type Conn } from "../tcp.ts";
-import { writeAll } from "./_pump.ts";
-import { encodeAck, encodeHello } from "./protocol.ts";
 
-/** Default limit of senders a `keep` receiver serves at once. */
+/**
+ * Default limit of senders a `keep` receiver serves at once: a sender holds
+ * one of these slots from its first item header until it is done.
+ */
 export const DEFAULT_MAX_CONNS = 64;
 
-/** Options for {@linkcode refuseBusy}. */
-export interface RefuseBusyOptions {
-  /** The protocol the sender speaks. @default {"native"} */
-  compat?: "native" | "seed";
-  /**
-   * How long to read and drop what the sender already sent before closing,
-   * so the close does not reset the connection before the sender has read
-   * the ack. @default {500}
-   */
-  drainMs?: number;
-}
+/**
+ * Default limit of connections a `keep` receiver holds before their first
+ * item header (the hello exchange, or idle); beyond it the oldest is closed.
+ */
+export const DEFAULT_MAX_PENDING = 256;
 
 const discard = new Uint8Array(16 * 1024);
 
 /**
- * Sends HELLO and a `busy` ack (native senders), half-closes, drops input
- * for at most `drainMs`, then closes `conn`. Never throws.
+ * Half-closes `conn`, drops what it reads for at most `drainMs`, then
+ * closes it: a close with unread input would reset the connection before
+ * the peer has read what was sent to it (a `busy` ack). Never throws.
  *
  * @example Usage
  * ```ts
- * import { refuseBusy } from "./busy.ts";
- * import { parseAck, TRANSFER_HELLO_SIZE } from "./protocol.ts";
+ * import { drainAndClose } from "./busy.ts";
  * import { assertEquals } from "../_assert.ts";
  * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * using c = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
- * const refusing = refuseBusy(await l.accept(), "receiver busy");
- * const buf = new Uint8Array(1024);
+ * const server = await l.accept();
+ * await server.write(new TextEncoder().encode("bye"));
+ * await c.write(new Uint8Array(100)); // unread by the server
+ * const closing = drainAndClose(server, 500);
+ * const buf = new Uint8Array(16);
  * let got = 0;
  * for (let n; (n = await c.read(buf.subarray(got))) !== null;) got += n;
- * await refusing;
- * const ack = parseAck(buf.subarray(TRANSFER_HELLO_SIZE + 5, got));
- * assertEquals([ack.ok, ack.ok ? "" : ack.code], [false, "busy"]);
+ * c.closeWrite();
+ * await closing;
+ * assertEquals(new TextDecoder().decode(buf.subarray(0, got)), "bye");
  * ```
  */
-export async function refuseBusy(
+export async function drainAndClose(
   conn: Conn,
-  message: string,
-  options: RefuseBusyOptions = {},
+  drainMs = 500,
 ): Promise<void> {
-  const timer = setTimeout(() => closeQuietly(conn), options.drainMs ?? 500);
+  const timer = setTimeout(() => closeQuietly(conn), drainMs);
   try {
-    if (options.compat !== "seed") {
-      await writeAll(conn, encodeHello());
-      await writeAll(
-        conn,
-        encodeAck({ ok: false, name: "", code: "busy", error: message }),
-      );
-    }
     await closeWriteQuietly(conn);
     while ((await conn.read(discard)) !== null) { /* dropped */ }
   } catch {

@@ -56,6 +56,13 @@ export interface ReceiveOptions {
   peer?: string;
   /** Called after each read from the connection with its size (idle timers). */
   onRead?: (bytes: number) => void;
+  /**
+   * Called once, when the first valid item header has arrived (after a
+   * valid hello): returns `undefined` to go on, or why the sender is turned
+   * away as busy (the native receiver sends a `busy` ack and stops reading;
+   * the result has `busy: true`). @default {always go on}
+   */
+  admit?: () => string | undefined;
 }
 
 /**
@@ -107,6 +114,8 @@ export interface ConnectionResult {
   items: ReceivedItem[];
   /** Why the connection ended early (malformed stream, reset, ...). */
   error?: string;
+  /** Turned away by `admit` (the error says why); nothing was read further. */
+  busy?: boolean;
   /** 0 all verified; 3 any integrity failure; 1 otherwise. */
   exitCode: number;
 }
@@ -226,6 +235,7 @@ export async function receiveOver(
   let error: string | undefined;
   const stdoutMode = "output" in options.destination;
   const acks = new AckWriter(conn);
+  let busy = false;
   try {
     await writeAll(conn, encodeHello());
     parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
@@ -249,6 +259,15 @@ export async function receiveOver(
       const payload = await br.readFrame("u32be", MAX_JSON_FRAME);
       if (payload === null) throw new ProtocolError("closed inside a header");
       const header = parseHeader(payload);
+      if (items.length === 0) {
+        const refusal = options.admit?.();
+        if (refusal !== undefined) {
+          busy = true;
+          error = refusal;
+          await acks.send({ ok: false, name: "", code: "busy", error });
+          break;
+        }
+      }
       const item = await receiveItem(br, header, {
         destination: options.destination,
         refuseAs: stdoutMode && items.length > 0
@@ -273,6 +292,7 @@ export async function receiveOver(
   return {
     items,
     ...(error !== undefined ? { error } : {}),
+    ...(busy ? { busy } : {}),
     exitCode: connectionExitCode(items, error),
   };
 }

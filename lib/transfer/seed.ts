@@ -268,6 +268,7 @@ export async function seedReceiveOver(
   const items: ReceivedItem[] = [];
   const stdoutMode = "output" in options.destination;
   let error: string | undefined;
+  let busy = false;
   try {
     for (;;) {
       const header = await br.readJsonHeader({
@@ -292,6 +293,15 @@ export async function seedReceiveOver(
           "refused",
           `${name}: this receiver writes a single item to stdout`,
         );
+      }
+      if (items.length === 0) {
+        // No ack channel: a sender turned away sees the connection close.
+        const refusal = options.admit?.();
+        if (refusal !== undefined) {
+          busy = true;
+          error = refusal;
+          break;
+        }
       }
       const stored = await openItem(options.destination, name);
       try {
@@ -354,6 +364,7 @@ export async function seedReceiveOver(
   return {
     items,
     ...(error !== undefined ? { error } : {}),
+    ...(busy ? { busy } : {}),
     exitCode: connectionExitCode(items, error),
   };
 }

@@ -22,7 +22,11 @@ import {
   type ReceiveOptions,
   receiveOver,
 } from "./recv.ts";
-import { DEFAULT_MAX_CONNS, refuseBusy } from "./busy.ts";
+import {
+  DEFAULT_MAX_CONNS,
+  DEFAULT_MAX_PENDING,
+  drainAndClose,
+} from "./busy.ts";
 import { seedReceiveOver } from "./seed.ts";
 import { safeLogger } from "./show.ts";
 import { removeStaleTemps } from "./stale.ts";
@@ -52,12 +56,21 @@ export interface ReceiveServerOptions
    */
   idleTimeout?: number;
   /**
-   * With `keep`: the most senders served at once. Each may hold 2 x
-   * `bufferSize` of body buffers; more senders are told `busy` (a seed
-   * sender, which has no ack channel, sees the connection close).
+   * With `keep`: the most senders served at once. A sender takes a slot
+   * when its first item header arrives and holds it until done; each may
+   * hold 2 x `bufferSize` of body buffers. A sender whose header arrives
+   * while every slot is taken is told `busy` (a seed sender, which has no
+   * ack channel, sees the connection close).
    * @default {DEFAULT_MAX_CONNS}
    */
   maxConns?: number;
+  /**
+   * With `keep`: the most connections held before their first item header
+   * (hello exchange, or idle); they take no slot of `maxConns`. Beyond
+   * this many, the oldest is closed, so idle connections cannot lock out a
+   * sender. @default {DEFAULT_MAX_PENDING}
+   */
+  maxPending?: number;
   /** Called after each connection. */
   onConnection?: (result: ConnectionResult) => void;
 }
@@ -73,10 +86,12 @@ export interface ReceiveServer extends AsyncDisposable {
    * served; with `keep`, 0 once closed.
    */
   readonly finished: Promise<number>;
-  /** Connections served so far. */
+  /** Connections served to their end so far (not counting those turned away). */
   readonly served: number;
   /** Connections turned away as busy (`maxConns`) so far. */
   readonly turnedAway: number;
+  /** Connections closed before their first item header (`maxPending`) so far. */
+  readonly dropped: number;
   /** Stops listening, ends open connections and waits for them. */
   close(): Promise<void>;
 }
@@ -102,9 +117,14 @@ export function receiveServer(
   const logger = safeLogger(options.logger ?? silent);
   const listener: Listener = listen(endpoint as Endpoint, options);
   const conns = new Set<Conn>();
-  const refusing = new Set<Conn>();
+  // Connections before their first item header, oldest first.
+  const pending = new Set<Conn>();
+  const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
+  const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+  let active = 0;
   let served = 0;
   let turnedAway = 0;
+  let dropped = 0;
   let closing = false;
   let rootPromise: Promise<Destination> | undefined;
   const destination = () =>
@@ -138,6 +158,23 @@ export function receiveServer(
     })
     : undefined;
 
+  const droppedConns = new Set<Conn>();
+  const admitted = new Set<Conn>();
+  /** With `keep`: the sender's first item header is in; a slot, or why not. */
+  const admit = (conn: Conn, peer: string) => (): string | undefined => {
+    pending.delete(conn);
+    if (active >= maxConns) {
+      turnedAway++;
+      logger.log(
+        `${peer}: busy: already serving ${maxConns} senders (--max-conns), turned away`,
+      );
+      return `receiver busy: it serves at most ${maxConns} senders at once; try again later`;
+    }
+    active++;
+    admitted.add(conn);
+    return undefined;
+  };
+
   const serve = async (conn: Conn): Promise<number> => {
     const peer = formatAddr(conn.remoteAddr);
     logger.log(`connection from ${peer}`);
@@ -150,15 +187,28 @@ export function receiveServer(
         ...(options.progress ? { progress: options.progress } : {}),
         ...(options.bufferSize ? { bufferSize: options.bufferSize } : {}),
         ...(idle ? { onRead: () => idle.touch(conn) } : {}),
+        ...(options.keep ? { admit: admit(conn, peer) } : {}),
       };
       const result = options.compat === "seed"
         ? await seedReceiveOver(conn, opts)
         : await receiveOver(conn, opts);
+      if (result.busy) {
+        // The busy ack is out (native): let the sender read it.
+        await drainAndClose(conn);
+        return 1;
+      }
+      served++;
       options.onConnection?.(result);
       const ok = result.items.filter((i) => i.ok).length;
       logger.log(
         `${peer}: done: ${ok} of ${result.items.length} items verified${
-          idled.has(conn) ? " (idle)" : result.error ? ` (${result.error})` : ""
+          idled.has(conn)
+            ? " (idle)"
+            : droppedConns.has(conn)
+            ? ` (dropped: ${maxPending} connections waiting for an item header, --max-pending)`
+            : result.error
+            ? ` (${result.error})`
+            : ""
         }`,
       );
       return result.exitCode;
@@ -173,6 +223,9 @@ export function receiveServer(
     } finally {
       idle?.delete(conn);
       idled.delete(conn);
+      droppedConns.delete(conn);
+      pending.delete(conn);
+      if (admitted.delete(conn)) active--;
       conns.delete(conn);
       closeQuietly(conn);
     }
@@ -192,30 +245,20 @@ export function receiveServer(
       const conn = await accept();
       closeQuietly(listener);
       if (conn === null) return 0;
-      served++;
       conns.add(conn);
       return await serve(conn);
     }
-    const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
     const loop = acceptLoop<Conn>(listener, async (conn) => {
-      if (conns.size >= maxConns) {
-        turnedAway++;
-        refusing.add(conn);
-        logger.log(
-          `${
-            formatAddr(conn.remoteAddr)
-          }: busy: already serving ${maxConns} senders (--max-conns), turned away`,
-        );
-        await refuseBusy(
-          conn,
-          `receiver busy: it serves at most ${maxConns} senders at once; try again later`,
-          options.compat ? { compat: options.compat } : {},
-        );
-        refusing.delete(conn);
-        return;
-      }
-      served++;
       conns.add(conn);
+      pending.add(conn);
+      if (pending.size > maxPending) {
+        // Not yet a sender: the one waiting longest goes, never a slot.
+        const oldest: Conn = pending.values().next().value!;
+        pending.delete(oldest);
+        droppedConns.add(oldest);
+        dropped++;
+        closeQuietly(oldest);
+      }
       await serve(conn);
     }, { logger });
     await loop.drain();
@@ -229,7 +272,6 @@ export function receiveServer(
       closing = true;
       closeQuietly(listener);
       for (const c of conns) closeQuietly(c);
-      for (const c of refusing) closeQuietly(c);
       await finished.catch(() => {});
       await rootPromise?.catch(() => {});
     })();
@@ -244,6 +286,9 @@ export function receiveServer(
     },
     get turnedAway() {
       return turnedAway;
+    },
+    get dropped() {
+      return dropped;
     },
     close,
     [Symbol.asyncDispose]: close,
