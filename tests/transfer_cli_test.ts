@@ -492,7 +492,7 @@ Deno.test({
       await using recv = await startServer([
         "recv",
         "-k",
-        "--max-conns",
+        "--max-pending",
         "1000",
         "-o",
         dir,
@@ -539,11 +539,19 @@ Deno.test("recv -k --max-conns 1: a second sender is told busy (send exits 1 and
       "127.0.0.1",
       "0",
     ]);
+    // The first sender is mid-item: hello and a header, the body to come.
     using first = await Deno.connect({
       hostname: "127.0.0.1",
       port: recv.port,
     });
-    await recv.waitForStderr(/connection from/);
+    await first.write(encodeHello());
+    await first.write(
+      encodeHeader({ name: "slow.txt", size: "stream", mode: 0o644 }),
+    );
+    for (let i = 0; names(dir).length === 0; i++) {
+      assertOk(i < 500, "the receiver never opened the first item");
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const sent = await runCli(
       ["send", "--name", "late.txt", "127.0.0.1", String(recv.port)],
       { stdin: "late" },
@@ -551,9 +559,59 @@ Deno.test("recv -k --max-conns 1: a second sender is told busy (send exits 1 and
     assertEquals(sent.code, 1, sent.stderr);
     assertOk(sent.stderr.includes("receiver busy"), sent.stderr);
     await recv.waitForStderr(/busy: already serving 1 senders/);
-    assertEquals(names(dir), []);
+    assertOk(!names(dir).includes("late.txt"), names(dir).join(" "));
     first.close();
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recv -k with default limits: 200 idle connections do not lock out a real sender", async () => {
+  const dir = await tempDir();
+  const idle: Deno.TcpConn[] = [];
+  try {
+    // No --idle-timeout, no --max-conns: the defaults as users run them.
+    await using recv = await startServer([
+      "recv",
+      "-k",
+      "-o",
+      dir,
+      "127.0.0.1",
+      "0",
+    ]);
+    for (let i = 0; i < 200; i++) {
+      idle.push(await Deno.connect({ hostname: "127.0.0.1", port: recv.port }));
+    }
+    const deadline = Date.now() + 10000;
+    while (recv.stderrSoFar().split("connection from").length <= 200) {
+      assertOk(Date.now() < deadline, "not every connection was accepted");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const srcDir = await tempDir();
+    const src = `${srcDir}/real.txt`;
+    await Deno.writeTextFile(src, "through");
+    try {
+      // Timed from the send process's own start: deno itself takes a while.
+      await using send = startCli([
+        "send",
+        "-v",
+        "127.0.0.1",
+        String(recv.port),
+        src,
+      ], { timeout: 20000 });
+      const r = await send.output;
+      assertEquals(r.code, 0, r.stderr);
+      const m = r.stderr.match(/real\.txt: 7 bytes in ([\d.]+) s/);
+      assertOk(m !== null, r.stderr);
+      assertOk(Number(m![1]) < 2, `the item took ${m![1]} s`);
+    } finally {
+      await Deno.remove(srcDir, { recursive: true });
+    }
+    assertEquals(await Deno.readTextFile(`${dir}/real.txt`), "through");
+    // The idle ones are still open, and none was turned away as busy.
+    assertOk(!recv.stderrSoFar().includes("busy"), recv.stderrSoFar());
+  } finally {
+    for (const c of idle) c.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -613,3 +613,54 @@ Deno.test("receiveServer() with maxPending closes the oldest connection without 
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("receiveServer() with maxConns 3: of 4 concurrent real senders exactly one is told busy, the rest verify", async () => {
+  const out = await tempDir();
+  try {
+    await using server = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: out,
+      keep: true,
+      maxConns: 3,
+    });
+    let release!: () => void;
+    const released = new Promise<void>((r) => release = r);
+    // Each stream sends one chunk, then waits: its sender holds its slot.
+    const heldStream = (i: number) => {
+      let step = 0;
+      return {
+        async read(p: Uint8Array): Promise<number | null> {
+          if (step++ === 0) {
+            p.set(te.encode(`item ${i}`));
+            return te.encode(`item ${i}`).length;
+          }
+          await released;
+          return null;
+        },
+      };
+    };
+    const sends = [0, 1, 2, 3].map((i) =>
+      sendItems(
+        { hostname: "127.0.0.1", port: server.port },
+        [{ kind: "stream", name: `s${i}`, reader: heldStream(i) }],
+      )
+    );
+    // All four are in their item at once: one is turned away, then all end.
+    for (let i = 0; server.turnedAway === 0; i++) {
+      assertOk(i < 500, "no sender was turned away");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    release();
+    const results = await Promise.all(sends);
+    const codes = results.map((r) => r.items[0]!.code ?? "ok").sort();
+    assertEquals(codes, ["busy", "ok", "ok", "ok"]);
+    assertEquals(server.turnedAway, 1);
+    const busy = results.findIndex((r) => !r.items[0]!.ok);
+    for (let i = 0; i < 4; i++) {
+      if (i === busy) continue;
+      assertEquals(await Deno.readTextFile(`${out}/s${i}`), `item ${i}`);
+    }
+    assertOk(!listAll(out).includes(`s${busy}`));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
