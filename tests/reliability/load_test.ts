@@ -6,13 +6,7 @@
 import { createHash } from "node:crypto";
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { sendItems } from "../../lib/transfer/mod.ts";
-import {
-  randomBytes,
-  runCli,
-  sha256,
-  startCli,
-  startServer,
-} from "../_helpers.ts";
+import { randomBytes, sha256, startCli, startServer } from "../_helpers.ts";
 import { SCALE, scaled } from "./_scale.ts";
 import { assertNoCrash, peakMiB, pool, summary } from "./_util.ts";
 
@@ -95,17 +89,18 @@ Deno.test("load: concurrent transfers into one denocat recv -k, every file intac
       await Deno.writeFile(`${src}/f${i}.bin`, data);
       sums.push(sha256(data));
     }
-    // recv -k may limit senders at once (--max-conns): this figure is about
-    // all of them at once.
-    const maxConns = (await runCli(["recv", "--help"])).text.includes(
-        "--max-conns",
-      )
-      ? ["--max-conns", String(transfers)]
-      : [];
+    // This figure is about all of them at once: as many slots as senders,
+    // and room for all of them to connect in the same moment.
+    const limits = [
+      "--max-conns",
+      String(transfers),
+      "--max-pending",
+      String(transfers),
+    ];
     await using server = await startServer([
       "recv",
       "-k",
-      ...maxConns,
+      ...limits,
       "-o",
       out,
       "0",

@@ -5,7 +5,7 @@
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { connectShell } from "../../lib/shell/mod.ts";
 import { sendItems } from "../../lib/transfer/mod.ts";
-import { runCli, startServer } from "../_helpers.ts";
+import { startServer } from "../_helpers.ts";
 import { scaled } from "./_scale.ts";
 import { assertNoCrash, sleep, summary } from "./_util.ts";
 
@@ -105,20 +105,12 @@ Deno.test("slow clients: a valid client is served within a second; --idle-timeou
   const lines: string[] = [];
   let failures = 0;
   try {
-    // recv -k may limit senders at once (--max-conns): lift it above n, as
-    // these idle connections would otherwise turn the valid sender away.
-    const maxConns = (await runCli(["recv", "--help"])).text.includes(
-        "--max-conns",
-      )
-      ? ["--max-conns", String(2 * n)]
-      : [];
     const servers = {
       echo: ["echo", "--idle-timeout", "1", "0"],
       frame: ["-l", "-k", "--frame", "u32be", "--idle-timeout", "1", "0"],
       recv: [
         "recv",
         "-k",
-        ...maxConns,
         "-o",
         dir,
         "--idle-timeout",
