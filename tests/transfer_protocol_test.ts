@@ -595,9 +595,11 @@ Deno.test("receiveServer() with maxPending closes the oldest connection without 
         await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
       );
     }
-    // The two oldest were closed: each reads the receiver's hello, then EOF.
+    // The two oldest were closed: each reads EOF, after at most the
+    // receiver's hello (it may be closed before the hello went out).
     for (const c of idle.slice(0, 2)) {
-      assertEquals(await readAll(c), encodeHello());
+      const got = await readAll(c);
+      assertEquals(got, encodeHello().subarray(0, got.length));
     }
     const sent = await sendItems(
       { hostname: "127.0.0.1", port: server.port },
