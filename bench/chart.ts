@@ -65,7 +65,7 @@ if (udp?.throughput_datagrams_per_s) {
   });
 }
 const transfer = load("transfer") as {
-  throughput?: Record<string, { gbps?: number; MBps?: number }>;
+  throughput?: Record<string, { mbps: number }>;
 } | undefined;
 if (transfer?.throughput) {
   panels.push({
