@@ -76,6 +76,28 @@ export function familyOf(
   return values.ipv4 ? 4 : values.ipv6 ? 6 : undefined;
 }
 
+/** Parses `HOST PORT` (exactly two positionals). */
+export function hostAndPort(
+  positionals: string[],
+): { hostname: string; port: number } {
+  if (positionals.length !== 2) {
+    throw new UsageError(
+      positionals.length < 2
+        ? "missing HOST and PORT (see --help)"
+        : `unexpected argument: ${positionals[2]}`,
+    );
+  }
+  return { hostname: positionals[0]!, port: parsePort(positionals[1]!) };
+}
+
+/** Parses `--split`: one datagram or frame per `line` (default) or per read `chunk`. */
+export function splitMode(value: string | undefined): "line" | "chunk" {
+  if (value === undefined || value === "line" || value === "chunk") {
+    return value ?? "line";
+  }
+  throw new UsageError(`invalid --split value: ${value} (line or chunk)`);
+}
+
 /** Builds the endpoint a client connects to: `HOST PORT` or `-U PATH`. */
 export function clientEndpoint(
   positionals: string[],
@@ -87,14 +109,7 @@ export function clientEndpoint(
     }
     return { path: unix };
   }
-  if (positionals.length !== 2) {
-    throw new UsageError(
-      positionals.length < 2
-        ? "missing HOST and PORT (see --help)"
-        : `unexpected argument: ${positionals[2]}`,
-    );
-  }
-  return { hostname: positionals[0]!, port: parsePort(positionals[1]!) };
+  return hostAndPort(positionals);
 }
 
 /** Builds the endpoint a server binds: `[HOST] PORT` or `-U PATH`. */

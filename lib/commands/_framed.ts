@@ -4,17 +4,23 @@
  *
  * @module
  */
-import { formatAddr, parsePort } from "../address.ts";
+import { formatAddr } from "../address.ts";
 import type { Family } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
 import { FRAME_NAMES, framingByName } from "../framed.ts";
 import { framedListen } from "../framed_listen.ts";
 import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed_output.ts";
-import { framedClient, type SplitMode } from "../framed_send.ts";
+import { framedClient } from "../framed_send.ts";
 import { framedUdpClient, framedUdpListen } from "../framed_udp.ts";
 import type { Logger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
-import { clientEndpoint, serverEndpoint, shutdownSignal } from "./_args.ts";
+import {
+  clientEndpoint,
+  hostAndPort,
+  serverEndpoint,
+  shutdownSignal,
+  splitMode,
+} from "./_args.ts";
 
 /** Parsed flags the framed modes use. */
 export interface FramedNetcatFlags {
@@ -51,13 +57,6 @@ function outputMode(value: string | undefined): FrameOutputMode {
   throw new UsageError(
     `invalid --output value: ${value} (${FRAME_OUTPUT_MODES.join(", ")})`,
   );
-}
-
-function splitMode(value: string | undefined): SplitMode {
-  if (value === undefined || value === "line" || value === "chunk") {
-    return value ?? "line";
-  }
-  throw new UsageError(`invalid --split value: ${value} (line or chunk)`);
 }
 
 /** `denocat --frame FORMAT ...`: checks the flag combination, then sends or receives. */
@@ -139,15 +138,9 @@ export async function runFramedNetcat(
     if (flags.noShutdown) {
       throw new UsageError("--no-shutdown does not apply to -u");
     }
-    if (positionals.length !== 2) {
-      throw new UsageError(
-        positionals.length < 2
-          ? "missing HOST and PORT (see --help)"
-          : `unexpected argument: ${positionals[2]}`,
-      );
-    }
+    const target = hostAndPort(positionals);
     using signal = shutdownSignal();
-    await framedUdpClient(positionals[0]!, parsePort(positionals[1]!), {
+    await framedUdpClient(target.hostname, target.port, {
       ...framing,
       split,
       input: stdinReader(),

@@ -4,15 +4,19 @@
  *
  * @module
  */
-import type { SplitMode } from "../_datagram_input.ts";
 import type { Family } from "../address.ts";
-import { formatAddr, parsePort } from "../address.ts";
+import { formatAddr } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { udpClient } from "../udp_client.ts";
 import { udpEcho } from "../udp_echo.ts";
 import { udpListen } from "../udp_listener.ts";
-import { serverEndpoint, shutdownSignal } from "./_args.ts";
+import {
+  hostAndPort,
+  serverEndpoint,
+  shutdownSignal,
+  splitMode,
+} from "./_args.ts";
 
 /** Parsed flags the UDP netcat modes use. */
 export interface UdpNetcatFlags {
@@ -25,13 +29,6 @@ export interface UdpNetcatFlags {
   unix: string | undefined;
   family: Family | undefined;
   logger: Logger;
-}
-
-function splitMode(value: string | undefined): SplitMode {
-  if (value === undefined || value === "line" || value === "chunk") {
-    return value ?? "line";
-  }
-  throw new UsageError(`invalid --split value: ${value} (line or chunk)`);
 }
 
 /** `denocat -u HOST PORT` and `denocat -u -l [HOST] PORT`. */
@@ -61,14 +58,8 @@ export async function runUdpNetcat(
     });
     return 0;
   }
-  if (positionals.length !== 2) {
-    throw new UsageError(
-      positionals.length < 2
-        ? "missing HOST and PORT (see --help)"
-        : `unexpected argument: ${positionals[2]}`,
-    );
-  }
-  await udpClient(positionals[0]!, parsePort(positionals[1]!), {
+  const target = hostAndPort(positionals);
+  await udpClient(target.hostname, target.port, {
     ...common,
     input: Deno.stdin,
     signal,

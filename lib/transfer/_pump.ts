@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeAll } from "../copy.ts";
 import type { BufferedReader, Reader, Writer } from "../frame/reader.ts";
 import { TruncatedFrameError } from "../frame/errors.ts";
 
@@ -32,11 +33,8 @@ export function buffers(size: number = PUMP_BUFFER_SIZE): Buffers {
   return [new Uint8Array(size), new Uint8Array(size)];
 }
 
-/** Writes every byte of `data`. */
-export async function writeAll(w: Writer, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await w.write(data.subarray(off));
-}
+/** Writes every byte of `data` (the copy loop's own helper). */
+export { writeAll };
 
 /**
  * Where received bytes go. A sink whose write fails keeps swallowing the
