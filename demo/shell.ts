@@ -19,23 +19,9 @@ async function pgrepExact(cmdline: string): Promise<number> {
 }
 
 /** The seed's simple-header client (commands from argv instead of input()). */
-const SEED_CLIENT = `
-import socket, struct, sys
-phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-phone.connect(('127.0.0.1', int(sys.argv[1])))
-for msg in sys.argv[2:]:
-    phone.send(msg.encode('utf-8'))
-    header = phone.recv(4)
-    total_size = struct.unpack('i', header)[0]
-    recv_size = 0
-    recv_data = b''
-    while recv_size < total_size:
-        data = phone.recv(1024)
-        recv_data += data
-        recv_size += len(data)
-    sys.stdout.buffer.write(recv_data)
-phone.close()
-`;
+const SEED_CLIENT =
+  new URL("../tests/fixtures/seed_shell_simple_client.py", import.meta.url)
+    .pathname;
 
 export async function run(): Promise<void> {
   section("shell: remote commands with separate streams and exit codes");
@@ -135,8 +121,7 @@ export async function run(): Promise<void> {
       "127.0.0.1",
       "0",
     ]);
-    const script = `${dir}/seed_client.py`;
-    await Deno.writeTextFile(script, SEED_CLIENT);
+    const script = SEED_CLIENT;
     shows(`denocat shell -l --compat seed-simple 127.0.0.1 ${seed.port} &`);
     shows(`python3 seed_client.py ${seed.port} 'echo hello' 'seq 1 500'`);
     const py = await new Deno.Command("python3", {

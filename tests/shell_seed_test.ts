@@ -15,67 +15,11 @@ import { needs, spawn, startServer } from "./_helpers.ts";
 import { seedCompatServer } from "../lib/shell/seed_compat.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
 
-const SEED_SIMPLE_CLIENT = `
-import socket, struct, sys
-
-phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-phone.connect(('127.0.0.1', int(sys.argv[1])))
-
-for msg in sys.argv[2:]:
-    msg = msg.strip()
-    if not msg: continue
-    phone.send(msg.encode('utf-8'))
-
-    header = phone.recv(4)
-    total_size = struct.unpack('i', header)[0]
-
-    recv_size = 0
-    recv_data = b''
-    while recv_size < total_size:
-        data = phone.recv(1024)
-        recv_data += data
-        recv_size += len(data)
-
-    sys.stdout.buffer.write(recv_data)
-    sys.stdout.buffer.flush()
-
-phone.close()
-`;
-
-const SEED_JSON_CLIENT = `
-import socket, struct, json, sys, hashlib
-
-phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-phone.connect(('127.0.0.1', int(sys.argv[1])))
-
-for msg in sys.argv[2:]:
-    msg = msg.strip()
-    if not msg: continue
-    phone.send(msg.encode('utf-8'))
-
-    obj = phone.recv(4)
-    header_size = struct.unpack('i', obj)[0]
-    header = phone.recv(header_size)
-
-    header_dic = json.loads(header)
-    total_size = header_dic['total_size']
-
-    recv_size = 0
-    recv_data = b''
-    while recv_size < total_size:
-        data = phone.recv(1024)
-        recv_data += data
-        recv_size += len(data)
-
-    if hashlib.md5(recv_data).hexdigest() != header_dic['md5']:
-        sys.stderr.write('md5 mismatch\\n')
-        sys.exit(3)
-    sys.stderr.write(json.dumps(header_dic) + '\\n')
-    sys.stdout.buffer.write(recv_data)
-    sys.stdout.buffer.flush()
-
-phone.close()
-`;
+/** The seeds' Python clients, kept line for line in tests/fixtures/. */
+const SEED_SIMPLE_CLIENT =
+  new URL("./fixtures/seed_shell_simple_client.py", import.meta.url).pathname;
+const SEED_JSON_CLIENT =
+  new URL("./fixtures/seed_shell_json_client.py", import.meta.url).pathname;
 
 const COMMANDS = [
   "echo hello",
@@ -92,32 +36,25 @@ function expectedOutput(): string {
 
 async function runSeedClient(
   mode: "seed-simple" | "seed-json",
-  source: string,
+  script: string,
 ) {
-  const dir = await Deno.makeTempDir();
-  try {
-    const script = `${dir}/client.py`;
-    await Deno.writeTextFile(script, source);
-    await using srv = await startServer([
-      "shell",
-      "-l",
-      "--compat",
-      mode,
-      "127.0.0.1",
-      "0",
-    ]);
-    await using client = spawn("python3", [
-      script,
-      String(srv.port),
-      ...COMMANDS,
-    ], { timeout: 15000 });
-    const out = await client.output;
-    // One audit line per command on the server.
-    await srv.waitForStderr(/(exec peer=.*\n[^]*){4}/);
-    return { out, serverLog: srv.stderrSoFar() };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using srv = await startServer([
+    "shell",
+    "-l",
+    "--compat",
+    mode,
+    "127.0.0.1",
+    "0",
+  ]);
+  await using client = spawn("python3", [
+    script,
+    String(srv.port),
+    ...COMMANDS,
+  ], { timeout: 15000 });
+  const out = await client.output;
+  // One audit line per command on the server.
+  await srv.waitForStderr(/(exec peer=.*\n[^]*){4}/);
+  return { out, serverLog: srv.stderrSoFar() };
 }
 
 Deno.test({
