@@ -86,7 +86,8 @@ export function describeError(err: unknown): string {
       return "unknown host";
     }
     if (/Permission denied|EACCES/i.test(m)) return "permission denied";
-    return m.split("\n")[0] ?? m;
+    // "Not a directory (os error 20): mkdir '/x'" -> "Not a directory"
+    return (m.split("\n")[0] ?? m).replace(/ \(os error \d+\).*$/, "");
   }
   return String(err);
 }

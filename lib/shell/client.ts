@@ -267,7 +267,11 @@ export async function connectShell(
       });
     }
   } catch (err) {
-    throw failure(`cannot connect to ${where}: ${describeError(err)}`, err);
+    // connect() already phrases its errors as "cannot connect to ...".
+    const message = err instanceof DenocatError
+      ? err.message
+      : `cannot connect to ${where}: ${describeError(err)}`;
+    throw failure(message, err);
   }
   const reader = new MessageReader(conn);
   const writer = new MessageWriter(conn);
