@@ -12,32 +12,10 @@
  * @module
  */
 import type { Reader, Writer } from "./copy.ts";
+import { libc } from "./libc.ts";
 
 const F_SETPIPE_SZ = 1031;
 const PIPE_SIZE = 1 << 20;
-
-let fcntl:
-  | ((fd: number, cmd: number, arg: number) => number)
-  | null
-  | undefined;
-
-function loadFcntl(): typeof fcntl {
-  if (fcntl !== undefined) return fcntl;
-  fcntl = null;
-  if (Deno.build.os !== "linux") return fcntl;
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return fcntl;
-    }
-    const lib = Deno.dlopen("libc.so.6", {
-      fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-    });
-    fcntl = (fd, cmd, arg) => lib.symbols.fcntl(fd, cmd, arg);
-  } catch {
-    fcntl = null;
-  }
-  return fcntl;
-}
 
 /** What kind of file a standard descriptor is, from /proc (Linux). */
 export function fdKind(
@@ -61,27 +39,35 @@ export function fdKind(
  */
 export function growPipe(fd: 0 | 1): number | undefined {
   if (fdKind(fd) !== "pipe") return undefined;
-  const f = loadFcntl();
-  if (!f) return undefined;
-  const r = f(fd, F_SETPIPE_SZ, PIPE_SIZE);
+  const c = libc();
+  if (!c) return undefined;
+  const r = c.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE);
   return r > 0 ? r : undefined;
 }
 
-/** Standard input as a {@linkcode Reader}, with its pipe grown when it is one. */
+/**
+ * Standard input as a {@linkcode Reader}, with its pipe grown when it is one.
+ * A pipe or file also carries its descriptor, so a bulk copy can be handed
+ * to the threaded pump (`fdpump.ts`).
+ */
 export function stdinReader(): Reader {
-  growPipe(0);
-  return Deno.stdin;
+  const kind = fdKind(0);
+  if (kind === "pipe") growPipe(0);
+  if (kind !== "pipe" && kind !== "file") return Deno.stdin;
+  return { read: (p) => Deno.stdin.read(p), fd: 0 };
 }
 
 /**
  * Standard output as a {@linkcode Writer}: synchronous writes for regular
- * files and /dev/null, the async stream otherwise (with the pipe grown).
+ * files and /dev/null, the async stream otherwise (with the pipe grown). A
+ * pipe or file carries its descriptor, as for {@linkcode stdinReader}.
  */
 export function stdoutWriter(): Writer {
   const kind = fdKind(1);
   if (kind === "file") {
-    return { write: (p) => Promise.resolve(Deno.stdout.writeSync(p)) };
+    return { write: (p) => Promise.resolve(Deno.stdout.writeSync(p)), fd: 1 };
   }
-  if (kind === "pipe") growPipe(1);
-  return Deno.stdout;
+  if (kind !== "pipe") return Deno.stdout;
+  growPipe(1);
+  return { write: (p) => Deno.stdout.write(p), fd: 1 };
 }
