@@ -11,11 +11,15 @@
 /** Anything with Deno's `read` contract (a conn, a file, stdin). */
 export interface Reader {
   read(p: Uint8Array): Promise<number | null>;
+  /** The OS descriptor behind it, when bulk copies may bypass `read` (see fdpump.ts). */
+  readonly fd?: number;
 }
 
 /** Anything with Deno's `write` contract (partial writes allowed). */
 export interface Writer {
   write(p: Uint8Array): Promise<number>;
+  /** The OS descriptor behind it, when bulk copies may bypass `write` (see fdpump.ts). */
+  readonly fd?: number;
 }
 
 /** Default buffer size of the copy loop: 256 KiB (see PLATFORM.md's throughput table). */
@@ -75,6 +79,39 @@ export async function copy(
   dst: Writer,
   options: CopyOptions = {},
 ): Promise<number> {
+  return (await copyUntil(src, dst, () => false, options)).bytes;
+}
+
+/** What {@linkcode copyUntil} did: bytes copied, and whether `src` reached EOF. */
+export interface CopyUntilResult {
+  bytes: number;
+  eof: boolean;
+}
+
+/**
+ * {@linkcode copy}, stopping early once `stop(total)` returns true after a
+ * chunk has been written. It stops before issuing another read, so no
+ * byte is left in flight and the caller can take over `src` (the pump
+ * hand-off in fdpump.ts).
+ *
+ * @example Usage
+ * ```ts
+ * import { copyUntil } from "./copy.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * let reads = 0;
+ * const src = { read(p: Uint8Array) { reads++; p.fill(1, 0, 10); return Promise.resolve(10); } };
+ * const dst = { write(p: Uint8Array) { return Promise.resolve(p.length); } };
+ * const r = await copyUntil(src, dst, (total) => total >= 30);
+ * assertEquals(r, { bytes: 30, eof: false });
+ * assertEquals(reads, 3);
+ * ```
+ */
+export async function copyUntil(
+  src: Reader,
+  dst: Writer,
+  stop: (total: number) => boolean,
+  options: CopyOptions = {},
+): Promise<CopyUntilResult> {
   const size = options.bufferSize ?? DEFAULT_BUFFER_SIZE;
   const onChunk = options.onChunk;
   let cur = new Uint8Array(size);
@@ -84,6 +121,12 @@ export async function copy(
   while (n !== null) {
     const chunk = cur.subarray(0, n);
     [cur, spare] = [spare, cur];
+    if (stop(total + n)) {
+      await writeAll(dst, chunk);
+      total += n;
+      onChunk?.(n);
+      return { bytes: total, eof: false };
+    }
     const nextRead = src.read(cur);
     try {
       await writeAll(dst, chunk);
@@ -96,5 +139,5 @@ export async function copy(
     onChunk?.(n);
     n = await nextRead;
   }
-  return total;
+  return { bytes: total, eof: true };
 }
