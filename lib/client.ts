@@ -4,7 +4,7 @@
  * @module
  */
 import { formatAddr } from "./address.ts";
-import { formatTransfer, type Logger, silent } from "./log.ts";
+import { formatTransfer, type Logger, pumpNote, silent } from "./log.ts";
 import { pipeDuplex, type PipeOptions, type PipeResult } from "./pipe.ts";
 import {
   connect,
@@ -61,7 +61,7 @@ export async function tcpClient(
       formatTransfer(result.sent, ms)
     }, received ${formatTransfer(result.received, ms)}; connect took ${
       (t0 - start).toFixed(1)
-    } ms`,
+    } ms${pumpNote(result.pumped)}`,
   );
   return result;
 }

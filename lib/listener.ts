@@ -9,7 +9,7 @@ import { acceptLoop } from "./accept.ts";
 import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
 import { IdleWatch } from "./idle.ts";
-import { formatTransfer, type Logger, silent } from "./log.ts";
+import { formatTransfer, type Logger, pumpNote, silent } from "./log.ts";
 import { pipeDuplex, type PipeOptions } from "./pipe.ts";
 import {
   closeQuietly,
@@ -110,7 +110,7 @@ async function serveOne(
   logger.log(
     `closed (${r.reason}): received ${formatTransfer(r.received, ms)}, sent ${
       formatTransfer(r.sent, ms)
-    }`,
+    }${pumpNote(r.pumped)}`,
   );
   return { connections: 1, sent: r.sent, received: r.received };
 }

@@ -45,3 +45,18 @@ export function formatTransfer(bytes: number, ms: number): string {
     rate.toFixed(2)
   } MB/s)`;
 }
+
+/**
+ * The `-v` suffix saying how much of a relay ran on pump threads.
+ *
+ * @example Usage
+ * ```ts
+ * import { pumpNote } from "./log.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(pumpNote(0), "");
+ * assertEquals(pumpNote(5000), "; 5000 bytes via pump threads");
+ * ```
+ */
+export function pumpNote(pumped: number): string {
+  return pumped > 0 ? `; ${pumped} bytes via pump threads` : "";
+}

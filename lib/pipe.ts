@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { copy, type Reader, type Writer } from "./copy.ts";
+import type { Reader, Writer } from "./copy.ts";
 import { DenocatError, netError } from "./errors.ts";
+import { fastCopy, type Pump } from "./fdpump.ts";
 import { closeQuietly, closeWriteQuietly, type Conn } from "./tcp.ts";
 
 /** Options for {@linkcode pipeDuplex}. */
@@ -45,6 +46,8 @@ export interface PipeResult {
   inputEnded: boolean;
   /** Why the pipe ended: the peer closed, the `-q` timer fired, or it was aborted. */
   reason: "peer-closed" | "quit" | "aborted";
+  /** Of `sent` + `received`, the bytes moved by pump threads (fdpump.ts). */
+  pumped: number;
 }
 
 /**
@@ -98,11 +101,22 @@ export async function pipeDuplex(
   let failure: unknown;
   let closed = false;
 
+  // Bulk directions may run on pump threads (fdpump.ts); they are stopped
+  // before the connection is closed.
+  const pumps: Pump[] = [];
+  const stopPumps = new AbortController();
+  const pumpOptions = {
+    conn,
+    signal: stopPumps.signal,
+    onPump: (p: Pump) => void pumps.push(p),
+    ...(bufferSize ? { bufferSize } : {}),
+  };
   const { promise: shutDown, resolve: onShut } = Promise.withResolvers<void>();
   const shut = (why: PipeResult["reason"], err?: unknown) => {
     if (closed) return;
     closed = true;
     onShut();
+    stopPumps.abort();
     reason = why;
     if (err !== undefined && failure === undefined) failure = err;
     closeQuietly(conn);
@@ -114,6 +128,10 @@ export async function pipeDuplex(
     lastActivity = performance.now();
   };
   const checkIdle = () => {
+    for (const p of pumps) {
+      const at = p.lastActive() - performance.timeOrigin;
+      if (at > lastActivity) lastActivity = at;
+    }
     const left = lastActivity + idleMs! - performance.now();
     if (left > 0) idleTimer = setTimeout(checkIdle, left);
     else {shut(
@@ -128,8 +146,8 @@ export async function pipeDuplex(
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
   const upstream = (async () => {
-    await copy(input, conn, {
-      ...(bufferSize ? { bufferSize } : {}),
+    await fastCopy(input, conn, {
+      ...pumpOptions,
       onChunk: (n) => {
         sent += n;
         touch?.();
@@ -147,8 +165,8 @@ export async function pipeDuplex(
   });
 
   try {
-    await copy(conn, output, {
-      ...(bufferSize ? { bufferSize } : {}),
+    await fastCopy(conn, output, {
+      ...pumpOptions,
       onChunk: (n) => {
         received += n;
         touch?.();
@@ -166,13 +184,15 @@ export async function pipeDuplex(
     clearTimeout(quitTimer);
     options.signal?.removeEventListener("abort", onAbort);
     closed = true;
+    stopPumps.abort();
     closeQuietly(conn);
   }
   // The upstream copy either finished or is blocked on local input; when
   // input is at EOF already, wait so the counters are final.
   if (inputEnded) await upstream;
   if (failure !== undefined) throw netError("relay data", failure);
-  return { sent, received, inputEnded, reason };
+  const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
+  return { sent, received, inputEnded, reason, pumped };
 }
 
 function isGoneError(err: unknown): boolean {

@@ -245,3 +245,32 @@ export async function readAll(
   }
   return out;
 }
+
+/** Starts a python3 server that prints its port on the first stdout line. */
+export async function startPy(code: string) {
+  const child = new Deno.Command("python3", {
+    args: ["-c", code],
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  })
+    .spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("python server exited");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  await child.stdout.cancel();
+  return {
+    port: Number(text.trim()),
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
+}

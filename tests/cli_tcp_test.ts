@@ -5,6 +5,7 @@ import {
   runCli,
   spawn,
   startCli,
+  startPy,
   startServer,
 } from "./_helpers.ts";
 
@@ -32,35 +33,6 @@ import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
 c, _ = s.accept(); time.sleep(10)
 `;
-
-/** Starts a python3 server that prints its port on the first stdout line. */
-async function startPy(code: string) {
-  const child = new Deno.Command("python3", {
-    args: ["-c", code],
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  })
-    .spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("python server exited");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  await child.stdout.cancel();
-  return {
-    port: Number(text.trim()),
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-    },
-  };
-}
 
 Deno.test("denocat HOST PORT: echo hi gets the reply through denocat echo", async () => {
   await using server = await startServer(["echo", "127.0.0.1", "0"]);

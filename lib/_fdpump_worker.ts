@@ -1,0 +1,115 @@
+/**
+ * The pump thread (see fdpump.ts): a blocking read/write loop between two
+ * descriptors through libc, with one reused buffer. Blocking here costs the
+ * main thread nothing, and each chunk skips the event-loop round trip that
+ * bounds Deno's async reads.
+ *
+ * Messages in: one {@linkcode PumpJob}. Messages out: `{ ready: boolean }`
+ * once libc is open, then one {@linkcode PumpEnd}.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import {
+  EAGAIN,
+  EINTR,
+  errno,
+  type Libc,
+  libc,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+} from "./libc.ts";
+
+/** What the pump thread is asked to move. */
+export interface PumpJob {
+  src: number;
+  dst: number;
+  /** Which of `src`/`dst` is the (duplicated) socket; the pump closes it. */
+  socket: number;
+  bufferSize: number;
+  /** Float64Array: [0] bytes moved, [1] epoch ms of the last chunk, [2] 1 = stop. */
+  shared: SharedArrayBuffer;
+}
+
+/** How the pump ended. */
+export interface PumpEnd {
+  bytes: number;
+  /** 0 when `src` reached EOF (or the pump was stopped). */
+  errno: number;
+  /** The call that failed. */
+  op?: "read" | "write";
+}
+
+const c = libc();
+self.postMessage({ ready: c !== null });
+self.onmessage = (e: MessageEvent<PumpJob>) => {
+  if (c === null) return;
+  const end = run(c, e.data);
+  c.close(e.data.socket);
+  self.postMessage(end);
+  self.close();
+};
+
+function run(c: Libc, job: PumpJob): PumpEnd {
+  const { src, dst, socket } = job;
+  const stats = new Float64Array(job.shared);
+  const buf = new Uint8Array(job.bufferSize);
+  const size = BigInt(buf.length);
+  const pollSet = new Uint8Array(16);
+  const pv = new DataView(pollSet.buffer);
+  // Waits until `fd` is ready for `events`, also watching the socket for
+  // the hang-up that fdpump's stop() causes; false when stopped.
+  const wait = (fd: number, events: number): boolean => {
+    const alsoSocket = fd !== socket && stats[2] !== 1;
+    pv.setInt32(0, fd, true);
+    pv.setInt16(4, events, true);
+    pv.setInt16(6, 0, true);
+    pv.setInt32(8, socket, true);
+    pv.setInt16(12, 0, true);
+    pv.setInt16(14, 0, true);
+    c.poll(pollSet, alsoSocket ? 2n : 1n, -1); // EINTR: the caller retries
+    const hungUp = (pv.getInt16(14, true) & (POLLHUP | POLLERR)) !== 0;
+    if (alsoSocket && hungUp && stats[2] !== 1) {
+      // The peer closed, not us: wait for `fd` alone; the next write says how.
+      c.poll(pollSet, 1n, -1);
+    }
+    return stats[2] !== 1;
+  };
+  let bytes = 0;
+  for (;;) {
+    if (stats[2] === 1) return { bytes, errno: 0 };
+    const n = Number(c.read(src, buf, size));
+    if (n === 0) return { bytes, errno: 0 };
+    if (n < 0) {
+      const e = errno(c);
+      if (e === EAGAIN) {
+        if (!wait(src, POLLIN)) return { bytes, errno: 0 };
+        continue;
+      }
+      if (e === EINTR) continue;
+      return { bytes, errno: e, op: "read" };
+    }
+    let off = 0;
+    while (off < n) {
+      const w = Number(
+        c.write(dst, off === 0 ? buf : buf.subarray(off), BigInt(n - off)),
+      );
+      if (w >= 0) {
+        off += w;
+        continue;
+      }
+      const e = errno(c);
+      if (e === EAGAIN) {
+        if (!wait(dst, POLLOUT)) return { bytes, errno: 0 };
+        continue;
+      }
+      if (e === EINTR) continue;
+      return { bytes, errno: e, op: "write" };
+    }
+    bytes += n;
+    stats[0] = bytes;
+    stats[1] = Date.now();
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * The threaded byte pump: bulk copies between a TCP connection and stdin or
+ * stdout, moved off the event loop.
+ *
+ * Each Deno async read waits one trip through the event loop (about 33 µs
+ * here), and loopback hands over about 50 KiB per read, so a receive loop
+ * is bound by that latency, not by CPU (README, "Raw TCP pipe"). On Linux,
+ * with FFI allowed, {@linkcode fastCopy} starts as an ordinary
+ * {@linkcode copyUntil} loop and, once a transfer has proved to be bulk
+ * (4 MiB), hands both descriptors to a worker thread that runs a blocking
+ * `read`/`write` loop through libc. Small and interactive transfers never
+ * pay for the thread; everywhere else the plain loop runs to the end.
+ *
+ * The worker works on a `dup` of the socket, so the connection's own
+ * descriptor stays Deno's; {@linkcode Pump.stop} shuts the socket down
+ * (which wakes the worker wherever it waits on it) before the caller closes
+ * the connection.
+ *
+ * @module
+ */
+import {
+  copy,
+  type CopyOptions,
+  copyUntil,
+  type Reader,
+  type Writer,
+} from "./copy.ts";
+import { libc, SHUT_RDWR, strerror } from "./libc.ts";
+import type { PumpEnd, PumpJob } from "./_fdpump_worker.ts";
+
+/** Bytes copied the ordinary way before a hand-off to the pump thread. */
+export const HANDOFF_AFTER = 4 << 20;
+
+/** A pump thread at work. */
+export interface Pump {
+  /** Resolves with the bytes moved when the source reached EOF or the pump was stopped. */
+  readonly done: Promise<number>;
+  /** Bytes moved so far. */
+  moved(): number;
+  /** Wall-clock time (epoch ms) of the last chunk, 0 before the first. */
+  lastActive(): number;
+  /** Stops the pump: shuts the socket down and lets the thread exit. */
+  stop(): void;
+}
+
+/** Options for {@linkcode fastCopy}. */
+export interface FastCopyOptions extends CopyOptions {
+  /** The connection that is `src` or `dst`; its descriptor is found at hand-off. */
+  conn: Deno.Conn;
+  /** Aborting stops the pump (call before closing `conn`). */
+  signal?: AbortSignal;
+  /** Told of the pump once it runs (for idle checks and progress). */
+  onPump?: (pump: Pump) => void;
+  /** Hand off after this many bytes. @default {HANDOFF_AFTER} */
+  handoffAfter?: number;
+}
+
+/**
+ * Copies `src` to `dst` like {@linkcode copy}, one of them being
+ * `options.conn` and the other carrying an `fd` (stdin or stdout as a pipe
+ * or file); bulk transfers move to the pump thread where the platform
+ * allows. `onChunk` is called per chunk before the hand-off and once with
+ * the pumped total after it.
+ *
+ * @example Usage
+ * ```ts
+ * import { fastCopy } from "./fdpump.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const server = await l.accept();
+ * const data = new Uint8Array(1000).fill(42);
+ * await client.write(data);
+ * client.close();
+ * let got = 0;
+ * const dst = { write(p: Uint8Array) { got += p.length; return Promise.resolve(p.length); } };
+ * assertEquals(await fastCopy(server, dst, { conn: server }), 1000);
+ * assertEquals(got, 1000);
+ * server.close();
+ * ```
+ */
+export async function fastCopy(
+  src: Reader,
+  dst: Writer,
+  options: FastCopyOptions,
+): Promise<number> {
+  const { conn } = options;
+  const socketIsSrc = (src as unknown) === conn;
+  const otherFd = socketIsSrc ? dst.fd : src.fd;
+  // (libc is opened only for a copy that could use it.)
+  const c = otherFd === undefined ? null : libc();
+  if (c === null || otherFd === undefined || options.signal?.aborted) {
+    return await copy(src, dst, options);
+  }
+  const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
+  let thread: PumpThread | undefined;
+  const first = await copyUntil(src, dst, (total) => {
+    // Boot the thread early so the hand-off does not wait for it.
+    if (total >= handoffAfter / 4) thread ??= new PumpThread();
+    return total >= handoffAfter && thread?.ready === true;
+  }, options);
+  if (first.eof || options.signal?.aborted || thread === undefined) {
+    thread?.dispose();
+    return first.bytes;
+  }
+  const fd = socketFd(conn);
+  const dup = fd === undefined ? -1 : c.dup(fd);
+  if (fd === undefined || dup < 0) {
+    thread.dispose();
+    return first.bytes + await copy(src, dst, options);
+  }
+  const pump = thread.run({
+    src: socketIsSrc ? dup : otherFd,
+    dst: socketIsSrc ? otherFd : dup,
+    socket: dup,
+    bufferSize: options.bufferSize ?? 256 * 1024,
+  }, fd);
+  options.onPump?.(pump);
+  const onAbort = () => pump.stop();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const pumped = await pump.done;
+    options.onChunk?.(pumped);
+    return first.bytes + pumped;
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** One worker thread: boots, reports whether libc opened, runs one job. */
+class PumpThread {
+  ready: boolean | undefined;
+  #worker: Worker;
+  #end = Promise.withResolvers<PumpEnd>();
+
+  constructor() {
+    this.#worker = new Worker(
+      new URL("./_fdpump_worker.ts", import.meta.url),
+      { type: "module" },
+    );
+    this.#worker.onmessage = (
+      e: MessageEvent<{ ready: boolean } | PumpEnd>,
+    ) => {
+      if ("ready" in e.data) {
+        this.ready = e.data.ready;
+        if (!e.data.ready) this.dispose();
+      } else this.#end.resolve(e.data);
+    };
+    this.#worker.onerror = (e) => {
+      // A worker that cannot load (a binary built without it) means no pump.
+      e.preventDefault();
+      this.ready = false;
+      this.#end.resolve({ bytes: 0, errno: -1 });
+    };
+  }
+
+  dispose(): void {
+    this.ready = false;
+    this.#worker.terminate();
+  }
+
+  run(job: Omit<PumpJob, "shared">, socketFd: number): Pump {
+    const shared = new SharedArrayBuffer(3 * 8);
+    const stats = new Float64Array(shared);
+    let finished = false;
+    this.#worker.postMessage({ ...job, shared } satisfies PumpJob);
+    const done = this.#end.promise.then((end) => {
+      finished = true;
+      this.#worker.terminate();
+      if (end.errno !== 0) throw pumpError(end);
+      return end.bytes;
+    });
+    return {
+      done,
+      moved: () => stats[0]!,
+      lastActive: () => stats[1]!,
+      stop: () => {
+        if (finished || stats[2] === 1) return;
+        stats[2] = 1;
+        // Deno's descriptor is still open here (the caller closes after);
+        // shutting the socket down wakes the thread wherever it waits on it.
+        libc()?.shutdown(socketFd, SHUT_RDWR);
+      },
+    };
+  }
+}
+
+/** The same error classes Deno's own reads and writes throw. */
+function pumpError(end: PumpEnd): Error {
+  const c = libc();
+  const text = `${
+    c ? strerror(c, end.errno) : "error"
+  } (os error ${end.errno})`;
+  switch (end.errno) {
+    case 32:
+      return new Deno.errors.BrokenPipe(text);
+    case 104:
+      return new Deno.errors.ConnectionReset(text);
+    case 107:
+      return new Deno.errors.NotConnected(text);
+    case 110:
+      return new Deno.errors.TimedOut(text);
+    case -1:
+      return new Error("the pump thread failed");
+    default:
+      return new Error(`${end.op ?? "pump"}: ${text}`);
+  }
+}
+
+/**
+ * The descriptor behind a TCP connection (Linux, FFI): the one socket of
+ * this process whose local and peer ports are the connection's. `undefined`
+ * when FFI is unavailable, the connection is not TCP, or not exactly one
+ * descriptor matches.
+ */
+export function socketFd(conn: Deno.Conn): number | undefined {
+  const c = libc();
+  const la = conn.localAddr, ra = conn.remoteAddr;
+  if (c === null || la.transport !== "tcp" || ra.transport !== "tcp") {
+    return undefined;
+  }
+  const addr = new Uint8Array(128);
+  const len = new Uint32Array(1);
+  const lenBytes = new Uint8Array(len.buffer);
+  const port = (get: typeof c.getsockname, fd: number): number => {
+    len[0] = addr.length;
+    if (get(fd, addr, lenBytes) !== 0) return -1;
+    const family = addr[0]! | (addr[1]! << 8);
+    if (family !== 2 && family !== 10) return -1; // AF_INET, AF_INET6
+    return (addr[2]! << 8) | addr[3]!;
+  };
+  let found: number | undefined;
+  for (const fd of openFds()) {
+    if (port(c.getsockname, fd) !== la.port) continue;
+    if (port(c.getpeername, fd) !== ra.port) continue;
+    if (found !== undefined) return undefined;
+    found = fd;
+  }
+  return found;
+}
+
+function openFds(): Iterable<number> {
+  try {
+    const q = Deno.permissions.querySync({
+      name: "read",
+      path: "/proc/self/fd",
+    });
+    if (q.state === "granted") {
+      return [...Deno.readDirSync("/proc/self/fd")].map((e) => Number(e.name));
+    }
+  } catch { /* no /proc: scan below */ }
+  return Array.from({ length: 4096 }, (_, i) => i);
+}

@@ -1,0 +1,328 @@
+/**
+ * The threaded pump (lib/fdpump.ts): hand-off, integrity both ways, stop,
+ * reset, fallback, and the CLI paths that use it.
+ */
+import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { fastCopy, type Pump, socketFd } from "../lib/fdpump.ts";
+import { libc } from "../lib/libc.ts";
+import { writeAll } from "../lib/copy.ts";
+import {
+  hasCommand,
+  randomBytes,
+  sha256,
+  startCli,
+  startPy,
+  startServer,
+} from "./_helpers.ts";
+
+const MIB = 1 << 20;
+// The library keeps one libc handle per thread for the process's life; open
+// it before the tests so the resource sanitizer does not count it.
+libc();
+const linux = Deno.build.os === "linux";
+
+const c = linux
+  ? Deno.dlopen("libc.so.6", {
+    open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+    read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    close: { parameters: ["i32"], result: "i32" },
+  }).symbols
+  : undefined;
+
+const O_RDONLY = 0, O_WRONLY_CREAT_TRUNC = 0o1 | 0o100 | 0o1000;
+const cstr = (s: string) => new TextEncoder().encode(s + "\0");
+
+/** A file opened with libc, as a Reader/Writer that carries its fd. */
+function openFd(path: string, write: boolean) {
+  const fd = c!.open(
+    cstr(path),
+    write ? O_WRONLY_CREAT_TRUNC : O_RDONLY,
+    0o600,
+  );
+  assertOk(fd >= 0, `open ${path}`);
+  return {
+    fd,
+    read(p: Uint8Array) {
+      const n = Number(c!.read(fd, p, BigInt(p.length)));
+      return Promise.resolve(n === 0 ? null : n);
+    },
+    write(p: Uint8Array) {
+      return Promise.resolve(Number(c!.write(fd, p, BigInt(p.length))));
+    },
+    [Symbol.dispose]() {
+      c!.close(fd);
+    },
+  };
+}
+
+async function pair() {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port: l.addr.port }),
+    l.accept(),
+  ]);
+  l.close();
+  return { client, server };
+}
+
+async function readAllConn(conn: Deno.Conn): Promise<Uint8Array> {
+  return await new Response(conn.readable).bytes();
+}
+
+Deno.test("fdpump: socketFd finds each connection's own descriptor", {
+  ignore: !linux,
+}, async () => {
+  const a = await pair();
+  const b = await pair();
+  const fds = [a.client, a.server, b.client, b.server].map(socketFd);
+  assertOk(fds.every((fd) => fd !== undefined && fd > 2), String(fds));
+  assertEquals(new Set(fds).size, 4);
+  for (const conn of [a.client, a.server, b.client, b.server]) conn.close();
+});
+
+Deno.test(
+  "fdpump: 24 MiB socket -> file goes through the pump, byte for byte",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const data = randomBytes(24 * MIB);
+    const { client, server } = await pair();
+    const sending = writeAll(client, data).then(() => client.close());
+    const pumps: Pump[] = [];
+    let chunked = 0;
+    {
+      using out = openFd(`${dir}/out`, true);
+      const n = await fastCopy(server, out, {
+        conn: server,
+        onPump: (p) => pumps.push(p),
+        onChunk: (k) => chunked += k,
+      });
+      assertEquals(n, data.length);
+    }
+    await sending;
+    server.close();
+    assertEquals(pumps.length, 1);
+    assertOk(
+      pumps[0]!.moved() > 0 && pumps[0]!.moved() <= data.length - 4 * MIB,
+    );
+    assertEquals(chunked, data.length);
+    assertEquals(sha256(await Deno.readFile(`${dir}/out`)), sha256(data));
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+Deno.test(
+  "fdpump: 24 MiB file -> socket goes through the pump, byte for byte",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const data = randomBytes(24 * MIB);
+    await Deno.writeFile(`${dir}/in`, data);
+    const { client, server } = await pair();
+    const receiving = readAllConn(server);
+    const pumps: Pump[] = [];
+    {
+      using input = openFd(`${dir}/in`, false);
+      const n = await fastCopy(input, client, {
+        conn: client,
+        onPump: (p) => pumps.push(p),
+      });
+      assertEquals(n, data.length);
+    }
+    await client.closeWrite();
+    const got = await receiving;
+    client.close();
+    assertEquals(pumps.length, 1);
+    assertEquals(sha256(got), sha256(data));
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+/**
+ * Sends 1 MiB blocks until `started()` (the pump thread may take a while to
+ * boot under `deno test`, which type-checks it), then `extra` more bytes;
+ * resolves with the total sent.
+ */
+async function sendUntil(
+  conn: Deno.Conn,
+  started: () => boolean,
+  extra: number,
+): Promise<number> {
+  const block = new Uint8Array(MIB);
+  let sent = 0;
+  for (; !started(); sent += MIB) await writeAll(conn, block);
+  await writeAll(conn, new Uint8Array(extra));
+  return sent + extra;
+}
+
+Deno.test(
+  "fdpump: abort stops a pump waiting on a silent peer, which sees EOF",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    const { client, server } = await pair();
+    let pump: Pump | undefined;
+    const sending = sendUntil(client, () => pump !== undefined, 2 * MIB);
+    const stop = new AbortController();
+    let before = 0; // bytes copied before the hand-off
+    using out = openFd(`${dir}/out`, true);
+    const copying = fastCopy(server, out, {
+      conn: server,
+      signal: stop.signal,
+      onPump: (p) => pump = p,
+      onChunk: (n) => before += n,
+    });
+    const sent = await sending;
+    const handedOffAt = before;
+    while (handedOffAt + pump!.moved() < sent) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    stop.abort();
+    assertEquals(await copying, sent);
+    server.close();
+    // The shutdown reached the peer as a FIN.
+    assertEquals(await client.read(new Uint8Array(1)), null);
+    client.close();
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+/**
+ * Streams 1 MiB blocks at about 20 MiB/s for `seconds` (long enough for the
+ * pump to take over even while `deno test` type-checks the worker), then
+ * closes with SO_LINGER 0: a reset and no FIN. (Deno's own close sends a FIN
+ * first.)
+ */
+const PY_STREAM_THEN_RESET = (seconds: number) => `
+import socket, struct, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
+c, _ = s.accept(); block = b"x" * (1 << 20); end = time.time() + ${seconds}
+while time.time() < end: c.sendall(block); time.sleep(0.05)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.close()
+`;
+
+Deno.test("fdpump: a reset during the pump is ConnectionReset", {
+  ignore: !linux || !hasCommand("python3"),
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  await using py = await startPy(PY_STREAM_THEN_RESET(2));
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: py.port });
+  let pumped = false;
+  using out = openFd(`${dir}/out`, true);
+  let failure: unknown;
+  try {
+    await fastCopy(conn, out, { conn, onPump: () => pumped = true });
+  } catch (err) {
+    failure = err;
+  }
+  conn.close();
+  assertEquals(pumped, true);
+  assertOk(failure instanceof Deno.errors.ConnectionReset, String(failure));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("fdpump: without a descriptor the plain loop does it all", async () => {
+  const { client, server } = await pair();
+  const data = randomBytes(6 * MIB);
+  const sending = writeAll(client, data).then(() => client.close());
+  let pumped = false;
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  const n = await fastCopy(server, {
+    write(p) {
+      chunks.push(p.slice());
+      return Promise.resolve(p.length);
+    },
+  }, { conn: server, onPump: () => pumped = true });
+  await sending;
+  server.close();
+  assertEquals(n, data.length);
+  assertEquals(pumped, false);
+  assertEquals(
+    sha256(new Uint8Array(await new Blob(chunks).arrayBuffer())),
+    sha256(data),
+  );
+});
+
+Deno.test(
+  "cli: a 40 MiB relay runs on pump threads both ways and arrives intact",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    const data = randomBytes(40 * MIB);
+    await using server = await startServer(["-l", "127.0.0.1", "0"]);
+    await using client = startCli(["-v", "127.0.0.1", String(server.port)], {
+      stdin: data,
+      timeout: 60000,
+    });
+    const [s, cl] = await Promise.all([server.output, client.output]);
+    assertEquals([s.code, cl.code], [0, 0]);
+    assertEquals(sha256(s.stdout), sha256(data));
+    const pumpedBy = (text: string) =>
+      Number(text.match(/; (\d+) bytes via pump threads/)?.[1] ?? 0);
+    // Each side copies 4 MiB the ordinary way first, then hands off.
+    assertOk(pumpedBy(s.stderr) >= 30 * MIB, s.stderr);
+    assertOk(pumpedBy(cl.stderr) >= 30 * MIB, cl.stderr);
+  },
+);
+
+Deno.test("cli: -w idle timeout still fires while a pump waits", {
+  ignore: !linux,
+}, async () => {
+  await using server = await startServer(["-w", "1", "-l", "127.0.0.1", "0"]);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await writeAll(conn, new Uint8Array(16 * MIB));
+  // Silent from here on; the listener must give up by itself.
+  const out = await server.output;
+  conn.close();
+  assertEquals(out.code, 1);
+  assertOk(
+    out.stderr.endsWith("denocat: timed out: no data for 1 s\n"),
+    out.stderr,
+  );
+  assertEquals(out.stdout.length, 16 * MIB);
+});
+
+Deno.test("cli: -w idle timeout counts bytes the pump moves as activity", {
+  ignore: !linux,
+}, async () => {
+  await using server = await startServer(["-w", "1", "-l", "127.0.0.1", "0"]);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  // 8 MiB at once (the hand-off), then 1 MiB every 100 ms for 2.5 s: longer
+  // than the idle limit in all, never idle for as long as it.
+  await writeAll(conn, new Uint8Array(8 * MIB));
+  const block = new Uint8Array(MIB);
+  for (const end = Date.now() + 2500; Date.now() < end;) {
+    await writeAll(conn, block);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  conn.close();
+  const out = await server.output;
+  assertEquals(out.code, 0, out.stderr);
+  assertOk(/; \d+ bytes via pump threads/.test(out.stderr), out.stderr);
+});
+
+Deno.test("cli: a reset while the pump receives is exit 1 with its one line", {
+  ignore: !linux || !hasCommand("python3"),
+}, async () => {
+  await using py = await startPy(PY_STREAM_THEN_RESET(2));
+  await using client = startCli(["-v", "127.0.0.1", String(py.port)], {
+    timeout: 30000,
+  });
+  const out = await client.output;
+  assertEquals(out.code, 1);
+  assertOk(out.stdout.length > 4 * MIB, `${out.stdout.length} ${out.stderr}`);
+  assertOk(
+    out.stderr.endsWith(
+      "denocat: cannot relay data: connection reset by peer\n",
+    ),
+    out.stderr,
+  );
+});
