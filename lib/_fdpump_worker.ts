@@ -13,7 +13,7 @@
 import {
   EAGAIN,
   EINTR,
-  errno,
+  errnoReader,
   type Libc,
   libc,
   POLLERR,
@@ -57,6 +57,7 @@ function run(c: Libc, job: PumpJob): PumpEnd {
   const stats = new Float64Array(job.shared);
   const buf = new Uint8Array(job.bufferSize);
   const size = BigInt(buf.length);
+  const errno = errnoReader(c);
   const pollSet = new Uint8Array(16);
   const pv = new DataView(pollSet.buffer);
   // Waits until `fd` is ready for `events`, also watching the socket for
@@ -83,7 +84,7 @@ function run(c: Libc, job: PumpJob): PumpEnd {
     const n = Number(c.read(src, buf, size));
     if (n === 0) return { bytes, errno: 0 };
     if (n < 0) {
-      const e = errno(c);
+      const e = errno();
       if (e === EAGAIN) {
         if (!wait(src, POLLIN)) return { bytes, errno: 0 };
         continue;
@@ -100,7 +101,7 @@ function run(c: Libc, job: PumpJob): PumpEnd {
         off += w;
         continue;
       }
-      const e = errno(c);
+      const e = errno();
       if (e === EAGAIN) {
         if (!wait(dst, POLLOUT)) return { bytes, errno: 0 };
         continue;

@@ -51,10 +51,16 @@ export function libc(): Libc | null {
   return lib;
 }
 
-/** The calling thread's `errno` after a failed call. */
-export function errno(c: Libc): number {
+/**
+ * A reader of the calling thread's `errno`. Take it once per thread: the
+ * read itself then allocates nothing, so no garbage collection can run
+ * (and clobber errno) between a failed call and the read.
+ */
+export function errnoReader(c: Libc): () => number {
   const p = c.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+  if (p === null) return () => 0;
+  const view = new Deno.UnsafePointerView(p);
+  return () => view.getInt32();
 }
 
 /** The C library's text for an errno value ("Connection reset by peer"). */
