@@ -25,7 +25,7 @@ import {
   type Reader,
   type Writer,
 } from "./copy.ts";
-import { libc, SHUT_RDWR, strerror } from "./libc.ts";
+import { libc, osError, SHUT_RDWR } from "./libc.ts";
 import type { PumpEnd, PumpJob } from "./_fdpump_worker.ts";
 
 /** Bytes copied the ordinary way before a hand-off to the pump thread. */
@@ -167,7 +167,8 @@ class PumpThread {
     const done = this.#end.promise.then((end) => {
       finished = true;
       this.#worker.terminate();
-      if (end.errno !== 0) throw pumpError(end);
+      if (end.errno === -1) throw new Error("the pump thread failed");
+      if (end.errno !== 0) throw osError(libc(), end.errno, end.op);
       return end.bytes;
     });
     return {
@@ -182,28 +183,6 @@ class PumpThread {
         libc()?.shutdown(socketFd, SHUT_RDWR);
       },
     };
-  }
-}
-
-/** The same error classes Deno's own reads and writes throw. */
-function pumpError(end: PumpEnd): Error {
-  const c = libc();
-  const text = `${
-    c ? strerror(c, end.errno) : "error"
-  } (os error ${end.errno})`;
-  switch (end.errno) {
-    case 32:
-      return new Deno.errors.BrokenPipe(text);
-    case 104:
-      return new Deno.errors.ConnectionReset(text);
-    case 107:
-      return new Deno.errors.NotConnected(text);
-    case 110:
-      return new Deno.errors.TimedOut(text);
-    case -1:
-      return new Error("the pump thread failed");
-    default:
-      return new Error(`${end.op ?? "pump"}: ${text}`);
   }
 }
 

@@ -17,6 +17,18 @@ const SYMBOLS = {
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "buffer"],
+    result: "i32",
+  },
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -32,6 +44,8 @@ export const EAGAIN = 11;
 export const POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16;
 /** `shutdown` how. */
 export const SHUT_RDWR = 2;
+/** Broken pipe, connection reset, too many open files (process, system). */
+export const EPIPE = 32, ECONNRESET = 104, EMFILE = 24, ENFILE = 23;
 
 let lib: Libc | null | undefined;
 
@@ -69,4 +83,79 @@ export function strerror(c: Libc, code: number): string {
   return p === null
     ? `error ${code}`
     : new Deno.UnsafePointerView(p).getCString();
+}
+
+/**
+ * The error Deno's own I/O would throw for `code`, so callers describe it
+ * the same way (errors.ts).
+ */
+export function osError(c: Libc | null, code: number, op?: string): Error {
+  const text = `${c ? strerror(c, code) : "error"} (os error ${code})`;
+  switch (code) {
+    case EPIPE:
+      return new Deno.errors.BrokenPipe(text);
+    case ECONNRESET:
+      return new Deno.errors.ConnectionReset(text);
+    case 107:
+      return new Deno.errors.NotConnected(text);
+    case 110:
+      return new Deno.errors.TimedOut(text);
+    default:
+      return new Error(op ? `${op}: ${text}` : text);
+  }
+}
+
+/**
+ * The address in a `sockaddr_in`/`sockaddr_in6` as Deno prints it
+ * (`127.0.0.1`, `::1`, `::ffff:10.0.0.1`), or `undefined` for another family.
+ *
+ * @example Usage
+ * ```ts
+ * import { sockaddrToAddr } from "./libc.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * const v4 = new Uint8Array(16);
+ * v4.set([2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
+ * assertEquals(sockaddrToAddr(v4), { transport: "tcp", hostname: "127.0.0.1", port: 8080 });
+ * const v6 = new Uint8Array(28);
+ * v6.set([10, 0, 0, 80]);
+ * v6[23] = 1;
+ * assertEquals(sockaddrToAddr(v6)?.hostname, "::1");
+ * v6.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 7], 8);
+ * assertEquals(sockaddrToAddr(v6)?.hostname, "::ffff:10.0.0.7");
+ * v6.set([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1], 8);
+ * assertEquals(sockaddrToAddr(v6)?.hostname, "2001:db8::1:0:0:1");
+ * ```
+ */
+export function sockaddrToAddr(sa: Uint8Array): Deno.NetAddr | undefined {
+  const family = sa[0]! | (sa[1]! << 8);
+  const port = (sa[2]! << 8) | sa[3]!;
+  if (family === 2) {
+    return { transport: "tcp", hostname: sa.subarray(4, 8).join("."), port };
+  }
+  if (family !== 10) return undefined;
+  const b = sa.subarray(8, 24);
+  const groups = Array.from(
+    { length: 8 },
+    (_, i) => (b[2 * i]! << 8) | b[2 * i + 1]!,
+  );
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return {
+      transport: "tcp",
+      hostname: `::ffff:${b.subarray(12).join(".")}`,
+      port,
+    };
+  }
+  // RFC 5952: the longest run of two or more zero groups becomes "::".
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
+  const hostname = best < 0
+    ? hex(groups)
+    : `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+  return { transport: "tcp", hostname, port };
 }
