@@ -9,6 +9,7 @@ import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
 import { IdleWatch } from "./idle.ts";
 import { type Logger, silent } from "./log.ts";
+import type { EchoJob } from "./_echo_worker.ts";
 import {
   closeQuietly,
   type Conn,
@@ -30,6 +31,16 @@ export interface EchoOptions extends ListenOptions {
   logger?: Logger;
   /** Close a connection that moves no byte either way for this many ms. @default {no limit} */
   idleTimeout?: number;
+  /**
+   * How to serve TCP: `auto` runs `threads` echo threads, each an epoll
+   * loop through libc, where it can (Linux, `--allow-ffi`; see
+   * {@linkcode EchoServer.ready}) and otherwise falls back to `deno`, which
+   * serves on the main thread with Deno's async I/O. Unix sockets always
+   * use `deno`. @default {"auto"}
+   */
+  engine?: "auto" | "deno";
+  /** Echo threads of the `epoll` engine. @default {1} */
+  threads?: number;
 }
 
 /** A running echo server. */
@@ -40,6 +51,8 @@ export interface EchoServer extends AsyncDisposable {
   readonly active: number;
   /** Connections served since start. */
   readonly served: number;
+  /** Resolves with the engine serving, once it runs (see {@linkcode EchoOptions.engine}). */
+  readonly ready: Promise<"epoll" | "deno">;
   /** Stops accepting, closes every connection and waits for their handlers. */
   close(): Promise<void>;
 }
@@ -91,86 +104,208 @@ export function echoServer(
   const conns = new Set<Conn>();
   let served = 0;
   let closing = false;
-  const idle = options.idleTimeout
-    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
-      logger.log(`${formatAddr(c.remoteAddr)}: idle, closed`);
-      closeQuietly(c);
-    })
-    : undefined;
-
-  const handle = async (conn: Conn) => {
-    const peer = formatAddr(conn.remoteAddr);
-    const start = performance.now();
-    let bytes = 0;
-    const buf = new Uint8Array(bufferSize);
-    try {
-      if (conn.remoteAddr.transport === "tcp") {
-        (conn as Deno.TcpConn).setNoDelay(true);
-      }
-      let n: number | null;
-      while ((n = await conn.read(buf)) !== null) {
-        const chunk = buf.subarray(0, n);
-        idle?.touch(conn);
-        if (upper) upperAsciiInPlace(chunk);
-        // One write nearly always takes it all; loop only on a partial write.
-        const written = await conn.write(chunk);
-        if (written < n) await writeAll(conn, chunk.subarray(written));
-        bytes += n;
-        idle?.touch(conn);
-      }
-      logger.log(
-        `${peer} closed after ${bytes} bytes echoed in ${
-          ((performance.now() - start) / 1000).toFixed(3)
-        } s`,
-      );
-    } catch (err) {
-      if (!closing) {
-        logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
-      }
-    } finally {
-      idle?.delete(conn);
-      conns.delete(conn);
-      closeQuietly(conn);
-    }
+  let threads: EchoThreads | undefined;
+  let deno: { close(): Promise<void> } | undefined;
+  const serveWithDeno = (): "deno" => {
+    deno = denoEngine();
+    return "deno";
   };
+  const denoEngine = () => {
+    const idle = options.idleTimeout
+      ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+        logger.log(`${formatAddr(c.remoteAddr)}: idle, closed`);
+        closeQuietly(c);
+      })
+      : undefined;
 
-  const loop = acceptLoop<Conn>(listener, async (conn) => {
-    if (conns.size >= maxConns) {
-      logger.log(
-        `${
-          formatAddr(conn.remoteAddr)
-        } refused: ${conns.size} connections open (--max-conns)`,
-      );
-      closeQuietly(conn);
-      return;
-    }
-    served++;
-    conns.add(conn);
-    idle?.add(conn);
-    logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
-    await handle(conn);
-  }, { logger });
+    const handle = async (conn: Conn) => {
+      const peer = formatAddr(conn.remoteAddr);
+      const start = performance.now();
+      let bytes = 0;
+      const buf = new Uint8Array(bufferSize);
+      try {
+        if (conn.remoteAddr.transport === "tcp") {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        }
+        let n: number | null;
+        while ((n = await conn.read(buf)) !== null) {
+          const chunk = buf.subarray(0, n);
+          idle?.touch(conn);
+          if (upper) upperAsciiInPlace(chunk);
+          // One write nearly always takes it all; loop only on a partial write.
+          const written = await conn.write(chunk);
+          if (written < n) await writeAll(conn, chunk.subarray(written));
+          bytes += n;
+          idle?.touch(conn);
+        }
+        logger.log(
+          `${peer} closed after ${bytes} bytes echoed in ${
+            ((performance.now() - start) / 1000).toFixed(3)
+          } s`,
+        );
+      } catch (err) {
+        if (!closing) {
+          logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
+        }
+      } finally {
+        idle?.delete(conn);
+        conns.delete(conn);
+        closeQuietly(conn);
+      }
+    };
+
+    const loop = acceptLoop<Conn>(listener, async (conn) => {
+      if (conns.size >= maxConns) {
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          } refused: ${conns.size} connections open (--max-conns)`,
+        );
+        closeQuietly(conn);
+        return;
+      }
+      served++;
+      conns.add(conn);
+      idle?.add(conn);
+      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+      await handle(conn);
+    }, { logger });
+
+    return {
+      async close() {
+        await loop.stopped;
+        for (const c of conns) closeQuietly(c);
+        await loop.drain();
+        idle?.[Symbol.dispose]();
+      },
+    };
+  };
+  const engine = options.engine ?? "auto";
+  const ready: Promise<"epoll" | "deno"> =
+    engine !== "deno" && listener.addr.transport === "tcp" && ffiAllowed()
+      ? EchoThreads.start(listener.addr.port, options).then((t) => {
+        if (t === undefined) return serveWithDeno();
+        threads = t;
+        return "epoll";
+      })
+      : Promise.resolve(serveWithDeno());
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       closing = true;
+      await ready;
+      if (threads) await threads.stop();
       closeQuietly(listener);
-      await loop.stopped;
-      for (const c of conns) closeQuietly(c);
-      await loop.drain();
-      idle?.[Symbol.dispose]();
+      await deno?.close();
     })();
 
   return {
     addr: listener.addr,
+    ready,
     get active() {
-      return conns.size;
+      return threads ? threads.active : conns.size;
     },
     get served() {
-      return served;
+      return threads ? threads.served : served;
     },
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+function ffiAllowed(): boolean {
+  return Deno.build.os === "linux" &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+}
+
+/** The epoll engine's threads (lib/_echo_worker.ts) and their counters. */
+class EchoThreads {
+  #workers: Worker[];
+  #stats: Int32Array;
+  #closed: Promise<unknown>[];
+
+  private constructor(
+    workers: Worker[],
+    stats: Int32Array,
+    closed: Promise<unknown>[],
+  ) {
+    this.#workers = workers;
+    this.#stats = stats;
+    this.#closed = closed;
+  }
+
+  /** Starts the threads; `undefined` (none left running) when any cannot serve. */
+  static async start(
+    port: number,
+    options: EchoOptions,
+  ): Promise<EchoThreads | undefined> {
+    const shared = new SharedArrayBuffer(3 * 4);
+    const job: EchoJob = {
+      port,
+      upper: options.upper ?? false,
+      maxConns: options.maxConns ?? 0,
+      idleMs: options.idleTimeout ?? 0,
+      verbose: options.logger?.enabled ?? false,
+      bufferSize: options.bufferSize ?? 16384,
+      shared,
+    };
+    const logger = options.logger ?? silent;
+    const count = Math.max(1, options.threads ?? 1);
+    const workers: Worker[] = [];
+    const readies: Promise<boolean>[] = [];
+    const closed: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(new URL("./_echo_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      const ready = Promise.withResolvers<boolean>();
+      const done = Promise.withResolvers<void>();
+      w.onmessage = (e) => {
+        const m = e.data;
+        if (typeof m.log === "string") logger.log(m.log);
+        else if ("ready" in m) ready.resolve(m.ready);
+        else if (m.closed) done.resolve();
+      };
+      w.onerror = (e) => {
+        // A thread that cannot load (a binary built without it): no engine.
+        e.preventDefault();
+        ready.resolve(false);
+        done.resolve();
+      };
+      workers.push(w);
+      readies.push(ready.promise);
+      closed.push(done.promise);
+      w.postMessage(job);
+    }
+    if ((await Promise.all(readies)).every(Boolean)) {
+      return new EchoThreads(workers, new Int32Array(shared), closed);
+    }
+    Atomics.store(new Int32Array(shared), 2, 1);
+    await within(Promise.all(closed), 500);
+    for (const w of workers) w.terminate();
+    return undefined;
+  }
+
+  get active(): number {
+    return Atomics.load(this.#stats, 0);
+  }
+
+  get served(): number {
+    return Atomics.load(this.#stats, 1);
+  }
+
+  /** Asks every thread to close its connections and waits (2 s at most). */
+  async stop(): Promise<void> {
+    Atomics.store(this.#stats, 2, 1);
+    await within(Promise.all(this.#closed), 2000);
+    for (const w of this.#workers) w.terminate();
+  }
+}
+
+/** Waits for `p`, but `ms` at most. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
 }

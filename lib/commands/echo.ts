@@ -31,6 +31,8 @@ Options:
       --idle-timeout SECS
                       close a connection that moves no byte for SECS
                       (default: never)
+      --threads N     TCP echo threads (default: one per core, at most 4;
+                      Linux with FFI allowed, else one event loop)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     listen on a Unix socket
   -v, --verbose       log connections (with -u: datagrams) to stderr
@@ -42,6 +44,7 @@ const OPTIONS = {
   upper: { type: "boolean" },
   "max-conns": { type: "string" },
   "idle-timeout": { type: "string" },
+  threads: { type: "string" },
   udp: { type: "boolean", short: "u" },
 } as const;
 
@@ -55,6 +58,8 @@ export async function run(args: string[]): Promise<number> {
   const family = familyOf(values);
   const maxConns = positiveInt(values["max-conns"], "--max-conns");
   const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
+  const threads = positiveInt(values.threads, "--threads") ??
+    Math.min(4, navigator.hardwareConcurrency || 1);
   const logger = stderrLogger(values.verbose ?? false);
   if (values.udp) {
     if (maxConns !== undefined) {
@@ -62,6 +67,9 @@ export async function run(args: string[]): Promise<number> {
     }
     if (idleTimeout !== undefined) {
       throw new UsageError("--idle-timeout does not apply to -u");
+    }
+    if (values.threads !== undefined) {
+      throw new UsageError("--threads does not apply to -u");
     }
     const { runUdpEcho } = await import("./_udp.ts");
     return await runUdpEcho(positionals, {
@@ -79,8 +87,15 @@ export async function run(args: string[]): Promise<number> {
     ...(family ? { family } : {}),
     ...(maxConns ? { maxConns } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
+    threads,
   });
+  const engine = await server.ready;
   logger.log(`echo server listening on ${formatAddr(server.addr)}`);
+  logger.log(
+    engine === "epoll"
+      ? `serving on ${threads} epoll thread${threads === 1 ? "" : "s"}`
+      : "serving on the event loop",
+  );
   await new Promise((resolve) =>
     signal.addEventListener("abort", resolve, { once: true })
   );

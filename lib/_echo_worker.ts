@@ -1,0 +1,273 @@
+/**
+ * One echo thread of the epoll engine (see echo.ts): accepts on the
+ * server's listening socket and echoes on every connection it accepted,
+ * in a level-triggered `epoll` loop through libc with one reused buffer.
+ *
+ * Messages in: one {@linkcode EchoJob}. Messages out: `{ ready: true }` or
+ * `{ ready: false, why }` first, `{ log }` lines when the job is verbose,
+ * and `{ closed: true }` once stopped (every connection closed).
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { formatAddr } from "./address.ts";
+import { upperAsciiInPlace } from "./echo.ts";
+import { describeError } from "./errors.ts";
+import {
+  EAGAIN,
+  EINTR,
+  EMFILE,
+  ENFILE,
+  errnoReader,
+  type Libc,
+  libc,
+  osError,
+  sockaddrToAddr,
+} from "./libc.ts";
+
+/** What an echo thread serves. */
+export interface EchoJob {
+  /** The listening socket's port (the thread finds its descriptor). */
+  port: number;
+  upper: boolean;
+  /** 0: no limit. Counted across all threads. */
+  maxConns: number;
+  /** 0: never. */
+  idleMs: number;
+  verbose: boolean;
+  bufferSize: number;
+  /** Int32Array: [0] open connections, [1] served, [2] 1 = stop. */
+  shared: SharedArrayBuffer;
+}
+
+const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLEXCLUSIVE = 1 << 28;
+const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
+const SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1, SO_TYPE = 3, SO_ACCEPTCONN = 30, SOCK_STREAM = 1;
+const IPPROTO_TCP = 6, TCP_NODELAY = 1;
+/** Wake-ups at least this often, to see a stop request and sweep idlers. */
+const TICK_MS = 50;
+// struct epoll_event is packed on x86-64 (12 bytes), padded elsewhere (16).
+const EV_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const EV_DATA = Deno.build.arch === "x86_64" ? 4 : 8;
+const MAX_EVENTS = 256;
+
+interface Client {
+  peer: Deno.NetAddr | undefined;
+  bytes: number;
+  start: number;
+  last: number;
+  /** Bytes a write could not take yet; reading pauses until they are out. */
+  pending: Uint8Array | null;
+}
+
+const c = libc();
+self.onmessage = (e: MessageEvent<EchoJob>) => {
+  if (c === null) {
+    self.postMessage({ ready: false, why: "no FFI" });
+    return;
+  }
+  const job = e.data;
+  const lfd = findListener(c, job.port);
+  if (lfd === undefined) {
+    self.postMessage({ ready: false, why: "listening socket not found" });
+    return;
+  }
+  self.postMessage({ ready: true });
+  serve(c, lfd, job);
+  self.postMessage({ closed: true });
+};
+
+/** The one listening TCP socket of this process bound to `port`. */
+function findListener(c: Libc, port: number): number | undefined {
+  const sa = new Uint8Array(128);
+  const len = new Uint32Array(1);
+  const lenBytes = new Uint8Array(len.buffer);
+  const opt = new Int32Array(1);
+  const optBytes = new Uint8Array(opt.buffer);
+  const option = (fd: number, name: number) => {
+    len[0] = 4;
+    return c.getsockopt(fd, SOL_SOCKET, name, optBytes, lenBytes) === 0
+      ? opt[0]
+      : -1;
+  };
+  let found: number | undefined;
+  for (let fd = 0; fd < 4096; fd++) {
+    len[0] = sa.length;
+    if (c.getsockname(fd, sa, lenBytes) !== 0) continue;
+    if (sockaddrToAddr(sa)?.port !== port) continue;
+    if (option(fd, SO_TYPE) !== SOCK_STREAM) continue;
+    if (option(fd, SO_ACCEPTCONN) !== 1) continue;
+    if (found !== undefined) return undefined;
+    found = fd;
+  }
+  return found;
+}
+
+function serve(c: Libc, lfd: number, job: EchoJob): void {
+  const stats = new Int32Array(job.shared);
+  const errno = errnoReader(c);
+  const log = job.verbose
+    ? (line: string) => self.postMessage({ log: line })
+    : undefined;
+  const ep = c.epoll_create1(SOCK_CLOEXEC);
+  const ev = new Uint8Array(EV_SIZE);
+  const evView = new DataView(ev.buffer);
+  const ctl = (op: number, fd: number, events: number) => {
+    evView.setUint32(0, events, true);
+    evView.setInt32(EV_DATA, fd, true);
+    return c.epoll_ctl(ep, op, fd, ev);
+  };
+  const events = new Uint8Array(EV_SIZE * MAX_EVENTS);
+  const eventsView = new DataView(events.buffer);
+  const buf = new Uint8Array(job.bufferSize);
+  const size = BigInt(buf.length);
+  const sa = new Uint8Array(128);
+  const saLen = new Uint32Array(1);
+  const saLenBytes = new Uint8Array(saLen.buffer);
+  const one = new Uint8Array(new Int32Array([1]).buffer);
+  const clients = new Map<number, Client>();
+  let listening = ctl(EPOLL_CTL_ADD, lfd, EPOLLIN | EPOLLEXCLUSIVE) === 0;
+  let resumeAt = 0;
+  let lastSweep = performance.now();
+  const name = (cl: Client) => cl.peer ? formatAddr(cl.peer) : "(peer)";
+
+  const drop = (fd: number) => {
+    ctl(EPOLL_CTL_DEL, fd, 0);
+    c.close(fd);
+    clients.delete(fd);
+    Atomics.sub(stats, 0, 1);
+  };
+  const fail = (fd: number, cl: Client, code: number) => {
+    log?.(
+      `${name(cl)}: ${describeError(osError(c, code))} after ${cl.bytes} bytes`,
+    );
+    drop(fd);
+  };
+  /** Writes `data` (or what is left of it); true when all of it went out. */
+  const send = (fd: number, cl: Client, data: Uint8Array): boolean => {
+    let off = 0;
+    while (off < data.length) {
+      const w = Number(
+        c.write(
+          fd,
+          off === 0 ? data : data.subarray(off),
+          BigInt(data.length - off),
+        ),
+      );
+      if (w > 0) {
+        off += w;
+        continue;
+      }
+      const e = errno();
+      if (e === EINTR) continue;
+      if (e !== EAGAIN) {
+        fail(fd, cl, e);
+        return false;
+      }
+      // The peer is not reading: keep the rest and wait until it can take it.
+      if (cl.pending === null) ctl(EPOLL_CTL_MOD, fd, EPOLLOUT);
+      cl.pending = data.slice(off);
+      return false;
+    }
+    if (cl.pending !== null) {
+      cl.pending = null;
+      ctl(EPOLL_CTL_MOD, fd, EPOLLIN);
+    }
+    return true;
+  };
+
+  const acceptAll = () => {
+    for (;;) {
+      saLen[0] = sa.length;
+      const fd = c.accept4(lfd, sa, saLenBytes, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        const e = errno();
+        if (e === EAGAIN) return;
+        if (e === EMFILE || e === ENFILE) {
+          // Out of descriptors: stop accepting for a moment (the kernel
+          // keeps the backlog) instead of spinning on the same error.
+          log?.(`accept: ${describeError(osError(c, e))}; pausing 100 ms`);
+          ctl(EPOLL_CTL_DEL, lfd, 0);
+          listening = false;
+          resumeAt = performance.now() + 100;
+          return;
+        }
+        if (e === EINTR || e === 103 /* ECONNABORTED */) continue;
+        log?.(`accept: ${describeError(osError(c, e))}`);
+        return;
+      }
+      const peer = job.verbose ? sockaddrToAddr(sa) : undefined;
+      const open = Atomics.add(stats, 0, 1);
+      if (job.maxConns > 0 && open >= job.maxConns) {
+        Atomics.sub(stats, 0, 1);
+        log?.(
+          `${
+            peer ? formatAddr(peer) : "(peer)"
+          } refused: ${open} connections open (--max-conns)`,
+        );
+        c.close(fd);
+        continue;
+      }
+      Atomics.add(stats, 1, 1);
+      c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+      const now = performance.now();
+      clients.set(fd, { peer, bytes: 0, start: now, last: now, pending: null });
+      ctl(EPOLL_CTL_ADD, fd, EPOLLIN);
+      if (peer) log?.(`connection from ${formatAddr(peer)}`);
+    }
+  };
+
+  const onReady = (fd: number) => {
+    const cl = clients.get(fd);
+    if (cl === undefined) return;
+    if (job.idleMs) cl.last = performance.now();
+    if (cl.pending !== null) {
+      send(fd, cl, cl.pending);
+      return;
+    }
+    const n = Number(c.read(fd, buf, size));
+    if (n > 0) {
+      const chunk = buf.subarray(0, n);
+      if (job.upper) upperAsciiInPlace(chunk);
+      cl.bytes += n;
+      send(fd, cl, chunk);
+      return;
+    }
+    if (n === 0) {
+      log?.(
+        `${name(cl)} closed after ${cl.bytes} bytes echoed in ${
+          ((performance.now() - cl.start) / 1000).toFixed(3)
+        } s`,
+      );
+      drop(fd);
+      return;
+    }
+    const e = errno();
+    if (e !== EAGAIN && e !== EINTR) fail(fd, cl, e);
+  };
+
+  while (Atomics.load(stats, 2) !== 1) {
+    const n = c.epoll_wait(ep, events, MAX_EVENTS, TICK_MS);
+    for (let i = 0; i < n; i++) {
+      const fd = eventsView.getInt32(i * EV_SIZE + EV_DATA, true);
+      if (fd === lfd) acceptAll();
+      else onReady(fd);
+    }
+    const now = performance.now();
+    if (!listening && now >= resumeAt) {
+      listening = ctl(EPOLL_CTL_ADD, lfd, EPOLLIN | EPOLLEXCLUSIVE) === 0;
+    }
+    if (job.idleMs && now - lastSweep >= Math.min(job.idleMs / 4, 250)) {
+      lastSweep = now;
+      for (const [fd, cl] of clients) {
+        if (now - cl.last < job.idleMs) continue;
+        log?.(`${name(cl)}: idle, closed`);
+        drop(fd);
+      }
+    }
+  }
+  for (const fd of [...clients.keys()]) drop(fd);
+  if (listening) ctl(EPOLL_CTL_DEL, lfd, 0);
+  c.close(ep);
+}

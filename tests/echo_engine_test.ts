@@ -1,0 +1,266 @@
+/**
+ * The echo server's two engines side by side: the epoll threads
+ * (lib/_echo_worker.ts, Linux with FFI) and Deno's event loop. Every case
+ * runs on each, so both keep the same behaviour and log lines.
+ */
+import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { writeAll } from "../lib/copy.ts";
+import { type EchoOptions, echoServer } from "../lib/echo.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  hasCommand,
+  randomBytes,
+  readAll,
+  sha256,
+  startPy,
+} from "./_helpers.ts";
+
+const LOCAL = { hostname: "127.0.0.1", port: 0 };
+const linux = Deno.build.os === "linux";
+
+interface Variant {
+  name: string;
+  options: EchoOptions;
+  expect: "epoll" | "deno";
+}
+const VARIANTS: Variant[] = [
+  { name: "deno", options: { engine: "deno" }, expect: "deno" },
+  ...(linux
+    ? [
+      { name: "epoll x1", options: { threads: 1 }, expect: "epoll" as const },
+      { name: "epoll x3", options: { threads: 3 }, expect: "epoll" as const },
+    ]
+    : []),
+];
+
+function recorder(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { enabled: true, lines, log: (l) => void lines.push(l) };
+}
+
+async function waitFor(what: string, ok: () => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const v of VARIANTS) {
+  Deno.test(`echo ${v.name}: 40 clients at once, each gets its own bytes; counters`, async () => {
+    await using server = echoServer(LOCAL, v.options);
+    assertEquals(await server.ready, v.expect);
+    const port = (server.addr as Deno.NetAddr).port;
+    const conns = await Promise.all(
+      Array.from(
+        { length: 40 },
+        () => Deno.connect({ hostname: "127.0.0.1", port }),
+      ),
+    );
+    await waitFor("40 open", () => server.active === 40);
+    await Promise.all(conns.map(async (c, i) => {
+      const data = randomBytes(20_000 + i);
+      const [, back] = await Promise.all([
+        writeAll(c, data).then(() => c.closeWrite()),
+        readAll(c),
+      ]);
+      c.close();
+      assertEquals(sha256(back), sha256(data));
+    }));
+    await waitFor("all closed", () => server.active === 0);
+    assertEquals(server.served, 40);
+  });
+
+  Deno.test(`echo ${v.name}: a client that sends 8 MiB before reading any gets it all back`, async () => {
+    await using server = echoServer(LOCAL, v.options);
+    await server.ready;
+    const c = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: (server.addr as Deno.NetAddr).port,
+    });
+    const data = randomBytes(8 << 20);
+    // Socket buffers fill both ways long before 8 MiB: the server must
+    // hold what it cannot write and stop reading until the client reads.
+    const sending = writeAll(c, data).then(() => c.closeWrite());
+    await new Promise((r) => setTimeout(r, 300));
+    const back = await readAll(c);
+    await sending;
+    c.close();
+    assertEquals(back.length, data.length);
+    assertEquals(sha256(back), sha256(data));
+  });
+
+  Deno.test(`echo ${v.name}: --upper, and the log lines of a connection`, async () => {
+    const logger = recorder();
+    await using server = echoServer(LOCAL, {
+      ...v.options,
+      upper: true,
+      logger,
+    });
+    await server.ready;
+    const c = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: (server.addr as Deno.NetAddr).port,
+    });
+    const local = `127.0.0.1:${(c.localAddr as Deno.NetAddr).port}`;
+    await writeAll(c, new TextEncoder().encode("hah é z"));
+    await c.closeWrite();
+    assertEquals(new TextDecoder().decode(await readAll(c)), "HAH é Z");
+    c.close();
+    await waitFor("closed line", () => logger.lines.length >= 2);
+    assertEquals(logger.lines[0], `connection from ${local}`);
+    assertOk(
+      new RegExp(`^${local} closed after 8 bytes echoed in \\d+\\.\\d{3} s$`)
+        .test(logger.lines[1]!),
+      logger.lines[1],
+    );
+  });
+
+  Deno.test(`echo ${v.name}: maxConns counts every connection, whichever thread took it`, async () => {
+    const logger = recorder();
+    await using server = echoServer(LOCAL, {
+      ...v.options,
+      maxConns: 3,
+      logger,
+    });
+    await server.ready;
+    const port = (server.addr as Deno.NetAddr).port;
+    const served: Deno.Conn[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(new Uint8Array([i]));
+      assertEquals(await c.read(new Uint8Array(1)), 1);
+      served.push(c);
+    }
+    for (let i = 0; i < 4; i++) {
+      const extra = await Deno.connect({ hostname: "127.0.0.1", port });
+      // Refused: closed at once (a reset counts), not served.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const got = await Promise.race([
+        extra.read(new Uint8Array(1)).catch(() => null),
+        new Promise((r) =>
+          timer = setTimeout(() => r("still open after 3 s"), 3000)
+        ),
+      ]);
+      clearTimeout(timer);
+      extra.close();
+      assertEquals(got, null);
+    }
+    assertEquals(server.active, 3);
+    assertEquals(
+      logger.lines.filter((l) =>
+        l.endsWith("refused: 3 connections open (--max-conns)")
+      ).length,
+      4,
+    );
+    for (const c of served) c.close();
+  });
+
+  Deno.test(`echo ${v.name}: idleTimeout closes the silent client only`, async () => {
+    const logger = recorder();
+    await using server = echoServer(LOCAL, {
+      ...v.options,
+      idleTimeout: 300,
+      logger,
+    });
+    await server.ready;
+    const port = (server.addr as Deno.NetAddr).port;
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port });
+    const talker = await Deno.connect({ hostname: "127.0.0.1", port });
+    const t0 = performance.now();
+    const closed = readAll(silent).then(() => performance.now() - t0);
+    for (let i = 0; i < 10; i++) {
+      await talker.write(new Uint8Array([i]));
+      assertEquals(await talker.read(new Uint8Array(1)), 1);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    const ms = await closed;
+    assertOk(ms >= 280 && ms < 900, `silent client closed after ${ms} ms`);
+    assertEquals(server.active, 1);
+    const silentName = `127.0.0.1:${(silent.localAddr as Deno.NetAddr).port}`;
+    assertOk(
+      logger.lines.includes(`${silentName}: idle, closed`),
+      logger.lines.join("\n"),
+    );
+    silent.close();
+    talker.close();
+  });
+
+  Deno.test(`echo ${v.name}: close() ends open connections and resolves`, async () => {
+    const server = echoServer(LOCAL, v.options);
+    await server.ready;
+    const port = (server.addr as Deno.NetAddr).port;
+    const conns = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () => Deno.connect({ hostname: "127.0.0.1", port }),
+      ),
+    );
+    for (const c of conns) {
+      await c.write(new Uint8Array([1]));
+      assertEquals(await c.read(new Uint8Array(1)), 1);
+    }
+    await server.close();
+    assertEquals(server.active, 0);
+    for (const c of conns) {
+      let got: number | null = 0;
+      try {
+        got = await c.read(new Uint8Array(1));
+      } catch {
+        /* reset: closed too */
+        got = null;
+      }
+      assertEquals(got, null);
+      c.close();
+    }
+    // The port is free again.
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+  });
+
+  Deno.test({
+    name: `echo ${v.name}: a reset is logged with the bytes echoed before it`,
+    ignore: !hasCommand("python3"),
+    async fn() {
+      const logger = recorder();
+      await using server = echoServer(LOCAL, { ...v.options, logger });
+      await server.ready;
+      const port = (server.addr as Deno.NetAddr).port;
+      // Sends 5 bytes, reads them back, sends 3 more it never reads, and
+      // closes with SO_LINGER 0: a reset, with no FIN first.
+      await using _client = await startPy(`
+import socket, struct, time
+print(0, flush=True)
+c = socket.create_connection(("127.0.0.1", ${port}))
+c.sendall(b"hello"); got = b""
+while len(got) < 5: got += c.recv(5)
+c.sendall(b"abc"); time.sleep(0.2)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.close()
+`);
+      await waitFor(
+        "reset line",
+        () => logger.lines.some((l) => l.includes("connection reset by peer")),
+      );
+      const line = logger.lines.find((l) => l.includes("reset"))!;
+      assertOk(
+        /^127\.0\.0\.1:\d+: connection reset by peer after 8 bytes$/.test(line),
+        line,
+      );
+      await waitFor("closed", () => server.active === 0);
+    },
+  });
+}
+
+Deno.test("echo: a Unix socket server runs on the event loop", {
+  ignore: Deno.build.os === "windows",
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/echo.sock`;
+  await using server = echoServer({ path }, { threads: 2 });
+  assertEquals(await server.ready, "deno");
+  const c = await Deno.connect({ path, transport: "unix" });
+  await c.write(new Uint8Array([7]));
+  assertEquals(await c.read(new Uint8Array(1)), 1);
+  c.close();
+  await server.close();
+  await Deno.remove(dir, { recursive: true });
+});
