@@ -1,5 +1,5 @@
-/* A minimal epoll echo server in C, used only to show that the load
- * generator can drive a faster server than the ones measured.
+/* A minimal single-threaded epoll echo server in C: the reference point
+ * for bench/echo_load.ts.
  * Build: cc -O2 -o echo_server echo_server.c; run: ./echo_server PORT */
 #include <arpa/inet.h>
 #include <netinet/in.h>
