@@ -3,7 +3,7 @@
  * doing 64-byte request/response for a fixed time, driven by load generator
  * processes (bench/load_gen.c, or bench/load_gen.ts without a C compiler):
  * messages/s and p50/p99 latency for
- * `denocat echo` (default threads, and `--threads 1`) beside a Node.js `net`
+ * `denocat echo` (default threads, and `--threads 2`) beside a Node.js `net`
  * echo server, `ncat --exec /bin/cat` and `socat ... fork EXEC:cat`, plus a
  * small single-threaded C epoll server for reference (denocat's two threads
  * outrunning it shows the generators are not the bottleneck).
@@ -67,9 +67,9 @@ const SERVERS: Array<
 > = [
   { name: "denocat echo", needs: [], cmd: (p) => `${dc} echo 127.0.0.1 ${p}` },
   {
-    name: "denocat echo --threads 1",
+    name: "denocat echo --threads 2",
     needs: [],
-    cmd: (p) => `${dc} echo --threads 1 127.0.0.1 ${p}`,
+    cmd: (p) => `${dc} echo --threads 2 127.0.0.1 ${p}`,
   },
   {
     name: "raw Deno loop",
@@ -187,7 +187,7 @@ table(
 );
 const top = Math.max(...LEVELS);
 const n = base(top, "node net"), nc = base(top, "ncat --exec cat");
-for (const name of ["denocat echo", "denocat echo --threads 1"]) {
+for (const name of ["denocat echo", "denocat echo --threads 2"]) {
   const d = base(top, name);
   if (d && n) {
     console.log(

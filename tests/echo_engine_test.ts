@@ -11,8 +11,10 @@ import {
   hasCommand,
   randomBytes,
   readAll,
+  runCli,
   sha256,
   startPy,
+  startServer,
 } from "./_helpers.ts";
 
 const LOCAL = { hostname: "127.0.0.1", port: 0 };
@@ -263,4 +265,54 @@ Deno.test("echo: a Unix socket server runs on the event loop", {
   c.close();
   await server.close();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli: denocat echo --threads 2 says how it serves, echoes, and counts on SIGTERM", async () => {
+  await using server = await startServer([
+    "echo",
+    "--threads",
+    "2",
+    "127.0.0.1",
+    "0",
+  ]);
+  const conns = await Promise.all(
+    Array.from(
+      { length: 6 },
+      () => Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+    ),
+  );
+  for (const [i, c] of conns.entries()) {
+    await writeAll(c, new TextEncoder().encode(`msg ${i}`));
+    const buf = new Uint8Array(16);
+    const n = await c.read(buf);
+    assertEquals(new TextDecoder().decode(buf.subarray(0, n!)), `msg ${i}`);
+  }
+  server.kill("SIGTERM");
+  for (const c of conns) {
+    assertEquals(await c.read(new Uint8Array(1)).catch(() => null), null);
+    c.close();
+  }
+  const out = await server.output;
+  assertEquals(out.code, 0);
+  assertOk(
+    out.stderr.includes(
+      linux ? "serving on 2 epoll threads" : "serving on the event loop",
+    ),
+    out.stderr,
+  );
+  assertOk(out.stderr.includes("shutting down: 6 open, 6 served"), out.stderr);
+});
+
+Deno.test("cli: denocat echo --threads: bad values and -u are usage errors (exit 2)", async () => {
+  for (
+    const [args, message] of [
+      [["--threads", "0", "7"], "--threads"],
+      [["--threads", "x", "7"], "--threads"],
+      [["-u", "--threads", "2", "7"], "--threads does not apply to -u"],
+    ] as const
+  ) {
+    const r = await runCli(["echo", ...args]);
+    assertEquals(r.code, 2, r.stderr);
+    assertOk(r.stderr.includes(message), r.stderr);
+  }
 });
