@@ -58,7 +58,8 @@ export interface EchoServer extends AsyncDisposable {
 }
 
 /**
- * Upper-cases ASCII `a`-`z` in place; other bytes (UTF-8 included) are left alone.
+ * Upper-cases ASCII `a`-`z` in place (in the first `length` bytes); other
+ * bytes (UTF-8 included) are left alone.
  *
  * @example Usage
  * ```ts
@@ -69,8 +70,8 @@ export interface EchoServer extends AsyncDisposable {
  * assertEquals(new TextDecoder().decode(b), "HAH é");
  * ```
  */
-export function upperAsciiInPlace(b: Uint8Array): void {
-  for (let i = 0; i < b.length; i++) {
+export function upperAsciiInPlace(b: Uint8Array, length = b.length): void {
+  for (let i = 0; i < length; i++) {
     const c = b[i]!;
     if (c >= 0x61 && c <= 0x7a) b[i] = c - 0x20;
   }
