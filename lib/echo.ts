@@ -269,8 +269,10 @@ class EchoThreads {
         else if (m.closed) done.resolve();
       };
       w.onerror = (e) => {
-        // A thread that cannot load (a binary built without it): no engine.
+        // Before `ready`: a thread that cannot load (a binary built without
+        // it), so no engine. After: a thread died; say so, the rest go on.
         e.preventDefault();
+        logger.log(`echo thread failed: ${e.message}`);
         ready.resolve(false);
         done.resolve();
       };
