@@ -9,6 +9,7 @@
  * outrunning it shows the generators are not the bottleneck).
  *
  * Usage: deno run -A bench/echo_load.ts [--secs N] [--conns 10,100,1000] [--gens N]
+ *        [--only REGEX]   (servers whose name matches; keep "denocat echo" for ratios)
  */
 import { parseArgs } from "node:util";
 import {
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     conns: { type: "string", default: "10,100,1000" },
     gens: { type: "string", default: "2" },
     generator: { type: "string", default: "c" },
+    only: { type: "string" },
   },
 });
 const SECS = Number(values.secs);
@@ -100,6 +102,15 @@ if (ceiling) {
     needs: [],
     cmd: (p) => `${ceiling} ${p}`,
   });
+}
+
+if (values.only) {
+  const keep = new RegExp(values.only);
+  SERVERS.splice(
+    0,
+    SERVERS.length,
+    ...SERVERS.filter((s) => keep.test(s.name)),
+  );
 }
 
 interface Result {

@@ -50,7 +50,7 @@ const TICK_MS = 50;
 // struct epoll_event is packed on x86-64 (12 bytes), padded elsewhere (16).
 const EV_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
 const EV_DATA = Deno.build.arch === "x86_64" ? 4 : 8;
-const MAX_EVENTS = 256;
+const MAX_EVENTS = 1024;
 
 interface Client {
   peer: Deno.NetAddr | undefined;
@@ -126,7 +126,8 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
   const saLen = new Uint32Array(1);
   const saLenBytes = new Uint8Array(saLen.buffer);
   const one = new Uint8Array(new Int32Array([1]).buffer);
-  const clients = new Map<number, Client>();
+  // Indexed by descriptor (small integers): cheaper than a Map per event.
+  const clients: (Client | undefined)[] = [];
   let listening = ctl(EPOLL_CTL_ADD, lfd, EPOLLIN | EPOLLEXCLUSIVE) === 0;
   let resumeAt = 0;
   let lastSweep = performance.now();
@@ -135,7 +136,7 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
   const drop = (fd: number) => {
     ctl(EPOLL_CTL_DEL, fd, 0);
     c.close(fd);
-    clients.delete(fd);
+    clients[fd] = undefined;
     Atomics.sub(stats, 0, 1);
   };
   const fail = (fd: number, cl: Client, code: number) => {
@@ -221,14 +222,14 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
       Atomics.add(stats, 1, 1);
       c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
       const now = performance.now();
-      clients.set(fd, { peer, bytes: 0, start: now, last: now, pending: null });
+      clients[fd] = { peer, bytes: 0, start: now, last: now, pending: null };
       ctl(EPOLL_CTL_ADD, fd, EPOLLIN);
       if (peer) log?.(`connection from ${formatAddr(peer)}`);
     }
   };
 
   const onReady = (fd: number) => {
-    const cl = clients.get(fd);
+    const cl = clients[fd];
     if (cl === undefined) return;
     if (job.idleMs) cl.last = performance.now();
     if (cl.pending !== null) {
@@ -268,14 +269,14 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
     }
     if (job.idleMs && now - lastSweep >= Math.min(job.idleMs / 4, 250)) {
       lastSweep = now;
-      for (const [fd, cl] of clients) {
-        if (now - cl.last < job.idleMs) continue;
+      clients.forEach((cl, fd) => {
+        if (cl === undefined || now - cl.last < job.idleMs) return;
         log?.(`${name(cl)}: idle, closed`);
         drop(fd);
-      }
+      });
     }
   }
-  for (const fd of [...clients.keys()]) drop(fd);
+  clients.forEach((cl, fd) => cl && drop(fd));
   if (listening) ctl(EPOLL_CTL_DEL, lfd, 0);
   c.close(ep);
 }
