@@ -32,6 +32,12 @@ export { VERSION } from "./lib/version.ts";
 // TCP core
 export * from "./lib/tcp.ts";
 export * from "./lib/copy.ts";
+export {
+  fastCopy,
+  type FastCopyOptions,
+  type Pump,
+  socketFd,
+} from "./lib/fdpump.ts";
 export * from "./lib/pipe.ts";
 export * from "./lib/client.ts";
 export * from "./lib/listener.ts";
@@ -39,6 +45,7 @@ export * from "./lib/echo.ts";
 export {
   formatTransfer,
   type Logger,
+  pumpNote,
   silent,
   stderrLogger,
 } from "./lib/log.ts";
