@@ -29,9 +29,17 @@ export async function run(): Promise<void> {
     "reply is the upper-cased line, byte for byte",
   );
   echo.kill("SIGTERM");
+  const echoOut = await echo.output;
   check(
-    (await echo.output).code === 0,
+    echoOut.code === 0,
     "echo server stopped cleanly on SIGTERM (exit 0)",
+  );
+  const engine = echoOut.stderr.match(/serving on [^\n]*/)?.[0];
+  if (engine) says(`(-v: ${engine})`);
+  check(
+    Deno.build.os !== "linux" ||
+      /serving on \d+ epoll threads?/.test(engine ?? ""),
+    "on Linux the echo server ran on its epoll thread(s), not the event loop",
   );
 
   section("TCP: 64 MiB through denocat -l, verified");
@@ -78,6 +86,14 @@ export async function run(): Promise<void> {
     check(
       sha256(received) === sha256(data),
       `sha256 matches on both ends (${sha256(data).slice(0, 16)}…)`,
+    );
+    const pumped = Number(
+      got.stderr.match(/; (\d+) bytes via pump threads/)?.[1] ?? 0,
+    );
+    says(`(-v: the listener's pump thread moved ${pumped} of those bytes)`);
+    check(
+      Deno.build.os !== "linux" || pumped > 0,
+      "on Linux the stream moved to the pump thread once past 4 MiB",
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
