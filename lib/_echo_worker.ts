@@ -11,14 +11,16 @@
  */
 /// <reference lib="deno.worker" />
 import { formatAddr } from "./address.ts";
-import { upperAsciiInPlace } from "./echo.ts";
+import { OPEN, SERVED, upperAsciiInPlace } from "./echo.ts";
 import { describeError } from "./errors.ts";
+import { STOP } from "./threads.ts";
 import {
   EAGAIN,
   EINTR,
   EMFILE,
   ENFILE,
   errnoReader,
+  findBoundSocket,
   type Libc,
   libc,
   osError,
@@ -36,14 +38,13 @@ export interface EchoJob {
   idleMs: number;
   verbose: boolean;
   bufferSize: number;
-  /** Int32Array: [0] open connections, [1] served, [2] 1 = stop. */
+  /** Int32Array: [STOP] 1 = stop (threads.ts), [OPEN], [SERVED]. */
   shared: SharedArrayBuffer;
 }
 
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLEXCLUSIVE = 1 << 28;
 const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
 const SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1, SO_TYPE = 3, SO_ACCEPTCONN = 30, SOCK_STREAM = 1;
 const IPPROTO_TCP = 6, TCP_NODELAY = 1;
 /** Wake-ups at least this often, to see a stop request and sweep idlers. */
 const TICK_MS = 50;
@@ -68,7 +69,7 @@ self.onmessage = (e: MessageEvent<EchoJob>) => {
     return;
   }
   const job = e.data;
-  const lfd = findListener(c, job.port);
+  const lfd = findBoundSocket(c, 1, job.port, true);
   if (lfd === undefined) {
     self.postMessage({ ready: false, why: "listening socket not found" });
     return;
@@ -77,32 +78,6 @@ self.onmessage = (e: MessageEvent<EchoJob>) => {
   serve(c, lfd, job);
   self.postMessage({ closed: true });
 };
-
-/** The one listening TCP socket of this process bound to `port`. */
-function findListener(c: Libc, port: number): number | undefined {
-  const sa = new Uint8Array(128);
-  const len = new Uint32Array(1);
-  const lenBytes = new Uint8Array(len.buffer);
-  const opt = new Int32Array(1);
-  const optBytes = new Uint8Array(opt.buffer);
-  const option = (fd: number, name: number) => {
-    len[0] = 4;
-    return c.getsockopt(fd, SOL_SOCKET, name, optBytes, lenBytes) === 0
-      ? opt[0]
-      : -1;
-  };
-  let found: number | undefined;
-  for (let fd = 0; fd < 4096; fd++) {
-    len[0] = sa.length;
-    if (c.getsockname(fd, sa, lenBytes) !== 0) continue;
-    if (sockaddrToAddr(sa)?.port !== port) continue;
-    if (option(fd, SO_TYPE) !== SOCK_STREAM) continue;
-    if (option(fd, SO_ACCEPTCONN) !== 1) continue;
-    if (found !== undefined) return undefined;
-    found = fd;
-  }
-  return found;
-}
 
 function serve(c: Libc, lfd: number, job: EchoJob): void {
   const stats = new Int32Array(job.shared);
@@ -137,7 +112,7 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
     ctl(EPOLL_CTL_DEL, fd, 0);
     c.close(fd);
     clients[fd] = undefined;
-    Atomics.sub(stats, 0, 1);
+    Atomics.sub(stats, OPEN, 1);
   };
   const fail = (fd: number, cl: Client, code: number) => {
     log?.(
@@ -208,9 +183,9 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
         return;
       }
       const peer = job.verbose ? sockaddrToAddr(sa) : undefined;
-      const open = Atomics.add(stats, 0, 1);
+      const open = Atomics.add(stats, OPEN, 1);
       if (job.maxConns > 0 && open >= job.maxConns) {
-        Atomics.sub(stats, 0, 1);
+        Atomics.sub(stats, OPEN, 1);
         log?.(
           `${
             peer ? formatAddr(peer) : "(peer)"
@@ -219,7 +194,7 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
         c.close(fd);
         continue;
       }
-      Atomics.add(stats, 1, 1);
+      Atomics.add(stats, SERVED, 1);
       c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
       const now = performance.now();
       clients[fd] = { peer, bytes: 0, start: now, last: now, pending: null };
@@ -256,7 +231,7 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
     if (e !== EAGAIN && e !== EINTR) fail(fd, cl, e);
   };
 
-  while (Atomics.load(stats, 2) !== 1) {
+  while (Atomics.load(stats, STOP) !== 1) {
     const n = c.epoll_wait(ep, events, MAX_EVENTS, TICK_MS);
     for (let i = 0; i < n; i++) {
       const fd = eventsView.getInt32(i * EV_SIZE + EV_DATA, true);

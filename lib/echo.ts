@@ -10,6 +10,7 @@ import { describeError } from "./errors.ts";
 import { IdleWatch } from "./idle.ts";
 import { type Logger, silent } from "./log.ts";
 import type { EchoJob } from "./_echo_worker.ts";
+import { ffiAllowed, ThreadGroup } from "./threads.ts";
 import {
   closeQuietly,
   type Conn,
@@ -105,7 +106,7 @@ export function echoServer(
   const conns = new Set<Conn>();
   let served = 0;
   let closing = false;
-  let threads: EchoThreads | undefined;
+  let threads: ThreadGroup | undefined;
   let deno: { close(): Promise<void> } | undefined;
   const serveWithDeno = (): "deno" => {
     deno = denoEngine();
@@ -184,7 +185,7 @@ export function echoServer(
   const engine = options.engine ?? "auto";
   const ready: Promise<"epoll" | "deno"> =
     engine !== "deno" && listener.addr.transport === "tcp" && ffiAllowed()
-      ? EchoThreads.start(listener.addr.port, options).then((t) => {
+      ? startThreads(listener.addr.port, options).then((t) => {
         if (t === undefined) return serveWithDeno();
         threads = t;
         return "epoll";
@@ -205,110 +206,37 @@ export function echoServer(
     addr: listener.addr,
     ready,
     get active() {
-      return threads ? threads.active : conns.size;
+      return threads ? threads.counter(OPEN) : conns.size;
     },
     get served() {
-      return threads ? threads.served : served;
+      return threads ? threads.counter(SERVED) : served;
     },
     close,
     [Symbol.asyncDispose]: close,
   };
 }
 
-function ffiAllowed(): boolean {
-  return Deno.build.os === "linux" &&
-    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-}
+/** Counter slots of the epoll engine's shared array: open connections, served. */
+export const OPEN = 1, SERVED = 2;
 
-/** The epoll engine's threads (lib/_echo_worker.ts) and their counters. */
-class EchoThreads {
-  #workers: Worker[];
-  #stats: Int32Array;
-  #closed: Promise<unknown>[];
-
-  private constructor(
-    workers: Worker[],
-    stats: Int32Array,
-    closed: Promise<unknown>[],
-  ) {
-    this.#workers = workers;
-    this.#stats = stats;
-    this.#closed = closed;
-  }
-
-  /** Starts the threads; `undefined` (none left running) when any cannot serve. */
-  static async start(
-    port: number,
-    options: EchoOptions,
-  ): Promise<EchoThreads | undefined> {
-    const shared = new SharedArrayBuffer(3 * 4);
-    const job: EchoJob = {
-      port,
-      upper: options.upper ?? false,
-      maxConns: options.maxConns ?? 0,
-      idleMs: options.idleTimeout ?? 0,
-      verbose: options.logger?.enabled ?? false,
-      bufferSize: options.bufferSize ?? 16384,
-      shared,
-    };
-    const logger = options.logger ?? silent;
-    const count = Math.max(1, options.threads ?? 1);
-    const workers: Worker[] = [];
-    const readies: Promise<boolean>[] = [];
-    const closed: Promise<unknown>[] = [];
-    for (let i = 0; i < count; i++) {
-      const w = new Worker(new URL("./_echo_worker.ts", import.meta.url), {
-        type: "module",
-      });
-      const ready = Promise.withResolvers<boolean>();
-      const done = Promise.withResolvers<void>();
-      w.onmessage = (e) => {
-        const m = e.data;
-        if (typeof m.log === "string") logger.log(m.log);
-        else if ("ready" in m) ready.resolve(m.ready);
-        else if (m.closed) done.resolve();
-      };
-      w.onerror = (e) => {
-        // Before `ready`: a thread that cannot load (a binary built without
-        // it), so no engine. After: a thread died; say so, the rest go on.
-        e.preventDefault();
-        logger.log(`echo thread failed: ${e.message}`);
-        ready.resolve(false);
-        done.resolve();
-      };
-      workers.push(w);
-      readies.push(ready.promise);
-      closed.push(done.promise);
-      w.postMessage(job);
-    }
-    if ((await Promise.all(readies)).every(Boolean)) {
-      return new EchoThreads(workers, new Int32Array(shared), closed);
-    }
-    Atomics.store(new Int32Array(shared), 2, 1);
-    await within(Promise.all(closed), 500);
-    for (const w of workers) w.terminate();
-    return undefined;
-  }
-
-  get active(): number {
-    return Atomics.load(this.#stats, 0);
-  }
-
-  get served(): number {
-    return Atomics.load(this.#stats, 1);
-  }
-
-  /** Asks every thread to close its connections and waits (2 s at most). */
-  async stop(): Promise<void> {
-    Atomics.store(this.#stats, 2, 1);
-    await within(Promise.all(this.#closed), 2000);
-    for (const w of this.#workers) w.terminate();
-  }
-}
-
-/** Waits for `p`, but `ms` at most. */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
-  clearTimeout(timer);
+/** The epoll engine (lib/_echo_worker.ts) on `options.threads` threads. */
+function startThreads(
+  port: number,
+  options: EchoOptions,
+): Promise<ThreadGroup | undefined> {
+  const job: EchoJob = {
+    port,
+    upper: options.upper ?? false,
+    maxConns: options.maxConns ?? 0,
+    idleMs: options.idleTimeout ?? 0,
+    verbose: options.logger?.enabled ?? false,
+    bufferSize: options.bufferSize ?? 16384,
+    shared: new SharedArrayBuffer(3 * 4),
+  };
+  return ThreadGroup.start(
+    new URL("./_echo_worker.ts", import.meta.url),
+    Math.max(1, options.threads ?? 1),
+    job,
+    options.logger ?? silent,
+  );
 }

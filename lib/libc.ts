@@ -26,6 +26,14 @@ const SYMBOLS = {
     result: "i32",
   },
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  recvfrom: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+  },
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "isize",
+  },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
@@ -35,6 +43,42 @@ const SYMBOLS = {
 
 /** The libc functions denocat calls. */
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/**
+ * The one socket of this process of `type` (1 stream, 2 datagram) bound to
+ * `port`, listening when `listening` (stream sockets) — how a worker thread
+ * finds a socket Deno opened, whose descriptor Deno does not expose.
+ * `undefined` when none or several match (the caller then keeps to Deno).
+ */
+export function findBoundSocket(
+  c: Libc,
+  type: 1 | 2,
+  port: number,
+  listening: boolean,
+): number | undefined {
+  const sa = new Uint8Array(128);
+  const len = new Uint32Array(1);
+  const lenBytes = new Uint8Array(len.buffer);
+  const opt = new Int32Array(1);
+  const optBytes = new Uint8Array(opt.buffer);
+  const option = (fd: number, name: number) => {
+    len[0] = 4;
+    return c.getsockopt(fd, 1, /* SOL_SOCKET */ name, optBytes, lenBytes) === 0
+      ? opt[0]
+      : -1;
+  };
+  let found: number | undefined;
+  for (let fd = 0; fd < 4096; fd++) {
+    len[0] = sa.length;
+    if (c.getsockname(fd, sa, lenBytes) !== 0) continue;
+    if (sockaddrToAddr(sa)?.port !== port) continue;
+    if (option(fd, 3 /* SO_TYPE */) !== type) continue;
+    if ((option(fd, 30 /* SO_ACCEPTCONN */) === 1) !== listening) continue;
+    if (found !== undefined) return undefined;
+    found = fd;
+  }
+  return found;
+}
 
 /** errno values the fast paths act on. */
 export const EINTR = 4;

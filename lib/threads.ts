@@ -1,0 +1,98 @@
+/**
+ * Worker threads for the FFI engines (the TCP echo epoll loop, the UDP
+ * echo loop): start a group on one job, forward its log lines, read its
+ * counters, stop it.
+ *
+ * Every job carries `shared`, an Int32Array over a SharedArrayBuffer whose
+ * slot 0 is the stop flag; the other slots are the job's counters. A thread
+ * posts `{ ready: boolean }` once it knows whether it can serve, `{ log }`
+ * lines, and `{ closed: true }` when it has stopped.
+ *
+ * @module
+ */
+import type { Logger } from "./log.ts";
+
+/** Slot of the stop flag in every job's `shared` array. */
+export const STOP = 0;
+
+/** Whether the FFI engines can run here (Linux, `--allow-ffi` granted). */
+export function ffiAllowed(): boolean {
+  return Deno.build.os === "linux" &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+}
+
+/** A running group of threads serving one job. */
+export class ThreadGroup {
+  #workers: Worker[];
+  #stats: Int32Array;
+  #closed: Promise<unknown>[];
+
+  private constructor(
+    workers: Worker[],
+    stats: Int32Array,
+    closed: Promise<unknown>[],
+  ) {
+    this.#workers = workers;
+    this.#stats = stats;
+    this.#closed = closed;
+  }
+
+  /**
+   * Starts `count` threads of `module` on `job`; `undefined` (and none left
+   * running) when any of them cannot serve.
+   */
+  static async start(
+    module: URL,
+    count: number,
+    job: { shared: SharedArrayBuffer },
+    logger: Logger,
+  ): Promise<ThreadGroup | undefined> {
+    const workers: Worker[] = [];
+    const readies: Promise<boolean>[] = [];
+    const closed: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(module, { type: "module" });
+      const ready = Promise.withResolvers<boolean>();
+      const done = Promise.withResolvers<void>();
+      w.onmessage = (e) => {
+        const m = e.data;
+        if (typeof m.log === "string") logger.log(m.log);
+        else if ("ready" in m) ready.resolve(m.ready);
+        else if (m.closed) done.resolve();
+      };
+      w.onerror = (e) => {
+        // Before `ready`: a thread that cannot load (a binary built without
+        // it), so no engine. After: a thread died; say so, the rest go on.
+        e.preventDefault();
+        logger.log(`thread failed: ${e.message}`);
+        ready.resolve(false);
+        done.resolve();
+      };
+      workers.push(w);
+      readies.push(ready.promise);
+      closed.push(done.promise);
+      w.postMessage(job);
+    }
+    const group = new ThreadGroup(workers, new Int32Array(job.shared), closed);
+    if ((await Promise.all(readies)).every(Boolean)) return group;
+    await group.stop(500);
+    return undefined;
+  }
+
+  /** Counter `slot` of the job's shared array. */
+  counter(slot: number): number {
+    return Atomics.load(this.#stats, slot);
+  }
+
+  /** Asks every thread to stop and waits (`ms` at most) before ending them. */
+  async stop(ms = 2000): Promise<void> {
+    Atomics.store(this.#stats, STOP, 1);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#closed),
+      new Promise((r) => timer = setTimeout(r, ms)),
+    ]);
+    clearTimeout(timer);
+    for (const w of this.#workers) w.terminate();
+  }
+}
