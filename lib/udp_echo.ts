@@ -9,6 +9,8 @@ import { describeError } from "./errors.ts";
 import { upperAsciiInPlace } from "./echo.ts";
 import { type Logger, silent } from "./log.ts";
 import { bindUdp, type BindUdpOptions } from "./udp.ts";
+import { ffiAllowed, ThreadGroup } from "./threads.ts";
+import type { UdpEchoJob } from "./_udp_echo_worker.ts";
 
 /** Options for {@linkcode udpEcho}. */
 export interface UdpEchoOptions extends BindUdpOptions {
@@ -18,7 +20,16 @@ export interface UdpEchoOptions extends BindUdpOptions {
   logDatagrams?: boolean;
   /** Where events go. */
   logger?: Logger;
+  /**
+   * `auto` echoes on a thread of its own, a `recvfrom`/`sendto` loop through
+   * libc, where it can (Linux, `--allow-ffi`), else on Deno's event loop;
+   * `deno` always on the event loop. @default {"auto"}
+   */
+  engine?: "auto" | "deno";
 }
+
+/** Counter slot of the UDP echo thread's shared array: datagrams echoed. */
+export const ECHOED = 1;
 
 /** A running UDP echo server. */
 export interface UdpEchoServer extends AsyncDisposable {
@@ -26,6 +37,8 @@ export interface UdpEchoServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** Datagrams echoed so far. */
   readonly echoed: number;
+  /** Resolves with the engine serving, once it runs (see {@linkcode UdpEchoOptions.engine}). */
+  readonly ready: Promise<"thread" | "deno">;
   /** Stops the server and waits for its loop to end; idempotent. */
   close(): Promise<void>;
 }
@@ -52,7 +65,7 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
   const logDatagrams = (options.logDatagrams ?? false) && logger.enabled;
   let echoed = 0;
 
-  const loop = (async () => {
+  const echoOnLoop = async () => {
     while (true) {
       let d;
       try {
@@ -74,19 +87,53 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
         logger.log(describeError(err));
       }
     }
-  })();
+  };
+
+  let thread: ThreadGroup | undefined;
+  let loop: Promise<void> | undefined;
+  const job: UdpEchoJob = {
+    port: socket.addr.port,
+    upper,
+    logDatagrams,
+    verbose: logger.enabled,
+    shared: new SharedArrayBuffer(2 * 4),
+  };
+  const ready: Promise<"thread" | "deno"> =
+    (options.engine ?? "auto") === "auto" && ffiAllowed()
+      ? ThreadGroup.start(
+        new URL("./_udp_echo_worker.ts", import.meta.url),
+        1,
+        job,
+        logger,
+      ).then((t) => {
+        if (t) {
+          // The thread echoes on its own descriptor of the socket.
+          thread = t;
+          socket.close();
+          return "thread" as const;
+        }
+        loop = echoOnLoop();
+        return "deno" as const;
+      })
+      : Promise.resolve().then(() => {
+        loop = echoOnLoop();
+        return "deno" as const;
+      });
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
+      await ready;
+      if (thread) await thread.stop();
       socket.close();
       await loop;
     })();
 
   return {
     addr: socket.addr,
+    ready,
     get echoed() {
-      return echoed;
+      return thread ? thread.counter(ECHOED) : echoed;
     },
     close,
     [Symbol.asyncDispose]: close,

@@ -7,6 +7,8 @@ import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { writeAll } from "../lib/copy.ts";
 import { type EchoOptions, echoServer } from "../lib/echo.ts";
 import type { Logger } from "../lib/log.ts";
+import { bindUdp } from "../lib/udp.ts";
+import { udpEcho } from "../lib/udp_echo.ts";
 import {
   hasCommand,
   randomBytes,
@@ -316,3 +318,57 @@ Deno.test("cli: denocat echo --threads: bad values and -u are usage errors (exit
     assertOk(r.stderr.includes(message), r.stderr);
   }
 });
+
+// UDP echo: the thread engine (Linux, FFI) and the event loop.
+
+const UDP_VARIANTS = [
+  { name: "deno", options: { engine: "deno" as const }, expect: "deno" },
+  ...(linux ? [{ name: "thread", options: {}, expect: "thread" }] : []),
+];
+
+for (const v of UDP_VARIANTS) {
+  Deno.test(`udp echo ${v.name}: many senders, --upper, the datagram log, the count`, async () => {
+    const logger = recorder();
+    const server = udpEcho({
+      hostname: "127.0.0.1",
+      upper: true,
+      logDatagrams: true,
+      logger,
+      ...v.options,
+    });
+    assertEquals(await server.ready, v.expect);
+    const senders = Array.from(
+      { length: 5 },
+      () => bindUdp({ hostname: "127.0.0.1" }),
+    );
+    for (const [i, s] of senders.entries()) {
+      for (let k = 0; k < 20; k++) {
+        await s.send(new TextEncoder().encode(`hi ${i}.${k} é`), server.addr);
+        const reply = await s.receive();
+        assertEquals(new TextDecoder().decode(reply!.data), `HI ${i}.${k} é`);
+        assertEquals(reply!.from.port, server.addr.port);
+      }
+    }
+    // A 60 000-byte datagram comes back whole.
+    const big = randomBytes(60_000);
+    await senders[0]!.send(big, server.addr);
+    const back = await senders[0]!.receive();
+    assertEquals(back!.data.length, big.length);
+    assertEquals(server.echoed, 101);
+    const port = senders[1]!.addr.port;
+    assertOk(
+      logger.lines.includes(
+        `${"hi 1.0 é".length + 1} bytes from 127.0.0.1:${port}`,
+      ),
+      logger.lines.slice(0, 3).join("\n"),
+    );
+    await server.close();
+    for (const s of senders) s.close();
+    // The port is free again once closed.
+    Deno.listenDatagram({
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    }).close();
+  });
+}

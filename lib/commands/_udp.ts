@@ -95,7 +95,13 @@ export async function runUdpEcho(
     ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
     ...(flags.family ? { family: flags.family } : {}),
   });
+  const engine = await server.ready;
   flags.logger.log(`udp echo server listening on ${formatAddr(server.addr)}`);
+  flags.logger.log(
+    engine === "thread"
+      ? "serving on its own thread"
+      : "serving on the event loop",
+  );
   await new Promise((resolve) =>
     signal.addEventListener("abort", resolve, { once: true })
   );

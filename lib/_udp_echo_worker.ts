@@ -1,0 +1,96 @@
+/**
+ * The UDP echo thread (see udp_echo.ts): `recvfrom`/`sendto` through libc
+ * on the server's socket, each datagram back to its sender, with one
+ * reused buffer and no promise per datagram.
+ *
+ * Messages in: one {@linkcode UdpEchoJob}. Messages out: `{ ready }` first,
+ * `{ log }` lines, and `{ closed: true }` once stopped.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { formatAddr } from "./address.ts";
+import { upperAsciiInPlace } from "./echo.ts";
+import { STOP } from "./threads.ts";
+import { ECHOED } from "./udp_echo.ts";
+import { describeError } from "./errors.ts";
+import {
+  EAGAIN,
+  EINTR,
+  errnoReader,
+  findBoundSocket,
+  libc,
+  osError,
+  sockaddrToAddr,
+} from "./libc.ts";
+
+/** What the UDP echo thread serves. */
+export interface UdpEchoJob {
+  port: number;
+  upper: boolean;
+  /** Log each datagram's size and sender. */
+  logDatagrams: boolean;
+  /** Log errors. */
+  verbose: boolean;
+  /** Int32Array: [STOP] 1 = stop (threads.ts), [ECHOED] datagrams echoed. */
+  shared: SharedArrayBuffer;
+}
+
+/** Wake-ups at least this often, to see a stop request. */
+const TICK_MS = 50;
+const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+const SOL_SOCKET = 1, SO_RCVTIMEO = 20;
+
+const c = libc();
+self.onmessage = (e: MessageEvent<UdpEchoJob>) => {
+  const job = e.data;
+  const found = c === null ? undefined : findBoundSocket(c, 2, job.port, false);
+  // Our own descriptor: the main thread closes Deno's once we are ready, so
+  // its event loop stops being woken by every datagram.
+  const fd = found === undefined ? -1 : c!.dup(found);
+  if (c === null || fd < 0) {
+    self.postMessage({ ready: false });
+    return;
+  }
+  self.postMessage({ ready: true });
+  const stats = new Int32Array(job.shared);
+  const errno = errnoReader(c);
+  const log = (line: string) => self.postMessage({ log: line });
+  // The largest UDP payload, so no datagram is ever cut short.
+  const buf = new Uint8Array(65536);
+  const size = BigInt(buf.length);
+  const sa = new Uint8Array(128);
+  const saLen = new Uint32Array(1);
+  const saLenBytes = new Uint8Array(saLen.buffer);
+  // Deno made the socket non-blocking; only this thread uses it now.
+  // Blocking receives with a 50 ms timeout cost one call per datagram
+  // instead of a failed receive, a poll and a receive, and still let the
+  // loop see a stop request.
+  c.fcntl(fd, F_SETFL, c.fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK);
+  const timeout = new BigInt64Array([0n, BigInt(TICK_MS * 1000)]);
+  c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(timeout.buffer), 16);
+  const lengths = Array.from({ length: 2049 }, (_, i) => BigInt(i));
+  while (Atomics.load(stats, STOP) !== 1) {
+    saLen[0] = sa.length;
+    const n = Number(c.recvfrom(fd, buf, size, 0, sa, saLenBytes));
+    if (n < 0) {
+      const code = errno();
+      if (code !== EAGAIN && code !== EINTR && job.verbose) {
+        log(describeError(osError(c, code)));
+      }
+      continue;
+    }
+    if (job.upper) upperAsciiInPlace(buf, n);
+    if (job.logDatagrams) {
+      const from = sockaddrToAddr(sa);
+      log(`${n} bytes from ${from ? formatAddr(from) : "(unknown)"}`);
+    }
+    const sent = Number(
+      c.sendto(fd, buf, lengths[n] ?? BigInt(n), 0, sa, saLen[0]!),
+    );
+    if (sent >= 0) Atomics.add(stats, ECHOED, 1);
+    else if (job.verbose) log(describeError(osError(c, errno())));
+  }
+  c.close(fd);
+  self.postMessage({ closed: true });
+};
