@@ -60,28 +60,37 @@ function run(c: Libc, job: PumpJob): PumpEnd {
   const errno = errnoReader(c);
   const pollSet = new Uint8Array(16);
   const pv = new DataView(pollSet.buffer);
-  // Waits until `fd` is ready for `events`, also watching the socket for
-  // the hang-up that fdpump's stop() causes; false when stopped.
+  // Waits until `fd` is ready for `events`; false once stopped. The socket
+  // is watched too: stop() shuts it down, which wakes a wait on it or
+  // beside it. After the peer hangs up (not a stop) `fd` is waited on alone,
+  // in slices, so a later stop is still seen. A blocking descriptor (stdin
+  // from a shell pipe) is read without waiting here, and a stop cannot
+  // interrupt that read: fdpump settles `done` at once anyway.
+  let socketHungUp = false;
   const wait = (fd: number, events: number): boolean => {
-    const alsoSocket = fd !== socket && stats[2] !== 1;
-    pv.setInt32(0, fd, true);
-    pv.setInt16(4, events, true);
-    pv.setInt16(6, 0, true);
-    pv.setInt32(8, socket, true);
-    pv.setInt16(12, 0, true);
-    pv.setInt16(14, 0, true);
-    c.poll(pollSet, alsoSocket ? 2n : 1n, -1); // EINTR: the caller retries
-    const hungUp = (pv.getInt16(14, true) & (POLLHUP | POLLERR)) !== 0;
-    if (alsoSocket && hungUp && stats[2] !== 1) {
-      // The peer closed, not us: wait for `fd` alone; the next write says how.
-      c.poll(pollSet, 1n, -1);
+    for (;;) {
+      if (stats[2] === 1) return false;
+      const both = fd !== socket && !socketHungUp;
+      pv.setInt32(0, fd, true);
+      pv.setInt16(4, events, true);
+      pv.setInt16(6, 0, true);
+      pv.setInt32(8, socket, true);
+      pv.setInt16(12, 0, true);
+      pv.setInt16(14, 0, true);
+      const alone = fd !== socket && socketHungUp;
+      const r = c.poll(pollSet, both ? 2n : 1n, alone ? 100 : -1);
+      if (r > 0 && pv.getInt16(6, true) !== 0) return stats[2] !== 1;
+      if (both && (pv.getInt16(14, true) & (POLLHUP | POLLERR)) !== 0) {
+        socketHungUp = true;
+      }
+      // Otherwise a timeout slice or EINTR: look again.
     }
-    return stats[2] !== 1;
   };
   let bytes = 0;
   for (;;) {
     if (stats[2] === 1) return { bytes, errno: 0 };
     const n = Number(c.read(src, buf, size));
+    if (stats[2] === 1) return { bytes, errno: 0 };
     if (n === 0) return { bytes, errno: 0 };
     if (n < 0) {
       const e = errno();

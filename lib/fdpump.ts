@@ -33,13 +33,16 @@ export const HANDOFF_AFTER = 4 << 20;
 
 /** A pump thread at work. */
 export interface Pump {
-  /** Resolves with the bytes moved when the source reached EOF or the pump was stopped. */
+  /**
+   * Resolves with the bytes moved when the source reached EOF; rejects with
+   * the I/O error, or with an `AbortError` as soon as stop() is called.
+   */
   readonly done: Promise<number>;
   /** Bytes moved so far. */
   moved(): number;
   /** Wall-clock time (epoch ms) of the last chunk, 0 before the first. */
   lastActive(): number;
-  /** Stops the pump: shuts the socket down and lets the thread exit. */
+  /** Stops the pump: shuts the socket down, lets the thread exit, rejects `done`. */
   stop(): void;
 }
 
@@ -60,7 +63,8 @@ export interface FastCopyOptions extends CopyOptions {
  * `options.conn` and the other carrying an `fd` (stdin or stdout as a pipe
  * or file); bulk transfers move to the pump thread where the platform
  * allows. `onChunk` is called per chunk before the hand-off and once with
- * the pumped total after it.
+ * the pumped total when the pump ends, however it ends. Aborting
+ * `options.signal` during the pump rejects with an `AbortError`.
  *
  * @example Usage
  * ```ts
@@ -94,38 +98,54 @@ export async function fastCopy(
   }
   const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
   let thread: PumpThread | undefined;
-  const first = await copyUntil(src, dst, (total) => {
-    // Boot the thread early so the hand-off does not wait for it.
-    if (total >= handoffAfter / 4) thread ??= new PumpThread();
-    return total >= handoffAfter && thread?.ready === true;
-  }, options);
+  let first;
+  try {
+    first = await copyUntil(src, dst, (total) => {
+      // Boot the thread early so the hand-off does not wait for it.
+      if (total >= handoffAfter / 4) thread ??= new PumpThread();
+      return total >= handoffAfter && thread?.ready === true;
+    }, options);
+  } catch (err) {
+    thread?.dispose();
+    throw err;
+  }
   if (first.eof || options.signal?.aborted || thread === undefined) {
     thread?.dispose();
     return first.bytes;
   }
-  const fd = socketFd(conn);
+  // Our own duplicates have the connection's ports too: skip them, so the
+  // other direction of the same connection can be pumped as well.
+  const fd = socketFd(conn, liveDups);
   const dup = fd === undefined ? -1 : c.dup(fd);
   if (fd === undefined || dup < 0) {
     thread.dispose();
     return first.bytes + await copy(src, dst, options);
   }
-  const pump = thread.run({
-    src: socketIsSrc ? dup : otherFd,
-    dst: socketIsSrc ? otherFd : dup,
-    socket: dup,
-    bufferSize: options.bufferSize ?? 256 * 1024,
-  }, fd);
+  liveDups.add(dup);
+  const pump = thread.run(
+    {
+      src: socketIsSrc ? dup : otherFd,
+      dst: socketIsSrc ? otherFd : dup,
+      socket: dup,
+      bufferSize: options.bufferSize ?? 256 * 1024,
+    },
+    fd,
+    () => liveDups.delete(dup),
+  );
   options.onPump?.(pump);
   const onAbort = () => pump.stop();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const pumped = await pump.done;
-    options.onChunk?.(pumped);
-    return first.bytes + pumped;
+    return first.bytes + await pump.done;
   } finally {
+    // However the pump ended (EOF, an error, a stop), its bytes count.
+    options.onChunk?.(pump.moved());
     options.signal?.removeEventListener("abort", onAbort);
   }
 }
+
+/** Descriptors duplicated for pumps whose threads have not closed them yet. */
+const liveDups = new Set<number>();
 
 /** One worker thread: boots, reports whether libc opened, runs one job. */
 class PumpThread {
@@ -159,28 +179,43 @@ class PumpThread {
     this.#worker.terminate();
   }
 
-  run(job: Omit<PumpJob, "shared">, socketFd: number): Pump {
+  /**
+   * Starts the job. `socketFd` is Deno's own descriptor of the socket (for
+   * stop()); `onEnd` runs once the thread has closed its duplicate.
+   */
+  run(
+    job: Omit<PumpJob, "shared">,
+    socketFd: number,
+    onEnd: () => void,
+  ): Pump {
     const shared = new SharedArrayBuffer(3 * 8);
     const stats = new Float64Array(shared);
-    let finished = false;
+    let settled = false;
+    const { promise: done, resolve, reject } = Promise.withResolvers<number>();
     this.#worker.postMessage({ ...job, shared } satisfies PumpJob);
-    const done = this.#end.promise.then((end) => {
-      finished = true;
+    this.#end.promise.then((end) => {
       this.#worker.terminate();
-      if (end.errno === -1) throw new Error("the pump thread failed");
-      if (end.errno !== 0) throw osError(libc(), end.errno, end.op);
-      return end.bytes;
+      onEnd();
+      if (settled) return;
+      settled = true;
+      if (end.errno === -1) reject(new Error("the pump thread failed"));
+      else if (end.errno !== 0) reject(osError(libc(), end.errno, end.op));
+      else resolve(end.bytes);
     });
     return {
       done,
       moved: () => stats[0]!,
       lastActive: () => stats[1]!,
       stop: () => {
-        if (finished || stats[2] === 1) return;
+        if (settled) return;
+        settled = true;
         stats[2] = 1;
         // Deno's descriptor is still open here (the caller closes after);
-        // shutting the socket down wakes the thread wherever it waits on it.
+        // shutting the socket down wakes the thread wherever it waits on
+        // it. `done` settles now: a thread blocked reading stdin finishes
+        // on its own once that read returns.
         libc()?.shutdown(socketFd, SHUT_RDWR);
+        reject(new DOMException("the pump was stopped", "AbortError"));
       },
     };
   }
@@ -188,11 +223,14 @@ class PumpThread {
 
 /**
  * The descriptor behind a TCP connection (Linux, FFI): the one socket of
- * this process whose local and peer ports are the connection's. `undefined`
- * when FFI is unavailable, the connection is not TCP, or not exactly one
- * descriptor matches.
+ * this process whose local and peer ports are the connection's, leaving out
+ * `exclude`. `undefined` when FFI is unavailable, the connection is not TCP,
+ * or not exactly one descriptor matches.
  */
-export function socketFd(conn: Deno.Conn): number | undefined {
+export function socketFd(
+  conn: Deno.Conn,
+  exclude: ReadonlySet<number> = new Set(),
+): number | undefined {
   const c = libc();
   const la = conn.localAddr, ra = conn.remoteAddr;
   if (c === null || la.transport !== "tcp" || ra.transport !== "tcp") {
@@ -210,6 +248,7 @@ export function socketFd(conn: Deno.Conn): number | undefined {
   };
   let found: number | undefined;
   for (const fd of openFds()) {
+    if (exclude.has(fd)) continue;
     if (port(c.getsockname, fd) !== la.port) continue;
     if (port(c.getpeername, fd) !== ra.port) continue;
     if (found !== undefined) return undefined;

@@ -104,6 +104,7 @@ export async function pipeDuplex(
   // Bulk directions may run on pump threads (fdpump.ts); they are stopped
   // before the connection is closed.
   const pumps: Pump[] = [];
+  let upstreamPumped = false;
   const stopPumps = new AbortController();
   const pumpOptions = {
     conn,
@@ -148,6 +149,10 @@ export async function pipeDuplex(
   const upstream = (async () => {
     await fastCopy(input, conn, {
       ...pumpOptions,
+      onPump: (p: Pump) => {
+        pumps.push(p);
+        upstreamPumped = true;
+      },
       onChunk: (n) => {
         sent += n;
         touch?.();
@@ -189,7 +194,9 @@ export async function pipeDuplex(
   }
   // The upstream copy either finished or is blocked on local input; when
   // input is at EOF already, wait so the counters are final.
-  if (inputEnded) await upstream;
+  // A pumped upstream was stopped above and settles at once; its count
+  // comes in as it does.
+  if (inputEnded || upstreamPumped) await upstream;
   if (failure !== undefined) throw netError("relay data", failure);
   const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
   return { sent, received, inputEnded, reason, pumped };

@@ -10,6 +10,7 @@ import {
   hasCommand,
   randomBytes,
   sha256,
+  spawn,
   startCli,
   startPy,
   startServer,
@@ -27,6 +28,9 @@ const c = linux
     read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
     write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
     close: { parameters: ["i32"], result: "i32" },
+    pipe: { parameters: ["buffer"], result: "i32" },
+    fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+    poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   }).symbols
   : undefined;
 
@@ -85,7 +89,7 @@ Deno.test("fdpump: socketFd finds each connection's own descriptor", {
 }, async () => {
   const a = await pair();
   const b = await pair();
-  const fds = [a.client, a.server, b.client, b.server].map(socketFd);
+  const fds = [a.client, a.server, b.client, b.server].map((c) => socketFd(c));
   assertOk(fds.every((fd) => fd !== undefined && fd > 2), String(fds));
   assertEquals(new Set(fds).size, 4);
   for (const conn of [a.client, a.server, b.client, b.server]) conn.close();
@@ -181,7 +185,7 @@ Deno.test(
     let pump: Pump | undefined;
     const sending = sendUntil(client, () => pump !== undefined, 2 * MIB);
     const stop = new AbortController();
-    let before = 0; // bytes copied before the hand-off
+    let before = 0; // bytes counted through onChunk
     using out = openFd(`${dir}/out`, true);
     const copying = fastCopy(server, out, {
       conn: server,
@@ -190,12 +194,18 @@ Deno.test(
       onChunk: (n) => before += n,
     });
     const sent = await sending;
-    const handedOffAt = before;
+    const handedOffAt = before; // the pump reports once, when it ends
     while (handedOffAt + pump!.moved() < sent) {
       await new Promise((r) => setTimeout(r, 10));
     }
     stop.abort();
-    assertEquals(await copying, sent);
+    const err = await copying.then(() => undefined, (e) => e);
+    assertOk(
+      err instanceof DOMException && err.name === "AbortError",
+      String(err),
+    );
+    // Every byte the pump moved before the stop is counted.
+    assertEquals(before, sent);
     server.close();
     // The shutdown reached the peer as a FIN.
     assertEquals(await client.read(new Uint8Array(1)), null);
@@ -224,17 +234,29 @@ Deno.test("fdpump: a reset during the pump is ConnectionReset", {
   const dir = await Deno.makeTempDir();
   await using py = await startPy(PY_STREAM_THEN_RESET(2));
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: py.port });
-  let pumped = false;
+  let pump: Pump | undefined;
+  let counted = 0, atHandoff = 0;
   using out = openFd(`${dir}/out`, true);
   let failure: unknown;
   try {
-    await fastCopy(conn, out, { conn, onPump: () => pumped = true });
+    await fastCopy(conn, out, {
+      conn,
+      onPump: (p) => {
+        pump = p;
+        atHandoff = counted;
+      },
+      onChunk: (n) => counted += n,
+    });
   } catch (err) {
     failure = err;
   }
   conn.close();
-  assertEquals(pumped, true);
+  assertOk(pump !== undefined, "the pump took over");
   assertOk(failure instanceof Deno.errors.ConnectionReset, String(failure));
+  // What the pump moved before the reset is counted all the same.
+  assertOk(pump.moved() > 0);
+  assertEquals(counted, atHandoff + pump.moved());
+  assertEquals((await Deno.stat(`${dir}/out`)).size, counted);
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -344,3 +366,135 @@ Deno.test("cli: a reset while the pump receives is exit 1 with its one line", {
     out.stderr,
   );
 });
+
+/** An OS pipe: [read end, write end]. */
+function osPipe(): [number, number] {
+  const fds = new Int32Array(2);
+  assertEquals(c!.pipe(new Uint8Array(fds.buffer)), 0);
+  return [fds[0]!, fds[1]!];
+}
+
+Deno.test(
+  "fdpump: abort settles at once while the pump blocks reading a quiet pipe",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    const { client, server } = await pair();
+    const draining = readAllConn(server);
+    const [rd, wr] = osPipe();
+    let pump: Pump | undefined;
+    const block = new Uint8Array(64 * 1024);
+    // The read end stays blocking, as stdin from a shell pipe is; until the
+    // hand-off this (single) thread reads it only once poll(2) says so.
+    const pfd = new Uint8Array(8);
+    new DataView(pfd.buffer).setInt32(0, rd, true);
+    new DataView(pfd.buffer).setInt16(4, 1, /* POLLIN */ true);
+    const input = {
+      fd: rd,
+      async read(p: Uint8Array) {
+        while (c!.poll(pfd, 1n, 0) === 0) {
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        const n = Number(c!.read(rd, p, BigInt(p.length)));
+        return n === 0 ? null : n;
+      },
+    };
+    const stop = new AbortController();
+    const copying = fastCopy(input, client, {
+      conn: client,
+      signal: stop.signal,
+      onPump: (p) => pump = p,
+    });
+    // Feed the pipe until the pump has it, then go quiet with the pipe open:
+    // the thread sits in a blocking read(2) that no socket event can end.
+    // (The write end is non-blocking: this thread also runs the copy loop
+    // that drains the pipe until the hand-off.)
+    c!.fcntl(wr, 4, /* F_SETFL */ 0o4000 /* O_NONBLOCK */);
+    const feeder = (async () => {
+      for (let i = 0; i < 2000 && pump === undefined; i++) {
+        c!.write(wr, block, BigInt(block.length));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await feeder;
+    assertOk(pump !== undefined, "the pump took over");
+    const t0 = performance.now();
+    stop.abort();
+    const err = await copying.then(() => undefined, (e) => e);
+    assertOk(
+      err instanceof DOMException && err.name === "AbortError",
+      String(err),
+    );
+    assertOk(performance.now() - t0 < 1000, "settled within a second");
+    // Closing the write end ends the blocked read; the thread then exits.
+    c!.close(wr);
+    await draining; // (the readable stream closes `server` at its end)
+    c!.close(rd);
+    client.close();
+  },
+);
+
+Deno.test("fdpump: both directions of one connection can be pumped at once", {
+  ignore: !linux,
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  const data = randomBytes(24 * MIB);
+  await Deno.writeFile(`${dir}/in`, data);
+  const { client, server } = await pair();
+  const pumps: string[] = [];
+  // The far end echoes, so `client` both sends and receives in bulk.
+  const echoing = (async () => {
+    const buf = new Uint8Array(256 * 1024);
+    let n: number | null;
+    while ((n = await server.read(buf)) !== null) {
+      await writeAll(server, buf.subarray(0, n));
+    }
+    server.close();
+  })();
+  const started = () => pumps.length === 2;
+  {
+    using input = openFd(`${dir}/in`, false, started);
+    using out = openFd(`${dir}/out`, true, started);
+    await Promise.all([
+      fastCopy(input, client, { conn: client, onPump: () => pumps.push("up") })
+        .then(() => client.closeWrite()),
+      fastCopy(client, out, { conn: client, onPump: () => pumps.push("down") }),
+    ]);
+  }
+  await echoing;
+  client.close();
+  assertEquals(pumps.sort(), ["down", "up"]);
+  assertEquals(sha256(await Deno.readFile(`${dir}/out`)), sha256(data));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test(
+  "fdpump: a copy that fails after the thread booted does not leave it running",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    // In a process of its own: a leaked worker would keep it from exiting.
+    const script = `
+    import { fastCopy } from ${
+      JSON.stringify(new URL("../lib/fdpump.ts", import.meta.url).href)
+    };
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const [a, b] = await Promise.all([Deno.connect({ hostname: "127.0.0.1", port: l.addr.port }), l.accept()]);
+    l.close();
+    const block = new Uint8Array(1 << 20);
+    const feeding = (async () => { try { for (let i = 0; i < 8; i++) await a.write(block); } catch {} })();
+    let written = 0;
+    const dst = { fd: 2, write(p) { written += p.length; if (written > (2 << 20)) throw new Error("disk full"); return Promise.resolve(p.length); } };
+    try { await fastCopy(b, dst, { conn: b }); } catch (e) { console.log("failed:", e.message); }
+    a.close(); b.close(); await feeding;
+  `;
+    await using p = spawn(Deno.execPath(), ["eval", script], {
+      timeout: 15000,
+    });
+    const out = await p.output;
+    assertEquals(out.text, "failed: disk full\n");
+    assertEquals(out.code, 0, out.stderr);
+  },
+);
