@@ -3,9 +3,9 @@
  * server's listening socket and echoes on every connection it accepted,
  * in a level-triggered `epoll` loop through libc with one reused buffer.
  *
- * Messages in: one {@linkcode EchoJob}. Messages out: `{ ready: true }` or
- * `{ ready: false, why }` first, `{ log }` lines when the job is verbose,
- * and `{ closed: true }` once stopped (every connection closed).
+ * Messages in: one {@linkcode EchoJob}. Messages out: `{ ready }` first,
+ * `{ log }` lines when the job is verbose, and `{ closed: true }` once
+ * stopped (every connection closed).
  *
  * @module
  */
@@ -32,7 +32,7 @@ export interface EchoJob {
   /** The listening socket's port (the thread finds its descriptor). */
   port: number;
   upper: boolean;
-  /** 0: no limit. Counted across all threads. */
+  /** -1: no limit. Counted across all threads. */
   maxConns: number;
   /** 0: never. */
   idleMs: number;
@@ -65,27 +65,28 @@ interface Client {
 const c = libc();
 self.onmessage = (e: MessageEvent<EchoJob>) => {
   if (c === null) {
-    self.postMessage({ ready: false, why: "no FFI" });
+    self.postMessage({ ready: false });
     return;
   }
   const job = e.data;
   const lfd = findBoundSocket(c, 1, job.port, true);
-  if (lfd === undefined) {
-    self.postMessage({ ready: false, why: "listening socket not found" });
+  const ep = c.epoll_create1(SOCK_CLOEXEC);
+  if (lfd === undefined || ep < 0) {
+    if (ep >= 0) c.close(ep);
+    self.postMessage({ ready: false });
     return;
   }
   self.postMessage({ ready: true });
-  serve(c, lfd, job);
+  serve(c, lfd, ep, job);
   self.postMessage({ closed: true });
 };
 
-function serve(c: Libc, lfd: number, job: EchoJob): void {
+function serve(c: Libc, lfd: number, ep: number, job: EchoJob): void {
   const stats = new Int32Array(job.shared);
   const errno = errnoReader(c);
   const log = job.verbose
     ? (line: string) => self.postMessage({ log: line })
     : undefined;
-  const ep = c.epoll_create1(SOCK_CLOEXEC);
   const ev = new Uint8Array(EV_SIZE);
   const evView = new DataView(ev.buffer);
   const ctl = (op: number, fd: number, events: number) => {
@@ -142,6 +143,7 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
       );
       if (w > 0) {
         off += w;
+        cl.bytes += w; // bytes echoed, as the event-loop engine counts
         continue;
       }
       const e = errno();
@@ -184,7 +186,7 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
       }
       const peer = job.verbose ? sockaddrToAddr(sa) : undefined;
       const open = Atomics.add(stats, OPEN, 1);
-      if (job.maxConns > 0 && open >= job.maxConns) {
+      if (job.maxConns >= 0 && open >= job.maxConns) {
         Atomics.sub(stats, OPEN, 1);
         log?.(
           `${
@@ -214,7 +216,6 @@ function serve(c: Libc, lfd: number, job: EchoJob): void {
     const n = Number(c.read(fd, buf, size));
     if (n > 0) {
       if (job.upper) upperAsciiInPlace(buf, n);
-      cl.bytes += n;
       send(fd, cl, buf, n);
       return;
     }

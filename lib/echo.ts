@@ -113,9 +113,12 @@ export function echoServer(
     return "deno";
   };
   const denoEngine = () => {
+    // Closed for idling: their handler's failing read is not news.
+    const idled = new WeakSet<Conn>();
     const idle = options.idleTimeout
       ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
         logger.log(`${formatAddr(c.remoteAddr)}: idle, closed`);
+        idled.add(c);
         closeQuietly(c);
       })
       : undefined;
@@ -146,7 +149,7 @@ export function echoServer(
           } s`,
         );
       } catch (err) {
-        if (!closing) {
+        if (!closing && !idled.has(conn)) {
           logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
         }
       } finally {
@@ -227,7 +230,7 @@ function startThreads(
   const job: EchoJob = {
     port,
     upper: options.upper ?? false,
-    maxConns: options.maxConns ?? 0,
+    maxConns: options.maxConns ?? -1,
     idleMs: options.idleTimeout ?? 0,
     verbose: options.logger?.enabled ?? false,
     bufferSize: options.bufferSize ?? 16384,

@@ -57,8 +57,11 @@ export class ThreadGroup {
       w.onmessage = (e) => {
         const m = e.data;
         if (typeof m.log === "string") logger.log(m.log);
-        else if ("ready" in m) ready.resolve(m.ready);
-        else if (m.closed) done.resolve();
+        else if ("ready" in m) {
+          ready.resolve(m.ready);
+          // A thread that cannot serve has nothing to close.
+          if (!m.ready) done.resolve();
+        } else if (m.closed) done.resolve();
       };
       w.onerror = (e) => {
         // Before `ready`: a thread that cannot load (a binary built without
