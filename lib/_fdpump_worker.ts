@@ -26,7 +26,7 @@ import {
 export interface PumpJob {
   src: number;
   dst: number;
-  /** Which of `src`/`dst` is the (duplicated) socket; the pump closes it. */
+  /** Which of `src`/`dst` is the (duplicated) socket; fdpump closes it after. */
   socket: number;
   bufferSize: number;
   /** Float64Array: [0] bytes moved, [1] epoch ms of the last chunk, [2] 1 = stop. */
@@ -47,7 +47,6 @@ self.postMessage({ ready: c !== null });
 self.onmessage = (e: MessageEvent<PumpJob>) => {
   if (c === null) return;
   const end = run(c, e.data);
-  c.close(e.data.socket);
   self.postMessage(end);
   self.close();
 };

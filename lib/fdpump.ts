@@ -129,7 +129,6 @@ export async function fastCopy(
       socket: dup,
       bufferSize: options.bufferSize ?? 256 * 1024,
     },
-    fd,
     () => liveDups.delete(dup),
   );
   options.onPump?.(pump);
@@ -180,14 +179,12 @@ class PumpThread {
   }
 
   /**
-   * Starts the job. `socketFd` is Deno's own descriptor of the socket (for
-   * stop()); `onEnd` runs once the thread has closed its duplicate.
+   * Starts the job. `job.socket` is our duplicate of the socket: the thread
+   * only uses it; this side closes it once the thread has ended, and then
+   * calls `onEnd`. Until then stop() can shut it down without any risk of
+   * the number having been reused.
    */
-  run(
-    job: Omit<PumpJob, "shared">,
-    socketFd: number,
-    onEnd: () => void,
-  ): Pump {
+  run(job: Omit<PumpJob, "shared">, onEnd: () => void): Pump {
     const shared = new SharedArrayBuffer(3 * 8);
     const stats = new Float64Array(shared);
     let settled = false;
@@ -195,6 +192,7 @@ class PumpThread {
     this.#worker.postMessage({ ...job, shared } satisfies PumpJob);
     this.#end.promise.then((end) => {
       this.#worker.terminate();
+      libc()?.close(job.socket);
       onEnd();
       if (settled) return;
       settled = true;
@@ -210,11 +208,11 @@ class PumpThread {
         if (settled) return;
         settled = true;
         stats[2] = 1;
-        // Deno's descriptor is still open here (the caller closes after);
-        // shutting the socket down wakes the thread wherever it waits on
-        // it. `done` settles now: a thread blocked reading stdin finishes
-        // on its own once that read returns.
-        libc()?.shutdown(socketFd, SHUT_RDWR);
+        // Shutting the socket down wakes the thread wherever it waits on
+        // it, and ends the connection even if Deno's descriptor was closed
+        // already. `done` settles now: a thread blocked reading stdin
+        // finishes on its own once that read returns.
+        libc()?.shutdown(job.socket, SHUT_RDWR);
         reject(new DOMException("the pump was stopped", "AbortError"));
       },
     };

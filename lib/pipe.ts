@@ -112,6 +112,14 @@ export async function pipeDuplex(
     onPump: (p: Pump) => void pumps.push(p),
     ...(bufferSize ? { bufferSize } : {}),
   };
+  // Once our FIN is out and the download runs on a pump thread, Deno has
+  // nothing left to do with the socket: its descriptor is closed early (the
+  // pump keeps its own), so Deno's reactor is no longer woken by every
+  // arrival of data (measured: 1.53-1.68 against 1.48-1.52 GB/s).
+  let finSent = false, downstreamPumped = false;
+  const release = () => {
+    if (finSent && downstreamPumped && !closed) closeQuietly(conn);
+  };
   const { promise: shutDown, resolve: onShut } = Promise.withResolvers<void>();
   const shut = (why: PipeResult["reason"], err?: unknown) => {
     if (closed) return;
@@ -160,7 +168,11 @@ export async function pipeDuplex(
     });
     inputEnded = true;
     if (closed) return;
-    if (halfClose) await closeWriteQuietly(conn);
+    if (halfClose) {
+      await closeWriteQuietly(conn);
+      finSent = true;
+      release();
+    }
     if (options.quitAfterEof !== undefined) {
       quitTimer = setTimeout(() => shut("quit"), options.quitAfterEof);
     }
@@ -172,6 +184,11 @@ export async function pipeDuplex(
   try {
     await fastCopy(conn, output, {
       ...pumpOptions,
+      onPump: (p: Pump) => {
+        pumps.push(p);
+        downstreamPumped = true;
+        release();
+      },
       onChunk: (n) => {
         received += n;
         touch?.();

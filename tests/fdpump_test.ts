@@ -6,6 +6,7 @@ import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { fastCopy, type Pump, socketFd } from "../lib/fdpump.ts";
 import { libc } from "../lib/libc.ts";
 import { writeAll } from "../lib/copy.ts";
+import { pipeDuplex } from "../lib/pipe.ts";
 import {
   hasCommand,
   randomBytes,
@@ -496,5 +497,64 @@ Deno.test(
     const out = await p.output;
     assertEquals(out.text, "failed: disk full\n");
     assertEquals(out.code, 0, out.stderr);
+  },
+);
+
+Deno.test(
+  "pipeDuplex: once our FIN is out and the download is pumped, Deno's descriptor is let go",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const data = randomBytes(16 * MIB);
+    const { promise: checked, resolve: onChecked } = Promise.withResolvers<
+      void
+    >();
+    const peer = (async () => {
+      const c = await l.accept();
+      // 1 MiB at a time until the check, then the rest, then FIN.
+      let off = 0;
+      for (let waited = false; off < data.length; off += MIB) {
+        await writeAll(c, data.subarray(off, off + MIB));
+        if (off >= 8 * MIB && !waited) {
+          waited = true;
+          await checked;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      c.close();
+    })();
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: l.addr.port,
+    });
+    const released = () => {
+      try {
+        (conn as Deno.TcpConn).setNoDelay(true);
+        return false;
+      } catch {
+        return true; // BadResource: Deno's side is closed
+      }
+    };
+    using out = openFd(`${dir}/out`, true);
+    const relay = pipeDuplex(conn, {
+      input: { read: () => Promise.resolve(null) },
+      output: out,
+    });
+    const until = Date.now() + 10_000;
+    while (!released() && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const wasReleased = released();
+    onChecked();
+    const r = await relay;
+    await peer;
+    assertOk(wasReleased, "Deno's descriptor was closed while the pump ran");
+    assertEquals(r.received, data.length);
+    assertOk(r.pumped > 0);
+    assertEquals(sha256(await Deno.readFile(`${dir}/out`)), sha256(data));
+    await Deno.remove(dir, { recursive: true });
   },
 );
