@@ -13,7 +13,7 @@
 import { formatAddr } from "./address.ts";
 import { OPEN, SERVED, upperAsciiInPlace } from "./echo.ts";
 import { describeError } from "./errors.ts";
-import { STOP } from "./threads.ts";
+import { STOP, threadLog } from "./threads.ts";
 import {
   EAGAIN,
   EINTR,
@@ -40,6 +40,8 @@ export interface EchoJob {
   bufferSize: number;
   /** Int32Array: [STOP] 1 = stop (threads.ts), [OPEN], [SERVED]. */
   shared: SharedArrayBuffer;
+  /** Log backlog counter, set by ThreadGroup.start (threads.ts). */
+  logs?: SharedArrayBuffer;
 }
 
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLEXCLUSIVE = 1 << 28;
@@ -84,9 +86,7 @@ self.onmessage = (e: MessageEvent<EchoJob>) => {
 function serve(c: Libc, lfd: number, ep: number, job: EchoJob): void {
   const stats = new Int32Array(job.shared);
   const errno = errnoReader(c);
-  const log = job.verbose
-    ? (line: string) => self.postMessage({ log: line })
-    : undefined;
+  const log = job.verbose ? threadLog(job.logs!) : undefined;
   const ev = new Uint8Array(EV_SIZE);
   const evView = new DataView(ev.buffer);
   const ctl = (op: number, fd: number, events: number) => {

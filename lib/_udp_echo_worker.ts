@@ -11,8 +11,7 @@
 /// <reference lib="deno.worker" />
 import { formatAddr } from "./address.ts";
 import { upperAsciiInPlace } from "./echo.ts";
-import { STOP } from "./threads.ts";
-import { ECHOED } from "./udp_echo.ts";
+import { STOP, threadLog } from "./threads.ts";
 import { describeError } from "./errors.ts";
 import {
   EAGAIN,
@@ -32,8 +31,15 @@ export interface UdpEchoJob {
   logDatagrams: boolean;
   /** Log errors. */
   verbose: boolean;
-  /** Int32Array: [STOP] 1 = stop (threads.ts), [ECHOED] datagrams echoed. */
+  /** Int32Array: [STOP] 1 = stop (threads.ts). */
   shared: SharedArrayBuffer;
+  /**
+   * Float64Array: [0] datagrams echoed (one writer, this thread; a float so
+   * the count does not wrap at 2^31 as an Int32 counter would).
+   */
+  echoed: SharedArrayBuffer;
+  /** Log backlog counter, set by ThreadGroup.start (threads.ts). */
+  logs?: SharedArrayBuffer;
 }
 
 /** Wake-ups at least this often, to see a stop request. */
@@ -55,7 +61,9 @@ self.onmessage = (e: MessageEvent<UdpEchoJob>) => {
   self.postMessage({ ready: true });
   const stats = new Int32Array(job.shared);
   const errno = errnoReader(c);
-  const log = (line: string) => self.postMessage({ log: line });
+  const log = threadLog(job.logs!);
+  const echoedOut = new Float64Array(job.echoed);
+  let echoed = 0;
   // The largest UDP payload, so no datagram is ever cut short.
   const buf = new Uint8Array(65536);
   const size = BigInt(buf.length);
@@ -88,7 +96,7 @@ self.onmessage = (e: MessageEvent<UdpEchoJob>) => {
     const sent = Number(
       c.sendto(fd, buf, lengths[n] ?? BigInt(n), 0, sa, saLen[0]!),
     );
-    if (sent >= 0) Atomics.add(stats, ECHOED, 1);
+    if (sent >= 0) echoedOut[0] = ++echoed;
     else if (job.verbose) log(describeError(osError(c, errno())));
   }
   c.close(fd);

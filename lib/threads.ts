@@ -15,6 +15,28 @@ import type { Logger } from "./log.ts";
 /** Slot of the stop flag in every job's `shared` array. */
 export const STOP = 0;
 
+/** Log lines a thread may have in flight before it waits for the main thread. */
+const LOG_BACKLOG = 256;
+
+/**
+ * A thread's side of log lines: posts each to the main thread, and waits
+ * while `LOG_BACKLOG` are still unwritten, so a slow stderr slows the thread
+ * down (as it does the event loop) instead of queueing without bound.
+ * `logs` is the job's `logs` array, set by {@linkcode ThreadGroup.start}.
+ */
+export function threadLog(logs: SharedArrayBuffer): (line: string) => void {
+  const pending = new Int32Array(logs);
+  return (line) => {
+    for (;;) {
+      const n = Atomics.load(pending, 0);
+      if (n < LOG_BACKLOG) break;
+      Atomics.wait(pending, 0, n, 100);
+    }
+    Atomics.add(pending, 0, 1);
+    self.postMessage({ log: line });
+  };
+}
+
 /** Whether the FFI engines can run here (Linux, `--allow-ffi` granted). */
 export function ffiAllowed(): boolean {
   return Deno.build.os === "linux" &&
@@ -44,9 +66,11 @@ export class ThreadGroup {
   static async start(
     module: URL,
     count: number,
-    job: { shared: SharedArrayBuffer },
+    job: { shared: SharedArrayBuffer; logs?: SharedArrayBuffer },
     logger: Logger,
   ): Promise<ThreadGroup | undefined> {
+    const logs = new SharedArrayBuffer(4);
+    const pending = new Int32Array(logs);
     const workers: Worker[] = [];
     const readies: Promise<boolean>[] = [];
     const closed: Promise<unknown>[] = [];
@@ -56,8 +80,11 @@ export class ThreadGroup {
       const done = Promise.withResolvers<void>();
       w.onmessage = (e) => {
         const m = e.data;
-        if (typeof m.log === "string") logger.log(m.log);
-        else if ("ready" in m) {
+        if (typeof m.log === "string") {
+          logger.log(m.log);
+          Atomics.sub(pending, 0, 1);
+          Atomics.notify(pending, 0);
+        } else if ("ready" in m) {
           ready.resolve(m.ready);
           // A thread that cannot serve has nothing to close.
           if (!m.ready) done.resolve();
@@ -74,7 +101,7 @@ export class ThreadGroup {
       workers.push(w);
       readies.push(ready.promise);
       closed.push(done.promise);
-      w.postMessage(job);
+      w.postMessage({ ...job, logs });
     }
     const group = new ThreadGroup(workers, new Int32Array(job.shared), closed);
     if ((await Promise.all(readies)).every(Boolean)) return group;

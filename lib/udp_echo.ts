@@ -28,9 +28,6 @@ export interface UdpEchoOptions extends BindUdpOptions {
   engine?: "auto" | "deno";
 }
 
-/** Counter slot of the UDP echo thread's shared array: datagrams echoed. */
-export const ECHOED = 1;
-
 /** A running UDP echo server. */
 export interface UdpEchoServer extends AsyncDisposable {
   /** The bound address (read the port from here when you bound port 0). */
@@ -96,8 +93,10 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     upper,
     logDatagrams,
     verbose: logger.enabled,
-    shared: new SharedArrayBuffer(2 * 4),
+    shared: new SharedArrayBuffer(4),
+    echoed: new SharedArrayBuffer(8),
   };
+  const threadEchoed = new Float64Array(job.echoed);
   const ready: Promise<"thread" | "deno"> =
     (options.engine ?? "auto") === "auto" && ffiAllowed()
       ? ThreadGroup.start(
@@ -133,7 +132,7 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     addr: socket.addr,
     ready,
     get echoed() {
-      return thread ? thread.counter(ECHOED) : echoed;
+      return thread ? threadEchoed[0]! : echoed;
     },
     close,
     [Symbol.asyncDispose]: close,

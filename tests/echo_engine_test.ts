@@ -381,3 +381,45 @@ for (const v of UDP_VARIANTS) {
     }).close();
   });
 }
+
+Deno.test(
+  "udp echo thread: a logger that cannot keep up holds the thread back (bounded log backlog)",
+  {
+    ignore: !linux || !hasCommand("python3"),
+  },
+  async () => {
+    const lines: string[] = [];
+    const server = udpEcho({
+      hostname: "127.0.0.1",
+      logDatagrams: true,
+      logger: { enabled: true, log: (l) => void lines.push(l) },
+    });
+    assertEquals(await server.ready, "thread");
+    // A sender in another process floods while this thread (which writes the
+    // log lines) is busy and cannot take any.
+    await using _sender = await startPy(`
+import socket, time
+print(0, flush=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+end = time.time() + 1.5
+while time.time() < end:
+    for _ in range(50): s.sendto(b"x" * 16, ("127.0.0.1", ${server.addr.port}))
+    time.sleep(0.002)
+`);
+    const busyUntil = performance.now() + 1000;
+    while (performance.now() < busyUntil) {
+      /* a main thread that cannot log */
+    }
+    const echoedWhileBusy = server.echoed;
+    await server.close();
+    assertOk(
+      echoedWhileBusy > 0,
+      "the thread echoed while the main thread was busy",
+    );
+    assertOk(
+      echoedWhileBusy <= 300,
+      `${echoedWhileBusy} echoed with no log line written`,
+    );
+  },
+);
