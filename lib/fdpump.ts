@@ -25,7 +25,7 @@ import {
   type Reader,
   type Writer,
 } from "./copy.ts";
-import { libc, osError, SHUT_RDWR } from "./libc.ts";
+import { libc, osError, SHUT_RDWR, socketPort, uniqueFd } from "./libc.ts";
 import type { PumpEnd, PumpJob } from "./_fdpump_worker.ts";
 
 /** Bytes copied the ordinary way before a hand-off to the pump thread. */
@@ -221,7 +221,7 @@ class PumpThread {
 
 /**
  * The descriptor behind a TCP connection (Linux, FFI): the one socket of
- * this process whose local and peer ports are the connection's, leaving out
+ * this process (below 4096) whose local and peer ports are the connection's, leaving out
  * `exclude`. `undefined` when FFI is unavailable, the connection is not TCP,
  * or not exactly one descriptor matches.
  */
@@ -234,36 +234,8 @@ export function socketFd(
   if (c === null || la.transport !== "tcp" || ra.transport !== "tcp") {
     return undefined;
   }
-  const addr = new Uint8Array(128);
-  const len = new Uint32Array(1);
-  const lenBytes = new Uint8Array(len.buffer);
-  const port = (get: typeof c.getsockname, fd: number): number => {
-    len[0] = addr.length;
-    if (get(fd, addr, lenBytes) !== 0) return -1;
-    const family = addr[0]! | (addr[1]! << 8);
-    if (family !== 2 && family !== 10) return -1; // AF_INET, AF_INET6
-    return (addr[2]! << 8) | addr[3]!;
-  };
-  let found: number | undefined;
-  for (const fd of openFds()) {
-    if (exclude.has(fd)) continue;
-    if (port(c.getsockname, fd) !== la.port) continue;
-    if (port(c.getpeername, fd) !== ra.port) continue;
-    if (found !== undefined) return undefined;
-    found = fd;
-  }
-  return found;
-}
-
-function openFds(): Iterable<number> {
-  try {
-    const q = Deno.permissions.querySync({
-      name: "read",
-      path: "/proc/self/fd",
-    });
-    if (q.state === "granted") {
-      return [...Deno.readDirSync("/proc/self/fd")].map((e) => Number(e.name));
-    }
-  } catch { /* no /proc: scan below */ }
-  return Array.from({ length: 4096 }, (_, i) => i);
+  return uniqueFd((fd) =>
+    !exclude.has(fd) && socketPort(c, fd, "local") === la.port &&
+    socketPort(c, fd, "peer") === ra.port
+  );
 }

@@ -44,11 +44,53 @@ const SYMBOLS = {
 /** The libc functions denocat calls. */
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+/** Descriptors the socket searches below look at: 0 to 4095. */
+const FD_SCAN = 4096;
+
+/**
+ * The one descriptor below 4096 for which `test` holds; `undefined` when
+ * none or several do. This is how the fast paths find a socket Deno opened,
+ * whose descriptor Deno does not expose.
+ */
+export function uniqueFd(test: (fd: number) => boolean): number | undefined {
+  let found: number | undefined;
+  for (let fd = 0; fd < FD_SCAN; fd++) {
+    if (!test(fd)) continue;
+    if (found !== undefined) return undefined;
+    found = fd;
+  }
+  return found;
+}
+
+const saBuf = new Uint8Array(128);
+const lenBuf = new Uint32Array(1);
+const lenBytes = new Uint8Array(lenBuf.buffer);
+const optBuf = new Int32Array(1);
+const optBytes = new Uint8Array(optBuf.buffer);
+
+/** The local (`getsockname`) or peer (`getpeername`) port of `fd`; -1 when it has none. */
+export function socketPort(
+  c: Libc,
+  fd: number,
+  side: "local" | "peer",
+): number {
+  lenBuf[0] = saBuf.length;
+  const get = side === "local" ? c.getsockname : c.getpeername;
+  if (get(fd, saBuf, lenBytes) !== 0) return -1;
+  return sockaddrToAddr(saBuf)?.port ?? -1;
+}
+
+/** An integer `SOL_SOCKET` option of `fd` (`SO_TYPE` 3, `SO_ACCEPTCONN` 30); -1 on failure. */
+export function socketOption(c: Libc, fd: number, name: number): number {
+  lenBuf[0] = 4;
+  return c.getsockopt(fd, 1, /* SOL_SOCKET */ name, optBytes, lenBytes) === 0
+    ? optBuf[0]!
+    : -1;
+}
+
 /**
  * The one socket of this process of `type` (1 stream, 2 datagram) bound to
- * `port`, listening when `listening` (stream sockets) — how a worker thread
- * finds a socket Deno opened, whose descriptor Deno does not expose.
- * `undefined` when none or several match (the caller then keeps to Deno).
+ * `port`, listening when `listening` (stream sockets); see {@linkcode uniqueFd}.
  */
 export function findBoundSocket(
   c: Libc,
@@ -56,28 +98,11 @@ export function findBoundSocket(
   port: number,
   listening: boolean,
 ): number | undefined {
-  const sa = new Uint8Array(128);
-  const len = new Uint32Array(1);
-  const lenBytes = new Uint8Array(len.buffer);
-  const opt = new Int32Array(1);
-  const optBytes = new Uint8Array(opt.buffer);
-  const option = (fd: number, name: number) => {
-    len[0] = 4;
-    return c.getsockopt(fd, 1, /* SOL_SOCKET */ name, optBytes, lenBytes) === 0
-      ? opt[0]
-      : -1;
-  };
-  let found: number | undefined;
-  for (let fd = 0; fd < 4096; fd++) {
-    len[0] = sa.length;
-    if (c.getsockname(fd, sa, lenBytes) !== 0) continue;
-    if (sockaddrToAddr(sa)?.port !== port) continue;
-    if (option(fd, 3 /* SO_TYPE */) !== type) continue;
-    if ((option(fd, 30 /* SO_ACCEPTCONN */) === 1) !== listening) continue;
-    if (found !== undefined) return undefined;
-    found = fd;
-  }
-  return found;
+  return uniqueFd((fd) =>
+    socketPort(c, fd, "local") === port &&
+    socketOption(c, fd, 3 /* SO_TYPE */) === type &&
+    (socketOption(c, fd, 30 /* SO_ACCEPTCONN */) === 1) === listening
+  );
 }
 
 /** errno values the fast paths act on. */
@@ -93,15 +118,21 @@ export const EPIPE = 32, ECONNRESET = 104, EMFILE = 24, ENFILE = 23;
 
 let lib: Libc | null | undefined;
 
+/**
+ * Whether the FFI fast paths can run here (Linux, `--allow-ffi` granted),
+ * without opening libc yet.
+ */
+export function ffiAllowed(): boolean {
+  return Deno.build.os === "linux" &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+}
+
 /** libc's symbols, or `null` when FFI is unavailable here. */
 export function libc(): Libc | null {
   if (lib !== undefined) return lib;
   lib = null;
-  if (Deno.build.os !== "linux") return lib;
+  if (!ffiAllowed()) return lib;
   try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return lib;
-    }
     lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
   } catch {
     lib = null;
