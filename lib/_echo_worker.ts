@@ -11,7 +11,8 @@
  */
 /// <reference lib="deno.worker" />
 import { formatAddr } from "./address.ts";
-import { OPEN, SERVED, upperAsciiInPlace } from "./echo.ts";
+import { type EchoJob, OPEN, SERVED } from "./_echo_job.ts";
+import { upperAsciiInPlace } from "./echo.ts";
 import { describeError } from "./errors.ts";
 import { STOP, threadLog } from "./threads.ts";
 import {
@@ -26,23 +27,6 @@ import {
   osError,
   sockaddrToAddr,
 } from "./libc.ts";
-
-/** What an echo thread serves. */
-export interface EchoJob {
-  /** The listening socket's port (the thread finds its descriptor). */
-  port: number;
-  upper: boolean;
-  /** -1: no limit. Counted across all threads. */
-  maxConns: number;
-  /** 0: never. */
-  idleMs: number;
-  verbose: boolean;
-  bufferSize: number;
-  /** Int32Array: [STOP] 1 = stop (threads.ts), [OPEN], [SERVED]. */
-  shared: SharedArrayBuffer;
-  /** Log backlog counter, set by ThreadGroup.start (threads.ts). */
-  logs?: SharedArrayBuffer;
-}
 
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLEXCLUSIVE = 1 << 28;
 const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;

@@ -9,8 +9,9 @@ import { writeAll } from "./copy.ts";
 import { describeError } from "./errors.ts";
 import { IdleWatch } from "./idle.ts";
 import { type Logger, silent } from "./log.ts";
-import type { EchoJob } from "./_echo_worker.ts";
-import { ffiAllowed, ThreadGroup } from "./threads.ts";
+import { type EchoJob, OPEN, SERVED } from "./_echo_job.ts";
+import { ffiAllowed } from "./libc.ts";
+import { ThreadGroup } from "./threads.ts";
 import {
   closeQuietly,
   type Conn,
@@ -218,9 +219,6 @@ export function echoServer(
     [Symbol.asyncDispose]: close,
   };
 }
-
-/** Counter slots of the epoll engine's shared array: open connections, served. */
-export const OPEN = 1, SERVED = 2;
 
 /** The epoll engine (lib/_echo_worker.ts) on `options.threads` threads. */
 function startThreads(

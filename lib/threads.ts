@@ -37,12 +37,6 @@ export function threadLog(logs: SharedArrayBuffer): (line: string) => void {
   };
 }
 
-/** Whether the FFI engines can run here (Linux, `--allow-ffi` granted). */
-export function ffiAllowed(): boolean {
-  return Deno.build.os === "linux" &&
-    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-}
-
 /** A running group of threads serving one job. */
 export class ThreadGroup {
   #workers: Worker[];

@@ -9,7 +9,8 @@ import { describeError } from "./errors.ts";
 import { upperAsciiInPlace } from "./echo.ts";
 import { type Logger, silent } from "./log.ts";
 import { bindUdp, type BindUdpOptions } from "./udp.ts";
-import { ffiAllowed, ThreadGroup } from "./threads.ts";
+import { ffiAllowed } from "./libc.ts";
+import { ThreadGroup } from "./threads.ts";
 import type { UdpEchoJob } from "./_udp_echo_worker.ts";
 
 /** Options for {@linkcode udpEcho}. */
