@@ -109,7 +109,6 @@ export async function pipeDuplex(
   const pumpOptions = {
     conn,
     signal: stopPumps.signal,
-    onPump: (p: Pump) => void pumps.push(p),
     ...(bufferSize ? { bufferSize } : {}),
   };
   // Once our FIN is out and the download runs on a pump thread, Deno has
