@@ -319,6 +319,7 @@ Deno.test("cli: denocat echo --threads: bad values and -u are usage errors (exit
     const [args, message] of [
       [["--threads", "0", "7"], "--threads"],
       [["--threads", "x", "7"], "--threads"],
+      [["--threads", "65", "7"], "invalid --threads value: 65 (at most 64)"],
       [["-u", "--threads", "2", "7"], "--threads does not apply to -u"],
     ] as const
   ) {

@@ -31,7 +31,7 @@ Options:
       --idle-timeout SECS
                       close a connection that moves no byte for SECS
                       (default: never)
-      --threads N     TCP echo threads (default: half the cores, 1 to 4;
+      --threads N     TCP echo threads, 1-64 (default: half the cores, 1 to 4;
                       Linux with FFI allowed, else one event loop)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     listen on a Unix socket
@@ -48,6 +48,15 @@ const OPTIONS = {
   udp: { type: "boolean", short: "u" },
 } as const;
 
+/** `--threads`: 1 to 64 (each thread is a V8 isolate of about 10 MB). */
+function threadCount(value: string | undefined): number | undefined {
+  const n = positiveInt(value, "--threads");
+  if (n !== undefined && n > 64) {
+    throw new UsageError(`invalid --threads value: ${n} (at most 64)`);
+  }
+  return n;
+}
+
 /** Runs `denocat echo`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, OPTIONS);
@@ -60,7 +69,7 @@ export async function run(args: string[]): Promise<number> {
   const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
   // Half the cores (1 to 4): the clients often share the machine, and on 2
   // cores a second echo thread bought throughput at the cost of p99.
-  const threads = positiveInt(values.threads, "--threads") ??
+  const threads = threadCount(values.threads) ??
     Math.max(
       1,
       Math.min(4, Math.floor((navigator.hardwareConcurrency || 1) / 2)),
