@@ -237,11 +237,16 @@ export async function readAll(
   const buf = new Uint8Array(65536);
   let n: number | null;
   while ((n = await r.read(buf)) !== null) chunks.push(buf.slice(0, n));
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
+  return concat(chunks);
+}
+
+/** Concatenates byte arrays into one. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
   return out;
 }

@@ -21,6 +21,7 @@ import { receiveFrames } from "../lib/framed_receive.ts";
 import { FramedInput, sendFrames } from "../lib/framed_send.ts";
 import { framedUdpClient, framedUdpListen } from "../lib/framed_udp.ts";
 import { bindUdp } from "../lib/udp.ts";
+import { concat } from "./_helpers.ts";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -52,15 +53,7 @@ function recorder(): Writer & { writes: Uint8Array[]; bytes(): Uint8Array } {
       writes.push(p.slice());
       return Promise.resolve(p.length);
     },
-    bytes() {
-      const out = new Uint8Array(writes.reduce((a, w) => a + w.length, 0));
-      let at = 0;
-      for (const w of writes) {
-        out.set(w, at);
-        at += w.length;
-      }
-      return out;
-    },
+    bytes: () => concat(writes),
   };
 }
 

@@ -21,7 +21,7 @@ import {
   TRANSFER_HELLO_SIZE,
   UnsafeNameError,
 } from "../mod.ts";
-import { randomBytes, readAll, sha256 } from "./_helpers.ts";
+import { concat, randomBytes, readAll, sha256 } from "./_helpers.ts";
 
 const te = new TextEncoder();
 
@@ -29,21 +29,13 @@ async function tempDir(): Promise<string> {
   return await Deno.realPath(await Deno.makeTempDir({ prefix: "xfer-" }));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+const join = (...parts: Uint8Array[]) => concat(parts);
 
 /** One whole known-size item as a sender would write it. */
 function item(name: string, body: Uint8Array, size: number = body.length) {
   const digest = new Uint8Array(32);
   digest.set(Uint8Array.fromHex(sha256(body)));
-  return concat(
+  return join(
     encodeHeader({ name, size, mode: 0o644 }),
     body,
     encodeTrailer(new Uint8Array(41), body.length, digest),
@@ -209,7 +201,7 @@ Deno.test("receiveServer() refuses each hostile name with an unsafe-name ack, wr
     for (const name of hostile) {
       const { acks, helloOk } = await rawSession(
         server.port,
-        concat(
+        join(
           encodeHello(),
           item(name, te.encode("evil")),
           new Uint8Array([RECORD.END]),
@@ -226,7 +218,7 @@ Deno.test("receiveServer() refuses each hostile name with an unsafe-name ack, wr
     // Still serving: a good item goes through on the same server.
     const good = await rawSession(
       server.port,
-      concat(
+      join(
         encodeHello(),
         item("fine.txt", te.encode("fine")),
         new Uint8Array([RECORD.END]),
@@ -255,20 +247,20 @@ Deno.test("receiveServer() ends malformed streams with a protocol error and keep
     new DataView(oversize.buffer).setUint32(1, 1 << 30);
     const cases: Array<[string, Uint8Array, string]> = [
       ["garbage hello", te.encode("GET / HTTP/1.1\r\n\r\n"), "not a denocat"],
-      ["oversize header", concat(encodeHello(), oversize), "at most 65536"],
+      ["oversize header", join(encodeHello(), oversize), "at most 65536"],
       [
         "lying size (more body than declared)",
-        concat(encodeHello(), header, body),
+        join(encodeHello(), header, body),
         "does size lie",
       ],
       [
         "truncated body (sender gone)",
-        concat(encodeHello(), encodeHeader({ name: "y", size: 100_000 }), body),
+        join(encodeHello(), encodeHeader({ name: "y", size: 100_000 }), body),
         "expected a body of 100000 bytes",
       ],
       [
         "header not JSON",
-        concat(
+        join(
           encodeHello(),
           new Uint8Array([RECORD.HEADER, 0, 0, 0, 3]),
           te.encode("{{{"),
@@ -277,7 +269,7 @@ Deno.test("receiveServer() ends malformed streams with a protocol error and keep
       ],
       [
         "unknown record",
-        concat(encodeHello(), new Uint8Array([0x99])),
+        join(encodeHello(), new Uint8Array([0x99])),
         "unexpected record",
       ],
     ];
@@ -291,7 +283,7 @@ Deno.test("receiveServer() ends malformed streams with a protocol error and keep
     assertEquals(results.length, cases.length);
     const good = await rawSession(
       server.port,
-      concat(
+      join(
         encodeHello(),
         item("after.bin", body),
         new Uint8Array([RECORD.END]),
@@ -358,7 +350,7 @@ Deno.test("a trailer that disagrees with the body is an integrity failure: ack c
     const wrong = new Uint8Array(32).fill(1);
     const { acks } = await rawSession(
       server.port,
-      concat(
+      join(
         encodeHello(),
         encodeHeader({ name: "bad.bin", size: body.length }),
         body,
@@ -388,7 +380,7 @@ Deno.test("receiveServer() creates parent directories only for a verified item: 
     const cases: Array<[string, Uint8Array]> = [
       [
         "integrity failure",
-        concat(
+        join(
           encodeHello(),
           encodeHeader({ name: "i1/i2/i3/bad.bin", size: body.length }),
           body,
@@ -398,7 +390,7 @@ Deno.test("receiveServer() creates parent directories only for a verified item: 
       ],
       [
         "sender gone mid-body",
-        concat(
+        join(
           encodeHello(),
           encodeHeader({ name: "t1/t2/cut.bin", size: 100_000 }),
           body,
@@ -406,7 +398,7 @@ Deno.test("receiveServer() creates parent directories only for a verified item: 
       ],
       [
         "garbage inside a stream",
-        concat(
+        join(
           encodeHello(),
           encodeHeader({ name: "s1/s2/stream", size: "stream" }),
           new Uint8Array([0x99]),
@@ -417,7 +409,7 @@ Deno.test("receiveServer() creates parent directories only for a verified item: 
       // A hostile sender announcing many trees, sending none of them.
       cases.push([
         `hostile ${i}`,
-        concat(encodeHello(), encodeHeader({ name: `h${i}/x/y`, size: 9 })),
+        join(encodeHello(), encodeHeader({ name: `h${i}/x/y`, size: 9 })),
       ]);
     }
     for (const [what, bytes] of cases) {
@@ -427,7 +419,7 @@ Deno.test("receiveServer() creates parent directories only for a verified item: 
     assertEquals(listAll(out), [], "no directories, no temporary files");
     const good = await rawSession(
       server.port,
-      concat(
+      join(
         encodeHello(),
         item("g1/g2/good.bin", body),
         new Uint8Array([RECORD.END]),
@@ -480,7 +472,7 @@ Deno.test("receiveServer() records items committed before their ack fails: the s
     // connection, so the receiver's ack writes fail (broken pipe).
     await new Promise((r) => setTimeout(r, 50));
     await conn.write(
-      concat(
+      join(
         encodeHello(),
         item("a.bin", a),
         item("b.bin", b),
@@ -517,7 +509,7 @@ Deno.test("receiveServer() records items committed before their ack fails: the s
 async function holdSlot(port: number, dir: string): Promise<Deno.TcpConn> {
   const before = listAll(dir).length;
   const c = await Deno.connect({ hostname: "127.0.0.1", port });
-  await c.write(concat(
+  await c.write(join(
     encodeHello(),
     encodeHeader({ name: `hold${before}`, size: "stream", mode: 0o644 }),
   ));

@@ -1,16 +1,7 @@
 // Test helpers for the framing codecs.
 import type { Reader } from "../../lib/frame/mod.ts";
 
-/** Concatenates arrays into one. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concat } from "../_helpers.ts";
 
 /**
  * Cuts `bytes` into chunks whose sizes cycle through `sizes` (each >= 1).

@@ -75,16 +75,7 @@ export interface Recording {
   down: Uint8Array[][];
 }
 
-/** Concatenates chunks. */
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
+export { concat } from "../_helpers.ts";
 
 /**
  * A TCP proxy on 127.0.0.1 forwarding to `target` and recording every byte
