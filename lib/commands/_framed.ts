@@ -144,7 +144,7 @@ export async function runFramedNetcat(
       ...framing,
       split,
       input: stdinReader(),
-      output: Deno.stdout,
+      output: stdoutWriter(),
       signal,
       logger,
       ...(flags.family ? { family: flags.family } : {}),

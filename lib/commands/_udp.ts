@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
 import { udpListen } from "../udp/listener.ts";
+import { stdinReader, stdoutWriter } from "../stdio.ts";
 import {
   hostAndPort,
   serverEndpoint,
@@ -41,7 +42,7 @@ export async function runUdpNetcat(
   }
   const split = splitMode(flags.split);
   const common = {
-    output: Deno.stdout,
+    output: stdoutWriter(),
     split,
     logger: flags.logger,
     ...(flags.family ? { family: flags.family } : {}),
@@ -52,7 +53,7 @@ export async function runUdpNetcat(
     await udpListen({
       ...common,
       port: ep.port!,
-      input: Deno.stdin,
+      input: stdinReader(),
       signal,
       ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
     });
@@ -61,7 +62,7 @@ export async function runUdpNetcat(
   const target = hostAndPort(positionals);
   await udpClient(target.hostname, target.port, {
     ...common,
-    input: Deno.stdin,
+    input: stdinReader(),
     signal,
     ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { stdinReader } from "../stdio.ts";
 import { parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
@@ -93,6 +94,7 @@ export async function run(args: string[]): Promise<number> {
   const items = await collectItems(paths, {
     recursive: values.recursive ?? false,
     ...(values.name !== undefined ? { stdinName: values.name } : {}),
+    stdin: stdinReader(),
     onSkip: (p, why) => logger.log(`skipping ${p}: ${why}`),
   });
   if (items.length === 0) throw new UsageError("nothing to send");

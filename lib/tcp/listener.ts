@@ -20,7 +20,13 @@ import {
   type ListenOptions,
 } from "./connect.ts";
 
-/** Options for {@linkcode tcpListen}: where to bind and how to relay. */
+/**
+ * Options for {@linkcode tcpListen}: where to bind and how to relay.
+ * `endOnPeerEof` defaults to true here (OpenBSD nc's rule for `-l`): a
+ * client's session ends when the client's side has ended and everything it
+ * sent is written to `output`, whether or not `input` has ended. With
+ * `keep` that holds per client.
+ */
 export interface ListenerOptions extends ListenOptions, PipeOptions {
   /**
    * Keep listening and serve clients concurrently (`-k`); input is copied to
@@ -105,7 +111,13 @@ async function serveOne(
   if (options.noDelay) setNoDelay(conn);
   logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
   const t0 = performance.now();
-  const r = await pipeDuplex(conn, options);
+  // OpenBSD nc's rule for -l: the session ends once the client's side has
+  // ended and everything received is written out, whether or not local
+  // input has ended (a relay fed by a pipe that stays open must still end).
+  const r = await pipeDuplex(conn, {
+    ...options,
+    endOnPeerEof: options.endOnPeerEof ?? true,
+  });
   const ms = performance.now() - t0;
   logger.log(
     `closed (${r.reason}): received ${formatTransfer(r.received, ms)}, sent ${

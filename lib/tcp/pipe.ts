@@ -5,7 +5,7 @@
  * @module
  */
 import type { Reader, Writer } from "../copy.ts";
-import { DenocatError, netError } from "../errors.ts";
+import { DenocatError, netError, OutputClosedError } from "../errors.ts";
 import { fastCopy, type Pump } from "../native/pump.ts";
 import { closeQuietly, closeWriteQuietly, type Conn } from "./connect.ts";
 
@@ -22,7 +22,10 @@ export interface PipeOptions {
   halfClose?: boolean;
   /** Close the connection this many ms after input EOF, whatever the peer does. */
   quitAfterEof?: number;
-  /** Fail with a timeout error when no byte moves either way for this many ms. */
+  /**
+   * End the pipe (reason `"idle"`, not an error: nc -w's rule) when no byte
+   * moves either way for this many ms.
+   */
   idleTimeout?: number;
   /**
    * End as soon as the peer closes its side, even while local input still
@@ -44,8 +47,12 @@ export interface PipeResult {
   received: number;
   /** Whether local input reached EOF before the pipe ended. */
   inputEnded: boolean;
-  /** Why the pipe ended: the peer closed, the `-q` timer fired, or it was aborted. */
-  reason: "peer-closed" | "quit" | "aborted";
+  /**
+   * Why the pipe ended: the peer closed, the `-q` timer fired, `output` was
+   * closed by its reader (EPIPE: `denocat … | head`), the idle timeout
+   * passed, or it was aborted.
+   */
+  reason: "peer-closed" | "quit" | "output-closed" | "idle" | "aborted";
   /** Of `sent` + `received`, the bytes moved by pump threads (fdpump.ts). */
   pumped: number;
 }
@@ -142,10 +149,7 @@ export async function pipeDuplex(
     }
     const left = lastActivity + idleMs! - performance.now();
     if (left > 0) idleTimer = setTimeout(checkIdle, left);
-    else {shut(
-        "aborted",
-        new DenocatError(`timed out: no data for ${idleMs! / 1000} s`),
-      );}
+    else shut("idle"); // a normal end, as with nc -w: no failure
   };
   if (idleMs !== undefined) idleTimer = setTimeout(checkIdle, idleMs);
   const onAbort = () =>
@@ -199,7 +203,11 @@ export async function pipeDuplex(
       await Promise.race([upstream, shutDown]);
     }
   } catch (err) {
-    if (!closed) failure ??= err;
+    // Output closed by its reader (`| head`): nothing more can be shown, so
+    // the relay ends here, quietly. (Reading a socket never fails with
+    // EPIPE, so BrokenPipe here is the pump's write to `output`.)
+    if (isOutputClosed(err)) shut("output-closed");
+    else if (!closed) failure ??= err;
   } finally {
     clearTimeout(idleTimer);
     clearTimeout(quitTimer);
@@ -216,6 +224,11 @@ export async function pipeDuplex(
   if (failure !== undefined) throw netError("relay data", failure);
   const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
   return { sent, received, inputEnded, reason, pumped };
+}
+
+function isOutputClosed(err: unknown): boolean {
+  return err instanceof OutputClosedError ||
+    err instanceof Deno.errors.BrokenPipe;
 }
 
 function isGoneError(err: unknown): boolean {
