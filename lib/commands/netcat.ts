@@ -152,8 +152,6 @@ export async function run(args: string[]): Promise<number> {
     input: stdinReader(),
     output: stdoutWriter(),
     halfClose: !values["no-shutdown"],
-    // A person at a terminal expects the session to end when the peer hangs up.
-    endOnPeerEof: interactive,
     logger,
     ...(family ? { family } : {}),
     ...(quit !== undefined ? { quitAfterEof: quit } : {}),
@@ -175,6 +173,10 @@ export async function run(args: string[]): Promise<number> {
   const endpoint = clientEndpoint(positionals, values.unix);
   await tcpClient(endpoint, {
     ...common,
+    // A person at a terminal expects the session to end when the peer
+    // hangs up; otherwise the client waits for both directions. (A
+    // listener always ends with its client: tcpListen's default.)
+    endOnPeerEof: interactive,
     noDelay: interactive,
     ...(wait !== undefined ? { timeout: wait } : {}),
   });
