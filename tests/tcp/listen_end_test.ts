@@ -13,6 +13,7 @@ import {
   sha256,
   spawn,
   startServer,
+  waitForListen,
   waitForPort,
 } from "../_helpers.ts";
 
@@ -174,18 +175,6 @@ Deno.test(
     }
   },
 );
-
-/** Waits until `ss` shows a listener on 127.0.0.1:port (without connecting to it). */
-async function waitForListen(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ss = await new Deno.Command("ss", {
-      args: ["-Hltn", `sport = :${port}`],
-    }).output();
-    if (new TextDecoder().decode(ss.stdout).includes(`:${port}`)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 Deno.test("-l: a reply written from stdin before the client ends reaches it; the client's FIN then ends the session", async () => {
   // The listener answers from stdin while the client is still sending; the
