@@ -293,3 +293,67 @@ Deno.test(
     assertOk(r.cpu < 1.2, `denocat used ${r.cpu} CPU-seconds while idle`);
   },
 );
+
+Deno.test(
+  "rsync -a -e '<denocat shell wrapper>': pull and push a tree with 20 MB (rsync's non-blocking stdout)",
+  {
+    ignore: needs("rsync", "python3"),
+  },
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "denocat-rsync-" });
+    try {
+      await Deno.mkdir(`${dir}/src/sub`, { recursive: true });
+      const big = randomBytes(SIZE);
+      await Deno.writeFile(`${dir}/src/big.bin`, big);
+      await Deno.writeTextFile(`${dir}/src/sub/a.txt`, "hello\n");
+      await using srv = await startServer([
+        "shell",
+        "-l",
+        "--insecure-no-auth",
+        "127.0.0.1",
+        "0",
+      ]);
+      // rsync runs `WRAPPER HOST rsync --server ...`; the wrapper notes how
+      // rsync handed over its stdout, then becomes the denocat shell client
+      // (the words after -- are joined and run by the server's shell).
+      const wrapper = `${dir}/via-denocat`;
+      await Deno.writeTextFile(
+        wrapper,
+        `#!/bin/sh
+python3 -c 'import fcntl, os, sys; open(sys.argv[1], "a").write(str(bool(fcntl.fcntl(1, fcntl.F_GETFL) & os.O_NONBLOCK)) + "\\n")' "${dir}/flags" </dev/null
+shift
+exec '${Deno.execPath()}' run -A '${CLI}' shell 127.0.0.1 ${srv.port} -- "$@"
+`,
+      );
+      await Deno.chmod(wrapper, 0o755);
+      for (
+        const [from, to] of [[`x:${dir}/src/`, `${dir}/pulled/`], [
+          `${dir}/src/`,
+          `x:${dir}/pushed/`,
+        ]]
+      ) {
+        const r = await spawn("rsync", ["-a", "-e", wrapper, from!, to!], {
+          timeout: 60000,
+        }).output;
+        assertEquals(r.code, 0, r.stderr);
+      }
+      for (const copy of ["pulled", "pushed"]) {
+        assertEquals(
+          sha256(await Deno.readFile(`${dir}/${copy}/big.bin`)),
+          sha256(big),
+        );
+        assertEquals(
+          await Deno.readTextFile(`${dir}/${copy}/sub/a.txt`),
+          "hello\n",
+        );
+      }
+      // The case this test is for: rsync made the client's stdout non-blocking.
+      assertEquals(
+        (await Deno.readTextFile(`${dir}/flags`)).trim().split("\n"),
+        ["True", "True"],
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
