@@ -7,7 +7,7 @@
 import { formatAddr } from "../address.ts";
 import { acceptLoop } from "../accept.ts";
 import { writeAll } from "../copy.ts";
-import { describeError } from "../errors.ts";
+import { describeError, OutputClosedError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { formatTransfer, type Logger, pumpNote, silent } from "../log.ts";
 import { pipeDuplex, type PipeOptions } from "./pipe.ts";
@@ -203,7 +203,11 @@ async function serveMany(
       }
       logger.log(`${peer} closed after sending ${bytes} bytes`);
     } catch (err) {
-      if (!options.signal?.aborted) {
+      if (err instanceof OutputClosedError) {
+        // `denocat -l -k … | head`: nobody reads any more; stop serving.
+        logger.log(`${describeError(err)}: no longer serving`);
+        closeQuietly(listener);
+      } else if (!options.signal?.aborted) {
         logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
       }
     } finally {
