@@ -13,6 +13,7 @@ import {
   COMMON_OPTIONS,
   familyOf,
   parse,
+  positiveInt,
   print,
   seconds,
   serverEndpoint,
@@ -65,6 +66,12 @@ Options:
                       and others are served; whole frames never interleave.
                       With -u each datagram carries exactly one frame; a
                       malformed one is reported (-v names the peer) and skipped
+      --max-frame BYTES
+                      with --frame: the largest payload (or JSON body) sent
+                      or accepted (default 16777216 = 16 MiB; at most
+                      4294967295). A receiver allocates a frame's size once
+                      its length has passed this cap: raise it only as far
+                      as the peers are trusted
       --output MODE   with -l --frame: print each payload as 'lines' (payload
                       and a newline; default), 'raw', 'hex' (one line per
                       frame) or 'json' ({"len":n,"data":"<base64>"} per line,
@@ -91,7 +98,22 @@ const OPTIONS = {
   split: { type: "string" },
   frame: { type: "string" },
   output: { type: "string" },
+  "max-frame": { type: "string" },
 } as const;
+
+/** Largest `--max-frame`: 4 GiB - 1, a frame must fit one buffer. */
+const MAX_FRAME_LIMIT = 2 ** 32 - 1;
+
+/** Parses `--max-frame BYTES` (a plain byte count, 1 to 4 GiB - 1). */
+function maxFrameSize(value: string | undefined): number | undefined {
+  const n = positiveInt(value, "--max-frame");
+  if (n !== undefined && n > MAX_FRAME_LIMIT) {
+    throw new UsageError(
+      `invalid --max-frame value: ${value} (at most ${MAX_FRAME_LIMIT})`,
+    );
+  }
+  return n;
+}
 
 /** Runs the netcat modes; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -113,6 +135,7 @@ export async function run(args: string[]): Promise<number> {
     return await runFramedNetcat(positionals, {
       frame: values.frame,
       output: values.output,
+      maxFrame: maxFrameSize(values["max-frame"]),
       split: values.split,
       listen: values.listen ?? false,
       keep: values["keep-open"] ?? false,
@@ -128,6 +151,9 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values.output !== undefined) {
     throw new UsageError("--output needs --frame and -l");
+  }
+  if (values["max-frame"] !== undefined) {
+    throw new UsageError("--max-frame needs --frame");
   }
   if (values.udp) {
     if (values["no-shutdown"]) {
