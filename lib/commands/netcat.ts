@@ -41,10 +41,12 @@ Options:
   -k, --keep-open     with -l: keep listening, serve clients concurrently;
                       stdin is copied to every connected client
   -q SECS             quit SECS seconds after stdin EOF
-  -w SECS             timeout for connecting and for idle connections
+  -w SECS             timeout for connecting (exit 1) and for idle
+                      connections (a normal end, exit 0, like nc -w)
       --idle-timeout SECS
                       with -l (TCP, -k and --frame included): close a client
-                      that moves no byte for SECS (default: never)
+                      that moves no byte for SECS (default: never); like the
+                      client ending (exit 0), except mid-frame (exit 1)
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     use a Unix socket instead of HOST PORT
@@ -81,9 +83,15 @@ Options:
       --version       print the version
 
 On stdin EOF denocat half-closes (sends FIN) and keeps printing until the
-peer closes, so 'echo hi | denocat HOST PORT' always gets the reply.
+peer closes, so 'echo hi | denocat HOST PORT' always gets the reply. A client
+ends when both directions are done; a listener (-l, each -k client) ends once
+its client's side has ended and all it sent is written out, even while stdin
+is still open (OpenBSD nc's rule). A closed stdout ('| head') ends quietly
+with exit 0. Non-blocking stdin/stdout (from rsync -e, say) are waited for
+with poll, never switched to blocking.
 
-Exit codes: 0 ok, 1 network or runtime failure, 2 usage error, 3 integrity failure.
+Exit codes: 0 ok (idle timeouts and a closed stdout included), 1 network or
+runtime failure, 2 usage error, 3 integrity failure.
 `;
 
 const OPTIONS = {
