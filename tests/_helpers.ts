@@ -30,7 +30,33 @@ export function hasCommand(name: string): boolean {
  */
 export function needs(...names: string[]): boolean {
   if (Deno.env.get("DENOCAT_REQUIRE_PEERS") === "1") return false;
-  return !names.every(hasCommand);
+  const missing = names.filter((name) => !hasCommand(name));
+  if (missing.length === 0) return false;
+  skipNote(`needs ${missing.join(", ")}, not installed`);
+  return true;
+}
+
+/**
+ * `ignore` flag for tests of a feature that only some systems have: true
+ * (and the reason printed once) when `Deno.build.os` is not among `oses`.
+ * `feature` names what the platform lacks, e.g. "Unix sockets".
+ */
+export function onlyOn(
+  oses: readonly (typeof Deno.build.os)[],
+  feature: string,
+): boolean {
+  if (oses.includes(Deno.build.os)) return false;
+  skipNote(`${Deno.build.os} lacks ${feature}`);
+  return true;
+}
+
+const notes = new Set<string>();
+
+/** Prints why tests are ignored, once per reason, so no skip passes silently. */
+function skipNote(reason: string): void {
+  if (notes.has(reason)) return;
+  notes.add(reason);
+  console.log(`ignored: ${reason}`);
 }
 
 /** Hex sha256 of bytes. */
