@@ -4,67 +4,45 @@
  * BASE/latest/download/ASSET), with archives this test builds around a
  * stand-in executable; a stubbed `uname` on PATH plays each OS and CPU.
  */
-import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { binaryName, packageAll, TARGETS } from "../tools/release.ts";
 import { needs, onlyOn, spawn, startPy } from "./_helpers.ts";
 
 const INSTALL_SH = fileURLToPath(new URL("../install.sh", import.meta.url));
 const ignore = onlyOn(["linux", "darwin"], "a POSIX sh for install.sh") ||
-  needs("python3", "tar", "curl");
+  needs("python3", "tar", "zip", "curl");
 
-const UNIX_TARGETS = [
-  "x86_64-unknown-linux-gnu",
-  "aarch64-unknown-linux-gnu",
-  "x86_64-apple-darwin",
-  "aarch64-apple-darwin",
-];
+const UNIX_TARGETS = TARGETS.filter((t) => !t.includes("windows"));
 
 /** What the stand-in binary of `version` for `target` prints. */
 function standIn(version: string, target: string): string {
   return `denocat ${version} (${target}; stand-in)`;
 }
 
-async function run(cmd: string, args: string[], cwd?: string): Promise<void> {
-  const r = await new Deno.Command(cmd, {
-    args,
-    stdout: "null",
-    stderr: "piped",
-    ...(cwd ? { cwd } : {}),
-  }).output();
-  if (!r.success) {
-    throw new Error(`${cmd} failed: ${new TextDecoder().decode(r.stderr)}`);
-  }
-}
-
-function sha256File(path: string): string {
-  return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
-}
-
-/** Writes release `tag`'s archives for `targets` and its SHA256SUMS into `dir`. */
+/**
+ * Writes release `tag`'s archives for `targets` and its SHA256SUMS into
+ * `dir`, packed by the release tool itself around stand-in executables.
+ */
 async function writeRelease(
   dir: string,
   tag: string,
   targets: readonly string[],
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const sums: string[] = [];
-  for (const target of targets) {
-    const stage = await Deno.makeTempDir();
-    try {
+  const dist = await Deno.makeTempDir();
+  try {
+    for (const target of targets) {
+      await Deno.mkdir(`${dist}/${target}`);
       await Deno.writeTextFile(
-        `${stage}/denocat`,
+        `${dist}/${target}/${binaryName(target)}`,
         `#!/bin/sh\necho '${standIn(tag.slice(1), target)}'\n`,
         { mode: 0o755 },
       );
-      const asset = `denocat-${target}.tar.gz`;
-      await run("tar", ["-czf", `${dir}/${asset}`, "-C", stage, "denocat"]);
-      sums.push(`${sha256File(`${dir}/${asset}`)}  ${asset}\n`);
-    } finally {
-      await Deno.remove(stage, { recursive: true });
     }
+    await packageAll(dist, dir, targets);
+  } finally {
+    await Deno.remove(dist, { recursive: true });
   }
-  await Deno.writeTextFile(`${dir}/SHA256SUMS`, sums.join(""));
 }
 
 interface Release extends AsyncDisposable {
@@ -76,7 +54,7 @@ interface Release extends AsyncDisposable {
 
 /**
  * Releases served on loopback:
- * - v1.0.0 and v1.1.0 (the latest), every Unix target;
+ * - v1.0.0 and v1.1.0 (the latest), every target (Windows as a .zip);
  * - v0.9.0 with the Linux x86_64 asset only;
  * - v6.6.6 whose Linux x86_64 archive was altered after SHA256SUMS was made;
  * - v7.7.7 whose SHA256SUMS has no line for the Linux x86_64 archive.
@@ -84,9 +62,9 @@ interface Release extends AsyncDisposable {
 async function releaseServer(): Promise<Release> {
   const tmp = await Deno.makeTempDir({ prefix: "denocat_install_" });
   const root = `${tmp}/releases`;
-  await writeRelease(`${root}/download/v1.0.0`, "v1.0.0", UNIX_TARGETS);
-  await writeRelease(`${root}/download/v1.1.0`, "v1.1.0", UNIX_TARGETS);
-  await writeRelease(`${root}/latest/download`, "v1.1.0", UNIX_TARGETS);
+  await writeRelease(`${root}/download/v1.0.0`, "v1.0.0", TARGETS);
+  await writeRelease(`${root}/download/v1.1.0`, "v1.1.0", TARGETS);
+  await writeRelease(`${root}/latest/download`, "v1.1.0", TARGETS);
   await writeRelease(`${root}/download/v0.9.0`, "v0.9.0", [UNIX_TARGETS[0]!]);
   const tampered = `${root}/download/v6.6.6`;
   await writeRelease(tampered, "v6.6.6", [UNIX_TARGETS[0]!]);

