@@ -22,10 +22,11 @@ const decoder = new TextDecoder();
 async function output(
   cmd: string,
   args: string[],
+  cwd = ROOT,
 ): Promise<{ code: number; text: string }> {
   const r = await new Deno.Command(cmd, {
     args,
-    cwd: ROOT,
+    cwd,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -45,9 +46,19 @@ export function workflows(root = ROOT): string[] {
     .sort();
 }
 
-/** Runs actionlint on every workflow; returns the problems it printed. */
-export async function actionlint(): Promise<string | null> {
-  const files = workflows();
+/**
+ * Findings actionlint 1.7.7 makes that are its own gaps, not ours: it
+ * predates the `macos-15-intel` runner label (GitHub's last Intel macOS
+ * image), which the release uses to test the x86_64 macOS binary natively.
+ */
+const KNOWN_GAPS = [/^label "macos-15-intel" is unknown\./];
+
+/**
+ * Runs actionlint on every workflow under `root`; returns the problems it
+ * printed, or null when there are none.
+ */
+export async function actionlint(root = ROOT): Promise<string | null> {
+  const files = workflows(root);
   if (files.length === 0) return "no workflow files in .github/workflows";
   const r = await output(Deno.execPath(), [
     "run",
@@ -57,12 +68,22 @@ export async function actionlint(): Promise<string | null> {
     "--allow-sys",
     ACTIONLINT,
     ".github/workflows/*.{yml,yaml}",
-  ]);
+  ], root);
   // The tool prints its own count; make sure it saw all of ours.
-  if (r.code === 0 && !r.text.includes(`Checking ${files.length} workflow`)) {
+  if (!r.text.includes(`Checking ${files.length} workflow file(s)`)) {
     return `actionlint did not check ${files.length} files:\n${r.text}`;
   }
-  return r.code === 0 ? null : r.text.trim();
+  if (r.code === 0) return null;
+  // "PATH:LINE:COL MESSAGE [ KIND ]", each followed by a code excerpt.
+  const findings = r.text.split("\n").filter((l) =>
+    /^\.github\/workflows\/[^:]+:\d+:\d+ /.test(l)
+  );
+  const real = findings.filter((l) => {
+    const message = l.replace(/^\S+ /, "");
+    return !KNOWN_GAPS.some((re) => re.test(message));
+  });
+  if (findings.length > 0 && real.length === 0) return null;
+  return r.text.trim();
 }
 
 /** Whether shellcheck is on PATH. */
@@ -97,7 +118,9 @@ if (import.meta.main) {
     failed = true;
   } else {
     console.log(
-      `shellcheck: skipped, not installed (${SHELL_SCRIPTS.join(", ")} unchecked)`,
+      `shellcheck: skipped, not installed (${
+        SHELL_SCRIPTS.join(", ")
+      } unchecked)`,
     );
   }
   Deno.exit(failed ? 1 : 0);
