@@ -5,8 +5,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { fileURLToPath } from "node:url";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const decoder = new TextDecoder();
 
 /** Whether a command is on PATH. */
@@ -39,15 +40,50 @@ export function needs(...names: string[]): boolean {
 /**
  * `ignore` flag for tests of a feature that only some systems have: true
  * (and the reason printed once) when `Deno.build.os` is not among `oses`.
- * `feature` names what the platform lacks, e.g. "Unix sockets".
+ * `feature` names what the tests need, e.g. "Unix sockets".
  */
 export function onlyOn(
   oses: readonly (typeof Deno.build.os)[],
   feature: string,
 ): boolean {
   if (oses.includes(Deno.build.os)) return false;
-  skipNote(`${Deno.build.os} lacks ${feature}`);
+  skipNote(`on ${Deno.build.os}: needs ${feature}`);
   return true;
+}
+
+type TestFn = (t: Deno.TestContext) => void | Promise<void>;
+
+/**
+ * A `Deno.test` for tests that need a feature only `oses` have: elsewhere
+ * each test is registered as ignored and the reason printed (see
+ * {@linkcode onlyOn}). Takes `(name, fn)` or a test definition, whose own
+ * `ignore` still counts.
+ */
+export function testOnlyOn(
+  oses: readonly (typeof Deno.build.os)[],
+  feature: string,
+): {
+  (name: string, fn: TestFn): void;
+  (
+    name: string,
+    options: Omit<Deno.TestDefinition, "name" | "fn">,
+    fn: TestFn,
+  ): void;
+  (definition: Deno.TestDefinition): void;
+} {
+  const lacking = onlyOn(oses, feature);
+  return (
+    a: string | Deno.TestDefinition,
+    b?: TestFn | Omit<Deno.TestDefinition, "name" | "fn">,
+    c?: TestFn,
+  ) => {
+    const def: Deno.TestDefinition = typeof a !== "string"
+      ? a
+      : typeof b === "function"
+      ? { name: a, fn: b }
+      : { ...b, name: a, fn: c! };
+    Deno.test({ ...def, ignore: lacking || (def.ignore ?? false) });
+  };
 }
 
 const notes = new Set<string>();
