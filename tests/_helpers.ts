@@ -38,6 +38,27 @@ export function needs(...names: string[]): boolean {
 }
 
 /**
+ * `ignore` flag for tests that drive OpenBSD nc (its `-N`, which other
+ * netcats lack): ignored with the reason printed when the nc on PATH has no
+ * `-N`, unless DENOCAT_REQUIRE_PEERS=1.
+ */
+export function needsOpenbsdNc(): boolean {
+  if (needs("nc")) return true;
+  if (Deno.env.get("DENOCAT_REQUIRE_PEERS") === "1") return false;
+  try {
+    const r = new Deno.Command("nc", {
+      args: ["-h"],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const help = decoder.decode(r.stdout) + decoder.decode(r.stderr);
+    if (/-N\s/.test(help)) return false;
+  } catch { /* not runnable */ }
+  skipNote("needs OpenBSD nc (with -N); the nc here has none");
+  return true;
+}
+
+/**
  * `ignore` flag for tests of a feature that only some systems have: true
  * (and the reason printed once) when `Deno.build.os` is not among `oses`.
  * `feature` names what the tests need, e.g. "Unix sockets".
