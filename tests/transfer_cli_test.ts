@@ -5,7 +5,12 @@
  */
 import { fileURLToPath } from "node:url";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { encodeHeader, encodeHello, encodeTrailer, RECORD } from "../mod.ts";
+import {
+  encodeHeader,
+  encodeHello,
+  encodeTrailer,
+  RECORD,
+} from "../lib/transfer/protocol.ts";
 import {
   hasCommand,
   onlyOn,
