@@ -23,7 +23,7 @@ set -eu
 REPO="denocat/denocat"
 BASE="${DENOCAT_DOWNLOAD_BASE:-https://github.com/${REPO}/releases}"
 BASE="${BASE%/}"
-DIR="${HOME:-}/.local/bin"
+DIR=""
 VERSION=""
 
 die() {
@@ -76,7 +76,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -n "$DIR" ] || die "no install directory (HOME is not set; use --dir DIR)" 2
+if [ -z "$DIR" ]; then
+  [ -n "${HOME:-}" ] || die "no install directory (HOME is not set; use --dir DIR)" 2
+  DIR="$HOME/.local/bin"
+fi
 if [ -n "$VERSION" ]; then
   case "$VERSION" in
     v*) ;;

@@ -74,9 +74,10 @@ export async function actionlint(root = ROOT): Promise<string | null> {
     return `actionlint did not check ${files.length} files:\n${r.text}`;
   }
   if (r.code === 0) return null;
-  // "PATH:LINE:COL MESSAGE [ KIND ]", each followed by a code excerpt.
+  // "PATH:LINE:COL MESSAGE [ KIND ]", each followed by a code excerpt; PATH
+  // has backslashes on Windows.
   const findings = r.text.split("\n").filter((l) =>
-    /^\.github\/workflows\/[^:]+:\d+:\d+ /.test(l)
+    /^\.github[\\/]workflows[\\/][^:]+:\d+:\d+ /.test(l)
   );
   const real = findings.filter((l) => {
     const message = l.replace(/^\S+ /, "");
