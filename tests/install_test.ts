@@ -130,7 +130,7 @@ async function install(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<InstallRun> {
-  await using p = spawn("sh", [INSTALL_SH, ...args], {
+  await using p = spawn("/bin/sh", [INSTALL_SH, ...args], {
     env: {
       PATH: `${rel.tmp}/stub:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
       HOME: `${rel.tmp}/home`,
@@ -144,6 +144,50 @@ async function install(
   });
   const out = await p.output;
   return { code: out.code, stdout: out.text, stderr: out.stderr };
+}
+
+/** Where `name` is on PATH, or undefined. */
+function which(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** Everything install.sh runs, bar the downloader and hasher it chooses. */
+const BASE_TOOLS = [
+  "awk",
+  "cat",
+  "chmod",
+  "cp",
+  "cut",
+  "gzip",
+  "mkdir",
+  "mktemp",
+  "mv",
+  "rm",
+  "tail",
+  "tar",
+  "tr",
+];
+
+/**
+ * A PATH of only `tools` (links to the real ones) plus the uname and sysctl
+ * stand-ins, so a test can take curl or sha256sum away.
+ */
+async function toolbox(rel: Release, tools: string[]): Promise<string> {
+  const dir = await Deno.makeTempDir({ dir: rel.tmp, prefix: "path_" });
+  for (const tool of [...BASE_TOOLS, ...tools]) {
+    const real = which(tool);
+    if (!real) throw new Error(`${tool} is not installed`);
+    await Deno.symlink(real, `${dir}/${tool}`);
+  }
+  for (const stub of ["uname", "sysctl"]) {
+    await Deno.symlink(`${rel.tmp}/stub/${stub}`, `${dir}/${stub}`);
+  }
+  return dir;
 }
 
 /** The entries of `dir`, or null when it does not exist. */
@@ -383,5 +427,69 @@ Deno.test({
       assertEquals(r.stderr.split("\n").length, 2, r.stderr);
       assertEquals(entries(dir), null);
     }
+  },
+});
+
+Deno.test({
+  name: "install.sh falls back to wget and to shasum (macOS has no sha256sum)",
+  ignore: ignore || needs("wget", "shasum", "perl"),
+  async fn() {
+    await using rel = await releaseServer();
+    const dir = `${rel.tmp}/bin`;
+    const path = await toolbox(rel, ["wget", "shasum"]);
+    let r = await install(rel, "Darwin", "arm64", ["--dir", dir], {
+      PATH: path,
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      await runInstalled(`${dir}/denocat`),
+      standIn("1.1.0", "aarch64-apple-darwin"),
+    );
+    // The fallbacks still refuse a tampered archive and name a missing one.
+    r = await install(rel, "Linux", "x86_64", [
+      "--dir",
+      `${rel.tmp}/other`,
+      "--version",
+      "v6.6.6",
+    ], { PATH: path });
+    assertEquals(r.code, 1);
+    assertOk(r.stderr.includes("checksum mismatch"), r.stderr);
+    r = await install(rel, "Darwin", "arm64", [
+      "--dir",
+      `${rel.tmp}/other`,
+      "--version",
+      "v0.9.0",
+    ], { PATH: path });
+    assertEquals(r.code, 1);
+    assertOk(
+      r.stderr.startsWith(
+        `denocat install: cannot download ${rel.base}/download/v0.9.0/denocat-aarch64-apple-darwin.tar.gz: `,
+      ) && r.stderr.includes("404") && r.stderr.split("\n").length === 2,
+      r.stderr,
+    );
+    assertEquals(entries(`${rel.tmp}/other`), null);
+  },
+});
+
+Deno.test({
+  name: "install.sh says what it lacks when there is no downloader or hasher",
+  ignore,
+  async fn() {
+    await using rel = await releaseServer();
+    const dir = `${rel.tmp}/bin`;
+    let r = await install(rel, "Linux", "x86_64", ["--dir", dir], {
+      PATH: await toolbox(rel, ["sha256sum"]),
+    });
+    assertEquals(r.code, 1);
+    assertEquals(r.stderr, "denocat install: needs curl or wget to download\n");
+    r = await install(rel, "Linux", "x86_64", ["--dir", dir], {
+      PATH: await toolbox(rel, ["curl"]),
+    });
+    assertEquals(r.code, 1);
+    assertEquals(
+      r.stderr,
+      "denocat install: needs sha256sum or shasum to verify the download\n",
+    );
+    assertEquals(entries(dir), null);
   },
 });
