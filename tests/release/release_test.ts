@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { assertEquals, assertOk, assertThrows } from "../lib/_assert.ts";
+import { assertEquals, assertOk, assertThrows } from "../../lib/_assert.ts";
 import {
   assetName,
   binaryName,
@@ -7,10 +7,10 @@ import {
   compileFlags,
   packageAll,
   TARGETS,
-} from "../tools/release.ts";
-import { needs, sha256 } from "./_helpers.ts";
+} from "../../tools/release.ts";
+import { needs, sha256 } from "../_helpers.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const config = Deno.readTextFileSync(`${ROOT}/deno.json`);
 
 Deno.test("compileFlags() takes the compile task's least permissions, never -A", () => {

@@ -1,9 +1,9 @@
 import { fileURLToPath } from "node:url";
-import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { actionlint, SHELL_SCRIPTS, workflows } from "../tools/lint_ci.ts";
-import { needs } from "./_helpers.ts";
+import { assertEquals, assertOk } from "../../lib/_assert.ts";
+import { actionlint, SHELL_SCRIPTS, workflows } from "../../tools/lint_ci.ts";
+import { needs } from "../_helpers.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 Deno.test("actionlint() finds the CI and release workflows clean", async () => {
   assertEquals(workflows(), [

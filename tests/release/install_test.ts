@@ -5,11 +5,11 @@
  * stand-in executable; a stubbed `uname` on PATH plays each OS and CPU.
  */
 import { fileURLToPath } from "node:url";
-import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { binaryName, packageAll, TARGETS } from "../tools/release.ts";
-import { needs, onlyOn, spawn, startPy } from "./_helpers.ts";
+import { assertEquals, assertOk } from "../../lib/_assert.ts";
+import { binaryName, packageAll, TARGETS } from "../../tools/release.ts";
+import { needs, onlyOn, spawn, startPy } from "../_helpers.ts";
 
-const INSTALL_SH = fileURLToPath(new URL("../install.sh", import.meta.url));
+const INSTALL_SH = fileURLToPath(new URL("../../install.sh", import.meta.url));
 const ignore = onlyOn(["linux", "darwin"], "a POSIX sh for install.sh") ||
   needs("python3", "tar", "zip", "curl");
 

@@ -1,13 +1,13 @@
 import { fileURLToPath } from "node:url";
-import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { VERSION } from "../lib/version.ts";
-import { smoke } from "../tools/smoke.ts";
+import { assertEquals, assertOk } from "../../lib/_assert.ts";
+import { VERSION } from "../../lib/version.ts";
+import { smoke } from "../../tools/smoke.ts";
 
 const CLI = [
   Deno.execPath(),
   "run",
   "-A",
-  fileURLToPath(new URL("../cli.ts", import.meta.url)),
+  fileURLToPath(new URL("../../cli.ts", import.meta.url)),
 ];
 
 Deno.test("smoke() passes every release check against deno run cli.ts", async () => {

@@ -1,11 +1,11 @@
-import { assertEquals, assertOk } from "../lib/_assert.ts";
+import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { pathToFileURL } from "node:url";
-import { VERSION } from "../lib/version.ts";
-import { setVersion, versionFromTag } from "../tools/set_version.ts";
+import { VERSION } from "../../lib/version.ts";
+import { setVersion, versionFromTag } from "../../tools/set_version.ts";
 
 Deno.test("lib/version.ts and deno.json name the same version", async () => {
   const config = JSON.parse(
-    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+    await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
   );
   assertEquals(config.version, VERSION);
 });
@@ -15,7 +15,7 @@ Deno.test("setVersion() stamps a tag into lib/version.ts and deno.json only", as
   try {
     await Deno.mkdir(`${root}/lib`);
     const config = await Deno.readTextFile(
-      new URL("../deno.json", import.meta.url),
+      new URL("../../deno.json", import.meta.url),
     );
     await Deno.writeTextFile(`${root}/deno.json`, config);
     await setVersion(root, versionFromTag("v3.4.5-rc.1"));
