@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertOk, assertThrows } from "../lib/_assert.ts";
 import { checkName, UnsafeNameError } from "../lib/transfer/names.ts";
-import { runCli, testOnlyOn } from "./_helpers.ts";
+import { runCli, startServer, testOnlyOn } from "./_helpers.ts";
 
 const onWindows = testOnlyOn(
   ["windows"],
@@ -76,5 +76,38 @@ onWindows(
     // Registering SIGTERM would throw on Windows; the server must start.
     const r = await runCli(["echo", "-v", "127.0.0.1", "0"], { timeout: 2000 });
     assertOk(r.stderr.includes("listening on 127.0.0.1:"), r.stderr);
+  },
+);
+
+onWindows(
+  "denocat send on windows names a file by its base name after a backslash",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${dir}\\in`);
+      await Deno.mkdir(`${dir}\\out`);
+      await Deno.writeTextFile(`${dir}\\in\\payload.txt`, "windows");
+      await using recv = await startServer([
+        "recv",
+        "-o",
+        `${dir}\\out`,
+        "127.0.0.1",
+        "0",
+      ]);
+      const r = await runCli([
+        "send",
+        "127.0.0.1",
+        String(recv.port),
+        `${dir}\\in\\payload.txt`,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(await recv.output.then((o) => o.code), 0);
+      assertEquals(
+        await Deno.readTextFile(`${dir}\\out\\payload.txt`),
+        "windows",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 );
