@@ -51,9 +51,9 @@ export interface FrameDecoderOptions {
  * as long as the caller does not overwrite that chunk, so copy it
  * (`payload.slice()`) before reusing a read buffer you pushed. A payload
  * spread over several chunks is gathered into one new array of exactly its
- * size; that array starts at 256 KiB (or the size, when smaller) and
- * grows fourfold as bytes arrive, so a length prefix alone never reserves
- * more than 256 KiB, or four times the bytes that came with it.
+ * size; that array starts at four times the first bytes (at least 16 KiB)
+ * and grows fourfold as more arrive, so a length prefix alone reserves no
+ * more than four times the bytes that came with it.
  *
  * After any error the decoder is poisoned: every later call throws the same
  * error, so nothing after a bad frame is treated as data.
