@@ -42,8 +42,9 @@ export interface UdpEchoJob {
   shared: SharedArrayBuffer;
   /**
    * Float64Array: [0] datagrams echoed, [1] dropped as loop sources, [2]
-   * dropped over the rate (one writer, this thread; floats so the counts
-   * do not wrap at 2^31 as Int32 counters would).
+   * dropped over the rate, [3] source addresses tracked (one writer, this
+   * thread; floats so the counts do not wrap at 2^31 as Int32 counters
+   * would).
    */
   echoed: SharedArrayBuffer;
   /** Log backlog counter, set by ThreadGroup.start (threads.ts). */
@@ -104,6 +105,7 @@ scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
     }
     const now = performance.now();
     const verdict = guard.check(sourceKey(sa), (sa[2]! << 8) | sa[3]!, now);
+    echoedOut[3] = guard.tracked;
     if (verdict !== ADMIT) {
       const line = drops.note(verdict, () => describeSource(sa), now);
       echoedOut[1] = drops.loop;

@@ -63,6 +63,8 @@ export interface UdpEchoServer extends AsyncDisposable {
   readonly echoed: number;
   /** Datagrams refused so far (not echoed), by reason. */
   readonly dropped: UdpEchoDrops;
+  /** Source addresses the rate limit tracks now (at most `maxSources`). */
+  readonly sources: number;
   /** Resolves with the engine serving, once it runs (see {@linkcode UdpEchoOptions.engine}). */
   readonly ready: Promise<"thread" | "deno">;
   /** Stops the server and waits for its loop to end; idempotent. */
@@ -143,7 +145,7 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     rate: guardOptions.rate ?? DEFAULT_RATE,
     maxSources: guardOptions.maxSources ?? DEFAULT_MAX_SOURCES,
     shared: new SharedArrayBuffer(4),
-    echoed: new SharedArrayBuffer(24),
+    echoed: new SharedArrayBuffer(32),
   };
   const threadEchoed = new Float64Array(job.echoed);
   const ready: Promise<"thread" | "deno"> =
@@ -187,6 +189,9 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
       return thread
         ? { loop: threadEchoed[1]!, rate: threadEchoed[2]! }
         : { loop: drops.loop, rate: drops.rate };
+    },
+    get sources() {
+      return thread ? threadEchoed[3]! : guard.tracked;
     },
     close,
     [Symbol.asyncDispose]: close,

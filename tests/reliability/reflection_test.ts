@@ -12,7 +12,7 @@
  * them ping-ponging just as fast.
  */
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { DEFAULT_RATE } from "../../lib/udp/guard.ts";
+import { DEFAULT_MAX_SOURCES, DEFAULT_RATE } from "../../lib/udp/guard.ts";
 import { udpEcho, type UdpEchoServer } from "../../lib/udp/echo.ts";
 import { bindUdp, type UdpSocket } from "../../lib/udp/socket.ts";
 import { startServer } from "../_helpers.ts";
@@ -94,15 +94,20 @@ for (const e of ENGINES) {
       const port = server.addr.port;
       const n = scaled(20);
       const to = { dst: "127.0.0.1", dport: port, count: n };
-      const sent = await spoof([
-        { src: "127.0.0.1", sport: port, ...to }, // itself
-        { src: "127.0.0.2", sport: port, ...to }, // its port, another local address
-        ...[0, 7, 13, 17, 19, 37].map((sport) => ({
-          src: "127.0.0.1",
-          sport,
-          ...to,
-        })),
-      ]);
+      // Paced (2 ms per 100), so the kernel keeps every one of them.
+      const sent = await spoof(
+        [
+          { src: "127.0.0.1", sport: port, ...to }, // itself
+          { src: "127.0.0.2", sport: port, ...to }, // its port, another local address
+          ...[0, 7, 13, 17, 19, 37].map((sport) => ({
+            src: "127.0.0.1",
+            sport,
+            ...to,
+          })),
+        ],
+        undefined,
+        2,
+      );
       const arrived = await waitUntil(
         () => server.dropped.loop >= sent,
         budget(5000),
@@ -118,6 +123,47 @@ for (const e of ENGINES) {
       assertOk(arrived, `${server.dropped.loop} of ${sent} seen`);
       assertEquals(byAttack, 0);
       assertEquals(server.dropped.loop, sent);
+      assertOk(real);
+    },
+  });
+
+  Deno.test({
+    name:
+      `reflection ${e.name}: a spray of made-up source addresses tracks at most ${DEFAULT_MAX_SOURCES} of them`,
+    ignore: !canSpoof,
+    async fn() {
+      await using server = udpEcho({ hostname: "127.0.0.1", ...e.options });
+      assertEquals(await server.ready, e.expect);
+      const n = scaled(20_000);
+      let most = 0;
+      const watch = setInterval(
+        () => most = Math.max(most, server.sources),
+        10,
+      );
+      const t0 = performance.now();
+      const sent = await spoof(
+        [],
+        { n, dst: "127.0.0.1", dport: server.addr.port },
+        2,
+      );
+      await sleep(200);
+      clearInterval(watch);
+      most = Math.max(most, server.sources);
+      const ms = performance.now() - t0;
+      const seen = server.echoed + server.dropped.rate;
+      // A new address is answered at once (from the shared budget, then
+      // its own once the table has aged).
+      const real = await answered(server.addr.port, "127.0.0.3");
+      summary(
+        `reflection ${e.name}: ${sent} datagrams from as many made-up addresses in ${
+          ms.toFixed(0)
+        } ms: ${seen} arrived, ${server.echoed} answered, ${server.dropped.rate} dropped over the rate; at most ${most} addresses tracked; a new address ${
+          real ? `answered (try ${real})` : "NOT answered"
+        }`,
+      );
+      assertOk(most <= DEFAULT_MAX_SOURCES, `${most} tracked`);
+      if (seen > DEFAULT_MAX_SOURCES) assertEquals(most, DEFAULT_MAX_SOURCES);
+      assertOk(seen >= Math.min(n, DEFAULT_MAX_SOURCES), `${seen} of ${n}`);
       assertOk(real);
     },
   });
