@@ -99,8 +99,13 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
       ? { maxSources: options.maxSources }
       : {}),
   };
-  // Checked here, so a bad rate throws before anything starts.
-  const guard = new SourceGuard(guardOptions);
+  let guard: SourceGuard;
+  try {
+    guard = new SourceGuard(guardOptions);
+  } catch (err) {
+    socket.close(); // a bad rate: nothing starts
+    throw err;
+  }
   const drops = new DropLog();
 
   const echoOnLoop = async () => {
