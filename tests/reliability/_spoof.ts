@@ -1,9 +1,8 @@
 /**
  * Sends UDP datagrams with a made-up source address and port, on loopback
  * only, through a python3 raw socket: what an attacker off-path does to a
- * UDP responder. Raw sockets need root (or CAP_NET_RAW): tests that spoof
- * are `ignore`d without them, and fail under DENOCAT_REQUIRE_PEERS=1 only
- * when python3 is missing.
+ * UDP responder. Raw sockets need root or CAP_NET_RAW (or passwordless
+ * sudo, used when there); tests that spoof are `ignore`d without them.
  *
  * @module
  */
@@ -42,22 +41,32 @@ if spray:
 print(sent)
 `;
 
-/** Whether this process may open a raw socket through python3. */
-export const canSpoof: boolean = (() => {
-  if (!hasCommand("python3")) return false;
+const RAW_CHECK =
+  "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)";
+
+function succeeds(cmd: string, args: string[]): boolean {
   try {
-    return new Deno.Command("python3", {
-      args: [
-        "-c",
-        "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
+    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" })
+      .outputSync().success;
   } catch {
     return false;
   }
-})();
+}
+
+/**
+ * How to run python3 with a raw socket: directly (root, CAP_NET_RAW), else
+ * through passwordless sudo (as CI runners have), else not at all.
+ */
+const PYTHON: string[] | undefined = !hasCommand("python3")
+  ? undefined
+  : succeeds("python3", ["-c", RAW_CHECK])
+  ? ["python3"]
+  : hasCommand("sudo") && succeeds("sudo", ["-n", "python3", "-c", RAW_CHECK])
+  ? ["sudo", "-n", "python3"]
+  : undefined;
+
+/** Whether datagrams can be spoofed here (see the module doc). */
+export const canSpoof: boolean = PYTHON !== undefined;
 
 /** One spoofed datagram, sent `count` times (1 by default). */
 export interface Spoofed {
@@ -93,8 +102,9 @@ export async function spoof(
     ...(spray ? { spray } : {}),
     pace: paceMs / 1000,
   };
-  const child = new Deno.Command("python3", {
-    args: ["-c", SENDER],
+  const [cmd, ...pre] = PYTHON!;
+  const child = new Deno.Command(cmd!, {
+    args: [...pre, "-c", SENDER],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
