@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
-import { DEFAULT_RATE } from "../udp/guard.ts";
+import { DEFAULT_RATE } from "../source_guard.ts";
 import { udpListen } from "../udp/listener.ts";
 import {
   hostAndPort,

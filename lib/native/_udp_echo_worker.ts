@@ -22,7 +22,7 @@ import {
   sockaddrToAddr,
 } from "./libc.ts";
 import { workerScope } from "./_worker_scope.ts";
-import { ADMIT, DropLog, SourceGuard } from "../udp/guard.ts";
+import { ADMIT, DropLog, SourceGuard } from "../source_guard.ts";
 
 const scope = workerScope<UdpEchoJob>();
 

@@ -19,7 +19,7 @@ import {
   DEFAULT_RATE,
   DropLog,
   SourceGuard,
-} from "./guard.ts";
+} from "../source_guard.ts";
 
 /** Options for {@linkcode udpEcho}. */
 export interface UdpEchoOptions extends BindUdpOptions {
@@ -39,7 +39,7 @@ export interface UdpEchoOptions extends BindUdpOptions {
    * Datagrams a second answered per source address (`--rate`), with a
    * burst of one second's worth; `Infinity` for no limit. Datagrams from
    * the server's own port, port 0 and ports 7, 13, 17, 19 and 37 are never
-   * answered, whatever the rate (see `guard.ts`).
+   * answered, whatever the rate (see `source_guard.ts`).
    * @default {DEFAULT_RATE}
    */
   rate?: number;

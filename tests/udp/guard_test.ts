@@ -12,7 +12,7 @@ import {
   LOOP_PORTS,
   OVER_RATE,
   SourceGuard,
-} from "../../lib/udp/guard.ts";
+} from "../../lib/source_guard.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
 import { bindUdp } from "../../lib/udp/socket.ts";
 import { runCli, startServer } from "../_helpers.ts";

@@ -73,8 +73,8 @@ interface Bucket {
  *
  * @example Usage
  * ```ts
- * import { ADMIT, LOOP, OVER_RATE, SourceGuard } from "./guard.ts";
- * import { assertEquals } from "../_assert.ts";
+ * import { ADMIT, LOOP, OVER_RATE, SourceGuard } from "./source_guard.ts";
+ * import { assertEquals } from "./_assert.ts";
  * const guard = new SourceGuard({ ownPort: 7000, rate: 2 });
  * assertEquals(guard.check("127.0.0.1", 7000, 0), LOOP);
  * assertEquals(guard.check("127.0.0.1", 19, 0), LOOP);
@@ -166,8 +166,8 @@ const LOOP_REASON =
  *
  * @example Usage
  * ```ts
- * import { DropLog, LOOP, OVER_RATE } from "./guard.ts";
- * import { assertEquals } from "../_assert.ts";
+ * import { DropLog, LOOP, OVER_RATE } from "./source_guard.ts";
+ * import { assertEquals } from "./_assert.ts";
  * const log = new DropLog();
  * assertEquals(log.note(LOOP, () => "127.0.0.1:19", 0), "dropped a datagram from 127.0.0.1:19: a loop source (the server's own port, 0, 7, 13, 17, 19 or 37)");
  * assertEquals(log.note(OVER_RATE, () => "10.0.0.1:5000", 10), undefined);
