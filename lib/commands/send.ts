@@ -21,10 +21,15 @@ export const HELP = `Usage: denocat send [options] HOST PORT [PATH|-]...
 
 Send files, directory trees (-r) and stdin (- or no PATH) to 'denocat recv'.
 Every item carries its sha256; the receiver writes it to a temporary file,
-verifies it, renames it into place and acknowledges it.
+verifies it, renames it into place and acknowledges it. In a tree,
+directories (empty ones too) are sent with their mode, and symlinks as
+symlinks (the receiver creates one only if it stays inside its directory);
+with -L what they point to. Symlinks named on the command line are
+followed. Anything left out (sockets, FIFOs, devices) is reported.
 
 Options:
   -r, --recursive     send directories, keeping paths relative to their parent
+  -L, --dereference   in trees, follow symlinks (default: send them as symlinks)
       --name NAME     name of the stdin item (default: stdin)
       --compat MODE   native (default) or seed: the seeds' header
                       (u32le length, {"filename","md5","total_size"}, body;
@@ -46,6 +51,7 @@ acknowledgements: 0 means every item was sent, not that it was verified
 const OPTIONS = {
   ...COMMON_OPTIONS,
   recursive: { type: "boolean", short: "r" },
+  dereference: { type: "boolean", short: "L" },
   name: { type: "string" },
   compat: { type: "string" },
   "no-progress": { type: "boolean" },
@@ -90,11 +96,28 @@ export async function run(args: string[]): Promise<number> {
       base.log(m);
     },
   };
-  const items = await collectItems(paths, {
+  // What is left out is said without -v: a copy that silently lacks
+  // something is the failure users do not notice.
+  const skip = (p: string, why: string) => {
+    progress?.clear();
+    console.error(`denocat: skipping ${escapeText(p)}: ${why}`);
+  };
+  let items = await collectItems(paths, {
     recursive: values.recursive ?? false,
+    followLinks: values.dereference ?? false,
     ...(values.name !== undefined ? { stdinName: values.name } : {}),
-    onSkip: (p, why) => logger.log(`skipping ${p}: ${why}`),
+    onSkip: skip,
   });
+  if (compat === "seed") {
+    // The seeds' header carries files only: directories are implied by
+    // the names, symlinks cannot be sent.
+    items = items.filter((i) => {
+      if (i.kind === "symlink") {
+        skip(i.name, "symlink (--compat seed carries only files)");
+      }
+      return i.kind !== "dir" && i.kind !== "symlink";
+    });
+  }
   if (items.length === 0) throw new UsageError("nothing to send");
   const conn = await connect(endpoint, {
     ...(family ? { family } : {}),

@@ -19,6 +19,36 @@ export const DEFAULT_MAX_CONNS = 64;
  */
 export const DEFAULT_MAX_PENDING = 256;
 
+/**
+ * Default limit of slots one source address holds at once: more senders
+ * from it are told `busy`, so one host cannot take every slot.
+ */
+export const DEFAULT_MAX_CONNS_PER_IP = 8;
+
+/**
+ * Default idle timeout of a receiver's connection, in ms: a sender that
+ * sends nothing for this long (mid-item or between items) is closed.
+ */
+export const DEFAULT_IDLE_TIMEOUT = 60_000;
+
+/**
+ * The source a connection is counted under: its address without the port,
+ * an IPv4-mapped IPv6 address as IPv4; every Unix-socket peer is one source.
+ *
+ * @example Usage
+ * ```ts
+ * import { sourceOf } from "./busy.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(sourceOf({ transport: "tcp", hostname: "::ffff:10.0.0.1", port: 5 }), "10.0.0.1");
+ * assertEquals(sourceOf({ transport: "tcp", hostname: "::1", port: 5 }), "::1");
+ * ```
+ */
+export function sourceOf(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return "unix";
+  const h = addr.hostname;
+  return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h;
+}
+
 const discard = new Uint8Array(16 * 1024);
 
 /**

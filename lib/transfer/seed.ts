@@ -173,8 +173,12 @@ export async function seedSendOver(
         while ((n = await item.reader.read(bufs[0])) !== null) {
           await writeAll(out, bufs[0].subarray(0, n));
         }
-      } else {
+      } else if (item.kind === "file") {
         path = item.path;
+      } else {
+        throw new ProtocolError(
+          `${item.name}: the seed protocol carries only files (a ${item.kind} cannot be sent)`,
+        );
       }
       const { md5, sha256, size } = await hashFile(path, bufs[0]);
       const result: ItemResult = {

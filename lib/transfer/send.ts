@@ -34,6 +34,7 @@ import {
   RECORD,
   TRAILER_SIZE,
   TRANSFER_HELLO_SIZE,
+  TRANSFER_VERSION,
 } from "./protocol.ts";
 
 /** Outcome of one item, as the sender sees it. */
@@ -72,7 +73,16 @@ export interface SendOptions extends ConnectOptions {
   bufferSize?: number;
   /** Called as each item is settled. */
   onItem?: (result: ItemResult) => void;
+  /**
+   * While a stream's source gives nothing for this many ms, send an empty
+   * chunk so the receiver's idle timeout does not end a slow but live
+   * stream. @default {15000}
+   */
+  keepAlive?: number;
 }
+
+/** Default interval of a waiting stream's empty chunks. */
+export const KEEPALIVE_MS = 15_000;
 
 /**
  * Maps item results to the exit code: 0 when every item is verified, 3
@@ -147,9 +157,13 @@ export async function sendOver(
   const bufs = buffers(options.bufferSize);
   const trailer = new Uint8Array(TRAILER_SIZE);
   const pending: Pending[] = [];
-  const knownTotal = items.every((i) => i.kind === "file")
+  const knownTotal = items.every((i) => i.kind !== "stream")
     ? items.reduce((a, i) => a + (i.kind === "file" ? i.size : 0), 0)
     : undefined;
+  // Version 1 when it is enough, so older receivers serve plain files.
+  const version = items.some((i) => i.kind === "dir" || i.kind === "symlink")
+    ? TRANSFER_VERSION
+    : 1;
   progress?.setTotals(items.length, knownTotal);
 
   const settle = (p: Pending, patch: Partial<ItemResult>) => {
@@ -172,7 +186,12 @@ export async function sendOver(
   let readError: unknown;
   const reader = (async () => {
     const br = new BufferedReader(conn, { bufferSize: 16 * 1024 });
-    parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    const theirs = parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    if (theirs < version) {
+      throw new ProtocolError(
+        `the receiver speaks transfer protocol version ${theirs}, which has no directory or symlink items (this sender needs ${version}): update the receiver, or send files only`,
+      );
+    }
     for (;;) {
       const t = await br.readSome(1);
       if (t === null) return;
@@ -191,7 +210,10 @@ export async function sendOver(
       acked++;
       if (!ack.ok) {
         settle(p, { ok: false, code: ack.code, error: ack.error });
-        if (ack.code === "busy" || ack.code === "protocol") {
+        if (
+          ack.code === "busy" || ack.code === "protocol" ||
+          ack.code === "too-large" || ack.code === "no-space"
+        ) {
           // The receiver ends the session: stop sending.
           throw new ProtocolError(`receiver: ${ack.error}`);
         }
@@ -221,7 +243,7 @@ export async function sendOver(
 
   let writeError: unknown;
   try {
-    await writeAll(conn, encodeHello());
+    await writeAll(conn, encodeHello(version));
     for (let i = 0; i < items.length; i++) {
       if (readError !== undefined) break;
       const item = items[i]!;
@@ -250,6 +272,21 @@ export async function sendOver(
           }),
         );
         await sendExact(file, conn, item.size, hash, bufs, onBytes);
+      } else if (item.kind === "dir" || item.kind === "symlink") {
+        await writeAll(
+          conn,
+          encodeHeader({
+            name: item.name,
+            type: item.kind,
+            size: 0,
+            ...(item.kind === "dir"
+              ? { mode: item.mode }
+              : { target: item.target }),
+            item: i + 1,
+            items: items.length,
+            ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
+          }),
+        );
       } else {
         await writeAll(
           conn,
@@ -261,7 +298,14 @@ export async function sendOver(
             items: items.length,
           }),
         );
-        await sendStream(item.reader, conn, hash, bufs, onBytes);
+        await sendStream(
+          item.reader,
+          conn,
+          hash,
+          bufs,
+          onBytes,
+          options.keepAlive ?? KEEPALIVE_MS,
+        );
       }
       const digest = hash.digest();
       p.result.sha256 = digest.toString("hex");
@@ -303,6 +347,33 @@ export async function sendOver(
   return { items: results, exitCode: exitCodeOf(results) };
 }
 
+const EMPTY_CHUNK = new Uint8Array([RECORD.CHUNK, 0, 0, 0, 0]);
+
+/**
+ * Waits for `read`, sending an empty chunk every `keepAlive` ms meanwhile:
+ * the receiver counts it as activity, and the body is unchanged.
+ */
+async function withKeepAlive(
+  read: Promise<number | null>,
+  dst: Conn,
+  keepAlive: number,
+): Promise<number | null> {
+  if (!(keepAlive > 0)) return await read;
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = new Promise<"tick">((r) => {
+      timer = setTimeout(() => r("tick"), keepAlive);
+    });
+    try {
+      const got = await Promise.race([read, tick]);
+      if (got !== "tick") return got;
+    } finally {
+      clearTimeout(timer);
+    }
+    await writeAll(dst, EMPTY_CHUNK);
+  }
+}
+
 /** Sends a stream as chunk frames, one per read, double-buffered. */
 async function sendStream(
   src: { read(p: Uint8Array): Promise<number | null> },
@@ -310,9 +381,10 @@ async function sendStream(
   hash: { update(d: Uint8Array): unknown },
   bufs: Buffers,
   onBytes: (n: number) => void,
+  keepAlive: number,
 ): Promise<void> {
   let [cur, spare] = bufs;
-  let n = await src.read(cur.subarray(5));
+  let n = await withKeepAlive(src.read(cur.subarray(5)), dst, keepAlive);
   while (n !== null) {
     const frame = cur.subarray(0, 5 + n);
     frame[0] = RECORD.CHUNK;
@@ -327,6 +399,6 @@ async function sendStream(
       await written;
       onBytes(n);
     }
-    n = await next;
+    n = await withKeepAlive(next, dst, keepAlive);
   }
 }
