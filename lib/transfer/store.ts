@@ -232,7 +232,7 @@ export async function openItem(
   let walk: Walk | undefined;
   let tmp: Awaited<ReturnType<TargetDir["createTemp"]>> | undefined;
   let settled = false;
-  let stored: Stored | undefined;
+  const me: { stored?: Stored } = {};
   const release = async (removeTemp: boolean) => {
     if (settled) return;
     settled = true;
@@ -241,7 +241,7 @@ export async function openItem(
       await root.unlink(walk.dir, tmp.name).catch(() => {});
     }
     walk?.release();
-    if (stored) promised.get(root)?.delete(stored);
+    if (me.stored) promised.get(root)?.delete(me.stored);
     if (owned) root[Symbol.dispose]();
   };
   try {
@@ -266,7 +266,7 @@ export async function openItem(
       return n;
     },
   };
-  stored = {
+  const stored: Stored = me.stored = {
     sink: new Sink(counted),
     path,
     get written() {
