@@ -46,8 +46,29 @@ export interface TempFile {
   close(): void;
 }
 
+let uid: number | null | undefined;
+
+/**
+ * This process's user id: `Deno.uid()` needs `--allow-sys`, which the
+ * binary is not given; `/proc/self` belongs to the same user.
+ */
+function myUid(): number | null {
+  if (uid !== undefined) return uid;
+  try {
+    uid = Deno.uid();
+  } catch {
+    try {
+      uid = Deno.statSync("/proc/self").uid;
+    } catch {
+      uid = null;
+    }
+  }
+  return uid;
+}
+
 const writableByOthers = (info: Deno.FileInfo) =>
-  (info.mode ?? 0) & 0o022 || (info.uid !== null && info.uid !== Deno.uid());
+  (info.mode ?? 0) & 0o022 ||
+  (info.uid !== null && myUid() !== null && info.uid !== myUid());
 
 function walkRefusal(
   name: string,
