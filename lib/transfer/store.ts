@@ -15,6 +15,7 @@ import {
   linkDestination,
   MAX_NAME_BYTES,
   UnsafeNameError,
+  utf8Length,
 } from "./names.ts";
 import { type Held, TargetDir, type Walk } from "./place.ts";
 import type { AckCode } from "./protocol.ts";
@@ -101,11 +102,21 @@ export function fileMode(
   return mode & 0o777 & ~umask;
 }
 
+/** At most 100 bytes of `base`, cut between characters. */
+function shortBase(base: string): string {
+  if (base.length <= 33) return base; // 33 UTF-16 units are <= 100 bytes
+  let out = "";
+  for (const ch of base) {
+    if (utf8Length(out + ch) > 100) break;
+    out += ch;
+  }
+  return out;
+}
+
 function tempName(base: string): string {
   const tag = crypto.getRandomValues(new Uint8Array(6)).toHex();
   // A short base keeps the whole name under NAME_MAX (255 bytes).
-  const short = base.length > 100 ? base.slice(0, 100) : base;
-  return `.${short}.denocat-${tag}.part`;
+  return `.${shortBase(base)}.denocat-${tag}.part`;
 }
 
 function clash(name: string): RefusedError {
@@ -395,8 +406,14 @@ export async function makeSymlink(
     }
     walk = await root.walk(parts.slice(0, -1), true, name);
     await checkResolvesInside(root, points, name, target);
-    const exists = await checkFinal(root, walk.dir, base, name, dest.overwrite);
-    if (exists) {
+    const there = await root.lstat(walk.dir, base);
+    if (there?.isDirectory) {
+      throw new UnsafeNameError(
+        `unsafe name ${show(name)}: the target is a directory`,
+      );
+    }
+    if (there && !dest.overwrite) throw clash(name);
+    if (there) {
       // Replace atomically: a new link beside it, renamed over it.
       const tmp = tempName(base);
       await root.symlink(target, walk.dir, tmp);
