@@ -7,9 +7,9 @@ import { assertEquals, assertOk } from "../lib/_assert.ts";
 import {
   type AuditRecord,
   connectShell,
-  MAX_AUDIT_COMMAND,
   shellServer,
 } from "../lib/shell/mod.ts";
+import { MAX_AUDIT_COMMAND } from "../lib/shell/audit.ts";
 
 Deno.test("shellServer(): a huge command is audited cut, with its size", async () => {
   const records: AuditRecord[] = [];

@@ -4,22 +4,22 @@
  */
 import { assertEquals, assertOk, assertRejects } from "../lib/_assert.ts";
 import {
-  authProof,
   connectShell,
-  createNonce,
+  ShellProtocolError,
+  shellServer,
+} from "../lib/shell/mod.ts";
+import { authProof, createNonce, verifyProof } from "../lib/shell/auth.ts";
+import {
   decodeClientHello,
   decodeExec,
   encodeClientHello,
   encodeExec,
   encodeMessage,
   encodeServerHello,
-  MessageReader,
   MsgType,
   PROTOCOL_VERSION,
-  ShellProtocolError,
-  shellServer,
-  verifyProof,
-} from "../lib/shell/mod.ts";
+} from "../lib/shell/protocol.ts";
+import { MessageReader } from "../lib/shell/wire.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
 
 Deno.test("connectShell() to a peer that is not a denocat shell fails with 255", async () => {

@@ -6,12 +6,12 @@
 import { assertEquals, assertOk, assertRejects } from "../lib/_assert.ts";
 import {
   connectShell,
-  ErrorCode,
   type ExecOptions,
   ShellRemoteError,
   shellServer,
   type ShellServerOptions,
 } from "../lib/shell/mod.ts";
+import { ErrorCode } from "../lib/shell/protocol.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
 import { PROTOCOL_VERSION } from "../lib/shell/protocol.ts";
 import { needs, spawn, startCli } from "./_helpers.ts";

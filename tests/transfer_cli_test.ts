@@ -4,7 +4,12 @@
  * name, a sender killed mid-body, and corruption injected by a proxy.
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { encodeHeader, encodeHello, encodeTrailer, RECORD } from "../mod.ts";
+import {
+  encodeHeader,
+  encodeHello,
+  encodeTrailer,
+  RECORD,
+} from "../lib/transfer/protocol.ts";
 import {
   hasCommand,
   randomBytes,

@@ -7,7 +7,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type Family, parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
-import type { Endpoint } from "../tcp.ts";
+import type { Endpoint } from "../tcp/connect.ts";
 
 /** Options every command accepts. */
 export const COMMON_OPTIONS = {

@@ -13,9 +13,9 @@ import {
   parsePortRange,
   probeTcp,
   type TcpProbeReport,
-} from "../probe_tcp.ts";
-import { type ProbeReply, type ProbeReport, probeUdp } from "../probe_udp.ts";
-import { udpQuery, type UdpQueryReply } from "../udp_query.ts";
+} from "../tcp/probe.ts";
+import { type ProbeReply, type ProbeReport, probeUdp } from "../udp/probe.ts";
+import { udpQuery, type UdpQueryReply } from "../udp/query.ts";
 import {
   COMMON_OPTIONS,
   familyOf,

@@ -34,6 +34,7 @@ export function auditCommand(command: Uint8Array): string {
 
 /** One command run by the server. */
 export interface ExecRecord {
+  /** The kind of record: a command that ran. */
   event: "exec";
   /** Peer address, `host:port`. */
   peer: string;
@@ -61,6 +62,7 @@ export interface ExecRecord {
 
 /** A session refused before any command ran. */
 export interface RefusalRecord {
+  /** Why the connection or command was refused. */
   event: "auth-failed" | "busy" | "protocol-error" | "exec-refused";
   /** Peer address, `host:port`. */
   peer: string;

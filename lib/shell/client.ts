@@ -8,7 +8,7 @@
 import { hostPort, unbracket } from "../address.ts";
 import { DenocatError, describeError } from "../errors.ts";
 import type { Reader, Writer } from "../frame/reader.ts";
-import { closeQuietly, connect } from "../tcp.ts";
+import { closeQuietly, connect } from "../tcp/connect.ts";
 import { authProof, createNonce, verifyProof } from "./auth.ts";
 import { signalName } from "./process_group.ts";
 import {

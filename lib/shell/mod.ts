@@ -16,15 +16,39 @@
  *
  * @module
  */
-export * from "./audit.ts";
-export * from "./auth.ts";
-export * from "./client.ts";
-export * from "./interactive.ts";
-export * from "./policy.ts";
-export * from "./process_group.ts";
-export * from "./protocol.ts";
-export * from "./seed_compat.ts";
-export * from "./server.ts";
-export * from "./tls_client.ts";
-export * from "./tls_server.ts";
-export * from "./wire.ts";
+export type { Family } from "../address.ts";
+export {
+  type ShellServer,
+  shellServer,
+  type ShellServerOptions,
+} from "./server.ts";
+export {
+  connectShell,
+  type ConnectShellOptions,
+  type ExecOptions,
+  EXIT_SHELL_FAILURE,
+  type ShellExit,
+  type ShellSession,
+} from "./client.ts";
+export { type InteractiveOptions, interactiveShell } from "./interactive.ts";
+export {
+  SEED_MODES,
+  type SeedCompatOptions,
+  type SeedCompatServer,
+  seedCompatServer,
+  type SeedMode,
+} from "./seed_compat.ts";
+export {
+  type AuditRecord,
+  type AuditSink,
+  type ExecRecord,
+  type RefusalRecord,
+} from "./audit.ts";
+export {
+  EXIT_TIMED_OUT,
+  EXIT_TRUNCATED,
+  type ExitInfo,
+  ShellProtocolError,
+} from "./protocol.ts";
+export { ShellRemoteError } from "./wire.ts";
+export type { AuthThrottleOptions } from "./auth.ts";

@@ -16,7 +16,7 @@ import { describeError } from "../errors.ts";
 import { encodePrefix } from "../frame/prefix.ts";
 import { writeAll } from "../frame/reader.ts";
 import { type Logger, silent } from "../log.ts";
-import { closeQuietly, listen } from "../tcp.ts";
+import { closeQuietly, listen } from "../tcp/connect.ts";
 import type { AuditSink } from "./audit.ts";
 import { checkBindPolicy } from "./policy.ts";
 import { spawnGroup } from "./process_group.ts";

@@ -12,8 +12,12 @@ import { formatAddr } from "../address.ts";
 import { describeError, netError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { type Logger, silent } from "../log.ts";
-import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
-import { listen } from "../tcp.ts";
+import {
+  closeQuietly,
+  closeWriteQuietly,
+  type ListenOptions,
+} from "../tcp/connect.ts";
+import { listen } from "../tcp/connect.ts";
 import {
   auditCommand,
   type AuditRecord,

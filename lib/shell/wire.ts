@@ -21,6 +21,7 @@ import {
 export class ShellRemoteError extends DenocatError {
   /** The {@linkcode ErrorCode} the peer sent. */
   readonly code: number;
+  /** Creates the error from the server's ERROR `code` and `message`. */
   constructor(code: number, message: string) {
     super(message, 255);
     this.name = "ShellRemoteError";

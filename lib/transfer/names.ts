@@ -10,6 +10,7 @@ import { show } from "./show.ts";
 
 /** A name the receiver refuses; the message says why. */
 export class UnsafeNameError extends DenocatError {
+  /** Creates the error with a one-line `message` saying why the name is refused. */
   constructor(message: string) {
     super(message, 1);
     this.name = "UnsafeNameError";

@@ -24,6 +24,7 @@ import type { AckCode } from "./protocol.ts";
 export class RefusedError extends DenocatError {
   /** The ack code. */
   readonly code: AckCode;
+  /** Creates a refusal with the ack `code` sent back and a one-line `message`. */
   constructor(code: AckCode, message: string, options?: ErrorOptions) {
     super(message, code === "integrity" ? 3 : 1, options);
     this.name = "RefusedError";

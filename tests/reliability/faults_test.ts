@@ -5,7 +5,7 @@
  * surviving side, and the next transfer succeeds.
  */
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { TEMP_NAME } from "../../lib/transfer/mod.ts";
+import { TEMP_NAME } from "../../lib/transfer/stale.ts";
 import {
   randomBytes,
   runCli,
