@@ -7,15 +7,14 @@
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { dirCalls } from "../lib/native/dirfd.ts";
 import {
-  checkName,
   collectItems,
-  encodeHeader,
-  encodeHello,
   receiveServer,
   type SendItem,
   sendItems,
   UnsafeNameError,
 } from "../lib/transfer/mod.ts";
+import { checkName } from "../lib/transfer/names.ts";
+import { encodeHeader, encodeHello } from "../lib/transfer/protocol.ts";
 
 const te = new TextEncoder();
 

@@ -5,7 +5,8 @@
  * the reason, and anything skipped is reported without `-v`.
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { encodeHello, receiveServer, sendItems } from "../lib/transfer/mod.ts";
+import { receiveServer, sendItems } from "../lib/transfer/mod.ts";
+import { encodeHello } from "../lib/transfer/protocol.ts";
 import { needs, runCli, sha256, startServer } from "./_helpers.ts";
 
 /** `path type mode target-or-sha256` for everything under `dir`, sorted. */

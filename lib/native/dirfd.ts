@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { ffiAllowed } from "../libc.ts";
+import { ffiAllowed } from "./libc.ts";
 
 const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },

@@ -7,6 +7,9 @@
  */
 
 import { TEMP_NAME } from "./names.ts";
+
+/** The temporary names `openItem` uses (defined beside the name rules). */
+export { TEMP_NAME };
 import { type Held, TargetDir } from "./place.ts";
 
 /** Options for {@linkcode removeStaleTemps}. */

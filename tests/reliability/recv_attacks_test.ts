@@ -11,9 +11,8 @@ import {
   encodeTrailer,
   parseAck,
   RECORD,
-  type SendItem,
-  sendItems,
-} from "../../lib/transfer/mod.ts";
+} from "../../lib/transfer/protocol.ts";
+import { type SendItem, sendItems } from "../../lib/transfer/mod.ts";
 import { dirCalls } from "../../lib/native/dirfd.ts";
 import { runCli, sha256, spawn, startServer } from "../_helpers.ts";
 import { budget, scaled } from "./_scale.ts";
