@@ -8,7 +8,9 @@ import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { dirCalls } from "../lib/native/dirfd.ts";
 import {
   collectItems,
+  type ConnectionResult,
   receiveServer,
+  seedSendOver,
   type SendItem,
   sendItems,
   UnsafeNameError,
@@ -310,6 +312,34 @@ Deno.test({
       assertEquals(r.items.filter((i) => i.ok).length, 60);
     }
     assertEquals(fds(), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("receiveServer() --compat seed applies maxSize too: the connection closes, nothing is written", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    let result: ConnectionResult | undefined;
+    await Deno.mkdir(`${dir}/out`);
+    await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: `${dir}/out`,
+      compat: "seed",
+      maxSize: 3,
+      onConnection: (r) => result = r,
+    });
+    await Deno.writeTextFile(`${dir}/big`, "0123456789");
+    using c = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    await seedSendOver(c, [{
+      kind: "file",
+      path: `${dir}/big`,
+      name: "big",
+      size: 10,
+      mode: 0o644,
+    }]);
+    assertEquals(await s.finished, 1);
+    assertEquals(result?.items.map((i) => i.code), ["too-large"]);
+    assertEquals([...Deno.readDirSync(`${dir}/out`)], []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

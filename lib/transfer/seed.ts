@@ -310,7 +310,19 @@ export async function seedReceiveOver(
           break;
         }
       }
-      const stored = await openItem(options.destination, name);
+      // The same limits as the native receiver; with no ack channel a
+      // refusal can only close the connection.
+      if (
+        options.maxSize !== undefined && header.total_size > options.maxSize
+      ) {
+        throw new RefusedError(
+          "too-large",
+          `${name}: ${header.total_size} bytes is more than the receiver accepts (--max-size ${options.maxSize})`,
+        );
+      }
+      const stored = await openItem(options.destination, name, {
+        size: header.total_size,
+      });
       try {
         const h = new Both();
         let bytes = 0;
