@@ -216,6 +216,12 @@ Deno.test("sendItems() keeps a slow stream alive through the receiver's idle tim
           1,
           "without keep-alives the idle timeout ends it",
         );
+        // ... and the sender is told why.
+        assertOk(
+          /receiver closed the connection: no data from this sender for 0\.4 s \(--idle-timeout\)/
+            .test(r.items[0]!.error!),
+          r.items[0]!.error,
+        );
       }
       await s.close();
     }

@@ -56,8 +56,9 @@ Options:
                       senders: closed)
       --max-pending N with -k, hold at most N connections that have not yet
                       sent an item header (default 256; they take no slot);
-                      beyond that the oldest is closed, so idle connections
-                      cannot lock senders out. Raise it for bursts of more
+                      beyond that the oldest of the address holding the
+                      most is closed, so idle connections cannot lock
+                      senders out. Raise it for bursts of more
                       than N senders connecting at the same moment
       --max-conns-per-ip N
                       with -k, at most N of those slots per source address

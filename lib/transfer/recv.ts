@@ -73,6 +73,12 @@ export interface ReceiveOptions {
    * @default {no limit}
    */
   maxSize?: number;
+  /**
+   * Called once the hello is answered, with a function that sends the
+   * sender a last `protocol` ack saying why the receiver is about to close
+   * the connection (used for the idle timeout).
+   */
+  onSession?: (last: (reason: string) => Promise<void>) => void;
 }
 
 /** The sender sent an item the receiver will not take, ending the session. */
@@ -199,18 +205,32 @@ export function logItem(
 class AckWriter {
   #conn: Conn;
   #lost: string | undefined;
+  #writing = false;
   constructor(conn: Conn) {
     this.#conn = conn;
   }
   /** Sends `ack`; resolves with why it could not be sent, if so. */
   async send(ack: Ack): Promise<string | undefined> {
     if (this.#lost !== undefined) return this.#lost;
+    this.#writing = true;
     try {
       await writeAll(this.#conn, encodeAck(ack));
       return undefined;
     } catch (err) {
       return this.#lost = describeError(err);
+    } finally {
+      this.#writing = false;
     }
+  }
+  /**
+   * The last word, from outside the read loop (an idle timeout): a
+   * `protocol` ack with `reason`, unless an ack is being written (bytes
+   * must not interleave). No ack goes out after it.
+   */
+  async last(reason: string): Promise<void> {
+    if (this.#writing || this.#lost !== undefined) return;
+    await this.send({ ok: false, name: "", code: "protocol", error: reason });
+    this.#lost ??= "the session was ended";
   }
 }
 
@@ -281,6 +301,7 @@ export async function receiveOver(
       throw err;
     }
     await writeAll(conn, encodeHello(version));
+    options.onSession?.((reason) => acks.last(reason));
     for (;;) {
       const t = await recordType(br);
       if (t === null) {

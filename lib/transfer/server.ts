@@ -188,15 +188,27 @@ export function receiveServer(
   ready.catch(() => {});
 
   const idled = new Set<Conn>();
+  // Per connection: how to tell its sender why it is closed.
+  const lastWords = new Map<Conn, (reason: string) => Promise<void>>();
   const idle = idleTimeout > 0
     ? new IdleWatch<Conn>(idleTimeout, (c) => {
       idled.add(c);
-      logger.log(
-        `${formatAddr(c.remoteAddr)}: no data for ${
+      const why = `no data for ${
+        idleTimeout / 1000
+      } s (--idle-timeout), closed`;
+      logger.log(`${formatAddr(c.remoteAddr)}: ${why}`);
+      const say = lastWords.get(c);
+      if (!say) return closeQuietly(c);
+      // Best effort, bounded: a sender that reads nothing still goes.
+      const timer = setTimeout(() => closeQuietly(c), 250);
+      say(
+        `the receiver closed the connection: no data from this sender for ${
           idleTimeout / 1000
-        } s (--idle-timeout), closed`,
-      );
-      closeQuietly(c);
+        } s (--idle-timeout)`,
+      ).finally(() => {
+        clearTimeout(timer);
+        closeQuietly(c);
+      });
     })
     : undefined;
 
@@ -247,6 +259,7 @@ export function receiveServer(
         ...(idle ? { onRead: () => idle.touch(conn) } : {}),
         ...(options.keep ? { admit: admit(conn, peer) } : {}),
         ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+        onSession: (last) => lastWords.set(conn, last),
       };
       const result = options.compat === "seed"
         ? await seedReceiveOver(conn, opts)
@@ -283,6 +296,7 @@ export function receiveServer(
     } finally {
       idle?.delete(conn);
       idled.delete(conn);
+      lastWords.delete(conn);
       droppedConns.delete(conn);
       unpend(conn);
       if (admitted.delete(conn)) {
