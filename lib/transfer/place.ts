@@ -46,29 +46,44 @@ export interface TempFile {
   close(): void;
 }
 
-let uid: number | null | undefined;
+let ids: { uid: number; gid: number } | null | undefined;
 
 /**
- * This process's user id: `Deno.uid()` needs `--allow-sys`, which the
- * binary is not given; `/proc/self` belongs to the same user.
+ * This process's user and group: `Deno.uid()` needs `--allow-sys`, which
+ * the binary is not given; then `/proc/self`, which belongs to the same
+ * user and group.
  */
-function myUid(): number | null {
-  if (uid !== undefined) return uid;
+function myIds(): { uid: number; gid: number } | null {
+  if (ids !== undefined) return ids;
   try {
-    uid = Deno.uid();
+    const [uid, gid] = [Deno.uid(), Deno.gid()];
+    if (uid !== null && gid !== null) return ids = { uid, gid };
+  } catch { /* no --allow-sys */ }
+  try {
+    // (Owned by root instead when the process is not dumpable.)
+    const info = Deno.statSync("/proc/self");
+    ids = info.uid !== null && info.gid !== null
+      ? { uid: info.uid, gid: info.gid }
+      : null;
   } catch {
-    try {
-      uid = Deno.statSync("/proc/self").uid;
-    } catch {
-      uid = null;
-    }
+    ids = null;
   }
-  return uid;
+  return ids;
 }
 
-const writableByOthers = (info: Deno.FileInfo) =>
-  (info.mode ?? 0) & 0o022 ||
-  (info.uid !== null && myUid() !== null && info.uid !== myUid());
+/**
+ * Whether another user may create or rename entries in a directory: it is
+ * world-writable, owned by someone else, or group-writable for a group
+ * other than our own (umask 002 with a private group is fine).
+ */
+function writableByOthers(info: Deno.FileInfo): boolean {
+  const mode = info.mode ?? 0;
+  if (mode & 0o002) return true;
+  const me = myIds();
+  if (me === null) return (mode & 0o020) !== 0;
+  if (info.uid !== null && info.uid !== me.uid) return true;
+  return (mode & 0o020) !== 0 && info.gid !== me.gid;
+}
 
 function walkRefusal(
   name: string,
