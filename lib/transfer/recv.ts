@@ -132,6 +132,8 @@ export interface ReceivedItem {
   code?: AckCode;
   /** The one-line reason, when `ok` is false. */
   error?: string;
+  /** For a directory or symlink item: what was made (for logs). */
+  made?: string;
   /**
    * Why this item's acknowledgement could not be sent (the sender went
    * away or stopped reading): the outcome above stands, but the sender may
@@ -175,7 +177,9 @@ export function logItem(
   ms: number,
   what = "sha256",
 ): void {
-  if (item.ok) {
+  if (item.ok && item.made) {
+    logger.log(`${peer}: made ${show(item.name)}: ${item.made}`);
+  } else if (item.ok) {
     logger.log(
       `${peer}: received ${show(item.name)}: ${
         formatTransfer(item.bytes, ms)
@@ -598,8 +602,15 @@ async function receiveItem(
     if (!ack.ok) await stored?.abort();
     // The outcome is final (the file is in place, or gone) before the ack
     // goes out: a sender that vanished cannot change it, only miss it.
+    const made = kind === "dir"
+      ? `directory, mode ${
+        (header.mode ?? 0o755).toString(8).padStart(4, "0")
+      } asked`
+      : kind === "symlink"
+      ? `symlink to ${show(header.target ?? "")}`
+      : undefined;
     const item: ReceivedItem = ack.ok
-      ? { name, bytes, sha256, ok: true }
+      ? { name, bytes, sha256, ok: true, ...(made ? { made } : {}) }
       : { name, bytes, sha256, ok: false, code: ack.code, error: ack.error };
     ackError = await ctx.acks.send(ack);
     if (ackError !== undefined) item.ackError = ackError;

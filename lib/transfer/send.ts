@@ -140,6 +140,8 @@ interface Pending {
   result: ItemResult;
   start: number;
   settled: boolean;
+  /** For directories and symlinks: what to log instead of bytes. */
+  what?: string;
 }
 
 /**
@@ -172,7 +174,9 @@ export async function sendOver(
     Object.assign(p.result, patch, { ms: performance.now() - p.start });
     progress?.itemDone();
     const r = p.result;
-    if (r.ok) {
+    if (r.ok && p.what) {
+      logger.log(`${r.name}: ${p.what}, acknowledged`);
+    } else if (r.ok) {
       logger.log(
         `${r.name}: ${r.bytes} bytes in ${(r.ms / 1000).toFixed(3)} s (${
           (r.ms > 0 ? r.bytes / 1e6 / (r.ms / 1000) : 0).toFixed(2)
@@ -251,6 +255,13 @@ export async function sendOver(
         result: { name: item.name, bytes: 0, sha256: "", ms: 0, ok: false },
         start: performance.now(),
         settled: false,
+        ...(item.kind === "dir"
+          ? {
+            what: `directory, mode ${item.mode.toString(8).padStart(4, "0")}`,
+          }
+          : item.kind === "symlink"
+          ? { what: `symlink to ${JSON.stringify(item.target)}` }
+          : {}),
       };
       pending.push(p);
       const hash = createHash("sha256");
