@@ -603,9 +603,9 @@ async function receiveItem(
     // The outcome is final (the file is in place, or gone) before the ack
     // goes out: a sender that vanished cannot change it, only miss it.
     const made = kind === "dir"
-      ? `directory, mode ${
+      ? `directory (the sender's mode: ${
         (header.mode ?? 0o755).toString(8).padStart(4, "0")
-      } asked`
+      })`
       : kind === "symlink"
       ? `symlink to ${show(header.target ?? "")}`
       : undefined;
