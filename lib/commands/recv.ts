@@ -62,7 +62,8 @@ Options:
                       than N senders connecting at the same moment
       --max-conns-per-ip N
                       with -k, at most N of those slots per source address
-                      (default 8); more senders from it are told "busy"
+                      (an IPv6 /64; default 8); more senders from it are
+                      told "busy"
       --max-size BYTES
                       refuse an item larger than BYTES (suffix K, M, G, T:
                       powers of 1024); the session then ends. Items that do
