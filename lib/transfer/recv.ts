@@ -38,13 +38,12 @@ import {
 import {
   checkItemName,
   type Destination,
-  makeDir,
-  makeSymlink,
   openItem,
   RefusedError,
   type Session,
   type Stored,
 } from "./store.ts";
+import { makeDir, makeSymlink } from "./entries.ts";
 
 /** Options shared by the native and seed receivers. */
 export interface ReceiveOptions {
