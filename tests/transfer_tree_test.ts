@@ -260,3 +260,37 @@ Deno.test("transfer versions: a version-1 sender is answered in version 1; a tre
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("send -r to a version-1 receiver: one line says why, however many items", async () => {
+  const base = await Deno.makeTempDir({ prefix: "denocat-v1cli-" });
+  try {
+    await makeTree(`${base}/src`);
+    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const old = (async () => {
+      using c = await l.accept();
+      await c.write(encodeHello(1));
+      const buf = new Uint8Array(65536);
+      try {
+        while ((await c.read(buf)) !== null) { /* drop */ }
+      } catch { /* reset */ }
+    })();
+    const r = await runCli([
+      "send",
+      "-r",
+      "127.0.0.1",
+      String(l.addr.port),
+      `${base}/src/t`,
+    ]);
+    await old;
+    assertEquals(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assertEquals(lines.length, 1, r.stderr);
+    assertOk(
+      /^denocat: \d+ items \(.+ and the rest\) not acknowledged: the receiver speaks transfer protocol version 1/
+        .test(lines[0]!),
+      r.stderr,
+    );
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});

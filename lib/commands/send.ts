@@ -129,10 +129,35 @@ export async function run(args: string[]): Promise<number> {
       ? await seedSendOver(conn, items, opts)
       : await sendOver(conn, items, opts);
     progress?.end();
+    // Items lost to one cause (the connection ended, the receiver is too
+    // old) are said once, not once per item of a large tree.
+    const lost = new Map<string, string[]>();
+    for (const r of result.items) {
+      if (r.ok || r.code !== "network") continue;
+      const why = (r.error ?? "failed").replace(
+        /^(no acknowledgement|not sent): /,
+        "",
+      );
+      lost.set(why, [...lost.get(why) ?? [], r.name]);
+    }
     for (const r of result.items) {
       if (r.ok) continue;
       // The error may be the receiver's own words: escaped before printing.
       const msg = r.error ?? "failed";
+      if (r.code === "network") {
+        const why = msg.replace(/^(no acknowledgement|not sent): /, "");
+        const names = lost.get(why);
+        if (!names) continue; // said already
+        lost.delete(why);
+        if (names.length > 1) {
+          console.error(
+            `denocat: ${names.length} items (${
+              escapeText(names[0]!)
+            } and the rest) not acknowledged: ${escapeText(why)}`,
+          );
+          continue;
+        }
+      }
       console.error(
         `denocat: ${
           escapeText(msg.includes(r.name) && r.name ? msg : `${r.name}: ${msg}`)
