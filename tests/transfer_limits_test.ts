@@ -362,3 +362,30 @@ Deno.test("receiveServer() --compat seed applies maxSize too: the connection clo
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sendItems() skips a file gone since the walk with the reason, sends the rest, and sends a file that grew whole", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    const t = `${base}/src/t`;
+    await Deno.mkdir(t, { recursive: true });
+    for (const n of ["a", "b", "c"]) await Deno.writeTextFile(`${t}/${n}`, n);
+    const items = await collectItems([t], { recursive: true });
+    await Deno.remove(`${t}/b`);
+    await Deno.writeTextFile(`${t}/c`, "c grew");
+    await Deno.mkdir(`${base}/out`);
+    await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+      dir: `${base}/out`,
+    });
+    const r = await sendItems({ hostname: "127.0.0.1", port: s.port }, items);
+    assertEquals(
+      r.items.map((i) => `${i.name} ${i.code ?? "ok"}`),
+      ["t/a ok", "t/b local", "t/c ok", "t ok"],
+    );
+    assertOk(/cannot read .*\/t\/b: no such file/.test(r.items[1]!.error!));
+    assertEquals(r.exitCode, 1);
+    assertEquals(await s.finished, 0);
+    assertEquals(Deno.readTextFileSync(`${base}/out/t/c`), "c grew");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});

@@ -50,7 +50,7 @@ export interface ItemResult {
   /** Acknowledged as written and verified, with matching size and sha256. */
   ok: boolean;
   /** Why not: an ack code, or `network` when no ack arrived. */
-  code?: AckCode | "network";
+  code?: AckCode | "network" | "local";
   /** The error message, when not ok. */
   error?: string;
 }
@@ -158,6 +158,8 @@ export async function sendOver(
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);
   const trailer = new Uint8Array(TRAILER_SIZE);
+  // Every item taken up, in order; `pending` only those sent (acks match it).
+  const all: Pending[] = [];
   const pending: Pending[] = [];
   const knownTotal = items.every((i) => i.kind !== "stream")
     ? items.reduce((a, i) => a + (i.kind === "file" ? i.size : 0), 0)
@@ -263,26 +265,46 @@ export async function sendOver(
           ? { what: `symlink to ${JSON.stringify(item.target)}` }
           : {}),
       };
+      all.push(p);
+      // A file that cannot be opened now (gone, unreadable) is skipped with
+      // the reason; the session goes on. Its size is taken now, not when
+      // the tree was walked, so a file that grew is sent whole.
+      let file: Deno.FsFile | undefined;
+      let size = 0;
+      if (item.kind === "file") {
+        try {
+          file = await Deno.open(item.path);
+          size = (await file.stat()).size;
+        } catch (err) {
+          file?.close();
+          settle(p, {
+            ok: false,
+            code: "local",
+            error: `cannot read ${item.path}: ${describeError(err)}`,
+          });
+          continue;
+        }
+      }
       pending.push(p);
       const hash = createHash("sha256");
       const onBytes = (n: number) => {
         p.result.bytes += n;
         progress?.add(n);
       };
-      if (item.kind === "file") {
-        using file = await Deno.open(item.path);
+      if (item.kind === "file" && file) {
+        using f = file;
         await writeAll(
           conn,
           encodeHeader({
             name: item.name,
-            size: item.size,
+            size,
             mode: item.mode,
             item: i + 1,
             items: items.length,
             ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
           }),
         );
-        await sendExact(file, conn, item.size, hash, bufs, onBytes);
+        await sendExact(f, conn, size, hash, bufs, onBytes);
       } else if (item.kind === "dir" || item.kind === "symlink") {
         await writeAll(
           conn,
@@ -298,7 +320,7 @@ export async function sendOver(
             ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
           }),
         );
-      } else {
+      } else if (item.kind === "stream") {
         await writeAll(
           conn,
           encodeHeader({
@@ -342,9 +364,9 @@ export async function sendOver(
       }`,
     });
   }
-  const results = pending.map((p) => p.result);
+  const results = all.map((p) => p.result);
   // Items never started count as failed too.
-  for (let i = pending.length; i < items.length; i++) {
+  for (let i = all.length; i < items.length; i++) {
     results.push({
       name: items[i]!.name,
       bytes: 0,
