@@ -38,10 +38,19 @@ const UNSAFE_CHARS =
   // deno-lint-ignore no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
+/**
+ * A component Windows reads as something else: a `:` (drive or stream), a
+ * device name with or without extension, or a trailing dot or space.
+ */
+const WINDOWS_UNSAFE =
+  /:|^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$|[. ]$|[<>"|?*]/i;
+
 /** Options for {@linkcode checkName}. */
 export interface NameOptions {
   /** Most components a name may have. @default {DEFAULT_MAX_DEPTH} */
   maxDepth?: number;
+  /** The receiver's OS: Windows refuses more. @default {Deno.build.os} */
+  os?: typeof Deno.build.os;
 }
 
 /** UTF-8 length of `s`, without encoding it. */
@@ -65,8 +74,12 @@ export function utf8Length(s: string): number {
  * than `maxDepth` components (both checked first, in one pass), absolute
  * paths, `.` and `..` components, empty components, backslashes, control
  * characters (C0, DEL, C1), bidirectional and line/paragraph-separator
- * characters, and components named like a receiver's temporary file. Runs
- * in time linear in the name's length and touches no file.
+ * characters, and components named like a receiver's temporary file. On
+ * Windows (`os`) it also refuses `:` (drive letters, alternate data
+ * streams), reserved device names (`CON`, `NUL`, `COM1`, ...), `<>"|?*` and
+ * components ending in `.` or a space, which Windows would silently change.
+ * Runs in time linear in the name's length and touches no file. A string
+ * second argument is the `os`.
  *
  * @example Usage
  * ```ts
@@ -81,8 +94,13 @@ export function utf8Length(s: string): number {
  * assertThrows(() => checkName(".a.denocat-0123456789ab.part"), UnsafeNameError, "temporary");
  * ```
  */
-export function checkName(name: string, options: NameOptions = {}): string[] {
-  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+export function checkName(
+  name: string,
+  options: NameOptions | typeof Deno.build.os = {},
+): string[] {
+  const opts = typeof options === "string" ? { os: options } : options;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const os = opts.os ?? Deno.build.os;
   if (name.length === 0) throw new UnsafeNameError("unsafe name: empty");
   // Caps first: nothing below runs on a name above them.
   const bytes = name.length > MAX_NAME_BYTES ? name.length : utf8Length(name);
@@ -135,6 +153,11 @@ export function checkName(name: string, options: NameOptions = {}): string[] {
         `unsafe name ${
           show(name)
         }: named like a receiver's temporary file (.NAME.denocat-HEX.part)`,
+      );
+    }
+    if (os === "windows" && WINDOWS_UNSAFE.test(p)) {
+      throw new UnsafeNameError(
+        `unsafe name ${show(name)}: not a plain file name on windows`,
       );
     }
   }

@@ -355,7 +355,8 @@ export class TargetDir implements Disposable {
       name,
       chmod: async (mode) => {
         if (c) c.chmod(fd, mode);
-        else await Deno.chmod(path, mode);
+        // Windows has no permission bits (Deno.chmod throws there).
+        else if (Deno.build.os !== "windows") await Deno.chmod(path, mode);
       },
       close() {
         if (closed) return;
@@ -395,7 +396,7 @@ export class TargetDir implements Disposable {
   /** Sets the mode of the held directory itself. */
   async chmodDir(dir: Held, mode: number) {
     if (this.#c) this.#c.chmod(dir.fd, mode);
-    else await Deno.chmod(dir.path, mode);
+    else if (Deno.build.os !== "windows") await Deno.chmod(dir.path, mode);
   }
 
   /**
