@@ -17,6 +17,7 @@ import {
 } from "../lib/transfer/mod.ts";
 import { checkName } from "../lib/transfer/names.ts";
 import { encodeHeader, encodeHello } from "../lib/transfer/protocol.ts";
+import { testOnlyOn } from "./_helpers.ts";
 
 const te = new TextEncoder();
 
@@ -72,99 +73,106 @@ Deno.test("checkName() accepts names exactly at the limits and refuses one past 
   assertOk(err instanceof UnsafeNameError && /4 components/.test(err.message));
 });
 
+/** Trees with symlinks and permission bits: POSIX systems only. */
+const posixTest = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX symlinks and permission bits",
+);
+
 for (const native of [true, false]) {
   const mode = native ? "descriptors" : "portable";
-  Deno.test({
-    name:
-      `receiveServer() (${mode}): a tree with empty dirs and symlinks, dir modes kept or set as documented`,
-    ignore: native && dirCalls() === null,
-  }, async () => {
-    const base = await Deno.realPath(await Deno.makeTempDir());
-    try {
-      const t = `${base}/src/t`;
-      await Deno.mkdir(`${t}/e`, { recursive: true });
-      await Deno.mkdir(`${t}/ro`);
-      await Deno.writeTextFile(`${t}/ro/f`, "f");
-      await Deno.symlink("ro/f", `${t}/l`);
-      await Deno.chmod(`${t}/e`, 0o700);
-      await Deno.chmod(`${t}/ro`, 0o555);
-      const out = `${base}/out`;
-      await Deno.mkdir(`${out}/t/e`, { recursive: true });
-      await Deno.chmod(`${out}/t/e`, 0o711); // there before: kept
-      await Deno.chmod(`${out}/t`, 0o755);
-      const items = await collectItems([t], { recursive: true });
-      assertEquals(items.map((i) => `${i.kind} ${i.name}`), [
-        "dir t/e",
-        "symlink t/l",
-        "file t/ro/f",
-        "dir t/ro",
-        "dir t",
-      ]);
-      {
-        await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
-          dir: out,
-          native,
-        });
-        const r = await sendItems(
-          { hostname: "127.0.0.1", port: s.port },
-          items,
-        );
-        assertEquals(r.exitCode, 0, JSON.stringify(r.items));
-        assertEquals(await s.finished, 0);
-      }
-      assertEquals(listing(out), [
-        "t/ 755",
-        "t/e/ 711",
-        "t/l -> ro/f",
-        "t/ro/ 555",
-        "t/ro/f 644 f",
-      ]);
-      // Again, with --overwrite: the modes are set, the symlink replaced.
-      await Deno.chmod(`${out}/t/ro`, 0o755);
-      await Deno.remove(`${out}/t/ro/f`);
-      await Deno.chmod(t, 0o750);
-      const again = await collectItems([t], { recursive: true });
-      {
-        await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
-          dir: out,
-          native,
-          overwrite: true,
-        });
-        const r = await sendItems(
-          { hostname: "127.0.0.1", port: s.port },
-          again,
-        );
-        assertEquals(r.exitCode, 0, JSON.stringify(r.items));
-      }
-      assertEquals(listing(out), [
-        "t/ 750",
-        "t/e/ 700",
-        "t/l -> ro/f",
-        "t/ro/ 555",
-        "t/ro/f 644 f",
-      ]);
-      // Without --overwrite an existing symlink is a clash; a file where a
-      // directory goes is refused.
-      await Deno.chmod(`${out}/t/ro`, 0o755);
-      await Deno.writeTextFile(`${out}/t/x`, "file");
-      {
-        await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
-          dir: out,
-          native,
-          keep: true,
-        });
-        const r = await sendItems({ hostname: "127.0.0.1", port: s.port }, [
-          { kind: "symlink", name: "t/l", target: "e" },
-          { kind: "dir", name: "t/x", mode: 0o755 },
+  posixTest(
+    `receiveServer() (${mode}): a tree with empty dirs and symlinks, dir modes kept or set as documented`,
+    { ignore: native && dirCalls() === null },
+    async () => {
+      const base = await Deno.realPath(await Deno.makeTempDir());
+      try {
+        const t = `${base}/src/t`;
+        await Deno.mkdir(`${t}/e`, { recursive: true });
+        await Deno.mkdir(`${t}/ro`);
+        await Deno.writeTextFile(`${t}/ro/f`, "f");
+        await Deno.symlink("ro/f", `${t}/l`);
+        await Deno.chmod(`${t}/e`, 0o700);
+        await Deno.chmod(`${t}/ro`, 0o555);
+        const out = `${base}/out`;
+        await Deno.mkdir(`${out}/t/e`, { recursive: true });
+        await Deno.chmod(`${out}/t/e`, 0o711); // there before: kept
+        await Deno.chmod(`${out}/t`, 0o755);
+        const items = await collectItems([t], { recursive: true });
+        assertEquals(items.map((i) => `${i.kind} ${i.name}`), [
+          "dir t/e",
+          "symlink t/l",
+          "file t/ro/f",
+          "dir t/ro",
+          "dir t",
         ]);
-        assertEquals(r.items.map((i) => i.code), ["exists", "unsafe-name"]);
+        {
+          await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+            dir: out,
+            native,
+          });
+          const r = await sendItems(
+            { hostname: "127.0.0.1", port: s.port },
+            items,
+          );
+          assertEquals(r.exitCode, 0, JSON.stringify(r.items));
+          assertEquals(await s.finished, 0);
+        }
+        assertEquals(listing(out), [
+          "t/ 755",
+          "t/e/ 711",
+          "t/l -> ro/f",
+          "t/ro/ 555",
+          "t/ro/f 644 f",
+        ]);
+        // Again, with --overwrite: the modes are set, the symlink replaced.
+        await Deno.chmod(`${out}/t/ro`, 0o755);
+        await Deno.remove(`${out}/t/ro/f`);
+        await Deno.chmod(t, 0o750);
+        const again = await collectItems([t], { recursive: true });
+        {
+          await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+            dir: out,
+            native,
+            overwrite: true,
+          });
+          const r = await sendItems(
+            { hostname: "127.0.0.1", port: s.port },
+            again,
+          );
+          assertEquals(r.exitCode, 0, JSON.stringify(r.items));
+        }
+        assertEquals(listing(out), [
+          "t/ 750",
+          "t/e/ 700",
+          "t/l -> ro/f",
+          "t/ro/ 555",
+          "t/ro/f 644 f",
+        ]);
+        // Without --overwrite an existing symlink is a clash; a file where a
+        // directory goes is refused.
+        await Deno.chmod(`${out}/t/ro`, 0o755);
+        await Deno.writeTextFile(`${out}/t/x`, "file");
+        {
+          await using s = receiveServer({ hostname: "127.0.0.1", port: 0 }, {
+            dir: out,
+            native,
+            keep: true,
+          });
+          const r = await sendItems({ hostname: "127.0.0.1", port: s.port }, [
+            { kind: "symlink", name: "t/l", target: "e" },
+            { kind: "dir", name: "t/x", mode: 0o755 },
+          ]);
+          assertEquals(r.items.map((i) => i.code), ["exists", "unsafe-name"]);
+        }
+        assertEquals(Deno.readLinkSync(`${out}/t/l`), "ro/f");
+      } finally {
+        await new Deno.Command("chmod", { args: ["-R", "u+rwx", base] })
+          .output();
+        await Deno.remove(base, { recursive: true });
       }
-      assertEquals(Deno.readLinkSync(`${out}/t/l`), "ro/f");
-    } finally {
-      await new Deno.Command("chmod", { args: ["-R", "u+rwx", base] }).output();
-      await Deno.remove(base, { recursive: true });
-    }
-  });
+    },
+  );
 }
 
 Deno.test("receiveServer() maxSize: a stream passing it is refused mid-body, the session ends, nothing is left", async () => {

@@ -7,7 +7,13 @@
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { receiveServer, sendItems } from "../lib/transfer/mod.ts";
 import { encodeHello } from "../lib/transfer/protocol.ts";
-import { needs, runCli, sha256, startServer } from "./_helpers.ts";
+import { needs, runCli, sha256, startServer, testOnlyOn } from "./_helpers.ts";
+
+/** Trees with symlinks, modes and FIFOs: POSIX systems only. */
+const posixTest = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX symlinks, permission bits and FIFOs",
+);
 
 /** `path type mode target-or-sha256` for everything under `dir`, sorted. */
 function listing(dir: string, prefix = ""): string[] {
@@ -80,39 +86,38 @@ async function sendTree(
   return { sent, recv: await recv.output };
 }
 
-Deno.test({
-  name:
-    "send -r: empty directories, modes and inside symlinks arrive as a tar round trip gives them",
-  ignore: needs("tar"),
-}, async () => {
-  const base = await Deno.makeTempDir({ prefix: "denocat-tree-" });
-  try {
-    const src = `${base}/src`;
-    await makeTree(src);
-    await Deno.mkdir(`${base}/out`);
-    await Deno.mkdir(`${base}/tar`);
-    const { sent, recv } = await sendTree(src, `${base}/out`);
-    assertEquals(sent.code, 0, sent.stderr);
-    assertEquals(recv.code, 0, recv.stderr);
-    assertEquals(sent.stderr, "", "nothing skipped, nothing to say");
-    await sh(`tar -C '${src}' -cf - t | tar -C '${base}/tar' -xpf -`);
-    const ours = listing(`${base}/out`);
-    const tars = listing(`${base}/tar`);
-    assertEquals(ours, tars);
-    // The point of the issue, spelled out.
-    assertOk(ours.includes("t/empty d 750"), ours.join("\n"));
-    assertOk(ours.includes("t/full/deeper/empty2 d 700"));
-    assertOk(ours.includes("t/dirlink l full"));
-    assertOk(ours.includes("t/dangling l not-there-yet"));
-    assertOk(ours.includes("t d 751"));
-  } finally {
-    await sh(`chmod -R u+rwx '${base}'`);
-    await Deno.remove(base, { recursive: true });
-  }
-});
+posixTest(
+  "send -r: empty directories, modes and inside symlinks arrive as a tar round trip gives them",
+  { ignore: needs("tar") },
+  async () => {
+    const base = await Deno.makeTempDir({ prefix: "denocat-tree-" });
+    try {
+      const src = `${base}/src`;
+      await makeTree(src);
+      await Deno.mkdir(`${base}/out`);
+      await Deno.mkdir(`${base}/tar`);
+      const { sent, recv } = await sendTree(src, `${base}/out`);
+      assertEquals(sent.code, 0, sent.stderr);
+      assertEquals(recv.code, 0, recv.stderr);
+      assertEquals(sent.stderr, "", "nothing skipped, nothing to say");
+      await sh(`tar -C '${src}' -cf - t | tar -C '${base}/tar' -xpf -`);
+      const ours = listing(`${base}/out`);
+      const tars = listing(`${base}/tar`);
+      assertEquals(ours, tars);
+      // The point of the issue, spelled out.
+      assertOk(ours.includes("t/empty d 750"), ours.join("\n"));
+      assertOk(ours.includes("t/full/deeper/empty2 d 700"));
+      assertOk(ours.includes("t/dirlink l full"));
+      assertOk(ours.includes("t/dangling l not-there-yet"));
+      assertOk(ours.includes("t d 751"));
+    } finally {
+      await sh(`chmod -R u+rwx '${base}'`);
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+);
 
-Deno.test({
-  name: "send -r -L: symlinks are followed as tar -h follows them",
+posixTest("send -r -L: symlinks are followed as tar -h follows them", {
   ignore: needs("tar"),
 }, async () => {
   const base = await Deno.makeTempDir({ prefix: "denocat-tree-L-" });
@@ -136,82 +141,85 @@ Deno.test({
   }
 });
 
-Deno.test("send -r: a symlink leading outside is refused with the reason; the rest arrives", async () => {
-  const base = await Deno.makeTempDir({ prefix: "denocat-tree-out-" });
-  try {
-    const t = `${base}/src/t`;
-    await Deno.mkdir(`${t}/sub`, { recursive: true });
-    await Deno.writeTextFile(`${t}/sub/ok`, "ok\n");
-    await Deno.symlink("/etc/passwd", `${t}/abs`);
-    await Deno.symlink("../../../etc", `${t}/sub/climb`);
-    await Deno.symlink("sub/../..", `${t}/trick`);
-    await Deno.mkdir(`${base}/out`);
-    await Deno.mkdir(`${base}/elsewhere`);
-    // A symlink already in DIR that leads out: a new one through it is refused.
-    await Deno.symlink(`${base}/elsewhere`, `${base}/out/exit`);
-    await Deno.symlink("../exit/x", `${t}/via_exit`);
-    const { sent, recv } = await sendTree(`${base}/src`, `${base}/out`);
-    assertEquals(sent.code, 1);
-    assertEquals(recv.code, 1);
-    const lines = sent.stderr.trim().split("\n");
-    for (const name of ["t/abs", "t/sub/climb", "t/trick", "t/via_exit"]) {
-      assertOk(
-        lines.some((l) =>
-          l.startsWith(`denocat: unsafe symlink "${name}"`) &&
-          /absolute|outside|'\.\.' after/.test(l)
-        ),
-        `${name}: ${sent.stderr}`,
+posixTest(
+  "send -r: a symlink leading outside is refused with the reason; the rest arrives",
+  async () => {
+    const base = await Deno.makeTempDir({ prefix: "denocat-tree-out-" });
+    try {
+      const t = `${base}/src/t`;
+      await Deno.mkdir(`${t}/sub`, { recursive: true });
+      await Deno.writeTextFile(`${t}/sub/ok`, "ok\n");
+      await Deno.symlink("/etc/passwd", `${t}/abs`);
+      await Deno.symlink("../../../etc", `${t}/sub/climb`);
+      await Deno.symlink("sub/../..", `${t}/trick`);
+      await Deno.mkdir(`${base}/out`);
+      await Deno.mkdir(`${base}/elsewhere`);
+      // A symlink already in DIR that leads out: a new one through it is refused.
+      await Deno.symlink(`${base}/elsewhere`, `${base}/out/exit`);
+      await Deno.symlink("../exit/x", `${t}/via_exit`);
+      const { sent, recv } = await sendTree(`${base}/src`, `${base}/out`);
+      assertEquals(sent.code, 1);
+      assertEquals(recv.code, 1);
+      const lines = sent.stderr.trim().split("\n");
+      for (const name of ["t/abs", "t/sub/climb", "t/trick", "t/via_exit"]) {
+        assertOk(
+          lines.some((l) =>
+            l.startsWith(`denocat: unsafe symlink "${name}"`) &&
+            /absolute|outside|'\.\.' after/.test(l)
+          ),
+          `${name}: ${sent.stderr}`,
+        );
+      }
+      assertEquals(lines.length, 4, sent.stderr);
+      assertEquals(
+        listing(`${base}/out`).filter((l) => l.startsWith("t/")),
+        [
+          `t/sub d 755`,
+          `t/sub/ok f 644 ${sha256(new TextEncoder().encode("ok\n"))}`,
+        ],
       );
+      assertEquals([...Deno.readDirSync(`${base}/elsewhere`)], []);
+    } finally {
+      await Deno.remove(base, { recursive: true });
     }
-    assertEquals(lines.length, 4, sent.stderr);
-    assertEquals(
-      listing(`${base}/out`).filter((l) => l.startsWith("t/")),
-      [
-        `t/sub d 755`,
-        `t/sub/ok f 644 ${sha256(new TextEncoder().encode("ok\n"))}`,
-      ],
-    );
-    assertEquals([...Deno.readDirSync(`${base}/elsewhere`)], []);
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test({
-  name:
-    "send -r: a FIFO, a broken symlink and a loop under -L are reported without -v",
-  ignore: needs("mkfifo"),
-}, async () => {
-  const base = await Deno.makeTempDir({ prefix: "denocat-tree-skip-" });
-  try {
-    const t = `${base}/src/t`;
-    await Deno.mkdir(`${t}/d`, { recursive: true });
-    await Deno.writeTextFile(`${t}/d/f`, "f");
-    await sh(`mkfifo '${t}/pipe'`);
-    await Deno.symlink("nowhere", `${t}/broken`);
-    await Deno.symlink("..", `${t}/d/loop`);
-    await Deno.mkdir(`${base}/out`);
-    const plain = await sendTree(`${base}/src`, `${base}/out`);
-    assertEquals(plain.sent.code, 0, plain.sent.stderr);
-    assertEquals(
-      plain.sent.stderr,
-      `denocat: skipping ${t}/pipe: not a regular file, directory or symlink\n`,
-    );
-    await Deno.remove(`${base}/out`, { recursive: true });
-    await Deno.mkdir(`${base}/out`);
-    const followed = await sendTree(`${base}/src`, `${base}/out`, ["-L"]);
-    assertEquals(followed.sent.code, 0, followed.sent.stderr);
-    const skipped = followed.sent.stderr.trim().split("\n").sort();
-    assertEquals(skipped, [
-      `denocat: skipping ${t}/broken: broken symlink (-L follows symlinks)`,
-      `denocat: skipping ${t}/d/loop: symlink loop (a directory inside itself)`,
-      `denocat: skipping ${t}/pipe: not a regular file, directory or symlink`,
-    ]);
-    assertEquals(Deno.readTextFileSync(`${base}/out/t/d/f`), "f");
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
-});
+posixTest(
+  "send -r: a FIFO, a broken symlink and a loop under -L are reported without -v",
+  { ignore: needs("mkfifo") },
+  async () => {
+    const base = await Deno.makeTempDir({ prefix: "denocat-tree-skip-" });
+    try {
+      const t = `${base}/src/t`;
+      await Deno.mkdir(`${t}/d`, { recursive: true });
+      await Deno.writeTextFile(`${t}/d/f`, "f");
+      await sh(`mkfifo '${t}/pipe'`);
+      await Deno.symlink("nowhere", `${t}/broken`);
+      await Deno.symlink("..", `${t}/d/loop`);
+      await Deno.mkdir(`${base}/out`);
+      const plain = await sendTree(`${base}/src`, `${base}/out`);
+      assertEquals(plain.sent.code, 0, plain.sent.stderr);
+      assertEquals(
+        plain.sent.stderr,
+        `denocat: skipping ${t}/pipe: not a regular file, directory or symlink\n`,
+      );
+      await Deno.remove(`${base}/out`, { recursive: true });
+      await Deno.mkdir(`${base}/out`);
+      const followed = await sendTree(`${base}/src`, `${base}/out`, ["-L"]);
+      assertEquals(followed.sent.code, 0, followed.sent.stderr);
+      const skipped = followed.sent.stderr.trim().split("\n").sort();
+      assertEquals(skipped, [
+        `denocat: skipping ${t}/broken: broken symlink (-L follows symlinks)`,
+        `denocat: skipping ${t}/d/loop: symlink loop (a directory inside itself)`,
+        `denocat: skipping ${t}/pipe: not a regular file, directory or symlink`,
+      ]);
+      assertEquals(Deno.readTextFileSync(`${base}/out/t/d/f`), "f");
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+);
 
 Deno.test("transfer versions: a version-1 sender is answered in version 1; a tree to a version-1 receiver fails with the reason", async () => {
   const dir = await Deno.makeTempDir({ prefix: "denocat-v1-" });
@@ -261,36 +269,39 @@ Deno.test("transfer versions: a version-1 sender is answered in version 1; a tre
   }
 });
 
-Deno.test("send -r to a version-1 receiver: one line says why, however many items", async () => {
-  const base = await Deno.makeTempDir({ prefix: "denocat-v1cli-" });
-  try {
-    await makeTree(`${base}/src`);
-    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const old = (async () => {
-      using c = await l.accept();
-      await c.write(encodeHello(1));
-      const buf = new Uint8Array(65536);
-      try {
-        while ((await c.read(buf)) !== null) { /* drop */ }
-      } catch { /* reset */ }
-    })();
-    const r = await runCli([
-      "send",
-      "-r",
-      "127.0.0.1",
-      String(l.addr.port),
-      `${base}/src/t`,
-    ]);
-    await old;
-    assertEquals(r.code, 1);
-    const lines = r.stderr.trim().split("\n");
-    assertEquals(lines.length, 1, r.stderr);
-    assertOk(
-      /^denocat: \d+ items \(.+ and the rest\) not acknowledged: the receiver speaks transfer protocol version 1/
-        .test(lines[0]!),
-      r.stderr,
-    );
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
-});
+posixTest(
+  "send -r to a version-1 receiver: one line says why, however many items",
+  async () => {
+    const base = await Deno.makeTempDir({ prefix: "denocat-v1cli-" });
+    try {
+      await makeTree(`${base}/src`);
+      using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const old = (async () => {
+        using c = await l.accept();
+        await c.write(encodeHello(1));
+        const buf = new Uint8Array(65536);
+        try {
+          while ((await c.read(buf)) !== null) { /* drop */ }
+        } catch { /* reset */ }
+      })();
+      const r = await runCli([
+        "send",
+        "-r",
+        "127.0.0.1",
+        String(l.addr.port),
+        `${base}/src/t`,
+      ]);
+      await old;
+      assertEquals(r.code, 1);
+      const lines = r.stderr.trim().split("\n");
+      assertEquals(lines.length, 1, r.stderr);
+      assertOk(
+        /^denocat: \d+ items \(.+ and the rest\) not acknowledged: the receiver speaks transfer protocol version 1/
+          .test(lines[0]!),
+        r.stderr,
+      );
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+);

@@ -14,7 +14,7 @@ import {
 } from "../../lib/transfer/protocol.ts";
 import { type SendItem, sendItems } from "../../lib/transfer/mod.ts";
 import { dirCalls } from "../../lib/native/dirfd.ts";
-import { runCli, sha256, spawn, startServer } from "../_helpers.ts";
+import { runCli, sha256, spawn, startServer, testOnlyOn } from "../_helpers.ts";
 import { budget, scaled } from "./_scale.ts";
 import { assertNoCrash, concat, sleep, summary, waitUntil } from "./_util.ts";
 
@@ -85,6 +85,12 @@ function item(name: string, body: Uint8Array): Uint8Array {
 }
 
 const END = new Uint8Array([RECORD.END]);
+
+/** Permission bits and deep paths: POSIX systems only. */
+const posixTest = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX permission bits and deep paths",
+);
 
 Deno.test({
   name:
@@ -200,144 +206,150 @@ Deno.test({
   }
 });
 
-Deno.test("recv attack 15.1 fallback: without FFI a DIR other users can write to is refused in one line", async () => {
-  const base = await Deno.makeTempDir({ prefix: "denocat-noffi-" });
-  try {
-    await Deno.chmod(base, 0o777);
-    await using p = spawn(Deno.execPath(), [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      CLI,
-      "recv",
-      "-o",
-      base,
-      "127.0.0.1",
-      "0",
-    ]);
-    const r = await p.output;
-    summary(
-      `recv attack 15.1 fallback: no FFI, DIR mode 0777: exit ${r.code}, ${
-        JSON.stringify(r.stderr.trim())
-      }`,
-    );
-    assertEquals(r.code, 1);
-    assertOk(
-      /^denocat: cannot receive into .*other users can write to it.*\n$/.test(
+posixTest(
+  "recv attack 15.1 fallback: without FFI a DIR other users can write to is refused in one line",
+  async () => {
+    const base = await Deno.makeTempDir({ prefix: "denocat-noffi-" });
+    try {
+      await Deno.chmod(base, 0o777);
+      await using p = spawn(Deno.execPath(), [
+        "run",
+        "--allow-net",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        CLI,
+        "recv",
+        "-o",
+        base,
+        "127.0.0.1",
+        "0",
+      ]);
+      const r = await p.output;
+      summary(
+        `recv attack 15.1 fallback: no FFI, DIR mode 0777: exit ${r.code}, ${
+          JSON.stringify(r.stderr.trim())
+        }`,
+      );
+      assertEquals(r.code, 1);
+      assertOk(
+        /^denocat: cannot receive into .*other users can write to it.*\n$/.test(
+          r.stderr,
+        ),
         r.stderr,
-      ),
-      r.stderr,
-    );
-    // A private directory is served the same way without FFI.
-    await Deno.chmod(base, 0o700);
-    await using ok = spawn(Deno.execPath(), [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      CLI,
-      "recv",
-      "-v",
-      "-o",
-      base,
-      "127.0.0.1",
-      "0",
-    ]);
-    const m = await ok.waitForStderr(/listening on .*:(\d+)\s*$/m);
-    const sent = await sendItems(
-      { hostname: "127.0.0.1", port: Number(m[1]) },
-      [{ kind: "stream", name: "d/x", reader: once("fine") }],
-    );
-    assertEquals(sent.exitCode, 0);
-    assertEquals((await ok.output).code, 0);
-    assertEquals(Deno.readTextFileSync(`${base}/d/x`), "fine");
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
-});
+      );
+      // A private directory is served the same way without FFI.
+      await Deno.chmod(base, 0o700);
+      await using ok = spawn(Deno.execPath(), [
+        "run",
+        "--allow-net",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        CLI,
+        "recv",
+        "-v",
+        "-o",
+        base,
+        "127.0.0.1",
+        "0",
+      ]);
+      const m = await ok.waitForStderr(/listening on .*:(\d+)\s*$/m);
+      const sent = await sendItems(
+        { hostname: "127.0.0.1", port: Number(m[1]) },
+        [{ kind: "stream", name: "d/x", reader: once("fine") }],
+      );
+      assertEquals(sent.exitCode, 0);
+      assertEquals((await ok.output).code, 0);
+      assertEquals(Deno.readTextFileSync(`${base}/d/x`), "fine");
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+);
 
-Deno.test("recv attack 15.2: deep names are refused before any file-system call, and the walk is linear", async () => {
-  const base = await Deno.realPath(
-    await Deno.makeTempDir({ prefix: "denocat-deep-" }),
-  );
-  try {
-    // Default limits: the issue's 3 KB header naming d/ 1,500 times.
-    {
-      await using recv = await startServer([
-        "recv",
-        "-k",
-        "-o",
-        `${base}/a`,
-        "0",
-      ]);
-      const rounds = scaled(20);
-      const start = performance.now();
-      for (let i = 0; i < rounds; i++) {
-        const acks = await rawSession(
-          recv.port,
-          concat([item("d/".repeat(1500) + "f", te.encode("x")), END]),
-        );
-        assertEquals(acks.length, 1);
-        assertOk(!acks[0]!.ok && acks[0]!.code === "unsafe-name");
-        assertOk(/1501 components.*--max-depth/.test(acks[0]!.error));
-      }
-      const per = (performance.now() - start) / rounds;
-      const long = await rawSession(
-        recv.port,
-        concat([item("é".repeat(2049), te.encode("x")), END]),
-      );
-      assertOk(!long[0]!.ok && /4096/.test(long[0]!.error), long[0]?.error);
-      summary(
-        `recv attack 15.2 (deep names): a 1,500-component name refused in ${
-          per.toFixed(1)
-        } ms per session (${rounds} sessions; the limit is 64, --max-depth); a 4,098-byte name refused`,
-      );
-      assertOk(per < 500, `refusal took ${per} ms`);
-      assertEquals(listAll(`${base}/a`), []);
-      recv.kill("SIGTERM");
-      assertNoCrash("recv", (await recv.output).stderr);
-    }
-    // Raised limit: names as deep as 1,500 are created, in linear time.
-    {
-      await using recv = await startServer([
-        "recv",
-        "-k",
-        "--max-depth",
-        "2000",
-        "-o",
-        `${base}/b`,
-        "0",
-      ]);
-      const times: Array<[number, number]> = [];
-      for (const depth of [200, 400, 800, 1500]) {
-        const name = `t${depth}/` + "d/".repeat(depth - 2) + "f";
+posixTest(
+  "recv attack 15.2: deep names are refused before any file-system call, and the walk is linear",
+  async () => {
+    const base = await Deno.realPath(
+      await Deno.makeTempDir({ prefix: "denocat-deep-" }),
+    );
+    try {
+      // Default limits: the issue's 3 KB header naming d/ 1,500 times.
+      {
+        await using recv = await startServer([
+          "recv",
+          "-k",
+          "-o",
+          `${base}/a`,
+          "0",
+        ]);
+        const rounds = scaled(20);
         const start = performance.now();
-        const acks = await rawSession(
+        for (let i = 0; i < rounds; i++) {
+          const acks = await rawSession(
+            recv.port,
+            concat([item("d/".repeat(1500) + "f", te.encode("x")), END]),
+          );
+          assertEquals(acks.length, 1);
+          assertOk(!acks[0]!.ok && acks[0]!.code === "unsafe-name");
+          assertOk(/1501 components.*--max-depth/.test(acks[0]!.error));
+        }
+        const per = (performance.now() - start) / rounds;
+        const long = await rawSession(
           recv.port,
-          concat([item(name, te.encode("deep")), END]),
+          concat([item("é".repeat(2049), te.encode("x")), END]),
         );
-        times.push([depth, performance.now() - start]);
-        assertEquals(acks.map((a) => a.ok), [true], JSON.stringify(acks));
+        assertOk(!long[0]!.ok && /4096/.test(long[0]!.error), long[0]?.error);
+        summary(
+          `recv attack 15.2 (deep names): a 1,500-component name refused in ${
+            per.toFixed(1)
+          } ms per session (${rounds} sessions; the limit is 64, --max-depth); a 4,098-byte name refused`,
+        );
+        assertOk(per < 500, `refusal took ${per} ms`);
+        assertEquals(listAll(`${base}/a`), []);
+        recv.kill("SIGTERM");
+        assertNoCrash("recv", (await recv.output).stderr);
       }
-      const [, t200] = times[0]!;
-      const [, t1500] = times.at(-1)!;
-      summary(
-        `recv attack 15.2 (deep names, --max-depth 2000): created at depth ${
-          times.map(([d, t]) => `${d}: ${t.toFixed(0)} ms`).join(", ")
-        } (1500/200 ratio ${(t1500 / t200).toFixed(1)}; cubic would be ~420)`,
-      );
-      assertOk(t1500 < budget(5000), `depth 1500 took ${t1500} ms`);
-      assertOk(t1500 / Math.max(t200, 5) < 40, "the walk is not linear");
-      recv.kill("SIGTERM");
-      assertNoCrash("recv", (await recv.output).stderr);
+      // Raised limit: names as deep as 1,500 are created, in linear time.
+      {
+        await using recv = await startServer([
+          "recv",
+          "-k",
+          "--max-depth",
+          "2000",
+          "-o",
+          `${base}/b`,
+          "0",
+        ]);
+        const times: Array<[number, number]> = [];
+        for (const depth of [200, 400, 800, 1500]) {
+          const name = `t${depth}/` + "d/".repeat(depth - 2) + "f";
+          const start = performance.now();
+          const acks = await rawSession(
+            recv.port,
+            concat([item(name, te.encode("deep")), END]),
+          );
+          times.push([depth, performance.now() - start]);
+          assertEquals(acks.map((a) => a.ok), [true], JSON.stringify(acks));
+        }
+        const [, t200] = times[0]!;
+        const [, t1500] = times.at(-1)!;
+        summary(
+          `recv attack 15.2 (deep names, --max-depth 2000): created at depth ${
+            times.map(([d, t]) => `${d}: ${t.toFixed(0)} ms`).join(", ")
+          } (1500/200 ratio ${(t1500 / t200).toFixed(1)}; cubic would be ~420)`,
+        );
+        assertOk(t1500 < budget(5000), `depth 1500 took ${t1500} ms`);
+        assertOk(t1500 / Math.max(t200, 5) < 40, "the walk is not linear");
+        recv.kill("SIGTERM");
+        assertNoCrash("recv", (await recv.output).stderr);
+      }
+    } finally {
+      await Deno.remove(base, { recursive: true });
     }
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
-});
+  },
+);
 
 /** A stalled sender: hello, a header for 10 bytes, 1 byte, then silence. */
 async function stall(port: number, hostname: string, i: number) {
