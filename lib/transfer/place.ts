@@ -116,6 +116,7 @@ export class Walk {
   /** Components that do not exist (only without `create`). */
   missing: string[] = [];
 
+  /** A walk of `parts` under `target`, starting (and so far ending) at `start`. */
   constructor(target: TargetDir, parts: string[], start: Held) {
     this.#target = target;
     this.#parts = parts;
