@@ -42,8 +42,9 @@ Options:
   -h, --help          this help
 
 Exit codes: 0 every item acknowledged as written and verified, 1 network
-failure or an item refused (name clash, unsafe name), 2 usage error,
-3 an item failed verification. With --compat seed there are no
+failure, an item refused (name clash, unsafe name, busy, too large, no
+space) or a file that could not be read, 2 usage error, 3 an item failed
+verification. With --compat seed there are no
 acknowledgements: 0 means every item was sent, not that it was verified
 (a seed receiver that refuses an item can only close the connection).
 `;
