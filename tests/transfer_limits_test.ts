@@ -17,7 +17,7 @@ import {
 } from "../lib/transfer/mod.ts";
 import { checkName } from "../lib/transfer/names.ts";
 import { encodeHeader, encodeHello } from "../lib/transfer/protocol.ts";
-import { testOnlyOn } from "./_helpers.ts";
+import { runCli, startServer, testOnlyOn } from "./_helpers.ts";
 
 const te = new TextEncoder();
 
@@ -393,6 +393,51 @@ Deno.test("sendItems() skips a file gone since the walk with the reason, sends t
     assertEquals(r.exitCode, 1);
     assertEquals(await s.finished, 0);
     assertEquals(Deno.readTextFileSync(`${base}/out/t/c`), "c grew");
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("send to recv --max-size: the refused item and the ones after it are named, with the reason, exit 1", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await Deno.mkdir(`${base}/out`);
+    await Deno.writeTextFile(`${base}/a`, "a");
+    await Deno.writeFile(`${base}/big`, new Uint8Array(4096));
+    await Deno.writeTextFile(`${base}/z`, "z");
+    await using recv = await startServer([
+      "recv",
+      "--max-size",
+      "1K",
+      "-o",
+      `${base}/out`,
+      "0",
+    ]);
+    const r = await runCli([
+      "send",
+      "127.0.0.1",
+      String(recv.port),
+      `${base}/a`,
+      `${base}/big`,
+      `${base}/z`,
+    ]);
+    assertEquals(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assertEquals(lines.length, 2, r.stderr);
+    assertEquals(
+      lines[0],
+      "denocat: big: 4096 bytes is more than the receiver accepts (--max-size 1024)",
+    );
+    // Sent before the refusal came back, or not sent at all: either way named.
+    assertOk(
+      /^denocat: z: (not sent|no acknowledgement): receiver: big: 4096 bytes/
+        .test(lines[1]!),
+      lines[1],
+    );
+    assertEquals((await recv.output).code, 1);
+    assertEquals([...Deno.readDirSync(`${base}/out`)].map((e) => e.name), [
+      "a",
+    ]);
   } finally {
     await Deno.remove(base, { recursive: true });
   }

@@ -66,6 +66,26 @@ export function compatMode(value: string | undefined): "native" | "seed" {
   throw new UsageError(`invalid --compat value: ${value} (native or seed)`);
 }
 
+/**
+ * Whether an error message already names the item (`NAME: ...`,
+ * `NAME already ...`, `cannot write NAME: ...`, `unsafe name "NAME": ...`),
+ * so the line need not repeat it.
+ *
+ * @example Usage
+ * ```ts
+ * import { mentions } from "./send.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(mentions('unsafe name "a/b": x', "a/b"), true);
+ * assertEquals(mentions("a already exists", "a"), true);
+ * assertEquals(mentions("not sent: more than --max-size", "z"), false);
+ * ```
+ */
+export function mentions(msg: string, name: string): boolean {
+  if (name === "") return true;
+  return msg.startsWith(`${name}:`) || msg.startsWith(`${name} `) ||
+    msg.includes(` ${name}:`) || msg.includes(JSON.stringify(name));
+}
+
 /** Runs `denocat send`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, OPTIONS);
@@ -161,7 +181,7 @@ export async function run(args: string[]): Promise<number> {
       }
       console.error(
         `denocat: ${
-          escapeText(msg.includes(r.name) && r.name ? msg : `${r.name}: ${msg}`)
+          escapeText(mentions(msg, r.name) ? msg : `${r.name}: ${msg}`)
         }`,
       );
     }
