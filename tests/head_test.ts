@@ -4,6 +4,7 @@
  * Each case runs under bash with coreutils' head and reads denocat's own
  * exit code from PIPESTATUS.
  */
+import { fileURLToPath } from "node:url";
 import { assertEquals } from "../lib/_assert.ts";
 import {
   freePort,
@@ -14,7 +15,7 @@ import {
   waitForListen,
 } from "./_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
 /**
  * Runs `denocat ARGS [<STDIN] | head HEAD_ARGS >/dev/null` and returns

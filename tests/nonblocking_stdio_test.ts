@@ -6,6 +6,7 @@
  * nonblocking_run.py (python3), which also reads slowly so the child meets
  * a full stdout.
  */
+import { fileURLToPath } from "node:url";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import {
   freePort,
@@ -17,9 +18,10 @@ import {
   waitForListen,
 } from "./_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-const FIXTURE = new URL("./fixtures/nonblocking_run.py", import.meta.url)
-  .pathname;
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const FIXTURE = fileURLToPath(
+  new URL("./fixtures/nonblocking_run.py", import.meta.url),
+);
 const SIZE = 20_000_000;
 
 interface NbResult {

@@ -47,6 +47,8 @@ Options:
                       with -l (TCP, -k and --frame included): close a client
                       that moves no byte for SECS (default: never); like the
                       client ending (exit 0), except mid-frame (exit 1)
+      --max-conns N   with -l -k --frame: serve at most N clients at once; more
+                      are closed unread (default 256)
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     use a Unix socket instead of HOST PORT
@@ -101,6 +103,7 @@ const OPTIONS = {
   quit: { type: "string", short: "q" },
   wait: { type: "string", short: "w" },
   "idle-timeout": { type: "string" },
+  "max-conns": { type: "string" },
   "no-shutdown": { type: "boolean" },
   udp: { type: "boolean", short: "u" },
   split: { type: "string" },
@@ -137,6 +140,14 @@ export async function run(args: string[]): Promise<number> {
   if (idle !== undefined && (!values.listen || values.udp)) {
     throw new UsageError("--idle-timeout needs -l (TCP)");
   }
+  const maxConns = positiveInt(values["max-conns"], "--max-conns");
+  if (
+    maxConns !== undefined &&
+    (!values.listen || !values["keep-open"] || values.udp ||
+      values.frame === undefined)
+  ) {
+    throw new UsageError("--max-conns applies to -l -k --frame");
+  }
   const logger = stderrLogger(values.verbose ?? false);
   if (values.frame !== undefined) {
     const { runFramedNetcat } = await import("./_framed.ts");
@@ -151,6 +162,7 @@ export async function run(args: string[]): Promise<number> {
       quit,
       wait,
       idle,
+      maxConns,
       noShutdown: values["no-shutdown"] ?? false,
       unix: values.unix,
       family,

@@ -5,6 +5,7 @@
  * client. Driven by real programs: nc -N as the client, and curl through the
  * classic fifo relay in front of python3's http.server.
  */
+import { fileURLToPath } from "node:url";
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import {
   freePort,
@@ -120,7 +121,7 @@ Deno.test(
       );
       // The README's relay `denocat -l FRONT <bp | denocat ORIGIN >bp`, with
       // this test as the `|` so that each half is a child it can reap.
-      const cli = new URL("../../cli.ts", import.meta.url).pathname;
+      const cli = fileURLToPath(new URL("../../cli.ts", import.meta.url));
       const half = (script: string, io: "left" | "right") =>
         new Deno.Command("sh", {
           args: ["-c", script, Deno.execPath(), cli, fifo],
