@@ -1,0 +1,27 @@
+/**
+ * Port forwarding: `denocat forward` as a library. TCP (or Unix stream)
+ * forwarding with half-close passed on both ways, TLS on either side, a
+ * proxy toward the target, access lists and limits; UDP forwarding with
+ * one session per client address.
+ *
+ * @module
+ */
+export { type ForwardOptions, type ForwardServer, forwardTcp } from "./tcp.ts";
+export {
+  forwardUdp,
+  type UdpForwardOptions,
+  type UdpForwardServer,
+} from "./udp.ts";
+export {
+  relay,
+  type RelayOptions,
+  type RelayResult,
+  type Stream,
+} from "./relay.ts";
+export {
+  acceptServerTls,
+  type ClientTlsOptions,
+  describeTlsError,
+  serverTlsContext,
+  startClientTls,
+} from "./tls.ts";
