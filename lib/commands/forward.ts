@@ -16,7 +16,7 @@ import {
 import type { Endpoint } from "../tcp/connect.ts";
 import { forwardTcp } from "../forward/tcp.ts";
 import { forwardUdp } from "../forward/udp.ts";
-import type { ClientTlsOptions } from "../forward/tls.ts";
+import { type ClientTlsOptions, parsePin } from "../forward/tls.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -65,6 +65,10 @@ Options:
       --ssl-servername NAME
                         SNI and the name the certificate must carry
       --ssl-alpn LIST   ALPN protocols to offer, comma-separated
+      --ssl-pin sha256:HEX
+                        accept exactly the certificate with this SHA-256 (of
+                        its DER) instead of verifying a chain and name: for a
+                        self-signed openssl req -x509 certificate; repeatable
       --insecure        do not verify the target's certificate (says so on stderr)
       --ssl-cert FILE, --ssl-key FILE
                         TLS toward clients: terminate it with this certificate
@@ -96,6 +100,7 @@ const OPTIONS = {
   "ssl-servername": { type: "string" },
   "ssl-alpn": { type: "string" },
   insecure: { type: "boolean" },
+  "ssl-pin": { type: "string", multiple: true },
   "ssl-cert": { type: "string" },
   "ssl-key": { type: "string" },
 } as const;
@@ -198,6 +203,7 @@ export async function run(args: string[]): Promise<number> {
     ["--ssl-servername", values["ssl-servername"]],
     ["--ssl-alpn", values["ssl-alpn"]],
     ["--insecure", values.insecure],
+    ["--ssl-pin", values["ssl-pin"]],
   ];
   let targetTls: ClientTlsOptions | undefined;
   if (ssl) {
@@ -212,6 +218,17 @@ export async function run(args: string[]): Promise<number> {
     }
     if (values["ssl-alpn"] !== undefined) {
       targetTls.alpn = values["ssl-alpn"].split(",").filter((s) => s !== "");
+    }
+    if (values["ssl-pin"] !== undefined) {
+      if (values.insecure) {
+        throw new UsageError("--ssl-pin and --insecure cannot be combined");
+      }
+      if (trustFiles.length) {
+        throw new UsageError(
+          "--ssl-pin replaces chain verification: drop --ssl-trustfile/--ca",
+        );
+      }
+      targetTls.pins = values["ssl-pin"].map(parsePin);
     }
     if (values.insecure) {
       targetTls.insecure = true;

@@ -20,8 +20,10 @@ export {
 } from "./relay.ts";
 export {
   acceptServerTls,
+  CA_AS_END_ENTITY_HINT,
   type ClientTlsOptions,
   describeTlsError,
+  parsePin,
   serverTlsContext,
   startClientTls,
 } from "./tls.ts";

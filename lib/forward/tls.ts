@@ -11,7 +11,8 @@
 import * as tls from "node:tls";
 import { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
-import { DenocatError } from "../errors.ts";
+import { createHash } from "node:crypto";
+import { DenocatError, UsageError } from "../errors.ts";
 import { NodeSocketTransport } from "../shell/tls_client.ts";
 import type { Stream } from "./relay.ts";
 
@@ -25,7 +26,46 @@ export interface ClientTlsOptions {
   alpn?: string[];
   /** Skip certificate verification entirely (`--insecure`). @default {false} */
   insecure?: boolean;
+  /**
+   * Accept exactly the certificates whose DER SHA-256 is one of these
+   * (lower-case hex, from {@linkcode parsePin}), instead of verifying a
+   * chain and a name (`--ssl-pin`): how a self-signed `openssl req -x509`
+   * certificate, which rustls refuses as a server certificate, is trusted.
+   */
+  pins?: string[];
 }
+
+/**
+ * Parses `--ssl-pin sha256:HEX`: the SHA-256 of the certificate's DER, in
+ * hex with or without colons (as `openssl x509 -noout -fingerprint
+ * -sha256` prints it). Returns lower-case hex.
+ *
+ * @example Usage
+ * ```ts
+ * import { parsePin } from "./tls.ts";
+ * import { assertEquals, assertThrows } from "../_assert.ts";
+ * assertEquals(parsePin("sha256:" + "AB:".repeat(31) + "AB"), "ab".repeat(32));
+ * assertThrows(() => parsePin("md5:00"), Error, "--ssl-pin");
+ * ```
+ */
+export function parsePin(text: string): string {
+  const m = /^sha256:([0-9a-fA-F:]+)$/.exec(text.trim());
+  const hex = m?.[1]?.replaceAll(":", "").toLowerCase();
+  if (!hex || hex.length !== 64) {
+    throw new UsageError(
+      `invalid --ssl-pin value: ${text} (sha256:HEX expected, 64 hex digits; ` +
+        "openssl x509 -in CERT -noout -fingerprint -sha256 prints it)",
+    );
+  }
+  return hex;
+}
+
+/** The one-line explanation for a CA:TRUE server certificate, with the fixes. */
+export const CA_AS_END_ENTITY_HINT =
+  "the server's certificate is a CA certificate (basicConstraints CA:TRUE, as openssl req -x509 makes by default), which rustls refuses as a server certificate; " +
+  "pin it with --ssl-pin sha256:HEX (openssl x509 -in CERT -noout -fingerprint -sha256), or give the server a usable pair: " +
+  "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem -out cert.pem -days 365 -subj /CN=NAME " +
+  "-addext basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:NAME";
 
 /** A plain connection the TLS layer runs over. */
 type RawConn = Deno.TcpConn | Deno.UnixConn;
@@ -60,6 +100,7 @@ function duplexOf(conn: RawConn): Duplex {
 
 /** Rewords rustls and OpenSSL certificate failures as one short phrase. */
 export function describeTlsError(err: unknown): string {
+  if (err instanceof DenocatError) return err.message;
   const m = err instanceof Error ? err.message : String(err);
   if (/UnknownIssuer|unable to get local issuer|self.signed/i.test(m)) {
     return "certificate not trusted (unknown issuer; give --ssl-trustfile CA.pem)";
@@ -77,9 +118,7 @@ export function describeTlsError(err: unknown): string {
     return "certificate does not match the name (use --ssl-servername NAME)";
   }
   if (/Expired|certificate has expired/i.test(m)) return "certificate expired";
-  if (/CaUsedAsEndEntity/.test(m)) {
-    return "the server's certificate is a CA certificate (basicConstraints CA:TRUE), which rustls refuses as a server certificate";
-  }
+  if (/CaUsedAsEndEntity/.test(m)) return CA_AS_END_ENTITY_HINT;
   if (/NotValidYet|not yet valid/i.test(m)) return "certificate not yet valid";
   return `TLS handshake failed: ${
     (m.split("\n")[0] ?? m).replace(/ \(os error \d+\).*$/, "")
@@ -98,7 +137,9 @@ export async function startClientTls(
 ): Promise<Stream> {
   const name = options.serverName ?? host;
   try {
-    if (options.insecure) return await startInsecure(conn, name, options);
+    if (options.insecure || options.pins) {
+      return await startUnverified(conn, name, options);
+    }
     if (conn.remoteAddr.transport !== "tcp") {
       throw new Error(
         "verified TLS over a Unix socket needs --insecure here (Deno starts TLS on TCP only)",
@@ -126,7 +167,13 @@ export async function startClientTls(
   }
 }
 
-function startInsecure(
+/**
+ * TLS through node:tls without chain verification: for `--insecure`, or
+ * for `--ssl-pin`, where the certificate's SHA-256 is checked once the
+ * handshake (which proves the server holds the certificate's key) is done
+ * and before any byte of data moves.
+ */
+function startUnverified(
   conn: RawConn,
   name: string,
   options: ClientTlsOptions,
@@ -141,6 +188,23 @@ function startInsecure(
     sock.once("error", reject);
     sock.once("secureConnect", () => {
       sock.off("error", reject);
+      if (options.pins) {
+        const raw = sock.getPeerCertificate(false)?.raw;
+        const got = raw
+          ? createHash("sha256").update(raw).digest("hex")
+          : undefined;
+        if (!got || !options.pins.includes(got)) {
+          sock.destroy();
+          reject(
+            new DenocatError(
+              `certificate does not match --ssl-pin (the server's is sha256:${
+                got ?? "none"
+              })`,
+            ),
+          );
+          return;
+        }
+      }
       resolve(new NodeSocketTransport(sock));
     });
   });

@@ -8,16 +8,18 @@ import { closeQuietly } from "../../lib/tcp/connect.ts";
 import { echoServer } from "../../lib/tcp/echo.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
 import {
+  freePort,
   needs,
   randomBytes,
   readAll,
   runCli,
   sha256,
+  spawn,
   startCli,
   startServer,
 } from "../_helpers.ts";
 import { makeCerts } from "./_certs.ts";
-import { startDante } from "../proxy/_peers.ts";
+import { startDante, waitListening } from "../proxy/_peers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -611,5 +613,148 @@ Deno.test({
     await fwd2.waitForStderr(
       /through socks5 proxy 127\.0\.0\.1:\d+: the SOCKS5 proxy refused: connection refused \(reply 5\); closing the client/,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "denocat forward --ssl-pin: a self-signed CA:TRUE certificate (openssl s_server) by its SHA-256; without a pin, the one-line hint",
+  ignore: needs("openssl", "ss"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      // The common self-signed pair: openssl req -x509 makes it CA:TRUE.
+      const mk = await new Deno.Command("openssl", {
+        args: [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          `${dir}/key.pem`,
+          "-out",
+          `${dir}/cert.pem`,
+          "-days",
+          "2",
+          "-subj",
+          "/CN=localhost",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      assertOk(mk.success);
+      const fp = await new Deno.Command("openssl", {
+        args: [
+          "x509",
+          "-in",
+          `${dir}/cert.pem`,
+          "-noout",
+          "-fingerprint",
+          "-sha256",
+        ],
+        stdout: "piped",
+      }).output();
+      const pin = "sha256:" + dec.decode(fp.stdout).trim().split("=")[1]!;
+      const port = freePort();
+      await using server = spawn("openssl", [
+        "s_server",
+        "-accept",
+        `${LOOP}:${port}`,
+        "-cert",
+        `${dir}/cert.pem`,
+        "-key",
+        `${dir}/key.pem`,
+        "-rev",
+      ], { timeout: 30000 });
+      await waitListening(port, server);
+      const talk = async (fwdPort: number) => {
+        const c = await Deno.connect({ hostname: LOOP, port: fwdPort });
+        try {
+          await c.write(enc.encode("pinned\n"));
+          const buf = new Uint8Array(64);
+          let got = "";
+          while (!got.includes("\n")) {
+            const n = await c.read(buf);
+            if (n === null) break;
+            got += dec.decode(buf.subarray(0, n));
+          }
+          return got;
+        } finally {
+          c.close();
+        }
+      };
+      {
+        await using fwd = await startServer([
+          "forward",
+          "--ssl",
+          "--ssl-pin",
+          pin,
+          "0",
+          LOOP,
+          String(port),
+        ]);
+        assertEquals(await talk(fwd.port), "dennip\n"); // s_server -rev reverses each line
+      }
+      {
+        await using fwd = await startServer([
+          "forward",
+          "--ssl",
+          "--ca",
+          `${dir}/cert.pem`,
+          "0",
+          LOOP,
+          String(port),
+        ]);
+        assertEquals(await talk(fwd.port), "");
+        const m = await fwd.waitForStderr(
+          /: TLS with 127\.0\.0\.1: (.*); closing the client\n/,
+        );
+        assertOk(
+          m[1]!.includes("CA:TRUE") && m[1]!.includes("--ssl-pin") &&
+            m[1]!.includes("basicConstraints=critical,CA:FALSE"),
+          m[1],
+        );
+      }
+      {
+        const wrong = "sha256:" + "00".repeat(32);
+        await using fwd = await startServer([
+          "forward",
+          "--ssl",
+          "--ssl-pin",
+          wrong,
+          "0",
+          LOOP,
+          String(port),
+        ]);
+        assertEquals(await talk(fwd.port), "");
+        const want =
+          `certificate does not match --ssl-pin (the server's is sha256:${
+            pin.slice(7).replaceAll(":", "").toLowerCase()
+          })`;
+        await fwd.waitForStderr(
+          new RegExp(
+            `: TLS with 127\\.0\\.0\\.1: ${
+              want.replace(/[()]/g, "\\$&")
+            }; closing the client\n`,
+          ),
+        );
+      }
+      const bad = await runCli([
+        "forward",
+        "--ssl",
+        "--ssl-pin",
+        "sha256:abc",
+        "0",
+        LOOP,
+        "1",
+      ]);
+      assertEquals(bad.code, 2);
+      assertOk(bad.stderr.includes("invalid --ssl-pin value"), bad.stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

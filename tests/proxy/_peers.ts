@@ -13,7 +13,7 @@ export function canManageUsers(): boolean {
 }
 
 /** Waits until `port` is listening on 127.0.0.1, asking `ss` (no connection made). */
-async function waitListening(port: number, p: Running, ms = 10000) {
+export async function waitListening(port: number, p: Running, ms = 10000) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const out = await new Deno.Command("ss", {
