@@ -41,8 +41,8 @@ Options:
   -U, --unix PATH       listen on a Unix socket instead of [LISTEN_HOST] LISTEN_PORT
       --target-unix PATH
                         forward to a Unix socket instead of TARGET_HOST TARGET_PORT
-      --max-conns N     forward at most N connections (-u: sessions) at once;
-                        close (-u: ignore) the rest
+      --max-conns N     forward at most N connections (-u: sessions, default
+                        1024) at once; close (-u: ignore) the rest
       --idle-timeout SECS
                         close a connection (-u: session) idle for SECS
                         (default: never; -u: 60)

@@ -20,6 +20,9 @@ import {
 } from "../udp/socket.ts";
 import { netError } from "../errors.ts";
 
+/** Sessions a UDP forwarder holds at once unless told otherwise. */
+export const DEFAULT_MAX_SESSIONS = 1024;
+
 /** Options for {@linkcode forwardUdp}. */
 export interface UdpForwardOptions {
   /** Where to receive clients' datagrams. */
@@ -30,7 +33,11 @@ export interface UdpForwardOptions {
   family?: Family;
   /** Peers whose datagrams are forwarded; others are dropped. @default {everyone} */
   access?: AccessList;
-  /** Sessions at once; datagrams from further clients are dropped. @default {unlimited} */
+  /**
+   * Sessions at once; datagrams from further clients are dropped. Each
+   * session holds a socket, and UDP source addresses cost an attacker
+   * nothing to vary, so there is a bound by default. @default {1024}
+   */
   maxSessions?: number;
   /** Close a session after this many ms without a datagram either way. @default {60000} */
   idleTimeout?: number;
@@ -105,6 +112,7 @@ export async function forwardUdp(
   const logger = options.logger ?? silent;
   const access = options.access ?? AccessList.open;
   const idleMs = options.idleTimeout ?? 60_000;
+  const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
   if (!(idleMs > 0)) {
     throw new UsageError("--idle-timeout must be above 0 for -u");
   }
@@ -201,10 +209,7 @@ export async function forwardUdp(
           );
           continue;
         }
-        if (
-          options.maxSessions !== undefined &&
-          sessions.size >= options.maxSessions
-        ) {
+        if (sessions.size >= maxSessions) {
           dropped++;
           logger.log(
             `ignored a datagram from ${key}: ${sessions.size} sessions already (--max-conns)`,
