@@ -24,6 +24,12 @@ export {
   type ClientTlsOptions,
   describeTlsError,
   parsePin,
+  type RawConn,
   serverTlsContext,
   startClientTls,
 } from "./tls.ts";
+export type { Endpoint } from "../tcp/connect.ts";
+export type { Family } from "../address.ts";
+export type { Logger } from "../log.ts";
+export type { ProxySpec, ProxyType } from "../proxy/connect.ts";
+export { AccessList } from "../access/list.ts";

@@ -61,14 +61,14 @@ export function parsePin(text: string): string {
 }
 
 /** The one-line explanation for a CA:TRUE server certificate, with the fixes. */
-export const CA_AS_END_ENTITY_HINT =
+export const CA_AS_END_ENTITY_HINT: string =
   "the server's certificate is a CA certificate (basicConstraints CA:TRUE, as openssl req -x509 makes by default), which rustls refuses as a server certificate; " +
   "pin it with --ssl-pin sha256:HEX (openssl x509 -in CERT -noout -fingerprint -sha256), or give the server a usable pair: " +
   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem -out cert.pem -days 365 -subj /CN=NAME " +
   "-addext basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:NAME";
 
 /** A plain connection the TLS layer runs over. */
-type RawConn = Deno.TcpConn | Deno.UnixConn;
+export type RawConn = Deno.TcpConn | Deno.UnixConn;
 
 /** A node Duplex over a Deno connection (for node:tls on top of it). */
 function duplexOf(conn: RawConn): Duplex {

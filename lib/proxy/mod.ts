@@ -22,3 +22,5 @@ export {
   type ProxySpec,
   type ProxyType,
 } from "./connect.ts";
+export type { ConnectOptions } from "../tcp/connect.ts";
+export type { Family } from "../address.ts";
