@@ -114,7 +114,6 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
     options.family ? { family: options.family } : {},
   );
   const targetName = describeEndpoint(target);
-  const streams = new Set<Stream>();
   const shutdown = new AbortController();
   let active = 0, served = 0, refused = 0;
 
@@ -198,7 +197,6 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
           (performance.now() - started).toFixed(1)
         } ms`,
       );
-      streams.add(near).add(far);
       if (idle) {
         pairs.set(id, () => {
           logger.log(
@@ -232,8 +230,6 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
         idle.delete(id);
         pairs.delete(id);
       }
-      streams.delete(near);
-      if (far) streams.delete(far);
       active--;
     }
   };

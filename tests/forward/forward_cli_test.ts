@@ -19,7 +19,7 @@ import {
   startServer,
 } from "../_helpers.ts";
 import { makeCerts } from "./_certs.ts";
-import { startDante, waitListening } from "../proxy/_peers.ts";
+import { startDante, startTinyproxy, waitListening } from "../proxy/_peers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -756,5 +756,89 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name:
+    "denocat forward: TLS on both sides at once, and through tinyproxy (HTTP CONNECT)",
+  ignore: needs("openssl"),
+  async fn() {
+    await using pki = await makeCerts();
+    const pem = {
+      cert: await Deno.readTextFile(pki.cert),
+      key: await Deno.readTextFile(pki.key),
+    };
+    const tlsListener = Deno.listenTls({ hostname: LOOP, port: 0, ...pem });
+    const loop = (async () => {
+      for await (const c of tlsListener) {
+        try {
+          const data = await readAll(c);
+          await c.write(enc.encode(`tls-target:${dec.decode(data)}`));
+        } catch { /* ignore */ }
+        closeQuietly(c);
+      }
+    })();
+    try {
+      await using fwd = await startServer([
+        "forward",
+        "--ssl-cert",
+        pki.cert,
+        "--ssl-key",
+        pki.key,
+        "--ssl",
+        "--ca",
+        pki.ca,
+        "0",
+        LOOP,
+        String(tlsListener.addr.port),
+      ]);
+      const c = await Deno.connectTls({
+        hostname: LOOP,
+        port: fwd.port,
+        caCerts: [await Deno.readTextFile(pki.ca)],
+      });
+      await c.write(enc.encode("both"));
+      await c.closeWrite();
+      assertEquals(dec.decode(await readAll(c)), "tls-target:both");
+      c.close();
+    } finally {
+      tlsListener.close();
+      await loop;
+    }
+  },
+});
+
+Deno.test({
+  name: "denocat forward --proxy-type http: through tinyproxy with Basic auth",
+  ignore: needs("tinyproxy", "ss"),
+  async fn() {
+    await using proxy = await startTinyproxy({ user: "u", password: "p" });
+    await using t = target(async (c) => {
+      await c.write(enc.encode("hello via http proxy"));
+      await readAll(c);
+    });
+    await using fwd = await startServer([
+      "forward",
+      "--proxy",
+      `${LOOP}:${proxy.port}`,
+      "--proxy-type",
+      "http",
+      "--proxy-auth",
+      "u:p",
+      "0",
+      LOOP,
+      String(t.port),
+    ]);
+    const c = await Deno.connect({ hostname: LOOP, port: fwd.port });
+    const buf = new Uint8Array(64);
+    let got = "";
+    while (got.length < 20) {
+      const n = await c.read(buf);
+      if (n === null) break;
+      got += dec.decode(buf.subarray(0, n));
+    }
+    c.close();
+    assertEquals(got, "hello via http proxy");
   },
 });
