@@ -145,11 +145,14 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
     const id = nextId++;
     let near: Stream = client as Deno.TcpConn;
     let far: Stream | undefined;
+    // Everything this pair opened; closed once (closing twice costs an
+    // exception per resource, a measurable share of short connections).
     const pending = new Set<{ close(): void }>([client]);
+    let closed = false;
     const abortPair = () => {
+      if (closed) return;
+      closed = true;
       for (const r of pending) closeQuietly(r);
-      if (far) closeQuietly(far);
-      closeQuietly(near);
     };
     const onShutdown = () => abortPair();
     shutdown.signal.addEventListener("abort", onShutdown, { once: true });
@@ -191,6 +194,7 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
           options.targetTls,
         )
         : raw;
+      pending.add(far);
       if (shutdown.signal.aborted) return;
       logger.log(
         `${peer} -> ${targetName}: connected in ${
@@ -212,6 +216,8 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
         signal: shutdown.signal,
         ...(idle ? { onActivity: () => idle.touch(id) } : {}),
       });
+      // relay() has closed both sides (and with them what they ran over).
+      closed = true;
       logger.log(
         `${peer} closed: ${result.aToB} bytes to the target, ${result.bToA} back` +
           (result.error !== undefined
