@@ -100,6 +100,14 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
   if (options.proxy && target.path !== undefined) {
     throw new UsageError("--proxy needs a TCP target, not a Unix socket");
   }
+  const tlsOpts = options.targetTls;
+  if (
+    tlsOpts && target.path !== undefined && !tlsOpts.insecure && !tlsOpts.pins
+  ) {
+    throw new UsageError(
+      "--ssl toward a Unix socket verifies only with --ssl-pin (or --insecure): Deno starts verified TLS on TCP only",
+    );
+  }
   if (access.active && options.listen.path !== undefined) {
     throw new UsageError(
       "--allow/--deny apply to TCP peers, not to a Unix socket listener",

@@ -194,3 +194,21 @@ Deno.test("forwardTcp() refuses an access list on a Unix listener and a proxy to
       err.message.includes("--proxy needs a TCP target"),
   );
 });
+
+Deno.test("forwardTcp() refuses verified TLS toward a Unix target at start", async () => {
+  const { UsageError } = await import("../../lib/errors.ts");
+  let err: unknown;
+  try {
+    forwardTcp({
+      listen: { hostname: LOOP, port: 0 },
+      target: { path: "/tmp/x.sock" },
+      targetTls: {},
+    });
+  } catch (e) {
+    err = e;
+  }
+  assertOk(
+    err instanceof UsageError &&
+      err.message.includes("--ssl toward a Unix socket"),
+  );
+});
