@@ -7,7 +7,10 @@ import { assertEquals, assertOk, assertRejects } from "../../lib/_assert.ts";
 import { execPerPeer } from "../../lib/exec/datagram.ts";
 import { execOver } from "../../lib/exec/stream.ts";
 import { bindUdp } from "../../lib/udp/socket.ts";
-import { randomBytes, readAll, sha256 } from "../_helpers.ts";
+import { randomBytes, readAll, sha256, testOnlyOn } from "../_helpers.ts";
+
+/** The tests run sh, cat and process groups: Unix only. */
+const test = testOnlyOn(["linux", "darwin"], "sh, cat and process groups");
 
 const enc = new TextEncoder(), dec = new TextDecoder();
 
@@ -25,7 +28,7 @@ function serveOnce(spec: Parameters<typeof execOver>[1], signal?: AbortSignal) {
   return { port: l.addr.port, served };
 }
 
-Deno.test("execOver() cat: 8 MiB from the peer come back intact, then both sides close", async () => {
+test("execOver() cat: 8 MiB from the peer come back intact, then both sides close", async () => {
   const { port, served } = serveOnce({ argv: ["cat"] });
   const data = randomBytes(8 << 20);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -41,7 +44,7 @@ Deno.test("execOver() cat: 8 MiB from the peer come back intact, then both sides
   assertEquals([r.sent, r.received, r.code], [data.length, data.length, 0]);
 });
 
-Deno.test("execOver() -c: the child sees NCAT_* variables describing the connection", async () => {
+test("execOver() -c: the child sees NCAT_* variables describing the connection", async () => {
   const { port, served } = serveOnce({
     shell:
       'echo "$NCAT_PROTO $NCAT_REMOTE_ADDR $NCAT_REMOTE_PORT $NCAT_LOCAL_ADDR $NCAT_LOCAL_PORT"',
@@ -58,7 +61,7 @@ Deno.test("execOver() -c: the child sees NCAT_* variables describing the connect
   assertEquals((await served).code, 0);
 });
 
-Deno.test("execOver(): the child's exit closes the connection though the peer never half-closes", async () => {
+test("execOver(): the child's exit closes the connection though the peer never half-closes", async () => {
   const { port, served } = serveOnce({ shell: "echo bye; exit 7" });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   // No closeWrite: the peer keeps its side open; EOF must still come.
@@ -68,7 +71,7 @@ Deno.test("execOver(): the child's exit closes the connection though the peer ne
   assertEquals((await served).code, 7);
 });
 
-Deno.test("execOver(): a child that ignores its input still has all its output delivered", async () => {
+test("execOver(): a child that ignores its input still has all its output delivered", async () => {
   const { port, served } = serveOnce({ shell: "head -c 3000000 /dev/zero" });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   await conn.write(enc.encode("ignored"));
@@ -78,7 +81,7 @@ Deno.test("execOver(): a child that ignores its input still has all its output d
   assertEquals((await served).sent, 3000000);
 });
 
-Deno.test("execOver(): a program that does not exist is an error, and the connection is not left open", async () => {
+test("execOver(): a program that does not exist is an error, and the connection is not left open", async () => {
   using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
   const server = await l.accept();
@@ -91,7 +94,7 @@ Deno.test("execOver(): a program that does not exist is an error, and the connec
   conn.close();
 });
 
-Deno.test("execOver(): an abort ends the child and the connection", async () => {
+test("execOver(): an abort ends the child and the connection", async () => {
   const ac = new AbortController();
   const { port, served } = serveOnce({ shell: "sleep 30" }, ac.signal);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -103,7 +106,7 @@ Deno.test("execOver(): an abort ends the child and the connection", async () => 
   conn.close();
 });
 
-Deno.test("execPerPeer(): each UDP peer gets its own child; replies go to that peer only; idle peers end", async () => {
+test("execPerPeer(): each UDP peer gets its own child; replies go to that peer only; idle peers end", async () => {
   const server = bindUdp({ hostname: "127.0.0.1" });
   const lines: string[] = [];
   const ac = new AbortController();
@@ -142,7 +145,7 @@ Deno.test("execPerPeer(): each UDP peer gets its own child; replies go to that p
   assertEquals(r.sessions, 2);
 });
 
-Deno.test("execPerPeer(): refused peers and peers over the session cap start no child", async () => {
+test("execPerPeer(): refused peers and peers over the session cap start no child", async () => {
   const server = bindUdp({ hostname: "127.0.0.1" });
   const a = bindUdp({ hostname: "127.0.0.1" });
   const refused = bindUdp({ hostname: "127.0.0.1" });
