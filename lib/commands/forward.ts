@@ -56,7 +56,8 @@ Options:
                         reach the target through a proxy (nc: -x)
       --proxy-type TYPE socks4, socks5 (default) or http (nc: -X 4|5|connect)
       --proxy-auth USER[:PASS]
-                        proxy credentials (nc: -P USER)
+                        proxy credentials (nc: -P USER); DENOCAT_PROXY_AUTH
+                        in the environment keeps them out of ps
       --proxy-dns local|remote
                         who resolves TARGET_HOST (default: remote; socks4: local)
       --ssl, --tls      TLS toward the target, certificate verified
@@ -180,11 +181,10 @@ export async function run(args: string[]): Promise<number> {
         "--proxy needs TARGET_HOST TARGET_PORT, not --target-unix",
       );
     }
+    const auth = values["proxy-auth"] ?? Deno.env.get("DENOCAT_PROXY_AUTH");
     proxy = parseProxy(values.proxy, {
       type: parseProxyType(values["proxy-type"] ?? "socks5"),
-      ...(values["proxy-auth"] !== undefined
-        ? { auth: values["proxy-auth"] }
-        : {}),
+      ...(auth !== undefined && auth !== "" ? { auth } : {}),
       ...(values["proxy-dns"] !== undefined
         ? { dns: values["proxy-dns"] }
         : {}),

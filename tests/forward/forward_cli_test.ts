@@ -840,5 +840,29 @@ Deno.test({
     }
     c.close();
     assertEquals(got, "hello via http proxy");
+
+    // The credentials from the environment instead of the command line.
+    await using fwd2 = await startServer(
+      [
+        "forward",
+        "--proxy",
+        `${LOOP}:${proxy.port}`,
+        "-X",
+        "connect",
+        "0",
+        LOOP,
+        String(t.port),
+      ],
+      { env: { DENOCAT_PROXY_AUTH: "u:p" } },
+    );
+    const d = await Deno.connect({ hostname: LOOP, port: fwd2.port });
+    let got2 = "";
+    while (got2.length < 20) {
+      const n = await d.read(buf);
+      if (n === null) break;
+      got2 += dec.decode(buf.subarray(0, n));
+    }
+    d.close();
+    assertEquals(got2, "hello via http proxy");
   },
 });
