@@ -7,6 +7,7 @@
  * @module
  */
 import { copy, copyUntil } from "../copy.ts";
+import { type Pump, socketCopy } from "../native/pump.ts";
 
 /** A connection as the relay uses it: plain TCP, Unix, or a TLS layer. */
 export interface Stream {
@@ -27,6 +28,13 @@ export interface RelayOptions {
   /** Aborting closes both sides; `relay` then resolves. */
   signal?: AbortSignal;
   /**
+   * Both streams are plain TCP connections (no TLS layer): bulk directions
+   * may then move to pump threads (lib/native/pump.ts, Linux with FFI).
+   * Never set it for a TLS stream: the pump would find the TCP socket
+   * underneath and move ciphertext. @default {false}
+   */
+  tcp?: boolean;
+  /**
    * Buffer per direction once it has moved 1 MiB (small connections use
    * 16 KiB, so thousands of them stay cheap). @default {256 KiB}
    */
@@ -39,6 +47,8 @@ export interface RelayResult {
   aToB: number;
   /** Bytes from `b` to `a`. */
   bToA: number;
+  /** Of `aToB` + `bToA`, the bytes moved by pump threads. */
+  pumped: number;
   /** The first error in either direction, if any (the relay was cut short). */
   error?: unknown;
 }
@@ -77,9 +87,14 @@ export async function relay(
 ): Promise<RelayResult> {
   let error: unknown;
   let closed = false;
+  // Pumps are stopped before the connections they work on are closed.
+  const stopPumps = new AbortController();
+  const pumps: Pump[] = [];
+  let watch: ReturnType<typeof setInterval> | undefined;
   const closeBoth = () => {
     if (closed) return;
     closed = true;
+    stopPumps.abort();
     quietly(() => a.close());
     quietly(() => b.close());
   };
@@ -88,6 +103,14 @@ export async function relay(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const big = options.bufferSize ?? 256 * 1024;
   const onActivity = options.onActivity;
+  let lastMoved = 0;
+  const checkPumps = () => {
+    const moved = pumps.reduce((sum, p) => sum + p.moved(), 0);
+    if (moved !== lastMoved) {
+      lastMoved = moved;
+      onActivity?.();
+    }
+  };
   const direction = async (src: Stream, dst: Stream): Promise<number> => {
     let bytes = 0;
     const onChunk = (n: number) => {
@@ -99,7 +122,21 @@ export async function relay(
         bufferSize: SMALL_BUFFER,
         onChunk,
       });
-      if (!first.eof) await copy(src, dst, { bufferSize: big, onChunk });
+      if (!first.eof) {
+        if (options.tcp) {
+          await socketCopy(src as Deno.Conn, dst as Deno.Conn, {
+            bufferSize: big,
+            onChunk,
+            signal: stopPumps.signal,
+            onPump: (p) => {
+              pumps.push(p);
+              // A pumped direction reports no chunks: tell the idle
+              // watch about its progress once a second instead.
+              if (onActivity) watch ??= setInterval(checkPumps, 1000);
+            },
+          });
+        } else await copy(src, dst, { bufferSize: big, onChunk });
+      }
       // Pass the FIN on; the other direction carries on.
       if (!closed) await dst.closeWrite();
     } catch (err) {
@@ -110,8 +147,12 @@ export async function relay(
   };
   try {
     const [aToB, bToA] = await Promise.all([direction(a, b), direction(b, a)]);
-    return error === undefined ? { aToB, bToA } : { aToB, bToA, error };
+    const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
+    return error === undefined
+      ? { aToB, bToA, pumped }
+      : { aToB, bToA, pumped, error };
   } finally {
+    clearInterval(watch);
     options.signal?.removeEventListener("abort", onAbort);
     closeBoth();
   }

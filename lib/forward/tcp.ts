@@ -11,7 +11,7 @@ import { acceptLoop } from "../accept.ts";
 import { type Family, formatAddr } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
-import { type Logger, silent } from "../log.ts";
+import { type Logger, pumpNote, silent } from "../log.ts";
 import { AccessList } from "../access/list.ts";
 import { connectViaProxy, type ProxySpec } from "../proxy/connect.ts";
 import {
@@ -222,12 +222,17 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
       }
       const result = await relay(near, far, {
         signal: shutdown.signal,
+        // Pump threads only between two plain TCP sockets.
+        tcp: near === client && far === raw &&
+          client.remoteAddr.transport === "tcp" &&
+          raw.remoteAddr.transport === "tcp",
         ...(idle ? { onActivity: () => idle.touch(id) } : {}),
       });
       // relay() has closed both sides (and with them what they ran over).
       closed = true;
       logger.log(
         `${peer} closed: ${result.aToB} bytes to the target, ${result.bToA} back` +
+          pumpNote(result.pumped) +
           (result.error !== undefined
             ? ` (${describeError(result.error)})`
             : ""),
