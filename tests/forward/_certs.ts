@@ -12,6 +12,9 @@ export interface TestPki extends AsyncDisposable {
   cert: string;
   key: string;
   otherCa: string;
+  /** A leaf signed by the CA whose validity ended before it began (-days -1). */
+  expiredCert: string;
+  expiredKey: string;
 }
 
 /** Creates the CA, the leaf (CA:FALSE, as rustls requires) and another CA in a temp dir. */
@@ -31,7 +34,10 @@ export async function makeCerts(): Promise<TestPki> {
        openssl req ${ec} -keyout server.key -out server.csr -subj /CN=localhost &&
        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
          -out server.pem -days 2 -extfile server.ext &&
-       openssl req -x509 ${ec} -keyout other.key -out other.pem -days 2 -subj /CN=other-ca`,
+       openssl req -x509 ${ec} -keyout other.key -out other.pem -days 2 -subj /CN=other-ca &&
+       openssl req ${ec} -keyout expired.key -out expired.csr -subj /CN=localhost &&
+       openssl x509 -req -in expired.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+         -out expired.pem -days -1 -extfile server.ext`,
     ],
     cwd: dir,
     stdout: "null",
@@ -47,6 +53,8 @@ export async function makeCerts(): Promise<TestPki> {
     cert: `${dir}/server.pem`,
     key: `${dir}/server.key`,
     otherCa: `${dir}/other.pem`,
+    expiredCert: `${dir}/expired.pem`,
+    expiredKey: `${dir}/expired.key`,
     async [Symbol.asyncDispose]() {
       await Deno.remove(dir, { recursive: true });
     },

@@ -378,7 +378,7 @@ Deno.test("denocat forward: usage errors exit 2 with one line", async () => {
 
 Deno.test({
   name:
-    "denocat forward: TLS toward the target, verified against a CA; wrong CA and wrong name are one-line log entries",
+    "denocat forward: TLS toward the target, verified against a CA; wrong CA, wrong name and an expired certificate are one-line log entries",
   ignore: needs("openssl"),
   async fn() {
     await using pki = await makeCerts();
@@ -477,6 +477,39 @@ Deno.test({
           m[1],
           'certificate not valid for name "wrong.example"; certificate is only valid for IpAddress(127.0.0.1) or DnsName("localhost") (use --ssl-servername NAME)',
         );
+      }
+      {
+        // A certificate past its notAfter, from a trusted CA.
+        const expired = Deno.listenTls({
+          hostname: LOOP,
+          port: 0,
+          cert: await Deno.readTextFile(pki.expiredCert),
+          key: await Deno.readTextFile(pki.expiredKey),
+        });
+        const accepting = (async () => {
+          for await (const c of expired) {
+            c.handshake().catch(() => {}).finally(() => closeQuietly(c));
+          }
+        })();
+        try {
+          await using fwd = await startServer([
+            "forward",
+            "--ssl",
+            "--ca",
+            pki.ca,
+            "0",
+            LOOP,
+            String(expired.addr.port),
+          ]);
+          assertEquals(await talk(fwd.port), "");
+          const m = await fwd.waitForStderr(
+            /: TLS with 127\.0\.0\.1: (.*); closing the client\n/,
+          );
+          assertEquals(m[1], "certificate expired");
+        } finally {
+          expired.close();
+          await accepting;
+        }
       }
       {
         await using fwd = await startServer([
