@@ -904,3 +904,44 @@ Deno.test({
     assertEquals(got2, "hello via http proxy");
   },
 });
+
+Deno.test("denocat forward -6: IPv6 on both sides, TCP and UDP, loopback by default", async () => {
+  await using echo = echoServer({ hostname: "::1", port: 0 });
+  await using fwd = await startServer([
+    "forward",
+    "-6",
+    "0",
+    "::1",
+    String((echo.addr as Deno.NetAddr).port),
+  ]);
+  assertOk(
+    fwd.stderrSoFar().includes("listening on [::1]:"),
+    fwd.stderrSoFar(),
+  );
+  const c = await Deno.connect({ hostname: "::1", port: fwd.port });
+  await c.write(enc.encode("six"));
+  await c.closeWrite();
+  assertEquals(dec.decode(await readAll(c)), "six");
+  c.close();
+
+  await using uecho = udpEcho({ hostname: "::1", port: 0 });
+  await using ufwd = await startServer([
+    "forward",
+    "-u",
+    "-6",
+    "0",
+    "::1",
+    String(uecho.addr.port),
+  ]);
+  const u = Deno.listenDatagram({ transport: "udp", hostname: "::1", port: 0 });
+  try {
+    await u.send(enc.encode("six/udp"), {
+      transport: "udp",
+      hostname: "::1",
+      port: ufwd.port,
+    });
+    assertEquals(dec.decode((await u.receive())[0]), "six/udp");
+  } finally {
+    u.close();
+  }
+});
