@@ -37,7 +37,7 @@ export interface FramedNetcatFlags {
   /** `--idle-timeout` in ms (listeners only). */
   idle?: number | undefined;
   noShutdown: boolean;
-  unix: string | undefined;
+  unix: boolean;
   family: Family | undefined;
   logger: Logger;
 }
@@ -70,7 +70,7 @@ export async function runFramedNetcat(
       `invalid --frame value: ${flags.frame} (${FRAME_NAMES.join(", ")})`,
     );
   }
-  if (flags.udp && flags.unix !== undefined) {
+  if (flags.udp && flags.unix) {
     throw new UsageError("-u cannot be combined with -U");
   }
   const { logger } = flags;

@@ -11,11 +11,14 @@ import type { Logger } from "../log.ts";
 import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
 import { udpListen } from "../udp/listener.ts";
+import type { SplitMode } from "../udp/_datagram_input.ts";
+import { removeStaleSocket } from "../unix_stale.ts";
 import {
   hostAndPort,
   serverEndpoint,
   shutdownSignal,
   splitMode,
+  unixPath,
 } from "./_args.ts";
 
 /** Parsed flags the UDP netcat modes use. */
@@ -26,9 +29,21 @@ export interface UdpNetcatFlags {
   /** `-q` in ms: after stdin EOF, exit after this long regardless. */
   quit: number | undefined;
   split: string | undefined;
-  unix: string | undefined;
+  /** `-U`: PATH is a Unix datagram socket. */
+  unix: boolean;
+  /** `-s LOCALPATH` with `-U`: the path replies come to. */
+  source?: string | undefined;
   family: Family | undefined;
   logger: Logger;
+}
+
+/**
+ * `--split`, or nc's rule when it is not given: a terminal sends each line
+ * as typed, anything else each read (a binary request stays one datagram).
+ */
+export function datagramSplit(value: string | undefined): SplitMode {
+  if (value !== undefined) return splitMode(value);
+  return Deno.stdin.isTerminal() ? "line" : "chunk";
 }
 
 /** `denocat -u HOST PORT` and `denocat -u -l [HOST] PORT`. */
@@ -36,10 +51,8 @@ export async function runUdpNetcat(
   positionals: string[],
   flags: UdpNetcatFlags,
 ): Promise<number> {
-  if (flags.unix !== undefined) {
-    throw new UsageError("-u cannot be combined with -U");
-  }
-  const split = splitMode(flags.split);
+  const split = datagramSplit(flags.split);
+  if (flags.unix) return await runUnixDatagram(positionals, flags, split);
   const common = {
     output: Deno.stdout,
     split,
@@ -48,7 +61,7 @@ export async function runUdpNetcat(
   };
   using signal = shutdownSignal();
   if (flags.listen) {
-    const ep = serverEndpoint(positionals, undefined);
+    const ep = serverEndpoint(positionals, undefined, undefined, "udp");
     await udpListen({
       ...common,
       port: ep.port!,
@@ -58,7 +71,7 @@ export async function runUdpNetcat(
     });
     return 0;
   }
-  const target = hostAndPort(positionals);
+  const target = hostAndPort(positionals, "udp");
   await udpClient(target.hostname, target.port, {
     ...common,
     input: Deno.stdin,
@@ -69,10 +82,49 @@ export async function runUdpNetcat(
   return 0;
 }
 
+async function runUnixDatagram(
+  positionals: string[],
+  flags: UdpNetcatFlags,
+  split: SplitMode,
+): Promise<number> {
+  const path = unixPath(positionals);
+  const { unixDatagramClient, unixDatagramListen } = await import(
+    "../udp/unix_datagram.ts"
+  );
+  using signal = shutdownSignal();
+  if (flags.listen) {
+    await removeStaleSocket(path, flags.logger);
+    await unixDatagramListen(path, {
+      input: Deno.stdin,
+      output: Deno.stdout,
+      split,
+      signal,
+      logger: flags.logger,
+    });
+    return 0;
+  }
+  if (flags.source !== undefined) {
+    await removeStaleSocket(unixPath([flags.source]), flags.logger);
+  }
+  await unixDatagramClient(path, {
+    input: Deno.stdin,
+    output: Deno.stdout,
+    split,
+    signal,
+    logger: flags.logger,
+    ...(flags.source !== undefined
+      ? { localPath: unixPath([flags.source]) }
+      : {}),
+    ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
+    ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
+  });
+  return 0;
+}
+
 /** Parsed flags `denocat echo -u` uses. */
 export interface UdpEchoFlags {
   upper: boolean;
-  unix: string | undefined;
+  unix: boolean;
   family: Family | undefined;
   logger: Logger;
 }
@@ -82,7 +134,7 @@ export async function runUdpEcho(
   positionals: string[],
   flags: UdpEchoFlags,
 ): Promise<number> {
-  if (flags.unix !== undefined) {
+  if (flags.unix) {
     throw new UsageError("-u cannot be combined with -U");
   }
   const ep = serverEndpoint(positionals, undefined);

@@ -34,7 +34,8 @@ Options:
       --threads N     TCP echo threads, 1-64 (default: half the cores, 1 to 4;
                       Linux with FFI allowed, else one event loop)
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     listen on a Unix socket
+  -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
+                      [HOST] PORT
   -v, --verbose       log connections (with -u: datagrams) to stderr
   -h, --help          this help
 `;
@@ -88,7 +89,7 @@ export async function run(args: string[]): Promise<number> {
     const { runUdpEcho } = await import("./_udp.ts");
     return await runUdpEcho(positionals, {
       upper: values.upper ?? false,
-      unix: values.unix,
+      unix: values.unix ?? false,
       family,
       logger,
     });

@@ -61,7 +61,8 @@ Options:
                       unfinished item is discarded (default: never)
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     listen on a Unix socket
+  -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
+                      [HOST] PORT
   -v, --verbose       log connections and items to stderr
   -h, --help          this help
 

@@ -13,7 +13,14 @@ import { terminalProgress } from "../transfer/progress.ts";
 import { seedSendOver } from "../transfer/seed.ts";
 import { sendOver } from "../transfer/send.ts";
 import { escapeText } from "../transfer/show.ts";
-import { COMMON_OPTIONS, familyOf, parse, print, seconds } from "./_args.ts";
+import {
+  COMMON_OPTIONS,
+  familyOf,
+  parse,
+  print,
+  seconds,
+  unixPath,
+} from "./_args.ts";
 
 /** Help for `denocat send`. */
 export const HELP = `Usage: denocat send [options] HOST PORT [PATH|-]...
@@ -32,7 +39,8 @@ Options:
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
   -w SECS             connect timeout
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     connect to a Unix socket
+  -U, --unix          the first argument is a Unix socket path (@NAME: abstract,
+                      Linux) instead of HOST PORT
   -v, --verbose       per item: name, bytes, duration, MB/s, sha256
   -h, --help          this help
 
@@ -71,9 +79,9 @@ export async function run(args: string[]): Promise<number> {
   const compat = compatMode(values.compat);
   let endpoint: Endpoint;
   let paths: string[];
-  if (values.unix !== undefined) {
-    endpoint = { path: values.unix };
-    paths = positionals;
+  if (values.unix) {
+    endpoint = { path: unixPath(positionals.slice(0, 1)) };
+    paths = positionals.slice(1);
   } else {
     if (positionals.length < 2) {
       throw new UsageError("missing HOST and PORT (see --help)");

@@ -31,6 +31,13 @@ export interface ListenerOptions extends ListenOptions, PipeOptions {
   keep?: boolean;
   /** Disable Nagle's algorithm on accepted connections (interactive use). @default {false} */
   noDelay?: boolean;
+  /** Turn TCP keepalive on for accepted connections (the system's timers). @default {false} */
+  keepalive?: boolean;
+  /**
+   * With `keep`: serve at most this many clients at once; a client beyond
+   * that is closed as soon as it is accepted (logged). @default {Infinity}
+   */
+  maxConns?: number;
   /** Called once bound, with the local address. */
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`). */
@@ -103,6 +110,7 @@ async function serveOne(
   }
   closeQuietly(listener);
   if (options.noDelay) setNoDelay(conn);
+  if (options.keepalive) setKeepAlive(conn);
   logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
   const t0 = performance.now();
   const r = await pipeDuplex(conn, options);
@@ -206,8 +214,18 @@ async function serveMany(
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
     async (conn) => {
+      if (clients.size >= (options.maxConns ?? Infinity)) {
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          }: closed, ${clients.size} clients already (--max-conns)`,
+        );
+        closeQuietly(conn);
+        return;
+      }
       connections++;
       if (options.noDelay) setNoDelay(conn);
+      if (options.keepalive) setKeepAlive(conn);
       logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
       clients.add(conn);
       idle?.add(conn);
@@ -228,6 +246,12 @@ async function serveMany(
 function setNoDelay(conn: Conn): void {
   if (conn.remoteAddr.transport === "tcp") {
     (conn as Deno.TcpConn).setNoDelay(true);
+  }
+}
+
+function setKeepAlive(conn: Conn): void {
+  if (conn.remoteAddr.transport === "tcp") {
+    (conn as Deno.TcpConn).setKeepAlive(true);
   }
 }
 
