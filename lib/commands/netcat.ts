@@ -465,7 +465,11 @@ async function runScan(
     ...(opts.family ? { family: opts.family } : {}),
   });
   if (values.verbose) {
-    for (const r of report.results) {
+    // In the order given, as nc prints them.
+    const byPort = new Map(report.results.map((r) => [r.port, r]));
+    for (const port of ports) {
+      const r = byPort.get(port);
+      if (r === undefined) continue;
       const line = ncScanLine(host, report.host, protocol, r);
       if (line !== undefined) console.error(line);
     }

@@ -3,9 +3,11 @@
  * input payload as one datagram to a socket path and prints what comes back
  * to its own bound path, and a listener bound to a path.
  *
- * Deno's `"unixpacket"` transport is a `SOCK_DGRAM` Unix socket (unstable
- * `net`), and it does not remove its path on close: every path bound here is
- * removed when the socket closes. Abstract names (`"\0name"`) have no file.
+ * The sockets are our own, through libc (native/socket_fd.ts): Deno's
+ * `"unixpacket"` socket refuses to send while a receive is pending (measured:
+ * `Busy: Socket already in use`), and a relay must do both at once. Linux
+ * with FFI only. Every path bound here is removed when the socket closes;
+ * abstract names (`"\0name"`) have no file.
  *
  * @module
  */
@@ -14,65 +16,19 @@ import { unixName } from "../address.ts";
 import { type Reader, writeAll, type Writer } from "../copy.ts";
 import { describeError, netError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
+import { UnixDatagramSocket } from "../native/socket_fd.ts";
 
 /** The largest datagram received whole (larger ones are cut by the kernel). */
 const RECEIVE_BUFFER = 256 * 1024;
 /** The largest payload read from input for one datagram. */
 const MAX_SEND = 212_992; // Linux's default net.core.wmem_default
 
-/** A bound Unix datagram socket that removes its path on close. */
-class UnixDatagram implements Disposable {
-  readonly path: string;
-  #conn: Deno.DatagramConn;
-  #closed = false;
-  #owned: boolean;
-
-  constructor(path: string) {
-    this.path = path;
-    try {
-      this.#conn = Deno.listenDatagram({ transport: "unixpacket", path });
-    } catch (err) {
-      throw netError(`bind unix datagram socket ${unixName(path)}`, err);
-    }
-    this.#owned = !path.startsWith("\0");
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  send(data: Uint8Array, to: string): Promise<number> {
-    return this.#conn.send(data, { transport: "unixpacket", path: to });
-  }
-
-  /** The next datagram and its sender's path ("" when unbound), or null once closed. */
-  async receive(
-    buf: Uint8Array,
-  ): Promise<{ data: Uint8Array; from: string } | null> {
-    try {
-      const [data, from] = await this.#conn.receive(buf);
-      return { data, from: (from as Deno.UnixAddr).path ?? "" };
-    } catch (err) {
-      if (this.#closed) return null;
-      throw err;
-    }
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
-    if (this.#owned) {
-      try {
-        Deno.removeSync(this.path);
-      } catch { /* gone already */ }
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+/** Binds `path`, phrasing failures for users. */
+function bind(path: string): UnixDatagramSocket {
+  try {
+    return new UnixDatagramSocket(path);
+  } catch (err) {
+    throw netError(`bind unix datagram socket ${unixName(path)}`, err);
   }
 }
 
@@ -118,7 +74,7 @@ export interface UnixDatagramResult {
  * const server = Deno.listenDatagram({ transport: "unixpacket", path: `${dir}/s` });
  * const echo = (async () => {
  *   const [d, from] = await server.receive();
- *   await server.send(d, from);
+ *   await server.send(d, from); // the server only answers: Deno's socket is enough
  * })();
  * const data = [new TextEncoder().encode("ping")];
  * const input = { read(p: Uint8Array) {
@@ -146,7 +102,7 @@ export async function unixDatagramClient(
     : undefined;
   const result: UnixDatagramResult = { sent: 0, received: 0 };
   try {
-    using socket = new UnixDatagram(
+    using socket = bind(
       options.localPath ?? `${tempDir}/client.sock`,
     );
     logger.log(
@@ -252,7 +208,7 @@ export async function unixDatagramListen(
   options: UnixDatagramListenOptions,
 ): Promise<UnixDatagramResult> {
   const logger = options.logger ?? silent;
-  using socket = new UnixDatagram(path);
+  using socket = bind(path);
   logger.log(`listening on unix datagram ${unixName(path)}`);
   options.onListening?.(path);
   const result: UnixDatagramResult = { sent: 0, received: 0 };
