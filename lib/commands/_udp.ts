@@ -6,7 +6,8 @@
  */
 import type { Family } from "../address.ts";
 import { formatAddr } from "../address.ts";
-import { UsageError } from "../errors.ts";
+import { DenocatError, UsageError } from "../errors.ts";
+import { sourceSocketsUnavailable } from "../native/socket_fd.ts";
 import type { Logger } from "../log.ts";
 import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
@@ -88,6 +89,12 @@ async function runUnixDatagram(
   split: SplitMode,
 ): Promise<number> {
   const path = unixPath(positionals);
+  const why = sourceSocketsUnavailable();
+  if (why !== undefined) {
+    throw new DenocatError(
+      `cannot use -u -U (Unix datagram sockets): ${why}`,
+    );
+  }
   const { unixDatagramClient, unixDatagramListen } = await import(
     "../udp/unix_datagram.ts"
   );
