@@ -58,7 +58,9 @@ export function parse<T extends ParseArgsOptionsConfig>(
 function normalize(args: string[], options: ParseArgsOptionsConfig): string[] {
   const out: string[] = [];
   const takesValue = (short: string) =>
-    Object.values(options).some((o) => o.short === short && o.type === "string");
+    Object.values(options).some((o) =>
+      o.short === short && o.type === "string"
+    );
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--") {

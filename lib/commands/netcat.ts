@@ -3,11 +3,7 @@
  *
  * @module
  */
-import {
-  type Family,
-  parsePort,
-  unbracket,
-} from "../address.ts";
+import { type Family, parsePort, unbracket } from "../address.ts";
 import type { Reader, Writer } from "../copy.ts";
 import { crlfReader } from "../crlf.ts";
 import { EXIT_FAILURE, UsageError } from "../errors.ts";
@@ -346,7 +342,9 @@ function listenPositionals(
 ): string[] {
   let host: string | undefined;
   let port: string | undefined;
-  if (given.length > 2) throw new UsageError(`unexpected argument: ${given[2]}`);
+  if (given.length > 2) {
+    throw new UsageError(`unexpected argument: ${given[2]}`);
+  }
   if (given.length === 2) [host, port] = given as [string, string];
   else if (given.length === 1) {
     // `-l -p 4444 ADDR` names the address; `-l 4444` the port.
@@ -404,9 +402,12 @@ function keepaliveOption(
     );
   }
   const [idle, interval, count] = parts.map((p, i) =>
-    positiveInt(p, ["--keepalive IDLE", "--keepalive INTVL", "--keepalive CNT"][
-      i
-    ]!)
+    positiveInt(
+      p,
+      ["--keepalive IDLE", "--keepalive INTVL", "--keepalive CNT"][
+        i
+      ]!,
+    )
   );
   return {
     ...(idle !== undefined ? { idle } : {}),

@@ -46,7 +46,7 @@ function pyLines(code: string) {
   return p;
 }
 
-async function freeHighPort(): Promise<number> {
+function freeHighPort(): number {
   // A port outside the ephemeral range other tests draw from.
   for (let i = 0; i < 50; i++) {
     const port = 20000 + Math.floor(Math.random() * 10000);
@@ -72,7 +72,7 @@ Deno.test("denocat -l -p PORT, -lvnp PORT and -l PORT all listen on PORT", async
       (p: number) => ["-l", "-p", String(p), String(p)],
     ]
   ) {
-    const port = await freeHighPort();
+    const port = freeHighPort();
     const args = form(port);
     await using server = startCli(
       args.includes("-lvnp") ? args : ["-v", ...args],
@@ -101,36 +101,40 @@ Deno.test("denocat -l: a port or address given both ways must agree", async () =
   }
 });
 
-Deno.test("denocat -s ADDR -p PORT connects from that address and port, as nc -s -p does (python3 sees both)", {
-  ignore: needs("nc", "python3"),
-}, async () => {
-  await using py = await startPy(PY_PEER_SERVER);
-  const ours = await freeHighPort();
-  const r = await runCli(
-    ["-s", "127.0.0.1", "-p", String(ours), "127.0.0.1", String(py.port)],
-    { stdin: "from denocat" },
-  );
-  assertEquals(r.code, 0, r.stderr);
-  const theirs = await freeHighPort();
-  const n = await spawn("nc", [
-    "-N",
-    "-s",
-    "127.0.0.1",
-    "-p",
-    String(theirs),
-    "127.0.0.1",
-    String(py.port),
-  ], { stdin: "from nc" }).output;
-  assertEquals(n.code, 0, n.stderr);
-  const hex = (s: string) => new TextEncoder().encode(s).toHex();
-  assertEquals(r.text, `127.0.0.1 ${ours} ${hex("from denocat")}\n`);
-  assertEquals(n.text, `127.0.0.1 ${theirs} ${hex("from nc")}\n`);
-  // -p alone: the system picks the address, the port is ours.
-  const only = await freeHighPort();
-  const p = await runCli(["-p", String(only), "127.0.0.1", String(py.port)]);
-  assertEquals(p.code, 0, p.stderr);
-  assertEquals(p.text, `127.0.0.1 ${only} \n`);
-});
+Deno.test(
+  "denocat -s ADDR -p PORT connects from that address and port, as nc -s -p does (python3 sees both)",
+  {
+    ignore: needs("nc", "python3"),
+  },
+  async () => {
+    await using py = await startPy(PY_PEER_SERVER);
+    const ours = freeHighPort();
+    const r = await runCli(
+      ["-s", "127.0.0.1", "-p", String(ours), "127.0.0.1", String(py.port)],
+      { stdin: "from denocat" },
+    );
+    assertEquals(r.code, 0, r.stderr);
+    const theirs = freeHighPort();
+    const n = await spawn("nc", [
+      "-N",
+      "-s",
+      "127.0.0.1",
+      "-p",
+      String(theirs),
+      "127.0.0.1",
+      String(py.port),
+    ], { stdin: "from nc" }).output;
+    assertEquals(n.code, 0, n.stderr);
+    const hex = (s: string) => new TextEncoder().encode(s).toHex();
+    assertEquals(r.text, `127.0.0.1 ${ours} ${hex("from denocat")}\n`);
+    assertEquals(n.text, `127.0.0.1 ${theirs} ${hex("from nc")}\n`);
+    // -p alone: the system picks the address, the port is ours.
+    const only = freeHighPort();
+    const p = await runCli(["-p", String(only), "127.0.0.1", String(py.port)]);
+    assertEquals(p.code, 0, p.stderr);
+    assertEquals(p.text, `127.0.0.1 ${only} \n`);
+  },
+);
 
 Deno.test("denocat -p PORT: a source port in use is a one-line error naming it", async () => {
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -276,39 +280,42 @@ Deno.test("denocat -U @NAME: abstract sockets, against nc -U and socat", {
   assertMatch(bad.stderr, /missing name after @/);
 });
 
-Deno.test("denocat -u -U: Unix datagram sockets against nc -uU and socat, replies through -s LOCALPATH", {
-  ignore: needs("nc", "socat", "python3"),
-}, async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/dgram.sock`;
-    await using server = startCli(["-v", "-u", "-l", "-U", path]);
-    await server.waitForStderr(/listening on unix datagram/);
-    const d = await runCli(["-uU", "-w", "0.2", path], { stdin: "one\n" });
-    assertEquals(d.code, 0, d.stderr);
-    await server.waitForStderr(/4 bytes from .*client\.sock/);
-    const n = await spawn("nc", ["-uU", "-w", "1", path], { stdin: "two\n" })
-      .output;
-    assertEquals(n.code, 0, n.stderr);
-    await server.waitForStderr(/4 bytes from /);
-    const s = await spawn("socat", ["-", `UNIX-SENDTO:${path}`], {
-      stdin: "three\n",
-    }).output;
-    assertEquals(s.code, 0, s.stderr);
-    await server.waitForStderr(/6 bytes from an unbound socket/);
-    server.kill("SIGTERM");
-    const out = await server.output;
-    assertEquals(out.text, "one\ntwo\nthree\n");
-    // The listener removed its socket file.
-    await Deno.lstat(path).then(
-      () => assert(false, "socket file left behind"),
-      (e) => assert(e instanceof Deno.errors.NotFound),
-    );
+Deno.test(
+  "denocat -u -U: Unix datagram sockets against nc -uU and socat, replies through -s LOCALPATH",
+  {
+    ignore: needs("nc", "socat", "python3"),
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/dgram.sock`;
+      await using server = startCli(["-v", "-u", "-l", "-U", path]);
+      await server.waitForStderr(/listening on unix datagram/);
+      const d = await runCli(["-uU", "-w", "0.2", path], { stdin: "one\n" });
+      assertEquals(d.code, 0, d.stderr);
+      await server.waitForStderr(/4 bytes from .*client\.sock/);
+      const n = await spawn("nc", ["-uU", "-w", "1", path], { stdin: "two\n" })
+        .output;
+      assertEquals(n.code, 0, n.stderr);
+      await server.waitForStderr(/4 bytes from /);
+      const s = await spawn("socat", ["-", `UNIX-SENDTO:${path}`], {
+        stdin: "three\n",
+      }).output;
+      assertEquals(s.code, 0, s.stderr);
+      await server.waitForStderr(/6 bytes from an unbound socket/);
+      server.kill("SIGTERM");
+      const out = await server.output;
+      assertEquals(out.text, "one\ntwo\nthree\n");
+      // The listener removed its socket file.
+      await Deno.lstat(path).then(
+        () => assert(false, "socket file left behind"),
+        (e) => assert(e instanceof Deno.errors.NotFound),
+      );
 
-    // A python3 datagram server answers to the client's -s path.
-    const echoPath = `${dir}/echo.sock`;
-    const local = `${dir}/me.sock`;
-    await using py = pyLines(`
+      // A python3 datagram server answers to the client's -s path.
+      const echoPath = `${dir}/echo.sock`;
+      const local = `${dir}/me.sock`;
+      await using py = pyLines(`
 import socket
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(${JSON.stringify(echoPath)})
@@ -317,102 +324,111 @@ d, a = s.recvfrom(65536)
 s.sendto(d.upper(), a)
 print(a, flush=True)
 `);
-    for (let i = 0; i < 100; i++) {
-      try {
-        await Deno.lstat(echoPath);
-        break;
-      } catch {
-        await new Promise((ok) => setTimeout(ok, 30));
+      for (let i = 0; i < 100; i++) {
+        try {
+          await Deno.lstat(echoPath);
+          break;
+        } catch {
+          await new Promise((ok) => setTimeout(ok, 30));
+        }
       }
+      const r = await runCli(["-uU", "-s", local, "-w", "0.5", echoPath], {
+        stdin: "ping",
+      });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.text, "PING");
+      const pyOut = await py.output;
+      assertEquals(pyOut.text, `ready\n${local}\n`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    const r = await runCli(["-uU", "-s", local, "-w", "0.5", echoPath], {
-      stdin: "ping",
-    });
-    assertEquals(r.code, 0, r.stderr);
-    assertEquals(r.text, "PING");
-    const pyOut = await py.output;
-    assertEquals(pyOut.text, `ready\n${local}\n`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("denocat -l -U removes a stale socket file, never a live socket or a plain file", {
-  ignore: needs("python3"),
-}, async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    // A socket file whose owner is gone (python3 binds and exits).
-    const stale = `${dir}/stale.sock`;
-    const py = await spawn("python3", [
-      "-c",
-      `import socket; socket.socket(socket.AF_UNIX).bind(${
-        JSON.stringify(stale)
-      })`,
-    ]).output;
-    assertEquals(py.code, 0, py.stderr);
-    assert((await Deno.lstat(stale)).isSocket);
-    {
-      await using server = startCli(["-v", "-lU", stale]);
-      await server.waitForStderr(/removed stale socket .*\n.*listening on/);
-      const c = await runCli(["-U", stale], { stdin: "fresh" });
-      assertEquals(c.code, 0, c.stderr);
-      assertEquals((await server.output).text, "fresh");
-    }
-    // A live listener keeps its socket: the second one is refused.
-    const live = `${dir}/live.sock`;
-    {
-      await using first = startCli(["-v", "-lU", live]);
-      await listening(first);
-      const second = await runCli(["-lU", live]);
-      assertEquals(second.code, 1);
+Deno.test(
+  "denocat -l -U removes a stale socket file, never a live socket or a plain file",
+  {
+    ignore: needs("python3"),
+  },
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // A socket file whose owner is gone (python3 binds and exits).
+      const stale = `${dir}/stale.sock`;
+      const py = await spawn("python3", [
+        "-c",
+        `import socket; socket.socket(socket.AF_UNIX).bind(${
+          JSON.stringify(stale)
+        })`,
+      ]).output;
+      assertEquals(py.code, 0, py.stderr);
+      assert((await Deno.lstat(stale)).isSocket);
+      {
+        await using server = startCli(["-v", "-lU", stale]);
+        await server.waitForStderr(/removed stale socket .*\n.*listening on/);
+        const c = await runCli(["-U", stale], { stdin: "fresh" });
+        assertEquals(c.code, 0, c.stderr);
+        assertEquals((await server.output).text, "fresh");
+      }
+      // A live listener keeps its socket: the second one is refused.
+      const live = `${dir}/live.sock`;
+      {
+        await using first = startCli(["-v", "-lU", live]);
+        await listening(first);
+        const second = await runCli(["-lU", live]);
+        assertEquals(second.code, 1);
+        assertEquals(
+          second.stderr,
+          `denocat: cannot listen on ${live}: address already in use\n`,
+        );
+        // ...and the first one still serves (the check did not connect to it).
+        const c = await runCli(["-U", live], { stdin: "still here" });
+        assertEquals(c.code, 0, c.stderr);
+        assertEquals((await first.output).text, "still here");
+      }
+      // A plain file is never touched.
+      const file = `${dir}/file`;
+      await Deno.writeTextFile(file, "keep me");
+      const r = await runCli(["-lU", file]);
+      assertEquals(r.code, 1);
       assertEquals(
-        second.stderr,
-        `denocat: cannot listen on ${live}: address already in use\n`,
+        r.stderr,
+        `denocat: cannot listen on ${file}: it exists and is not a socket (left alone)\n`,
       );
-      // ...and the first one still serves (the check did not connect to it).
-      const c = await runCli(["-U", live], { stdin: "still here" });
-      assertEquals(c.code, 0, c.stderr);
-      assertEquals((await first.output).text, "still here");
+      assertEquals(await Deno.readTextFile(file), "keep me");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    // A plain file is never touched.
-    const file = `${dir}/file`;
-    await Deno.writeTextFile(file, "keep me");
-    const r = await runCli(["-lU", file]);
-    assertEquals(r.code, 1);
-    assertEquals(
-      r.stderr,
-      `denocat: cannot listen on ${file}: it exists and is not a socket (left alone)\n`,
-    );
-    assertEquals(await Deno.readTextFile(file), "keep me");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("denocat -u sends a piped binary request as one datagram, as nc -u does", {
-  ignore: needs("nc"),
-}, async () => {
-  // A DNS-like query whose second byte is a newline.
-  const query = new Uint8Array([0x0a, 0x0b, 0x01, 0x00, 0x00, 0x01]);
-  for (const tool of ["denocat", "nc"]) {
-    using sink = bindUdp({ hostname: "127.0.0.1" });
-    const port = String(sink.addr.port);
-    const run = tool === "denocat"
-      ? runCli(["-u", "-w", "0.3", "127.0.0.1", port], { stdin: query })
-      : spawn("nc", ["-u", "-w", "1", "127.0.0.1", port], { stdin: query })
-        .output;
-    const d = await sink.receive();
-    assertEquals(d?.data, query, tool);
-    const extra = await Promise.race([
-      sink.receive().then(() => "another datagram"),
-      new Promise((ok) => setTimeout(() => ok("none"), 300)),
-    ]);
-    assertEquals(extra, "none", tool);
-    assertEquals((await run).code, 0, tool);
-    sink.close();
-  }
-});
+Deno.test(
+  "denocat -u sends a piped binary request as one datagram, as nc -u does",
+  {
+    ignore: needs("nc"),
+  },
+  async () => {
+    // A DNS-like query whose second byte is a newline.
+    const query = new Uint8Array([0x0a, 0x0b, 0x01, 0x00, 0x00, 0x01]);
+    for (const tool of ["denocat", "nc"]) {
+      using sink = bindUdp({ hostname: "127.0.0.1" });
+      const port = String(sink.addr.port);
+      const run = tool === "denocat"
+        ? runCli(["-u", "-w", "0.3", "127.0.0.1", port], { stdin: query })
+        : spawn("nc", ["-u", "-w", "1", "127.0.0.1", port], { stdin: query })
+          .output;
+      const d = await sink.receive();
+      assertEquals(d?.data, query, tool);
+      const extra = await Promise.race([
+        sink.receive().then(() => "another datagram"),
+        new Promise((ok) => setTimeout(() => ok("none"), 300)),
+      ]);
+      assertEquals(extra, "none", tool);
+      assertEquals((await run).code, 0, tool);
+      sink.close();
+    }
+  },
+);
 
 Deno.test("ports accept service names from /etc/services (tcp and, with -u, udp)", async () => {
   const services = await Deno.readTextFile("/etc/services").catch(() => "");
@@ -492,19 +508,23 @@ Deno.test("denocat -z HOST PORTS... prints and exits as nc -z does", {
   assertEquals(usage.code, 2);
 });
 
-Deno.test("denocat -zu: a UDP port with a listener succeeds, a closed one fails, as nc -zu", {
-  ignore: needs("nc"),
-}, async () => {
-  using udp = bindUdp({ hostname: "127.0.0.1" });
-  const u = String(udp.addr.port);
-  const closed = String(freePort());
-  for (const ports of [[u], [closed]]) {
-    const n = await spawn("nc", ["-zuv", "127.0.0.1", ...ports]).output;
-    const d = await runCli(["-zuv", "127.0.0.1", ...ports]);
-    assertEquals(d.code, n.code, ports.join(" "));
-    assertEquals(scanLines(d.stderr), scanLines(n.stderr), ports.join(" "));
-  }
-});
+Deno.test(
+  "denocat -zu: a UDP port with a listener succeeds, a closed one fails, as nc -zu",
+  {
+    ignore: needs("nc"),
+  },
+  async () => {
+    using udp = bindUdp({ hostname: "127.0.0.1" });
+    const u = String(udp.addr.port);
+    const closed = String(freePort());
+    for (const ports of [[u], [closed]]) {
+      const n = await spawn("nc", ["-zuv", "127.0.0.1", ...ports]).output;
+      const d = await runCli(["-zuv", "127.0.0.1", ...ports]);
+      assertEquals(d.code, n.code, ports.join(" "));
+      assertEquals(scanLines(d.stderr), scanLines(n.stderr), ports.join(" "));
+    }
+  },
+);
 
 Deno.test("denocat probe HOST takes port lists with commas and several arguments", async () => {
   using a = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -527,51 +547,61 @@ Deno.test("denocat probe HOST takes port lists with commas and several arguments
   assertEquals(report.closed, 1);
 });
 
-Deno.test("denocat -C sends CR LF for each bare LF: the same bytes on the wire as nc -C", {
-  ignore: needs("nc", "python3"),
-}, async () => {
-  await using py = await startPy(PY_PEER_SERVER);
-  const input = "GET / HTTP/1.0\nHost: x\r\n\nend";
-  const d = await runCli(["-C", "127.0.0.1", String(py.port)], {
-    stdin: input,
-  });
-  const n = await spawn("nc", ["-N", "-C", "127.0.0.1", String(py.port)], {
-    stdin: input,
-  }).output;
-  assertEquals(d.code, 0, d.stderr);
-  assertEquals(n.code, 0, n.stderr);
-  const wire = (text: string) => text.trim().split(" ")[2];
-  assertEquals(wire(d.text), wire(n.text));
-  assertEquals(
-    wire(d.text),
-    new TextEncoder().encode("GET / HTTP/1.0\r\nHost: x\r\n\r\nend").toHex(),
-  );
-});
+Deno.test(
+  "denocat -C sends CR LF for each bare LF: the same bytes on the wire as nc -C",
+  {
+    ignore: needs("nc", "python3"),
+  },
+  async () => {
+    await using py = await startPy(PY_PEER_SERVER);
+    const input = "GET / HTTP/1.0\nHost: x\r\n\nend";
+    const d = await runCli(["-C", "127.0.0.1", String(py.port)], {
+      stdin: input,
+    });
+    const n = await spawn("nc", ["-N", "-C", "127.0.0.1", String(py.port)], {
+      stdin: input,
+    }).output;
+    assertEquals(d.code, 0, d.stderr);
+    assertEquals(n.code, 0, n.stderr);
+    const wire = (text: string) => text.trim().split(" ")[2];
+    assertEquals(wire(d.text), wire(n.text));
+    assertEquals(
+      wire(d.text),
+      new TextEncoder().encode("GET / HTTP/1.0\r\nHost: x\r\n\r\nend").toHex(),
+    );
+  },
+);
 
-Deno.test("denocat -d and --recv-only never read stdin and keep the write side open, as nc -d", {
-  ignore: needs("nc"),
-}, async () => {
-  for (const cmd of [["denocat", "-d"], ["denocat", "--recv-only"], ["nc", "-d"]]) {
-    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const args = [cmd[1]!, "127.0.0.1", String(l.addr.port)];
-    const run = cmd[0] === "denocat"
-      ? runCli(args, { stdin: "never sent" })
-      : spawn("nc", args, { stdin: "never sent" }).output;
-    const c = await l.accept();
-    // Nothing arrives, not even a FIN, within 300 ms.
-    const buf = new Uint8Array(64);
-    const first = await Promise.race([
-      c.read(buf).then((n) => n === null ? "EOF" : `${n} bytes`),
-      new Promise((ok) => setTimeout(() => ok("nothing"), 300)),
-    ]);
-    assertEquals(first, "nothing", cmd.join(" "));
-    await c.write(new TextEncoder().encode("data"));
-    c.close();
-    const out = await run;
-    assertEquals(out.code, 0, `${cmd.join(" ")}: ${out.stderr}`);
-    assertEquals(out.text, "data", cmd.join(" "));
-  }
-});
+Deno.test(
+  "denocat -d and --recv-only never read stdin and keep the write side open, as nc -d",
+  {
+    ignore: needs("nc"),
+  },
+  async () => {
+    for (
+      const cmd of [["denocat", "-d"], ["denocat", "--recv-only"], ["nc", "-d"]]
+    ) {
+      using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const args = [cmd[1]!, "127.0.0.1", String(l.addr.port)];
+      const run = cmd[0] === "denocat"
+        ? runCli(args, { stdin: "never sent" })
+        : spawn("nc", args, { stdin: "never sent" }).output;
+      const c = await l.accept();
+      // Nothing arrives, not even a FIN, within 300 ms.
+      const buf = new Uint8Array(64);
+      const first = await Promise.race([
+        c.read(buf).then((n) => n === null ? "EOF" : `${n} bytes`),
+        new Promise((ok) => setTimeout(() => ok("nothing"), 300)),
+      ]);
+      assertEquals(first, "nothing", cmd.join(" "));
+      await c.write(new TextEncoder().encode("data"));
+      c.close();
+      const out = await run;
+      assertEquals(out.code, 0, `${cmd.join(" ")}: ${out.stderr}`);
+      assertEquals(out.text, "data", cmd.join(" "));
+    }
+  },
+);
 
 Deno.test("denocat --send-only sends stdin, discards replies and ends after stdin EOF", async () => {
   using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -594,7 +624,15 @@ Deno.test("denocat --send-only sends stdin, discards replies and ends after stdi
 });
 
 Deno.test("denocat -l -k -m N serves at most N clients at once", async () => {
-  await using server = startCli(["-v", "-l", "-k", "-m", "1", "127.0.0.1", "0"]);
+  await using server = startCli([
+    "-v",
+    "-l",
+    "-k",
+    "-m",
+    "1",
+    "127.0.0.1",
+    "0",
+  ]);
   const m = await server.waitForStderr(/listening on .*:(\d+)/);
   const port = Number(m[1]);
   const first = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -614,39 +652,48 @@ Deno.test("denocat -l -k -m N serves at most N clients at once", async () => {
   assertMatch(usage.stderr, /-m\/--max-conns needs -l -k/);
 });
 
-Deno.test("denocat --keepalive=IDLE,INTVL,CNT sets the timers ss shows; --keepalive alone the system's", {
-  ignore: needs("ss"),
-}, async () => {
-  for (const [flag, short] of [["--keepalive=7,3,4", true], ["--keepalive", false]] as const) {
-    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    await using client = startCli(
-      ["-v", flag, "127.0.0.1", String(l.addr.port)],
-      { keepStdin: true },
-    );
-    const c = await l.accept();
-    // Plain keepalive is switched on once connected: wait for that.
-    await client.waitForStderr(/connected to/);
-    const peer = (c.remoteAddr as Deno.NetAddr).port;
-    const ss = await spawn("ss", [
-      "-tno",
-      "state",
-      "established",
-      `( sport = :${peer} )`,
-    ]).output;
-    const timer = /timer:\(keepalive,([^,]+),/.exec(ss.text)?.[1];
-    assert(timer !== undefined, `no keepalive timer: ${ss.text}`);
-    // The system's idle time is 2 hours (shown in minutes); ours is 7 s.
-    assertEquals(/min/.test(timer!), !short, `${flag}: ${timer}`);
-    c.close();
-    await client.stdin!.close();
-    assertEquals((await client.output).code, 0);
-  }
-  const bad = await runCli(["--keepalive=0", "127.0.0.1", "9"]);
-  assertEquals(bad.code, 2);
-  const listen = await runCli(["-l", "--keepalive=5", "0"]);
-  assertEquals(listen.code, 2);
-  assertMatch(listen.stderr, /-l takes plain --keepalive/);
-});
+Deno.test(
+  "denocat --keepalive=IDLE,INTVL,CNT sets the timers ss shows; --keepalive alone the system's",
+  {
+    ignore: needs("ss"),
+  },
+  async () => {
+    for (
+      const [flag, short] of [["--keepalive=7,3,4", true], [
+        "--keepalive",
+        false,
+      ]] as const
+    ) {
+      using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      await using client = startCli(
+        ["-v", flag, "127.0.0.1", String(l.addr.port)],
+        { keepStdin: true },
+      );
+      const c = await l.accept();
+      // Plain keepalive is switched on once connected: wait for that.
+      await client.waitForStderr(/connected to/);
+      const peer = (c.remoteAddr as Deno.NetAddr).port;
+      const ss = await spawn("ss", [
+        "-tno",
+        "state",
+        "established",
+        `( sport = :${peer} )`,
+      ]).output;
+      const timer = /timer:\(keepalive,([^,]+),/.exec(ss.text)?.[1];
+      assert(timer !== undefined, `no keepalive timer: ${ss.text}`);
+      // The system's idle time is 2 hours (shown in minutes); ours is 7 s.
+      assertEquals(/min/.test(timer!), !short, `${flag}: ${timer}`);
+      c.close();
+      await client.stdin!.close();
+      assertEquals((await client.output).code, 0);
+    }
+    const bad = await runCli(["--keepalive=0", "127.0.0.1", "9"]);
+    assertEquals(bad.code, 2);
+    const listen = await runCli(["-l", "--keepalive=5", "0"]);
+    assertEquals(listen.code, 2);
+    assertMatch(listen.stderr, /-l takes plain --keepalive/);
+  },
+);
 
 Deno.test("an unknown flag names the nearest known one; IPv6 in errors is bracketed once", async () => {
   const r = await runCli(["--keep-opne", "-l", "0"]);
