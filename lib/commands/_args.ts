@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type Family, parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
+import type { KeepaliveTimers } from "../native/socket_fd.ts";
 import type { Endpoint } from "../tcp/connect.ts";
 
 /** Options every command accepts. */
@@ -135,6 +136,44 @@ export function seconds(
     throw new UsageError(`invalid ${flag} value: ${value} (seconds expected)`);
   }
   return Math.round(n * 1000);
+}
+
+/** `--keepalive[=IDLE[,INTVL[,CNT]]]`. */
+export function keepaliveOption(
+  value: string | undefined,
+): boolean | KeepaliveTimers | undefined {
+  if (value === undefined) return undefined;
+  if (value === "") return true;
+  const parts = value.split(",");
+  if (parts.length > 3) {
+    throw new UsageError(
+      `invalid --keepalive value: ${value} (IDLE[,INTVL[,CNT]])`,
+    );
+  }
+  const [idle, interval, count] = parts.map((p, i) =>
+    positiveInt(
+      p,
+      ["--keepalive IDLE", "--keepalive INTVL", "--keepalive CNT"][
+        i
+      ]!,
+    )
+  );
+  return {
+    ...(idle !== undefined ? { idle } : {}),
+    ...(interval !== undefined ? { interval } : {}),
+    ...(count !== undefined ? { count } : {}),
+  };
+}
+
+/** `--keepalive` for a server: plain keepalive only (the system's timers). */
+export function serverKeepalive(value: string | undefined): boolean {
+  const k = keepaliveOption(value);
+  if (typeof k === "object") {
+    throw new UsageError(
+      "--keepalive timers apply when connecting; a server takes plain --keepalive",
+    );
+  }
+  return k ?? false;
 }
 
 /** Parses a positive integer option. */

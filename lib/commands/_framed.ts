@@ -13,6 +13,7 @@ import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed/output.ts";
 import { framedClient } from "../framed/send.ts";
 import { framedUdpClient, framedUdpListen } from "../framed/udp.ts";
 import type { Logger } from "../log.ts";
+import type { ConnectOptions } from "../tcp/connect.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import {
   clientEndpoint,
@@ -40,6 +41,11 @@ export interface FramedNetcatFlags {
   unix: boolean;
   family: Family | undefined;
   logger: Logger;
+  /** `-s`, `-p`, `-n`, `--keepalive` for the TCP client. */
+  connectFrom?: Pick<
+    ConnectOptions,
+    "sourceHost" | "sourcePort" | "keepalive" | "numeric"
+  >;
 }
 
 const encoder = new TextEncoder();
@@ -114,6 +120,7 @@ export async function runFramedNetcat(
       return 0;
     }
     await framedListen(serverEndpoint(positionals, flags.unix), {
+      ...(flags.connectFrom?.keepalive ? { keepalive: true } : {}),
       ...framing,
       mode,
       output: stdoutWriter(),
@@ -163,6 +170,7 @@ export async function runFramedNetcat(
     endOnPeerEof: interactive,
     noDelay: interactive,
     logger,
+    ...flags.connectFrom,
     ...(flags.family ? { family: flags.family } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
     ...(flags.wait !== undefined

@@ -15,6 +15,7 @@ import {
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 
@@ -33,6 +34,8 @@ Options:
                       (default: never)
       --threads N     TCP echo threads, 1-64 (default: half the cores, 1 to 4;
                       Linux with FFI allowed, else one event loop)
+      --keepalive     TCP keepalive on every connection (the system's timers);
+                      serves on the event loop, not on epoll threads
   -4, -6              IPv4 / IPv6 only
   -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
                       [HOST] PORT
@@ -47,6 +50,7 @@ const OPTIONS = {
   "idle-timeout": { type: "string" },
   threads: { type: "string" },
   udp: { type: "boolean", short: "u" },
+  keepalive: { type: "string" },
 } as const;
 
 /** `--threads`: 1 to 64 (each thread is a V8 isolate of about 10 MB). */
@@ -86,6 +90,9 @@ export async function run(args: string[]): Promise<number> {
     if (values.threads !== undefined) {
       throw new UsageError("--threads does not apply to -u");
     }
+    if (values.keepalive !== undefined) {
+      throw new UsageError("--keepalive does not apply to -u");
+    }
     const { runUdpEcho } = await import("./_udp.ts");
     return await runUdpEcho(positionals, {
       upper: values.upper ?? false,
@@ -93,6 +100,12 @@ export async function run(args: string[]): Promise<number> {
       family,
       logger,
     });
+  }
+  const keepalive = serverKeepalive(values.keepalive);
+  if (keepalive && values.threads !== undefined) {
+    throw new UsageError(
+      "--keepalive and --threads cannot be combined (keepalive serves on the event loop)",
+    );
   }
   const endpoint = serverEndpoint(positionals, values.unix);
   using signal = shutdownSignal();
@@ -102,6 +115,7 @@ export async function run(args: string[]): Promise<number> {
     ...(family ? { family } : {}),
     ...(maxConns ? { maxConns } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
+    ...(keepalive ? { keepalive } : {}),
     threads,
   });
   const engine = await server.ready;

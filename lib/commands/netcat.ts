@@ -8,7 +8,6 @@ import type { Reader, Writer } from "../copy.ts";
 import { crlfReader } from "../crlf.ts";
 import { EXIT_FAILURE, UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
-import type { KeepaliveTimers } from "../native/socket_fd.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { tcpClient } from "../tcp/client.ts";
 import { checkNumeric } from "../tcp/connect.ts";
@@ -19,6 +18,7 @@ import {
   clientEndpoint,
   COMMON_OPTIONS,
   familyOf,
+  keepaliveOption,
   parse,
   positiveInt,
   print,
@@ -177,6 +177,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const logger = stderrLogger(values.verbose ?? false);
   const keepalive = keepaliveOption(values.keepalive);
+  if (typeof keepalive === "object" && values.listen) {
+    throw new UsageError(
+      "--keepalive timers apply when connecting; -l takes plain --keepalive",
+    );
+  }
   const maxConns = positiveInt(values["max-conns"], "-m");
   if (maxConns !== undefined && !(values.listen && values["keep-open"])) {
     throw new UsageError("-m/--max-conns needs -l -k");
@@ -209,10 +214,16 @@ export async function run(args: string[]): Promise<number> {
 
   if (values.frame !== undefined) {
     for (const [flag, set] of nonFramedFlags(values)) {
+      // Framed TCP connects and listens like the plain modes.
+      if (flag === "--keepalive" && !values.udp) continue;
       if (set) throw new UsageError(`${flag} does not apply to --frame`);
     }
-    if (!values.listen && values.source !== undefined) {
-      throw new UsageError("-s when connecting does not apply to --frame");
+    if (
+      !values.listen &&
+      (values.udp || values.unix) &&
+      (values.source !== undefined || sourcePort !== undefined)
+    ) {
+      throw new UsageError("-s and -p with --frame apply to TCP");
     }
     const { runFramedNetcat } = await import("./_framed.ts");
     return await runFramedNetcat(positionals, {
@@ -229,6 +240,12 @@ export async function run(args: string[]): Promise<number> {
       unix: values.unix ?? false,
       family,
       logger,
+      connectFrom: {
+        numeric,
+        ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+        ...(sourcePort !== undefined ? { sourcePort } : {}),
+        ...(keepalive !== undefined ? { keepalive } : {}),
+      },
     });
   }
   if (values.output !== undefined) {
@@ -260,11 +277,6 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values.split !== undefined) {
     throw new UsageError("--split needs -u or --frame");
-  }
-  if (typeof keepalive === "object" && values.listen) {
-    throw new UsageError(
-      "--keepalive timers apply when connecting; -l takes plain --keepalive",
-    );
   }
   const interactive = Deno.stdin.isTerminal();
   let input: Reader = noStdin ? NO_INPUT : stdinReader();
@@ -387,33 +399,6 @@ function parsePortNumeric(
     );
   }
   return parsePort(text, { protocol, allowZero });
-}
-
-/** `--keepalive[=IDLE[,INTVL[,CNT]]]`. */
-function keepaliveOption(
-  value: string | undefined,
-): boolean | KeepaliveTimers | undefined {
-  if (value === undefined) return undefined;
-  if (value === "") return true;
-  const parts = value.split(",");
-  if (parts.length > 3) {
-    throw new UsageError(
-      `invalid --keepalive value: ${value} (IDLE[,INTVL[,CNT]])`,
-    );
-  }
-  const [idle, interval, count] = parts.map((p, i) =>
-    positiveInt(
-      p,
-      ["--keepalive IDLE", "--keepalive INTVL", "--keepalive CNT"][
-        i
-      ]!,
-    )
-  );
-  return {
-    ...(idle !== undefined ? { idle } : {}),
-    ...(interval !== undefined ? { interval } : {}),
-    ...(count !== undefined ? { count } : {}),
-  };
 }
 
 /** `-z HOST PORT...`: nc's scan, on the engine of `denocat probe`. */

@@ -19,6 +19,7 @@ import {
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 import { compatMode } from "./send.ts";
@@ -42,7 +43,8 @@ A file gets the permission bits the sender asks for less this process's
 umask; setuid, setgid and sticky bits are never set.
 
 Options:
-  -o, --output DIR    write items into DIR (created if missing)
+  -o, --output DIR    write items into DIR (created if missing; not ncat's -o,
+                      a session log)
   -k, --keep-open     keep serving, senders concurrently (needs -o)
       --max-conns N   with -k, serve at most N senders at once (default 64;
                       each may use 2 MiB of buffers). A sender holds a slot
@@ -60,6 +62,7 @@ Options:
                       close a sender that sends nothing for SECS; its
                       unfinished item is discarded (default: never)
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
+      --keepalive     TCP keepalive on every connection (the system's timers)
   -4, -6              IPv4 / IPv6 only
   -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
                       [HOST] PORT
@@ -80,6 +83,7 @@ const OPTIONS = {
   "idle-timeout": { type: "string" },
   "max-conns": { type: "string" },
   "max-pending": { type: "string" },
+  keepalive: { type: "string" },
 } as const;
 
 /** Runs `denocat recv`; returns the exit code. */
@@ -135,6 +139,7 @@ export async function run(args: string[]): Promise<number> {
     compat,
     logger,
     overwrite: values.overwrite ?? false,
+    ...(serverKeepalive(values.keepalive) ? { keepalive: true } : {}),
     ...(dir !== undefined ? { dir } : {}),
     ...(family ? { family } : {}),
     ...(progress ? { progress } : {}),

@@ -16,6 +16,7 @@ import { escapeText } from "../transfer/show.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
+  keepaliveOption,
   parse,
   print,
   seconds,
@@ -38,6 +39,9 @@ Options:
                       no acknowledgements)
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
   -w SECS             connect timeout
+      --keepalive[=IDLE[,INTVL[,CNT]]]
+                      TCP keepalive; timers (seconds, probes) need Linux
+                      with FFI
   -4, -6              IPv4 / IPv6 only
   -U, --unix          the first argument is a Unix socket path (@NAME: abstract,
                       Linux) instead of HOST PORT
@@ -58,6 +62,7 @@ const OPTIONS = {
   compat: { type: "string" },
   "no-progress": { type: "boolean" },
   wait: { type: "string", short: "w" },
+  keepalive: { type: "string" },
 } as const;
 
 /** Parses `--compat`. */
@@ -104,7 +109,9 @@ export async function run(args: string[]): Promise<number> {
     onSkip: (p, why) => logger.log(`skipping ${p}: ${why}`),
   });
   if (items.length === 0) throw new UsageError("nothing to send");
+  const keepalive = keepaliveOption(values.keepalive);
   const conn = await connect(endpoint, {
+    ...(keepalive !== undefined ? { keepalive } : {}),
     ...(family ? { family } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
   });

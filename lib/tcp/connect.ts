@@ -231,6 +231,11 @@ async function connectFrom(
 export interface ListenOptions {
   /** Restrict to IPv4 or IPv6 when no host is given or a name is given. */
   family?: Family;
+  /**
+   * Turn TCP keepalive on (the system's timers) for every connection
+   * accepted through the listener's `accept()`. @default {false}
+   */
+  keepalive?: boolean;
 }
 
 /**
@@ -257,13 +262,23 @@ export function listen(
     }
   }
   const port = endpoint.port;
-  return bindAddress(
+  const listener = bindAddress(
     endpoint.hostname,
     port,
     options.family,
     "",
     (hostname) => Deno.listen({ hostname, port, transport: "tcp" }),
   );
+  if (options.keepalive) {
+    // Every accept path (accept(), the async iterator) goes through here.
+    const accept = listener.accept.bind(listener);
+    listener.accept = async () => {
+      const conn = await accept();
+      conn.setKeepAlive(true);
+      return conn;
+    };
+  }
+  return listener;
 }
 
 /** Closes a resource, ignoring "already closed". */

@@ -31,8 +31,6 @@ export interface ListenerOptions extends ListenOptions, PipeOptions {
   keep?: boolean;
   /** Disable Nagle's algorithm on accepted connections (interactive use). @default {false} */
   noDelay?: boolean;
-  /** Turn TCP keepalive on for accepted connections (the system's timers). @default {false} */
-  keepalive?: boolean;
   /**
    * With `keep`: serve at most this many clients at once; a client beyond
    * that is closed as soon as it is accepted (logged). @default {Infinity}
@@ -110,7 +108,6 @@ async function serveOne(
   }
   closeQuietly(listener);
   if (options.noDelay) setNoDelay(conn);
-  if (options.keepalive) setKeepAlive(conn);
   logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
   const t0 = performance.now();
   const r = await pipeDuplex(conn, options);
@@ -225,7 +222,6 @@ async function serveMany(
       }
       connections++;
       if (options.noDelay) setNoDelay(conn);
-      if (options.keepalive) setKeepAlive(conn);
       logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
       clients.add(conn);
       idle?.add(conn);
@@ -246,12 +242,6 @@ async function serveMany(
 function setNoDelay(conn: Conn): void {
   if (conn.remoteAddr.transport === "tcp") {
     (conn as Deno.TcpConn).setNoDelay(true);
-  }
-}
-
-function setKeepAlive(conn: Conn): void {
-  if (conn.remoteAddr.transport === "tcp") {
-    (conn as Deno.TcpConn).setKeepAlive(true);
   }
 }
 

@@ -712,3 +712,53 @@ Deno.test("an unknown flag names the nearest known one; IPv6 in errors is bracke
     `denocat: cannot connect to [::1]:${port}: connection refused\n`,
   );
 });
+
+Deno.test(
+  "servers take plain --keepalive: -l, -l --frame, echo, recv, shell -l (ss shows the timer on accepted sockets)",
+  {
+    ignore: needs("ss"),
+  },
+  async () => {
+    const servers = [
+      ["-l", "-k", "(control: no --keepalive)"],
+      ["-l", "-k"],
+      ["-l", "--frame", "u32be", "-k"],
+      ["echo"],
+      ["recv", "-k", "-o", await Deno.makeTempDir()],
+      ["shell", "-l", "--insecure-no-auth"],
+    ];
+    for (const args of servers) {
+      const dir = args.includes("-o") ? args.at(-1)! : undefined;
+      const control = args.at(-1)!.startsWith("(");
+      await using server = startCli([
+        ...args.filter((a) => !a.startsWith("(")),
+        "-v",
+        ...(control ? [] : ["--keepalive"]),
+        "127.0.0.1",
+        "0",
+      ]);
+      const m = await server.waitForStderr(/listening on .*:(\d+)/);
+      const port = Number(m[1]);
+      using c = await Deno.connect({ hostname: "127.0.0.1", port });
+      let timer: string | undefined;
+      for (let i = 0; i < (control ? 5 : 50) && timer === undefined; i++) {
+        // Any state: a server whose stdin is empty has already sent its FIN.
+        const ss = await spawn("ss", [
+          "-tno",
+          `( sport = :${port} and dport = :${
+            (c.localAddr as Deno.NetAddr).port
+          } )`,
+        ]).output;
+        timer = /timer:\(keepalive,/.exec(ss.text)?.[0];
+        if (timer === undefined) await new Promise((ok) => setTimeout(ok, 20));
+      }
+      assertEquals(timer !== undefined, !control, args.join(" "));
+      server.kill("SIGTERM");
+      await server.output;
+      if (dir) await Deno.remove(dir, { recursive: true });
+    }
+    const timers = await runCli(["echo", "--keepalive=5", "0"]);
+    assertEquals(timers.code, 2);
+    assertMatch(timers.stderr, /a server takes plain --keepalive/);
+  },
+);
