@@ -192,6 +192,14 @@ async function connectFrom(
     localIp = await resolveIp(options.sourceHost, family);
     family = ipFamily(localIp);
   }
+  const destFamily = ipFamily(unbracket(endpoint.hostname));
+  if (
+    localIp !== undefined && destFamily !== undefined && destFamily !== family
+  ) {
+    throw new DenocatError(
+      `cannot ${what} from ${localIp}: the source is IPv${family}, the destination IPv${destFamily}`,
+    );
+  }
   const remoteIp = await resolveIp(endpoint.hostname, family);
   try {
     const conn = await tcpConnectFrom({
