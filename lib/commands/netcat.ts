@@ -3,16 +3,15 @@
  *
  * @module
  */
-import { type Family, parsePort, unbracket } from "../address.ts";
+import { parsePort, unbracket } from "../address.ts";
 import type { Reader, Writer } from "../copy.ts";
 import { crlfReader } from "../crlf.ts";
-import { EXIT_FAILURE, UsageError } from "../errors.ts";
-import { type Logger, stderrLogger } from "../log.ts";
+import { UsageError } from "../errors.ts";
+import { stderrLogger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { tcpClient } from "../tcp/client.ts";
 import { checkNumeric } from "../tcp/connect.ts";
 import { tcpListen } from "../tcp/listener.ts";
-import { parsePortList } from "../tcp/probe.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
 import {
   clientEndpoint,
@@ -196,7 +195,25 @@ export async function run(args: string[]): Promise<number> {
   }
 
   if (values["zero-io"]) {
-    return await runScan(given, values, { family, numeric, logger, wait });
+    const bad = (
+      [
+        ["-l", values.listen],
+        ["-U", values.unix],
+        ["--frame", values.frame !== undefined],
+        ["-k", values["keep-open"]],
+        ["-C", values.crlf],
+        ["--send-only", values["send-only"]],
+      ] as const
+    ).find(([, set]) => set);
+    if (bad) throw new UsageError(`${bad[0]} does not apply to -z`);
+    const { runNcScan } = await import("./_scan.ts");
+    return await runNcScan(given, {
+      udp: values.udp ?? false,
+      verbose: values.verbose ?? false,
+      numeric,
+      family,
+      wait,
+    });
   }
   const sourcePort = values["source-port"] === undefined
     ? undefined
@@ -399,68 +416,6 @@ function parsePortNumeric(
     );
   }
   return parsePort(text, { protocol, allowZero });
-}
-
-/** `-z HOST PORT...`: nc's scan, on the engine of `denocat probe`. */
-async function runScan(
-  given: string[],
-  values: Values,
-  opts: {
-    family: Family | undefined;
-    numeric: boolean;
-    logger: Logger;
-    wait: number | undefined;
-  },
-): Promise<number> {
-  const bad = (
-    [
-      ["-l", values.listen],
-      ["-U", values.unix],
-      ["--frame", values.frame !== undefined],
-      ["-k", values["keep-open"]],
-      ["-C", values.crlf],
-      ["--send-only", values["send-only"]],
-    ] as const
-  ).find(([, set]) => set);
-  if (bad) throw new UsageError(`${bad[0]} does not apply to -z`);
-  if (given.length < 2) {
-    throw new UsageError("-z needs HOST and at least one PORT (see --help)");
-  }
-  const [host, ...specs] = given as [string, ...string[]];
-  checkNumeric(host, opts.numeric);
-  const protocol = values.udp ? "udp" : "tcp";
-  if (opts.numeric) {
-    for (const s of specs) {
-      if (/[a-zA-Z]/.test(s)) {
-        throw new UsageError(
-          `-n: ${s} is not a port number (no service lookups with -n)`,
-        );
-      }
-    }
-  }
-  const ports = parsePortList(specs, protocol);
-  using signal = shutdownSignal();
-  const { scanPorts, ncScanLine } = await import("../tcp/probe.ts");
-  const report = await scanPorts({
-    hostname: host,
-    ports,
-    protocol,
-    signal,
-    // nc's -z waits for the system's connect timeout; -w bounds it here too.
-    ...(opts.wait !== undefined ? { timeout: opts.wait } : {}),
-    ...(opts.family ? { family: opts.family } : {}),
-  });
-  if (values.verbose) {
-    // In the order given, as nc prints them.
-    const byPort = new Map(report.results.map((r) => [r.port, r]));
-    for (const port of ports) {
-      const r = byPort.get(port);
-      if (r === undefined) continue;
-      const line = ncScanLine(host, report.host, protocol, r);
-      if (line !== undefined) console.error(line);
-    }
-  }
-  return report.open.length ? 0 : EXIT_FAILURE;
 }
 
 /** Never yields a byte: `-d`, `--recv-only`. */

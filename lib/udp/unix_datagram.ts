@@ -16,7 +16,7 @@ import { unixName } from "../address.ts";
 import { type Reader, writeAll, type Writer } from "../copy.ts";
 import { describeError, netError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
-import { UnixDatagramSocket } from "../native/socket_fd.ts";
+import { UnixDatagramSocket } from "../native/unix_dgram_fd.ts";
 
 /** The largest datagram received whole (larger ones are cut by the kernel). */
 const RECEIVE_BUFFER = 256 * 1024;
