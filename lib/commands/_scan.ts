@@ -5,7 +5,8 @@
  * @module
  */
 import type { Family } from "../address.ts";
-import { EXIT_FAILURE, UsageError } from "../errors.ts";
+import { DenocatError, EXIT_FAILURE, UsageError } from "../errors.ts";
+import { sourceSocketsUnavailable } from "../native/socket_fd.ts";
 import { checkNumeric } from "../tcp/connect.ts";
 import { ncScanLine, parsePortList, scanPorts } from "../tcp/probe.ts";
 import { shutdownSignal } from "./_args.ts";
@@ -44,6 +45,10 @@ export async function runNcScan(
     }
   }
   const ports = parsePortList(specs, protocol);
+  const why = flags.udp ? sourceSocketsUnavailable() : undefined;
+  if (why !== undefined) {
+    throw new DenocatError(`cannot use -zu (the UDP port test): ${why}`);
+  }
   using signal = shutdownSignal();
   const report = await scanPorts({
     hostname: host,

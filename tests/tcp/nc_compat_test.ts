@@ -762,3 +762,52 @@ Deno.test(
     assertMatch(timers.stderr, /a server takes plain --keepalive/);
   },
 );
+
+/** Runs `denocat ARGS` with a terminal (a pty from python3) as stdin, types `typed`, then EOF. */
+const PY_TTY = `
+import os, pty, subprocess, sys, time
+master, slave = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(slave)
+time.sleep(1.0)
+os.write(master, sys.stdin.buffer.read())
+time.sleep(0.3)
+os.write(master, b"\\x04")
+out, err = p.communicate(timeout=10)
+sys.stderr.write(err.decode())
+sys.exit(p.returncode)
+`;
+
+Deno.test("denocat -u at a terminal sends each typed line as one datagram", {
+  ignore: needs("python3"),
+}, async () => {
+  using sink = bindUdp({ hostname: "127.0.0.1" });
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const run = spawn("python3", [
+    "-c",
+    PY_TTY,
+    Deno.execPath(),
+    "run",
+    "-A",
+    cli,
+    "-u",
+    "-w",
+    "0.2",
+    "127.0.0.1",
+    String(sink.addr.port),
+  ], { stdin: "one\ntwo\n" }).output;
+  const got: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    let timer: number | undefined;
+    const d = await Promise.race([
+      sink.receive(),
+      new Promise<null>((ok) => timer = setTimeout(() => ok(null), 10000)),
+    ]);
+    clearTimeout(timer);
+    if (d === null) break;
+    got.push(decoder.decode(d!.data));
+  }
+  assertEquals(got, ["one\n", "two\n"]);
+  const out = await run;
+  assertEquals(out.code, 0, out.stderr);
+});
