@@ -798,7 +798,7 @@ Deno.test("denocat -u at a terminal sends each typed line as one datagram", {
   ], { stdin: "one\ntwo\n" }).output;
   const got: string[] = [];
   for (let i = 0; i < 2; i++) {
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const d = await Promise.race([
       sink.receive(),
       new Promise<null>((ok) => timer = setTimeout(() => ok(null), 10000)),
