@@ -32,8 +32,10 @@ export interface UdpNetcatFlags {
   split: string | undefined;
   /** `-U`: PATH is a Unix datagram socket. */
   unix: boolean;
-  /** `-s LOCALPATH` with `-U`: the path replies come to. */
+  /** `-s`: the local address (with `-U`: the local path replies come to). */
   source?: string | undefined;
+  /** `-p`: the local port to send from. */
+  sourcePort?: number | undefined;
   family: Family | undefined;
   logger: Logger;
 }
@@ -79,6 +81,8 @@ export async function runUdpNetcat(
     signal,
     ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
+    ...(flags.source !== undefined ? { sourceHost: flags.source } : {}),
+    ...(flags.sourcePort !== undefined ? { sourcePort: flags.sourcePort } : {}),
   });
   return 0;
 }

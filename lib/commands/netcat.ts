@@ -218,6 +218,16 @@ export async function run(args: string[]): Promise<number> {
   const sourcePort = values["source-port"] === undefined
     ? undefined
     : parsePortNumeric(values["source-port"], numeric, protocol, true);
+  if (values.unix) {
+    if (sourcePort !== undefined) {
+      throw new UsageError("-p does not apply to -U (Unix sockets)");
+    }
+    if (values.source !== undefined && (!values.udp || values.listen)) {
+      throw new UsageError(
+        "-s with -U is the local path of a datagram client (-u -U -s LOCALPATH)",
+      );
+    }
+  }
   // With -l, -s and -p name what to listen on, like [HOST] PORT.
   const positionals = values.listen && !values.unix
     ? listenPositionals(given, values.source, values["source-port"], numeric)
@@ -275,11 +285,6 @@ export async function run(args: string[]): Promise<number> {
     for (const [flag, set] of nonFramedFlags(values)) {
       if (set) throw new UsageError(`${flag} does not apply to -u`);
     }
-    if (!values.unix && !values.listen && values.source !== undefined) {
-      throw new UsageError(
-        "-s with -u applies to Unix datagram sockets (-u -U -s LOCALPATH)",
-      );
-    }
     const { runUdpNetcat } = await import("./_udp.ts");
     return await runUdpNetcat(positionals, {
       listen: values.listen ?? false,
@@ -288,6 +293,7 @@ export async function run(args: string[]): Promise<number> {
       split: values.split,
       unix: values.unix ?? false,
       source: values.listen ? undefined : values.source,
+      sourcePort: values.listen ? undefined : sourcePort,
       family,
       logger,
     });

@@ -811,3 +811,61 @@ Deno.test("denocat -u at a terminal sends each typed line as one datagram", {
   const out = await run;
   assertEquals(out.code, 0, out.stderr);
 });
+
+Deno.test(
+  "denocat -u -s ADDR -p PORT sends from that address and port, as nc -u -s -p (python3 sees both)",
+  {
+    ignore: needs("nc", "python3"),
+  },
+  async () => {
+    await using py = await startPy(`
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+while True:
+    d, a = s.recvfrom(65536)
+    s.sendto(("%s %d %s\\n" % (a[0], a[1], d.hex())).encode(), a)
+`);
+    const ours = freeHighPort();
+    const d = await runCli(
+      [
+        "-u",
+        "-w",
+        "0.3",
+        "-s",
+        "127.0.0.1",
+        "-p",
+        String(ours),
+        "127.0.0.1",
+        String(py.port),
+      ],
+      { stdin: "x" },
+    );
+    assertEquals(d.code, 0, d.stderr);
+    assertEquals(d.text, `127.0.0.1 ${ours} 78\n`);
+    const theirs = freeHighPort();
+    const n = await spawn("nc", [
+      "-u",
+      "-w",
+      "1",
+      "-s",
+      "127.0.0.1",
+      "-p",
+      String(theirs),
+      "127.0.0.1",
+      String(py.port),
+    ], { stdin: "x" }).output;
+    assertEquals(n.text, `127.0.0.1 ${theirs} 78\n`);
+    for (
+      const [args, re] of [
+        [["-U", "-p", "5", "/tmp/x"], /-p does not apply to -U/],
+        [["-lU", "-s", "/tmp/y", "/tmp/x"], /-s with -U is the local path/],
+      ] as Array<[string[], RegExp]>
+    ) {
+      const r = await runCli(args);
+      assertEquals(r.code, 2, args.join(" "));
+      assertMatch(r.stderr, re);
+    }
+  },
+);
