@@ -66,8 +66,8 @@ export interface UnixDatagramResult {
 /**
  * Sends `input` to the Unix datagram socket at `path` and writes replies.
  *
- * @example Usage
- * ```ts
+ * @example Usage (tests/udp/unix_datagram_test.ts runs the same)
+ * ```ts ignore
  * import { unixDatagramClient } from "./unix_datagram.ts";
  * import { assertEquals } from "../_assert.ts";
  * const dir = Deno.makeTempDirSync();
