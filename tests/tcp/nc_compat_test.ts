@@ -462,6 +462,25 @@ Deno.test("ports accept service names from /etc/services (tcp and, with -u, udp)
   }
 });
 
+/** A listener on a free port that /etc/services names (the first name given for it). */
+async function listenOnServicePort() {
+  const services = await Deno.readTextFile("/etc/services").catch(() => "");
+  const seen = new Set<number>();
+  for (const line of services.split("\n")) {
+    const m = /^([a-z][\w-]*)\s+(\d+)\/tcp/.exec(line);
+    if (!m) continue;
+    const port = Number(m[2]);
+    if (seen.has(port)) continue; // only a port's first name is its name
+    seen.add(port);
+    if (port < 10000) continue;
+    try {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port });
+      return { listener, port, name: m[1]! };
+    } catch { /* in use */ }
+  }
+  return undefined;
+}
+
 /** nc's lines without the program prefix, lower-cased, for comparison. */
 function scanLines(stderr: string): string[] {
   return stderr.trimEnd().split("\n").filter((l) => l !== "").map((l) =>
@@ -506,6 +525,18 @@ Deno.test("denocat -z HOST PORTS... prints and exits as nc -z does", {
   );
   const usage = await runCli(["-z", "127.0.0.1"]);
   assertEquals(usage.code, 2);
+  // A port with a name in /etc/services: both print the name.
+  const named = await listenOnServicePort();
+  if (named) {
+    using _l = named.listener;
+    for (const port of [String(named.port), named.name]) {
+      const n = await spawn("nc", ["-zv", "127.0.0.1", port]).output;
+      const d = await runCli(["-zv", "127.0.0.1", port]);
+      assertEquals(d.code, n.code, port);
+      assertEquals(scanLines(d.stderr), scanLines(n.stderr), port);
+      assertMatch(d.stderr, new RegExp(`\\[tcp/${named.name}\\] succeeded`));
+    }
+  }
 });
 
 Deno.test(
