@@ -900,3 +900,34 @@ while True:
     }
   },
 );
+
+Deno.test("denocat -q 0 ends right after stdin EOF though the peer stays open", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const t0 = performance.now();
+  const run = runCli(["-q", "0", "127.0.0.1", String(l.addr.port)], {
+    stdin: "x",
+  });
+  const c = await l.accept();
+  const out = await run; // the peer never closes
+  assertEquals(out.code, 0, out.stderr);
+  assertEquals(dec(await readAllBounded(c)), "x");
+  c.close();
+  assert(performance.now() - t0 < 5000);
+});
+
+function dec(b: Uint8Array): string {
+  return decoder.decode(b);
+}
+
+/** Reads until EOF or a reset (the client closed its socket). */
+async function readAllBounded(c: Deno.Conn): Promise<Uint8Array> {
+  const buf = new Uint8Array(64);
+  let n: number | null;
+  let total = 0;
+  try {
+    while ((n = await c.read(buf.subarray(total))) !== null) total += n;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.ConnectionReset)) throw err;
+  }
+  return buf.slice(0, total);
+}
