@@ -11,16 +11,23 @@ import { bindUdp } from "../../lib/udp/socket.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
 import {
   hasCommand,
+  onlyOn,
   randomBytes,
   readAll,
   runCli,
   sha256,
   startPy,
   startServer,
+  testOnlyOn,
 } from "../_helpers.ts";
 
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX signals (SIGTERM), sh, Unix sockets and process groups",
+);
+
 const LOCAL = { hostname: "127.0.0.1", port: 0 };
-const linux = Deno.build.os === "linux";
+const linux = !onlyOn(["linux"], "the epoll engine (FFI to libc)");
 
 interface Variant {
   name: string;
@@ -263,9 +270,7 @@ c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.cl
   });
 }
 
-Deno.test("echo: a Unix socket server runs on the event loop", {
-  ignore: Deno.build.os === "windows",
-}, async () => {
+test("echo: a Unix socket server runs on the event loop", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/echo.sock`;
   await using server = echoServer({ path }, { threads: 2 });
@@ -278,7 +283,7 @@ Deno.test("echo: a Unix socket server runs on the event loop", {
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("cli: denocat echo --threads 2 says how it serves, echoes, and counts on SIGTERM", async () => {
+test("cli: denocat echo --threads 2 says how it serves, echoes, and counts on SIGTERM", async () => {
   await using server = await startServer([
     "echo",
     "--threads",

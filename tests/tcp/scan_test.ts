@@ -7,9 +7,9 @@
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { nativeScan } from "../../lib/native/scan.ts";
 import { probeTcp } from "../../lib/tcp/probe.ts";
-import { needs, runCli, startPy } from "../_helpers.ts";
+import { needs, onlyOn, runCli, startPy } from "../_helpers.ts";
 
-const linux = Deno.build.os === "linux";
+const linux = !onlyOn(["linux"], "the scan threads (FFI to libc)");
 
 /**
  * `count` consecutive ports with our listeners on some of them, below the
