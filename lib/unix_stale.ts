@@ -5,7 +5,7 @@
  * @module
  */
 import { unixName } from "./address.ts";
-import { DenocatError } from "./errors.ts";
+import { DenocatError, netError } from "./errors.ts";
 import { type Logger, silent } from "./log.ts";
 
 /**
@@ -32,7 +32,7 @@ export async function removeStaleSocket(
     info = await Deno.lstat(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
+    throw netError(`listen on ${path}`, err);
   }
   if (!info.isSocket) {
     throw new DenocatError(
@@ -52,7 +52,11 @@ export async function removeStaleSocket(
     // socket answers "protocol wrong type", no permission) means leave it.
     if (!(err instanceof Deno.errors.ConnectionRefused)) return false;
   }
-  await Deno.remove(path);
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    throw netError(`remove the stale socket ${path}`, err);
+  }
   logger.log(`removed stale socket ${unixName(path)}`);
   return true;
 }
