@@ -98,7 +98,7 @@ export async function runFramedNetcat(
     const mode = outputMode(flags.output);
     using signal = shutdownSignal();
     if (flags.udp) {
-      const ep = serverEndpoint(positionals, undefined);
+      const ep = serverEndpoint(positionals, undefined, undefined, "udp");
       await framedUdpListen({
         ...framing,
         mode,
@@ -145,7 +145,7 @@ export async function runFramedNetcat(
     if (flags.noShutdown) {
       throw new UsageError("--no-shutdown does not apply to -u");
     }
-    const target = hostAndPort(positionals);
+    const target = hostAndPort(positionals, "udp");
     using signal = shutdownSignal();
     await framedUdpClient(target.hostname, target.port, {
       ...framing,

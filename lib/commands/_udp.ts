@@ -148,7 +148,7 @@ export async function runUdpEcho(
   if (flags.unix) {
     throw new UsageError("-u cannot be combined with -U");
   }
-  const ep = serverEndpoint(positionals, undefined);
+  const ep = serverEndpoint(positionals, undefined, undefined, "udp");
   using signal = shutdownSignal();
   const server = udpEcho({
     port: ep.port!,
