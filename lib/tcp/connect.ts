@@ -148,6 +148,9 @@ export async function connect(
   ) {
     throw new UsageError("-s and -p apply to TCP (and -u -U -s LOCALPATH)");
   }
+  if (endpoint.path !== undefined && options.keepalive) {
+    throw new UsageError("--keepalive applies to TCP, not to Unix sockets");
+  }
   if (endpoint.path === undefined) {
     checkNumeric(endpoint.hostname, options.numeric);
     if (options.sourceHost !== undefined) {
@@ -276,6 +279,9 @@ export function listen(
   options: ListenOptions = {},
 ): Listener {
   if (endpoint.path !== undefined) {
+    if (options.keepalive) {
+      throw new UsageError("--keepalive applies to TCP, not to Unix sockets");
+    }
     try {
       requireUnixSockets(`listen on ${endpoint.path}`);
       return Deno.listen({ transport: "unix", path: endpoint.path });

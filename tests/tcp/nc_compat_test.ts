@@ -353,6 +353,21 @@ Deno.test(
     const listen = await runCli(["-l", "--keepalive=5", "0"]);
     assertEquals(listen.code, 2);
     assertMatch(listen.stderr, /-l takes plain --keepalive/);
+    for (
+      const args of [["-U", "--keepalive", "/tmp/x"], [
+        "echo",
+        "-U",
+        "--keepalive",
+        "/tmp/x",
+      ]]
+    ) {
+      const unix = await runCli(args);
+      assertEquals(unix.code, 2, args.join(" "));
+      assertMatch(
+        unix.stderr,
+        /--keepalive applies to TCP, not to Unix sockets/,
+      );
+    }
   },
 );
 
