@@ -203,6 +203,16 @@ export async function run(args: string[]): Promise<number> {
         ["-k", values["keep-open"]],
         ["-C", values.crlf],
         ["--send-only", values["send-only"]],
+        ["-d/--recv-only", values["no-stdin"] || values["recv-only"]],
+        ["-s", values.source !== undefined],
+        ["-p", values["source-port"] !== undefined],
+        ["-q", values.quit !== undefined],
+        ["-m", values["max-conns"] !== undefined],
+        ["--keepalive", values.keepalive !== undefined],
+        ["--split", values.split !== undefined],
+        ["--output", values.output !== undefined],
+        ["--no-shutdown", values["no-shutdown"]],
+        ["--idle-timeout", values["idle-timeout"] !== undefined],
       ] as const
     ).find(([, set]) => set);
     if (bad) throw new UsageError(`${bad[0]} does not apply to -z`);
