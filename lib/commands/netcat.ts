@@ -55,8 +55,8 @@ Options:
   -k, --keep-open     with -l: keep listening, serve clients concurrently;
                       stdin is copied to every connected client
   -m, --max-conns N   with -l -k: at most N clients at once; more are closed
-                      on arrival (ncat's -m; nc's -m, a minimum TTL, is not
-                      supported)
+                      unread on arrival (default: no limit; with --frame 256).
+                      ncat's -m; nc's -m, a minimum TTL, is not supported
   -p, --source-port PORT
                       connecting: the local port to connect from; with -l:
                       the port to listen on (as PORT; both given must agree)
@@ -182,8 +182,11 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const maxConns = positiveInt(values["max-conns"], "-m");
-  if (maxConns !== undefined && !(values.listen && values["keep-open"])) {
-    throw new UsageError("-m/--max-conns needs -l -k");
+  if (
+    maxConns !== undefined &&
+    (!values.listen || !values["keep-open"] || values.udp)
+  ) {
+    throw new UsageError("-m/--max-conns needs -l -k (TCP)");
   }
   const noStdin = values["no-stdin"] || values["recv-only"] || false;
   const sendOnly = values["send-only"] ?? false;
@@ -273,6 +276,7 @@ export async function run(args: string[]): Promise<number> {
       quit,
       wait,
       idle,
+      maxConns,
       noShutdown: values["no-shutdown"] ?? false,
       unix: values.unix ?? false,
       family,
@@ -374,7 +378,6 @@ function nonFramedFlags(values: Values): Array<[string, boolean]> {
     ["-d/--recv-only", (values["no-stdin"] || values["recv-only"]) ?? false],
     ["--send-only", values["send-only"] ?? false],
     ["--keepalive", values.keepalive !== undefined],
-    ["-m/--max-conns", values["max-conns"] !== undefined],
   ];
 }
 
