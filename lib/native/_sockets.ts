@@ -282,16 +282,24 @@ export function getError(c: Sym, fd: number): number {
  * Waits (off the main thread) until `fd` is ready for `events`, for at most
  * `ms` (-1: no limit); true when ready, false on timeout.
  */
-export async function ready(
+export function ready(
   c: Sym,
   fd: number,
   events: number,
   ms: number,
+  set: Uint8Array = pollSet(fd, events),
 ): Promise<boolean> {
+  return c.waitReady(set, 1n, ms).then((n) => n > 0);
+}
+
+/**
+ * A one-entry `struct pollfd` for `fd` and `events`, made once and reused
+ * by a socket's waits (`poll` rewrites only its `revents`).
+ */
+export function pollSet(fd: number, events: number): Uint8Array {
   const set = new Uint8Array(8);
   const v = new DataView(set.buffer);
   v.setInt32(0, fd, true);
   v.setInt16(4, events, true);
-  const n = await c.waitReady(set, 1n, ms);
-  return n > 0;
+  return set;
 }

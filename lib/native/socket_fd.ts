@@ -35,6 +35,7 @@ import {
   parseIPv4,
   POLLIN,
   POLLOUT,
+  pollSet,
   ready,
   SHUT_RDWR,
   SHUT_WR,
@@ -100,12 +101,16 @@ export class FdConn {
   #c: Sym;
   #fd: number;
   #pending = 0;
+  #readSet: Uint8Array;
+  #writeSet: Uint8Array;
   #closed = false;
   #released = false;
 
   constructor(c: Sym, fd: number) {
     this.#c = c;
     this.#fd = fd;
+    this.#readSet = pollSet(fd, POLLIN);
+    this.#writeSet = pollSet(fd, POLLOUT);
     const buf = new Uint8Array(128);
     const len = new Uint32Array([buf.length]);
     c.getsockname(fd, buf, new Uint8Array(len.buffer));
@@ -194,7 +199,13 @@ export class FdConn {
   async #wait(events: number): Promise<void> {
     this.#pending++;
     try {
-      await ready(this.#c, this.#fd, events, -1);
+      await ready(
+        this.#c,
+        this.#fd,
+        events,
+        -1,
+        events === POLLIN ? this.#readSet : this.#writeSet,
+      );
     } finally {
       this.#pending--;
       if (this.#closed && this.#pending === 0) this.#release();

@@ -11,6 +11,7 @@ import {
   osError,
   POLLIN,
   POLLOUT,
+  pollSet,
   ready,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
@@ -59,6 +60,9 @@ export class UnixDatagramSocket implements Disposable {
   #released = false;
   #from = new Uint8Array(110);
   #fromLen = new Uint32Array(1);
+  #fromLenBytes = new Uint8Array(this.#fromLen.buffer);
+  #readSet: Uint8Array;
+  #writeSet: Uint8Array;
 
   /** Binds `path`; throws Deno's error classes (`AddrInUse`, ...). */
   constructor(path: string) {
@@ -79,6 +83,8 @@ export class UnixDatagramSocket implements Disposable {
       throw osError(c, e);
     }
     this.#fd = fd;
+    this.#readSet = pollSet(fd, POLLIN);
+    this.#writeSet = pollSet(fd, POLLOUT);
   }
 
   /** Whether close() was called. */
@@ -118,7 +124,7 @@ export class UnixDatagramSocket implements Disposable {
           BigInt(buf.length),
           0,
           this.#from,
-          new Uint8Array(this.#fromLen.buffer),
+          this.#fromLenBytes,
         ),
       );
       if (n >= 0) {
@@ -162,7 +168,8 @@ export class UnixDatagramSocket implements Disposable {
     this.#waits++;
     try {
       while (!this.#closed) {
-        if (await ready(this.#c, this.#fd, events, 200)) return;
+        const set = events === POLLIN ? this.#readSet : this.#writeSet;
+        if (await ready(this.#c, this.#fd, events, 200, set)) return;
       }
     } finally {
       this.#waits--;
