@@ -181,7 +181,7 @@ export async function run(args: string[]): Promise<number> {
       "--keepalive timers apply when connecting; -l takes plain --keepalive",
     );
   }
-  const maxConns = positiveInt(values["max-conns"], "-m");
+  const maxConns = positiveInt(values["max-conns"], "--max-conns");
   if (
     maxConns !== undefined &&
     (!values.listen || !values["keep-open"] || values.udp)
