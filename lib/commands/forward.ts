@@ -25,11 +25,13 @@ import {
   print,
   seconds,
   shutdownSignal,
+  unixPath,
 } from "./_args.ts";
 
 /** Help for `denocat forward`. */
 export const HELP =
   `Usage: denocat forward [options] [LISTEN_HOST] LISTEN_PORT TARGET_HOST TARGET_PORT
+       denocat forward -U [options] PATH TARGET_HOST TARGET_PORT
 
 Accept connections on LISTEN_PORT and forward each to TARGET_HOST:TARGET_PORT,
 any number at once, until SIGINT or SIGTERM. Half-closes are passed on both
@@ -38,7 +40,8 @@ or :: to accept from other machines.
 
 Options:
   -u, --udp             forward UDP: one session per client address
-  -U, --unix PATH       listen on a Unix socket instead of [LISTEN_HOST] LISTEN_PORT
+  -U, --unix            listen on a Unix socket: PATH (@NAME: abstract, Linux)
+                        instead of [LISTEN_HOST] LISTEN_PORT
       --target-unix PATH
                         forward to a Unix socket instead of TARGET_HOST TARGET_PORT
       --max-conns N     forward at most N connections (-u: sessions, default
@@ -117,25 +120,25 @@ async function readPem(path: string, flag: string): Promise<string> {
 /** Splits the positionals into the listening and the target side. */
 function sides(
   positionals: string[],
-  listenUnix: string | undefined,
+  listenUnix: boolean,
   targetUnix: string | undefined,
   defaultHost: string,
 ): { listen: Endpoint; target: Endpoint } {
-  const want = (listenUnix ? 0 : 1) + (targetUnix ? 0 : 2);
+  const want = 1 + (targetUnix ? 0 : 2);
   const optionalHost = listenUnix ? 0 : 1;
   if (positionals.length < want || positionals.length > want + optionalHost) {
-    const shape = `${listenUnix ? "" : "[LISTEN_HOST] LISTEN_PORT "}${
+    const shape = `${listenUnix ? "PATH " : "[LISTEN_HOST] LISTEN_PORT "}${
       targetUnix ? "" : "TARGET_HOST TARGET_PORT"
     }`.trim();
     throw new UsageError(
       positionals.length < want
-        ? `missing arguments: ${shape || "none expected"} (see --help)`
+        ? `missing arguments: ${shape} (see --help)`
         : `unexpected argument: ${positionals[want + optionalHost]}`,
     );
   }
   const p = [...positionals];
   let listen: Endpoint;
-  if (listenUnix) listen = { path: listenUnix };
+  if (listenUnix) listen = { path: unixPath([p.shift()!]) };
   else {
     const host = p.length === want + 1 ? p.shift()! : defaultHost;
     listen = {
@@ -160,7 +163,7 @@ export async function run(args: string[]): Promise<number> {
   const udp = values.udp ?? false;
   const { listen, target } = sides(
     positionals,
-    values.unix,
+    values.unix ?? false,
     values["target-unix"],
     family === 6 ? "::1" : "127.0.0.1",
   );
@@ -262,7 +265,7 @@ export async function run(args: string[]): Promise<number> {
     ...(values.allowfile ? { allowFiles: values.allowfile } : {}),
     ...(values.denyfile ? { denyFiles: values.denyfile } : {}),
   });
-  if (access.active && values.unix !== undefined) {
+  if (access.active && values.unix) {
     throw new UsageError(
       "--allow/--deny apply to TCP and UDP peers, not to -U",
     );

@@ -280,6 +280,27 @@ Deno.test("denocat forward -U / --target-unix: Unix sockets on either side", asy
       assertEquals(dec.decode(await readAll(c)), "to unix");
       c.close();
     }
+    // Unix in (nc's -U: the path is the listening positional), TCP out.
+    {
+      await using tcpEcho = echoServer({ hostname: LOOP, port: 0 });
+      await using fwd = startCli([
+        "forward",
+        "-v",
+        "-U",
+        `${dir}/tcp-out.sock`,
+        LOOP,
+        String((tcpEcho.addr as Deno.NetAddr).port),
+      ]);
+      await fwd.waitForStderr(/listening on /);
+      const c = await Deno.connect({
+        transport: "unix",
+        path: `${dir}/tcp-out.sock`,
+      });
+      await c.write(enc.encode("unix to tcp"));
+      await c.closeWrite();
+      assertEquals(dec.decode(await readAll(c)), "unix to tcp");
+      c.close();
+    }
     // Unix in, Unix out.
     await using fwd = startCli([
       "forward",
