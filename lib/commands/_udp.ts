@@ -178,12 +178,14 @@ export async function runUdpEcho(
   await new Promise((resolve) =>
     signal.addEventListener("abort", resolve, { once: true })
   );
+  // Counts once the engine has stopped: a thread counts a datagram just
+  // after sending its reply, which the client may already have.
+  await server.close();
   const { loop, rate } = server.dropped;
   flags.logger.log(
     `shutting down: ${server.echoed} datagrams echoed, ${
       loop + rate
     } dropped (${loop} from loop sources, ${rate} over --rate)`,
   );
-  await server.close();
   return 0;
 }
