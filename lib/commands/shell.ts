@@ -25,11 +25,13 @@ import {
   clientEndpoint,
   COMMON_OPTIONS,
   familyOf,
+  keepaliveOption,
   parse,
   positiveInt,
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 
@@ -79,9 +81,15 @@ Client options:
       --ca FILE           trust this PEM CA certificate
       --insecure          do not verify the server certificate (testing only)
   -w SECS                 timeout for connecting and authenticating
-  -e, --env NAME=VALUE    set a variable for the command (repeatable)
+  -e, --env NAME=VALUE    set a variable for the command (repeatable; not the
+                          -e of nc or ncat, which runs a program: the command
+                          goes after --)
       --cwd DIR           run the command in DIR on the server
-  -n, --no-stdin          do not forward stdin (the command reads /dev/null)
+  -n, --no-stdin          do not forward stdin (the command reads /dev/null;
+                          not nc's -n, which is numeric addresses)
+      --keepalive[=IDLE[,INTVL[,CNT]]]
+                          TCP keepalive (not with --tls); timers need Linux
+                          with FFI. A server (-l) takes plain --keepalive
 
 Common: -4, -6 (IPv4/IPv6 only), -h (this help).
 
@@ -120,6 +128,7 @@ const OPTIONS = {
   wait: { type: "string", short: "w" },
   env: { type: "string", short: "e", multiple: true },
   "no-stdin": { type: "boolean", short: "n" },
+  keepalive: { type: "string" },
 } as const;
 
 const SERVER_ONLY = [
@@ -246,7 +255,12 @@ export async function run(args: string[]): Promise<number> {
       ...(values.insecure ? { insecure: true } : {}),
     }
     : undefined;
+  const keepalive = keepaliveOption(values.keepalive);
+  if (keepalive !== undefined && tls) {
+    throw new UsageError("--keepalive cannot be combined with --tls");
+  }
   await using session = await connectShell(endpoint, {
+    ...(keepalive !== undefined ? { keepalive } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(tls ? { tls } : {}),
     ...(wait !== undefined ? { timeout: wait } : {}),
@@ -294,6 +308,7 @@ async function serve(
     "no-client-cwd"?: boolean | undefined;
     compat?: string | undefined;
     "log-json"?: boolean | undefined;
+    keepalive?: string | undefined;
   },
   positionals: string[],
   family: 4 | 6 | undefined,
@@ -352,6 +367,9 @@ async function serve(
     if (idleTimeout !== undefined) {
       throw new UsageError(`--idle-timeout does not apply to --compat`);
     }
+    if (values.keepalive !== undefined) {
+      throw new UsageError(`--keepalive does not apply to --compat`);
+    }
     server = seedCompatServer(endpoint, {
       mode: values.compat as SeedMode,
       ...common,
@@ -378,6 +396,7 @@ async function serve(
       ...(values["no-client-cwd"] ? { allowCwd: false } : {}),
       ...(idleTimeout ? { idleTimeout } : {}),
       ...(family ? { family } : {}),
+      ...(serverKeepalive(values.keepalive) ? { keepalive: true } : {}),
     });
   }
   using signal = shutdownSignal();

@@ -229,7 +229,10 @@ export function shellServer(
   }
   const listener = listen(
     { hostname, port: endpoint.port },
-    options.family ? { family: options.family } : {},
+    {
+      ...(options.family ? { family: options.family } : {}),
+      ...(options.keepalive ? { keepalive: true } : {}),
+    },
   );
   const sessions = new Set<Session>();
   const pending = new Set<Session>();
