@@ -110,6 +110,17 @@ export function waitReadySync(fd: number, events: number): void {
 }
 
 /**
+ * Whether `fd` has something for `read` this instant (data, end of input or
+ * an error: `poll` with no wait); `undefined` without FFI.
+ */
+export function readyNow(fd: number): boolean | undefined {
+  const c = libc();
+  if (c === null) return undefined;
+  const set = pollFd(fd, POLLIN);
+  return c.poll(set, 1n, 0) > 0;
+}
+
+/**
  * Whether `fd` has O_NONBLOCK set: `undefined` when that cannot be known
  * (no FFI).
  */

@@ -4,9 +4,10 @@
  *
  * @module
  */
-import type { Reader, Writer } from "../copy.ts";
+import { type Reader, writeAll, type Writer } from "../copy.ts";
 import { DenocatError, netError, OutputClosedError } from "../errors.ts";
 import { fastCopy, type Pump } from "../native/pump.ts";
+import { readyNow } from "../native/ready.ts";
 import { closeQuietly, closeWriteQuietly, type Conn } from "./connect.ts";
 
 /** Options for {@linkcode pipeDuplex}. */
@@ -157,8 +158,25 @@ export async function pipeDuplex(
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
+  // Chunks read from input and not yet written to the connection, and a
+  // wake-up after each one is written: see finishInput() below.
+  let writing = 0;
+  let stepped: (() => void) | undefined;
+  const connOut: Writer = {
+    write: async (p) => {
+      writing++;
+      try {
+        await writeAll(conn, p);
+        return p.length;
+      } finally {
+        writing--;
+        stepped?.();
+      }
+    },
+  };
+  let upstreamDone = false;
   const upstream = (async () => {
-    await fastCopy(input, conn, {
+    await fastCopy(input, connOut, {
       ...pumpOptions,
       onPump: (p: Pump) => {
         pumps.push(p);
@@ -182,7 +200,46 @@ export async function pipeDuplex(
   })().catch((err) => {
     // Writing failed: the peer went away. Reading will tell us how.
     if (!closed && !isGoneError(err)) shut("aborted", err);
-  });
+  }).finally(() => upstreamDone = true);
+
+  // The peer ended first under `endOnPeerEof` (nc's rule for -l): what was
+  // read from input still goes out, and so does one more chunk when input
+  // has one ready this instant (nc flushes the buffer of its last poll
+  // round); then the session ends, however much input is still to come. A
+  // read in Deno's thread pool can hold bytes we cannot see; "ready" comes
+  // from poll(2) (FFI), or, without FFI, from a wait of at most 25 ms for
+  // a read already pending.
+  const finishInput = async () => {
+    let extra = false;
+    // (A pumped upstream is stopped with the connection: its thread holds
+    // no chunk of ours.)
+    while (!closed && !upstreamDone && !upstreamPumped) {
+      if (writing === 0) {
+        if (extra) return;
+        extra = true;
+        const ready = input.fd === undefined ? false : readyNow(input.fd);
+        if (ready === false) return;
+        if (ready === undefined) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<void>((r) => timer = setTimeout(r, 25));
+          await Promise.race([
+            new Promise<void>((r) => stepped = r),
+            upstream,
+            shutDown,
+            late,
+          ]);
+          clearTimeout(timer);
+          if (writing === 0) return;
+          continue;
+        }
+      }
+      await Promise.race([
+        new Promise<void>((r) => stepped = r),
+        upstream,
+        shutDown,
+      ]);
+    }
+  };
 
   try {
     await fastCopy(conn, output, {
@@ -201,6 +258,8 @@ export async function pipeDuplex(
     // (A quit, idle or abort ends the wait even while input is still open.)
     if (!closed && !options.endOnPeerEof) {
       await Promise.race([upstream, shutDown]);
+    } else if (!closed) {
+      await finishInput();
     }
   } catch (err) {
     // Output closed by its reader (`| head`): nothing more can be shown, so

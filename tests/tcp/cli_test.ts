@@ -346,8 +346,12 @@ Deno.test("denocat -l: restarting at once on the same port works (SO_REUSEADDR)"
     stdin: "bye\n",
   });
   const port = String(first.port);
-  // The listener sends and closes first, so its side of the connection sits in TIME_WAIT.
-  const r = await runCli(["127.0.0.1", port], { stdin: "x" });
+  // The listener sends and closes first, so its side of the connection sits
+  // in TIME_WAIT. (--no-shutdown: a client FIN would end the listener's
+  // session at once, nc's rule for -l, maybe before it read its stdin.)
+  const r = await runCli(["--no-shutdown", "127.0.0.1", port], {
+    stdin: "x",
+  });
   assertEquals(r.text, "bye\n");
   assertEquals((await first.output).code, 0);
   await using second = startCli(["-l", "-v", "127.0.0.1", port]);

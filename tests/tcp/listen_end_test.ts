@@ -11,6 +11,7 @@ import {
   freePort,
   needs,
   randomBytes,
+  readAll,
   sha256,
   spawn,
   startServer,
@@ -195,4 +196,28 @@ Deno.test("-l: a reply written from stdin before the client ends reaches it; the
   const s = await server.output;
   assertEquals(s.code, 0, s.stderr);
   assertEquals(s.text, "request\n");
+});
+
+Deno.test("-l: stdin data already waiting when the client's FIN comes still goes out", async () => {
+  // nc flushes what its last poll round read from stdin; denocat sends what
+  // it read and one more chunk that stdin has ready, then ends even though
+  // stdin stays open.
+  for (let i = 0; i < 5; i++) {
+    await using server = await startServer(["-l", "127.0.0.1", "0"], {
+      keepStdin: true,
+    });
+    await server.stdin!.write(new TextEncoder().encode("early\n"));
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    await conn.write(new TextEncoder().encode("req\n"));
+    await conn.closeWrite();
+    const got = await readAll(conn);
+    conn.close();
+    assertEquals(new TextDecoder().decode(got), "early\n", `round ${i}`);
+    const s = await server.output;
+    assertEquals(s.code, 0, s.stderr);
+    assertEquals(s.text, "req\n");
+  }
 });
