@@ -29,9 +29,11 @@ export interface PipeOptions {
    */
   idleTimeout?: number;
   /**
-   * End as soon as the peer closes its side, even while local input still
-   * has data (interactive use). When false, input keeps flowing to the peer
-   * after its FIN until input EOF or a write fails. @default {false}
+   * End once the peer has closed its side, even while local input is still
+   * open (interactive use, and nc's rule for a listener): what was already
+   * read from input is sent, plus one chunk input has ready at that instant,
+   * then the pipe ends. When false, input keeps flowing to the peer after
+   * its FIN until input EOF or a write fails. @default {false}
    */
   endOnPeerEof?: boolean;
   /** Abort the pipe (the connection is closed). */
