@@ -376,7 +376,7 @@ export async function run(args: string[]): Promise<number> {
       await removeStaleSocket(endpoint.path, logger);
     }
     using signal = shutdownSignal();
-    await tcpListen(endpoint, {
+    const served = await tcpListen(endpoint, {
       ...common,
       ...(idle !== undefined ? { idleTimeout: idle } : {}),
       keep: values["keep-open"] ?? false,
@@ -385,6 +385,12 @@ export async function run(args: string[]): Promise<number> {
       ...(maxConns !== undefined ? { maxConns } : {}),
       signal,
     });
+    if (served.inputLeft) {
+      // nc's rule cut stdin short: say so, not an error (nc is silent).
+      console.error(
+        "denocat: the client ended first: stdin was not sent in full (a client keeps its side open with --no-shutdown)",
+      );
+    }
     return 0;
   }
   if (values["keep-open"]) throw new UsageError("-k needs -l");

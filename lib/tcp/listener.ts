@@ -56,6 +56,12 @@ export interface ListenerResult {
   sent: number;
   /** Bytes received from all clients. */
   received: number;
+  /**
+   * Single mode: the client ended first while `input` still had bytes
+   * ready, which were not sent (nc's rule for -l; the client can keep its
+   * side open with `--no-shutdown` to receive everything).
+   */
+  inputLeft?: boolean;
 }
 
 /**
@@ -129,7 +135,12 @@ async function serveOne(
       formatTransfer(r.sent, ms)
     }${pumpNote(r.pumped)}`,
   );
-  return { connections: 1, sent: r.sent, received: r.received };
+  return {
+    connections: 1,
+    sent: r.sent,
+    received: r.received,
+    ...(r.inputLeft ? { inputLeft: true } : {}),
+  };
 }
 
 async function serveMany(

@@ -58,6 +58,11 @@ export interface PipeResult {
   reason: "peer-closed" | "quit" | "output-closed" | "idle" | "aborted";
   /** Of `sent` + `received`, the bytes moved by pump threads (fdpump.ts). */
   pumped: number;
+  /**
+   * With `endOnPeerEof`: the pipe ended while input still had bytes ready
+   * that were not sent (the peer ended first; see `endOnPeerEof`).
+   */
+  inputLeft: boolean;
 }
 
 /**
@@ -110,6 +115,7 @@ export async function pipeDuplex(
   let quitTimer: ReturnType<typeof setTimeout> | undefined;
   let failure: unknown;
   let closed = false;
+  let inputLeft = false;
 
   // Bulk directions may run on pump threads (fdpump.ts); they are stopped
   // before the connection is closed.
@@ -262,6 +268,10 @@ export async function pipeDuplex(
       await Promise.race([upstream, shutDown]);
     } else if (!closed) {
       await finishInput();
+      if (
+        !closed && !upstreamDone && input.fd !== undefined &&
+        (upstreamPumped || readyNow(input.fd) === true)
+      ) inputLeft = true;
     }
   } catch (err) {
     // Output closed by its reader (`| head`): nothing more can be shown, so
@@ -284,7 +294,7 @@ export async function pipeDuplex(
   if (inputEnded || upstreamPumped) await upstream;
   if (failure !== undefined) throw netError("relay data", failure);
   const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
-  return { sent, received, inputEnded, reason, pumped };
+  return { sent, received, inputEnded, reason, pumped, inputLeft };
 }
 
 function isOutputClosed(err: unknown): boolean {

@@ -221,3 +221,24 @@ Deno.test("-l: stdin data already waiting when the client's FIN comes still goes
     assertEquals(s.text, "req\n");
   }
 });
+
+Deno.test("-l: when the client ends first with stdin left unsent, one line says so (exit 0)", async () => {
+  const data = randomBytes(8 << 20);
+  await using server = await startServer(["-l", "127.0.0.1", "0"], {
+    stdin: data,
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.closeWrite(); // like `denocat HOST PORT </dev/null`
+  const got = await readAll(conn);
+  conn.close();
+  const s = await server.output;
+  assertEquals(s.code, 0, s.stderr);
+  assertOk(got.length < data.length, `${got.length} bytes arrived`);
+  assertEquals(sha256(got), sha256(data.subarray(0, got.length)));
+  assertOk(
+    s.stderr.includes(
+      "denocat: the client ended first: stdin was not sent in full (a client keeps its side open with --no-shutdown)",
+    ),
+    s.stderr,
+  );
+});
