@@ -101,9 +101,14 @@ Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async 
 
 Deno.test("denocat shell: commands do not inherit DENOCAT_TOKEN; short tokens warn once", async () => {
   const token = "env-token-0123456789";
-  await using srv = await startServer(["shell", "-l", "127.0.0.1", "0"], {
-    env: { DENOCAT_TOKEN: token },
-  });
+  await using srv = await startServer([
+    "shell",
+    "-l",
+    "--accept-env",
+    "DENOCAT_TOKEN",
+    "127.0.0.1",
+    "0",
+  ], { env: { DENOCAT_TOKEN: token } });
   const r = await runCli(
     client(srv.port, "--", "echo ${DENOCAT_TOKEN-unset}; env"),
     { env: { DENOCAT_TOKEN: token } },
@@ -195,7 +200,7 @@ Deno.test("denocat shell: timeout reported, client exits 128+15", async () => {
   assertOk(/timed out/.test(r.stderr), r.stderr);
 });
 
-Deno.test("denocat shell -l --log-json: one JSON audit line per command", async () => {
+Deno.test("denocat shell -l --log-json: JSON audit lines at the start and end of a command", async () => {
   await using srv = await startServer([
     "shell",
     "-l",
@@ -209,13 +214,19 @@ Deno.test("denocat shell -l --log-json: one JSON audit line per command", async 
   });
   // The audit line is written once the session's command ends; the client may
   // exit before the server's stderr reaches us.
-  const line = (await srv.waitForStderr(/^\{.*\}$/m))[0];
+  const line =
+    (await srv.waitForStderr(/^\{"time[^\n]*"event":"exec".*\}$/m))[0];
   const rec = JSON.parse(line);
   assertEquals(
     [rec.event, rec.exit, rec.command, rec.bytesIn, rec.bytesOut],
     ["exec", 2, "printf 12345; exit 2", 2, 5],
   );
   assertOk(/^127\.0\.0\.1:\d+$/.test(rec.peer));
+  const start = JSON.parse(
+    (await srv.waitForStderr(/^\{[^\n]*"event":"exec-start".*\}$/m))[0],
+  );
+  assertEquals([start.command, start.pty], ["printf 12345; exit 2", false]);
+  assertOk(Number.isInteger(start.pid) && start.pid > 1);
 });
 
 Deno.test("denocat shell: usage errors exit 2, connection failures 255", async () => {

@@ -16,8 +16,10 @@
  *
  * @module
  */
+export * from "./accept_env.ts";
 export * from "./audit.ts";
 export * from "./auth.ts";
+export * from "./auth_gate.ts";
 export * from "./client.ts";
 export * from "./interactive.ts";
 export * from "./policy.ts";

@@ -14,6 +14,8 @@ import { IdleWatch } from "../idle.ts";
 import { type Logger, silent } from "../log.ts";
 import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
 import { listen } from "../tcp.ts";
+import { safeLogger, show } from "../transfer/show.ts";
+import { envPolicy, refusedNames } from "./accept_env.ts";
 import {
   auditCommand,
   type AuditRecord,
@@ -22,14 +24,22 @@ import {
 } from "./audit.ts";
 import {
   authProof,
-  AuthThrottle,
-  type AuthThrottleOptions,
   createNonce,
+  type Token,
+  tokenBytes,
   verifyProof,
 } from "./auth.ts";
+import {
+  type AuthAttempt,
+  AuthGate,
+  type AuthThrottleOptions,
+  sourceKey,
+} from "./auth_gate.ts";
 import { checkBindPolicy } from "./policy.ts";
 import {
   type GroupProcess,
+  PTY_HELPER,
+  signalName,
   signalNumber,
   spawnGroup,
 } from "./process_group.ts";
@@ -37,6 +47,8 @@ import {
   DATA_CHUNK_SIZE,
   decodeClientHello,
   decodeExec,
+  decodeSignal,
+  decodeWindow,
   encodeError,
   encodeExit,
   encodeMessage,
@@ -45,6 +57,7 @@ import {
   type ExecRequest,
   FRAME_HEADER_SIZE,
   MsgType,
+  PRE_AUTH_MAX_FRAME,
   PROTOCOL_VERSION,
   ShellProtocolError,
   writeHeader,
@@ -54,8 +67,8 @@ import { MessageReader, MessageWriter } from "./wire.ts";
 
 /** Options for {@linkcode shellServer}. */
 export interface ShellServerOptions extends ListenOptions {
-  /** Shared secret clients must prove they know. */
-  token?: string;
+  /** Shared secret clients must prove they know: bytes, or text as UTF-8. */
+  token?: Token;
   /** Serve without a token (loopback only). @default {false} */
   insecureNoAuth?: boolean;
   /** The shell that runs commands (`SHELL -c COMMAND`). @default {"/bin/sh"} */
@@ -69,16 +82,27 @@ export interface ShellServerOptions extends ListenOptions {
   /** Sessions served at once; more are told the server is busy. @default {8} */
   maxSessions?: number;
   /**
-   * Connections still authenticating at once; they do not hold a session
-   * slot. Beyond this many, the one waiting longest is dropped, so idle
-   * connections cannot lock out a client that authenticates at once.
+   * Connections that have not sent their hello yet, at once; they hold no
+   * session slot. Beyond this many, the oldest of the source holding the
+   * most is dropped. A connection that has sent its hello is never dropped
+   * this way.
    * @default {64}
    */
   maxPending?: number;
+  /**
+   * Such connections from one source (an IPv4 address or an IPv6 /64);
+   * beyond this many, that source's oldest is dropped.
+   * @default {8}
+   */
+  maxPendingPerSource?: number;
   /** Serve over TLS with this PEM certificate chain and key. */
   tls?: { cert: string; key: string };
-  /** Let clients set environment variables. @default {true} */
-  allowEnv?: boolean;
+  /**
+   * Environment variables clients may set: names, or patterns with `*` and
+   * `?` (ssh's `AcceptEnv`). A command setting any other is refused.
+   * @default {[] (none)}
+   */
+  acceptEnv?: string[];
   /** Let clients choose the working directory. @default {true} */
   allowCwd?: boolean;
   /** Time allowed for the hello and authentication, in ms. @default {10000} */
@@ -97,11 +121,18 @@ export interface ShellServerOptions extends ListenOptions {
    * @default {1000}
    */
   lingerMs?: number;
+  /**
+   * Once the group is killed, how long its output pipes may stay open
+   * (held by processes that left the group with `setsid`) before the
+   * server stops reading them and ends the command anyway, in ms.
+   * @default {250}
+   */
+  pipeGraceMs?: number;
   /** How repeated authentication failures are slowed down. */
   throttle?: AuthThrottleOptions;
-  /** Receives the `-v` diagnostics. @default {silent} */
+  /** Receives the `-v` diagnostics (peer text in them is escaped). @default {silent} */
   logger?: Logger;
-  /** Receives one record per command and per refused session. */
+  /** Receives a record per command start and end, and per refused session. */
   audit?: AuditSink;
 }
 
@@ -111,9 +142,14 @@ export interface ShellServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** Sessions open now. */
   readonly active: number;
+  /** Connections that have not sent their hello yet. */
+  readonly pending: number;
   /** Commands run so far. */
   readonly commands: number;
-  /** Stops accepting, kills running commands, ends every session. Idempotent. */
+  /**
+   * Stops accepting, kills running commands, ends every session; done
+   * within {@linkcode SHUTDOWN_MS} whatever the commands do. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -132,18 +168,32 @@ interface Session {
   conn: SessionConn;
   writer: MessageWriter;
   command: CommandRun | undefined;
+  /** `host:port` of the peer. */
+  peer: string;
+  /** What the peer counts against ({@linkcode sourceKey}). */
+  source: string;
+  /** Aborted when the connection is dropped while pending. */
+  abort: AbortController;
+  /** Past the authentication gate (it may be written to). */
+  admitted: boolean;
 }
 
 interface CommandRun {
   proc: GroupProcess;
   stdin?: WritableStreamDefaultWriter<Uint8Array>;
   stdinOpen: boolean;
+  /** Resolves when the server stops feeding stdin. */
+  stdinStopped: Promise<void>;
+  stopStdin(): void;
   bytesIn: number;
   disconnected: boolean;
+  /** EXIT is queued: the output pumps send nothing more. */
+  outputClosed: boolean;
   finished: Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long {@linkcode ShellServer.close} may take at most, in ms. */
+export const SHUTDOWN_MS = 5000;
 
 /**
  * How long an ERROR written just before the server drops a connection may
@@ -151,6 +201,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * must not keep the connection open.
  */
 const ERROR_GRACE_MS = 250;
+
+/** Read buffer of a connection until it has authenticated. */
+const HANDSHAKE_BUFFER = 512;
 
 const PROBE_FRAME = encodeMessage(MsgType.Probe);
 
@@ -161,6 +214,59 @@ const PROBE_FRAME = encodeMessage(MsgType.Probe);
  * fails) is noticed even when the command prints nothing.
  */
 const PROBE_INTERVAL_MS = 500;
+
+/** Signals a client may send to its command's process group (ssh's list). */
+const FORWARDED_SIGNALS: ReadonlySet<string> = new Set([
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGKILL",
+  "SIGTERM",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGALRM",
+]);
+
+/** Whether `promise` settles within `ms`; never rejects. */
+async function settlesWithin(
+  promise: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
+/** Whether an executable `name` is on PATH. */
+function onPath(name: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    try {
+      if (Deno.statSync(`${dir || "."}/${name}`).isFile) return true;
+    } catch { /* not here */ }
+  }
+  return false;
+}
+
+/** A reader that returns `first` before reading `rest`. */
+function prefixed(
+  first: Uint8Array,
+  rest: { read(p: Uint8Array): Promise<number | null> },
+) {
+  let at = 0;
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      if (at >= first.length) return rest.read(p);
+      const n = Math.min(p.length, first.length - at);
+      p.set(first.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+}
 
 /**
  * Starts a shell server on `endpoint` (127.0.0.1 when no hostname is given).
@@ -188,7 +294,9 @@ export function shellServer(
   options: ShellServerOptions = {},
 ): ShellServer {
   const hostname = endpoint.hostname ?? "127.0.0.1";
-  const token = options.token;
+  const token = options.token !== undefined
+    ? tokenBytes(options.token)
+    : undefined;
   if (token !== undefined && token.length === 0) {
     throw new ShellProtocolError("cannot use an empty token");
   }
@@ -201,14 +309,18 @@ export function shellServer(
   const timeout = options.timeout ?? 300_000;
   const maxOutput = options.maxOutput ?? Infinity;
   const maxSessions = options.maxSessions ?? 8;
-  const allowEnv = options.allowEnv ?? true;
+  const acceptEnv = envPolicy(options.acceptEnv ?? []);
   const allowCwd = options.allowCwd ?? true;
   const handshakeTimeout = options.handshakeTimeout ?? 10_000;
   const killGrace = options.killGraceMs ?? 2000;
   const linger = options.lingerMs ?? 1000;
-  const logger = options.logger ?? silent;
+  const pipeGrace = options.pipeGraceMs ?? 250;
+  const logger = safeLogger(options.logger ?? silent);
   const audit = (r: AuditRecord) => options.audit?.(r);
-  const throttle = new AuthThrottle(options.throttle);
+  const gate = new AuthGate(options.throttle);
+  const maxPending = options.maxPending ?? 64;
+  const maxPendingPerSource = options.maxPendingPerSource ?? 8;
+  let ptyAvailable: boolean | undefined;
 
   let tlsContext: ReturnType<typeof serverTlsContext> | undefined;
   if (options.tls) {
@@ -223,12 +335,13 @@ export function shellServer(
     options.family ? { family: options.family } : {},
   );
   const sessions = new Set<Session>();
-  const pending = new Set<Session>();
-  const maxPending = options.maxPending ?? 64;
+  /** Connections that have not sent their hello, per source, oldest first. */
+  const pending = new Map<string, Session[]>();
+  let pendingCount = 0;
   const idleMs = options.idleTimeout;
   const idle = idleMs
     ? new IdleWatch<Session>(idleMs, (s) => {
-      logger.log(`${formatAddr(s.conn.remoteAddr)}: idle, session closed`);
+      logger.log(`${s.peer}: idle, session closed`);
       dropWithError(s, ErrorCode.Timeout, `idle for ${idleMs / 1000} s`);
     })
     : undefined;
@@ -248,12 +361,7 @@ export function shellServer(
     code: number,
     message: string,
   ): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      sendError(s, code, message),
-      new Promise((r) => timer = setTimeout(r, ERROR_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
+    await settlesWithin(sendError(s, code, message), ERROR_GRACE_MS);
     closeQuietly(s.conn);
   }
 
@@ -264,19 +372,72 @@ export function shellServer(
       await closeWriteQuietly(conn as unknown as Deno.TcpConn);
     } catch { /* a TLS peer that vanished mid-handshake */ }
     try {
-      const buf = new Uint8Array(4096);
+      const buf = new Uint8Array(512);
       while ((await conn.read(buf)) !== null) { /* drain */ }
     } catch { /* closed or reset */ }
     clearTimeout(timer);
     closeQuietly(conn);
   }
 
+  function addPending(s: Session): void {
+    const own = pending.get(s.source);
+    if (own && own.length >= maxPendingPerSource) {
+      evict(
+        own[0]!,
+        `${own.length} connections from ${s.source} authenticating, limit ${maxPendingPerSource}`,
+      );
+    } else if (pendingCount >= maxPending) {
+      let most: Session[] | undefined;
+      for (const list of pending.values()) {
+        if (!most || list.length > most.length) most = list;
+      }
+      if (most?.length) {
+        evict(
+          most[0]!,
+          `${maxPending} connections authenticating, limit reached (${most.length} from ${
+            most[0]!.source
+          })`,
+        );
+      }
+    }
+    const list = pending.get(s.source);
+    if (list) list.push(s);
+    else pending.set(s.source, [s]);
+    pendingCount++;
+  }
+
+  function removePending(s: Session): void {
+    const list = pending.get(s.source);
+    const i = list?.indexOf(s) ?? -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) pending.delete(s.source);
+    pendingCount--;
+  }
+
+  /** Drops a connection that has not sent its hello, to make room. */
+  function evict(victim: Session, reason: string): void {
+    removePending(victim);
+    audit({ event: "busy", peer: victim.peer, reason: `dropped: ${reason}` });
+    victim.abort.abort();
+    if (victim.admitted) {
+      dropWithError(victim, ErrorCode.Busy, `server busy: ${reason}`);
+    } else {
+      closeQuietly(victim.conn);
+    }
+  }
+
+  /**
+   * Sends the hello, reads the client's (at most PRE_AUTH_MAX_FRAME bytes)
+   * and checks its proof. Returns the server's proof for READY, or
+   * `undefined` when the connection is to be closed at once.
+   */
   async function handshake(
     s: Session,
     reader: MessageReader,
-    peer: string,
-    ip: string,
+    attempt: AuthAttempt | undefined,
   ): Promise<Uint8Array | undefined> {
+    const { peer } = s;
     idle?.add(s);
     const nonce = token !== undefined ? createNonce() : undefined;
     await s.writer.send(
@@ -289,21 +450,26 @@ export function shellServer(
         ),
       ),
     );
-    const hello = decodeClientHello(
-      await reader.expect(MsgType.ClientHello, "the client hello"),
+    const body = await reader.expect(
+      MsgType.ClientHello,
+      "the client hello",
+      PRE_AUTH_MAX_FRAME,
     );
-    idle?.delete(s); // the client has spoken; the rest is our turn
+    // It has spoken: from now on it is never dropped to make room.
+    removePending(s);
+    idle?.delete(s); // the rest is our turn
+    const hello = decodeClientHello(body);
     if (hello.version !== PROTOCOL_VERSION) {
-      await sendError(
-        s,
-        ErrorCode.Version,
-        `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
-      );
       audit({
         event: "protocol-error",
         peer,
         reason: `version ${hello.version}`,
       });
+      await dropWithError(
+        s,
+        ErrorCode.Version,
+        `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
+      );
       return undefined;
     }
     if (token !== undefined && nonce) {
@@ -311,8 +477,7 @@ export function shellServer(
         !hello.nonce || !hello.mac ||
         !verifyProof(token, "client", nonce, hello.nonce, hello.mac)
       ) {
-        const failures = throttle.fail(ip);
-        const delayMs = throttle.delayFor(ip);
+        const { failures, delayMs } = attempt!.fail();
         audit({
           event: "auth-failed",
           peer,
@@ -320,11 +485,11 @@ export function shellServer(
           failures,
           delayMs,
         });
-        if (delayMs > 0) await sleep(delayMs);
-        await sendError(s, ErrorCode.Auth, "authentication failed");
+        // Answered and closed at once: the penalty waits for the next attempt.
+        await dropWithError(s, ErrorCode.Auth, "authentication failed");
         return undefined;
       }
-      throttle.succeed(ip);
+      attempt!.succeed();
       // The server's own proof, sent with READY.
       return authProof(token, "server", nonce, hello.nonce);
     }
@@ -334,20 +499,37 @@ export function shellServer(
   function startCommand(
     s: Session,
     req: ExecRequest,
-    peer: string,
   ): CommandRun | undefined {
+    const { peer } = s;
     const t0 = performance.now();
     const cmdText = auditCommand(req.command);
     const refuse = (reason: string) => {
       audit({ event: "exec-refused", peer, reason: `${reason}: ${cmdText}` });
+      logger.log(`${peer}: command refused: ${reason}`);
       sendError(s, ErrorCode.Refused, reason);
       return undefined;
     };
-    if (req.env && !allowEnv) {
-      return refuse("this server does not let clients set the environment");
+    const refused = req.env ? refusedNames(acceptEnv, req.env) : [];
+    if (refused.length > 0) {
+      const names = refused.slice(0, 5).map((n) => show(n, 64)).join(", ");
+      return refuse(
+        `environment variable${refused.length > 1 ? "s" : ""} ${names}${
+          refused.length > 5 ? ` and ${refused.length - 5} more` : ""
+        } not accepted by this server (it accepts ${
+          acceptEnv.patterns.length ? acceptEnv.patterns.join(",") : "none"
+        }; see --accept-env)`,
+      );
     }
     if (req.cwd !== undefined && !allowCwd) {
       return refuse("this server does not let clients choose the directory");
+    }
+    if (req.pty) {
+      ptyAvailable ??= onPath(PTY_HELPER);
+      if (!ptyAvailable) {
+        return refuse(
+          `this server cannot give commands a terminal: util-linux ${PTY_HELPER} is not installed`,
+        );
+      }
     }
     let proc: GroupProcess;
     try {
@@ -356,28 +538,44 @@ export function shellServer(
         stdin: req.stdin,
         ...(cwd !== undefined ? { cwd } : {}),
         ...(req.env ? { env: req.env } : {}),
+        ...(req.pty ? { pty: req.pty } : {}),
       });
     } catch (err) {
       const where = req.cwd ?? options.cwd;
       return refuse(
-        `cannot start ${shell}${where !== undefined ? ` in ${where}` : ""}: ${
-          describeError(err)
-        }`,
+        `cannot start ${req.pty ? PTY_HELPER : shell}${
+          where !== undefined ? ` in ${show(where)}` : ""
+        }: ${describeError(err)}`,
       );
     }
     commands++;
+    audit({
+      event: "exec-start",
+      peer,
+      command: cmdText,
+      pid: proc.child.pid,
+      pty: req.pty !== undefined,
+    });
     let timedOut = false;
     let truncated = false;
     let outputTotal = 0;
     const counts = { [MsgType.Stdout]: 0, [MsgType.Stderr]: 0 };
+    let stopStdin = () => {};
     const run: CommandRun = {
       proc,
-      stdinOpen: req.stdin,
+      stdinOpen: req.stdin || req.pty !== undefined,
+      stdinStopped: new Promise<void>((r) => stopStdin = r),
+      stopStdin: () => {},
       bytesIn: 0,
       disconnected: false,
+      outputClosed: false,
       finished: Promise.resolve(),
     };
-    if (req.stdin) run.stdin = proc.child.stdin.getWriter();
+    run.stopStdin = () => {
+      run.stdinOpen = false;
+      stopStdin();
+    };
+    if (run.stdinOpen) run.stdin = proc.child.stdin.getWriter();
 
     const timer = timeout > 0
       ? setTimeout(() => {
@@ -387,18 +585,20 @@ export function shellServer(
       }, timeout)
       : undefined;
 
+    const readers: ReadableStreamBYOBReader[] = [];
     const pump = async (
       stream: ReadableStream<Uint8Array>,
       type: typeof MsgType.Stdout | typeof MsgType.Stderr,
     ) => {
       const reader = stream.getReader({ mode: "byob" });
+      readers.push(reader);
       let buf = new Uint8Array(FRAME_HEADER_SIZE + DATA_CHUNK_SIZE);
       try {
         for (;;) {
           const { value, done } = await reader.read(
             buf.subarray(FRAME_HEADER_SIZE),
           );
-          if (done || !value) break;
+          if (done || !value || run.outputClosed) break;
           buf = new Uint8Array(value.buffer);
           let n = value.length;
           if (outputTotal + n > maxOutput) {
@@ -418,7 +618,7 @@ export function shellServer(
           }
         }
       } catch (err) {
-        if (!run.disconnected) {
+        if (!run.disconnected && !run.outputClosed) {
           run.disconnected = true;
           logger.log(`${peer}: client gone (${describeError(err)}), killing`);
           proc.terminate(killGrace);
@@ -435,27 +635,31 @@ export function shellServer(
       ]);
       const status = await proc.status;
       // Processes the shell left behind get `linger` ms to finish writing.
-      let lingerTimer: ReturnType<typeof setTimeout> | undefined;
-      const lingered = await Promise.race([
-        pumps.then(() => false),
-        new Promise<boolean>((r) => {
-          lingerTimer = setTimeout(() => r(true), linger);
-        }),
-      ]);
-      clearTimeout(lingerTimer);
-      if (lingered) proc.kill("SIGTERM");
+      const drained = await settlesWithin(pumps, linger);
+      if (!drained) proc.kill("SIGTERM");
       proc.kill("SIGKILL");
-      await pumps;
+      // The group is gone now; whatever still holds the pipes left it.
+      let escaped = false;
+      if (!drained && !(await settlesWithin(pumps, pipeGrace))) {
+        escaped = true;
+        logger.log(
+          `${peer}: processes outside the command's group (setsid?) hold its output open; no longer reading it`,
+        );
+      }
       clearTimeout(timer);
+      run.outputClosed = true;
+      for (const r of readers) r.cancel().catch(() => {});
       if (run.stdin) {
-        run.stdinOpen = false;
-        await run.stdin.close().catch(() => {});
+        run.stopStdin();
+        run.stdin.abort().catch(() => {});
       }
       const durationMs = performance.now() - t0;
       const signal = status.signal ? signalNumber(status.signal) : 0;
       s.command = undefined;
       if (sessions.has(s) && !run.disconnected) idle?.add(s);
-      await s.writer.send(
+      // Queued behind any output frame already on its way; not awaited, so
+      // that a client that does not read cannot hold back the audit.
+      s.writer.send(
         encodeMessage(
           MsgType.Exit,
           encodeExit({
@@ -476,6 +680,7 @@ export function shellServer(
         timedOut,
         truncated,
         disconnected: run.disconnected,
+        ...(escaped ? { escaped } : {}),
         durationMs: Math.round(durationMs),
         bytesIn: run.bytesIn,
         bytesOut: counts[MsgType.Stdout],
@@ -491,20 +696,17 @@ export function shellServer(
    * it finish and deliver its output, and probe the connection meanwhile so
    * a client that is really gone still gets its command killed.
    */
-  async function halfClosed(
-    s: Session,
-    run: CommandRun,
-    peer: string,
-  ): Promise<void> {
+  async function halfClosed(s: Session, run: CommandRun): Promise<void> {
+    const { peer } = s;
     logger.log(`${peer}: client finished sending; the command runs on`);
     if (run.stdin && run.stdinOpen) {
-      run.stdinOpen = false;
+      run.stopStdin();
       run.stdin.close().catch(() => {});
     }
     let seen = s.writer.written;
     let probing = false;
     const probe = setInterval(() => {
-      if (probing || run.disconnected) return;
+      if (probing || run.disconnected || run.outputClosed) return;
       if (s.writer.written !== seen) {
         seen = s.writer.written;
         return;
@@ -527,156 +729,185 @@ export function shellServer(
     }
   }
 
-  async function serve(conn: SessionConn): Promise<void> {
-    const peerAddr = conn.remoteAddr as Deno.NetAddr;
-    const peer = formatAddr(peerAddr);
-    const ip = peerAddr.hostname;
-    const session: Session = {
-      conn,
-      writer: new MessageWriter(conn),
-      command: undefined,
-    };
-    // One deadline covers the TLS handshake, a busy refusal and the login:
-    // when it passes, the connection is closed at once, whatever is pending
-    // on it (a write to a TLS peer that never handshakes waits forever).
-    let handshakeExpired = false;
-    let refused = false;
-    const hsTimer = setTimeout(() => {
-      handshakeExpired = true;
-      if (refused) {
-        closeQuietly(conn);
+  /** Serves one authenticated session's messages until it ends. */
+  async function session(s: Session, reader: MessageReader): Promise<void> {
+    const { peer } = s;
+    for (;;) {
+      const head = await reader.next();
+      if (head === null) {
+        // End of input from the client: no more messages, not "gone".
+        // A running command gets STDIN_EOF and runs to its end.
+        if (s.command) await halfClosed(s, s.command);
         return;
       }
-      audit({ event: "protocol-error", peer, reason: "handshake timed out" });
-      dropWithError(session, ErrorCode.Timeout, "handshake timed out");
-    }, handshakeTimeout);
-    if (sessions.size >= maxSessions || closing) {
-      refused = true;
-      const reason = closing
-        ? "server shutting down"
-        : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
-      audit({ event: "busy", peer, reason });
-      try {
-        await conn.handshake?.();
+      idle?.touch(s);
+      const run = s.command;
+      switch (head.type) {
+        case MsgType.Exec: {
+          const body = await reader.body(head.length);
+          if (run) {
+            throw new ShellProtocolError(
+              "protocol error: exec while a command is running",
+            );
+          }
+          const req = decodeExec(body);
+          s.command = startCommand(s, req);
+          if (s.command) idle?.delete(s);
+          break;
+        }
+        case MsgType.Stdin:
+          if (run?.stdin && run.stdinOpen) {
+            const w = run.stdin;
+            run.bytesIn += head.length;
+            await reader.copyBody({
+              write: async (p) => {
+                // A command that closed its stdin discards the rest; one
+                // that ended stops waiting for a reader that never comes.
+                if (run.stdinOpen) {
+                  await Promise.race([
+                    w.write(p).catch(() => run.stopStdin()),
+                    run.stdinStopped,
+                  ]);
+                }
+                return p.length;
+              },
+            }, head.length);
+          } else {
+            await reader.skip(head.length);
+          }
+          break;
+        case MsgType.StdinEof:
+          await reader.skip(head.length);
+          if (run?.stdin && run.stdinOpen) {
+            run.stopStdin();
+            run.stdin.close().catch(() => {});
+          }
+          break;
+        case MsgType.Signal: {
+          const number = decodeSignal(await reader.body(head.length));
+          const name = signalName(number);
+          if (!run) break; // it ended meanwhile
+          if (!FORWARDED_SIGNALS.has(name)) {
+            logger.log(`${peer}: ${name} not forwarded (not allowed)`);
+            break;
+          }
+          logger.log(`${peer}: ${name} to the command's process group`);
+          run.proc.kill(name as Deno.Signal);
+          break;
+        }
+        case MsgType.Window: {
+          const size = decodeWindow(await reader.body(head.length));
+          run?.proc.resize?.(size.rows, size.cols);
+          break;
+        }
+        default:
+          throw new ShellProtocolError(
+            `protocol error: unexpected message type 0x${
+              head.type.toString(16)
+            }`,
+          );
+      }
+    }
+  }
+
+  async function serve(raw: Deno.TcpConn): Promise<void> {
+    const peerAddr = raw.remoteAddr as Deno.NetAddr;
+    const s: Session = {
+      conn: raw,
+      writer: new MessageWriter(raw),
+      command: undefined,
+      peer: formatAddr(peerAddr),
+      source: sourceKey(peerAddr.hostname),
+      abort: new AbortController(),
+      admitted: false,
+    };
+    const { peer } = s;
+    addPending(s);
+    let attempt: AuthAttempt | undefined;
+    let authenticated = false;
+    let expired = false;
+    let hsTimer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      if (token !== undefined) {
+        // The source's penalty is served here, before a byte is read.
+        attempt = await gate.admit(s.source, s.abort.signal);
+        if (!attempt) return;
+      }
+      if (s.abort.signal.aborted || closing) return;
+      s.admitted = true;
+      if (tlsContext) {
+        s.conn = acceptTls(raw, tlsContext);
+        s.writer = new MessageWriter(s.conn);
+      }
+      // One deadline covers the TLS handshake, a busy refusal and the
+      // login: when it passes, the connection is closed at once, whatever
+      // is pending on it (a write to a TLS peer that never handshakes waits
+      // forever).
+      hsTimer = setTimeout(() => {
+        expired = true;
+        audit({ event: "protocol-error", peer, reason: "handshake timed out" });
+        dropWithError(s, ErrorCode.Timeout, "handshake timed out");
+      }, handshakeTimeout);
+      await s.conn.handshake?.();
+      if (sessions.size >= maxSessions || closing) {
+        removePending(s);
+        const reason = closing
+          ? "server shutting down"
+          : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
+        audit({ event: "busy", peer, reason });
         await sendError(
-          session,
+          s,
           closing ? ErrorCode.Shutdown : ErrorCode.Busy,
           reason,
         );
-        if (!handshakeExpired) await finish(conn);
-      } catch {
-        // closed by the deadline, or a failed TLS handshake
-      } finally {
-        clearTimeout(hsTimer);
-        closeQuietly(conn);
+        if (!expired) await finish(s.conn);
+        return;
       }
-      return;
-    }
-    if (pending.size >= maxPending) {
-      // Unauthenticated connections hold no session slot, and the oldest
-      // makes way: idle connections cannot lock out a real client.
-      const oldest: Session = pending.values().next().value!;
-      pending.delete(oldest);
-      const reason =
-        `dropped: ${maxPending} connections authenticating, limit reached`;
-      audit({
-        event: "busy",
-        peer: formatAddr(oldest.conn.remoteAddr),
-        reason,
-      });
-      dropWithError(oldest, ErrorCode.Busy, `server busy: ${reason}`);
-    }
-    pending.add(session);
-    const reader = new MessageReader(conn);
-    try {
-      await conn.handshake?.();
-      const proof = await handshake(session, reader, peer, ip);
+      let reader = new MessageReader(s.conn, { bufferSize: HANDSHAKE_BUFFER });
+      const proof = await handshake(s, reader, attempt);
       clearTimeout(hsTimer);
-      pending.delete(session);
       if (!proof) return;
       if (sessions.size >= maxSessions || closing) {
         const reason = closing
           ? "server shutting down"
           : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
         audit({ event: "busy", peer, reason });
-        await sendError(
-          session,
+        await dropWithError(
+          s,
           closing ? ErrorCode.Shutdown : ErrorCode.Busy,
           reason,
         );
         return;
       }
-      sessions.add(session);
+      authenticated = true;
+      sessions.add(s);
       logger.log(`${peer}: session opened (${sessions.size} active)`);
-      await session.writer.send(encodeMessage(MsgType.Ready, proof));
-      idle?.add(session);
-      for (;;) {
-        const head = await reader.next();
-        if (head === null) {
-          // End of input from the client: no more messages, not "gone".
-          // A running command gets STDIN_EOF and runs to its end.
-          if (session.command) await halfClosed(session, session.command, peer);
-          break;
-        }
-        idle?.touch(session);
-        const run = session.command;
-        switch (head.type) {
-          case MsgType.Exec: {
-            const body = await reader.body(head.length);
-            if (run) {
-              throw new ShellProtocolError(
-                "protocol error: exec while a command is running",
-              );
-            }
-            const req = decodeExec(body);
-            session.command = startCommand(session, req, peer);
-            if (session.command) idle?.delete(session);
-            break;
-          }
-          case MsgType.Stdin:
-            if (run?.stdin && run.stdinOpen) {
-              const w = run.stdin;
-              run.bytesIn += head.length;
-              await reader.copyBody({
-                write: async (p) => {
-                  // A command that closed its stdin discards the rest.
-                  if (run.stdinOpen) {
-                    await w.write(p).catch(() => (run.stdinOpen = false));
-                  }
-                  return p.length;
-                },
-              }, head.length);
-            } else {
-              await reader.skip(head.length);
-            }
-            break;
-          case MsgType.StdinEof:
-            await reader.skip(head.length);
-            if (run?.stdin && run.stdinOpen) {
-              run.stdinOpen = false;
-              run.stdin.close().catch(() => {});
-            }
-            break;
-          default:
-            throw new ShellProtocolError(
-              `protocol error: unexpected message type 0x${
-                head.type.toString(16)
-              }`,
-            );
-        }
-      }
+      await s.writer.send(encodeMessage(MsgType.Ready, proof));
+      idle?.add(s);
+      // Authenticated: a full-size buffer, starting with what came early.
+      const early = await reader.takeBuffered();
+      reader = new MessageReader(
+        early.length ? prefixed(early, s.conn) : s.conn,
+      );
+      await session(s, reader);
     } catch (err) {
-      clearTimeout(hsTimer);
-      if (!handshakeExpired && !closing) {
+      if (!expired && !closing) {
         if (err instanceof ShellProtocolError) {
           audit({ event: "protocol-error", peer, reason: err.message });
-          await sendError(session, ErrorCode.Protocol, err.message);
+          if (authenticated) {
+            await sendError(s, ErrorCode.Protocol, err.message);
+          } else {
+            await dropWithError(s, ErrorCode.Protocol, err.message);
+          }
         } else {
           logger.log(`${peer}: ${describeError(err)}`);
         }
       }
     } finally {
-      const run = session.command;
+      clearTimeout(hsTimer);
+      attempt?.abandon();
+      removePending(s);
+      const run = s.command;
       if (run) {
         // The client went away (or broke the protocol) mid-command.
         run.disconnected = true;
@@ -684,10 +915,10 @@ export function shellServer(
         await run.proc.terminate(killGrace);
         await run.finished;
       }
-      idle?.delete(session);
-      pending.delete(session);
-      await finish(conn);
-      if (sessions.delete(session)) {
+      idle?.delete(s);
+      if (authenticated && !closing) await finish(s.conn);
+      else closeQuietly(s.conn);
+      if (sessions.delete(s)) {
         logger.log(`${peer}: session closed (${sessions.size} active)`);
       }
     }
@@ -695,26 +926,36 @@ export function shellServer(
 
   const loop = acceptLoop(listener as Deno.TcpListener, async (conn) => {
     conn.setNoDelay(true);
-    await serve(tlsContext ? acceptTls(conn, tlsContext) : conn);
+    await serve(conn);
   }, { logger });
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
+      const t0 = performance.now();
+      const left = () => SHUTDOWN_MS - (performance.now() - t0);
       closing = true;
       closeQuietly(listener);
+      gate.close();
       await loop.stopped;
-      for (const s of pending) closeQuietly(s.conn);
-      await Promise.all([...sessions].map(async (s) => {
+      for (const list of pending.values()) {
+        for (const s of list) {
+          s.abort.abort();
+          closeQuietly(s.conn);
+        }
+      }
+      const graceful = Promise.all([...sessions].map(async (s) => {
         const run = s.command;
         if (run) {
           await run.proc.terminate(killGrace);
           await run.finished;
         }
-        await sendError(s, ErrorCode.Shutdown, "server shutting down");
-        closeQuietly(s.conn);
+        await dropWithError(s, ErrorCode.Shutdown, "server shutting down");
       }));
-      await loop.drain();
+      // Whatever the commands and clients do, the end is bounded.
+      await settlesWithin(graceful, Math.max(0, left() - 1000));
+      for (const s of sessions) closeQuietly(s.conn);
+      await settlesWithin(loop.drain(), Math.max(0, left() - 200));
       idle?.[Symbol.dispose]();
     })();
 
@@ -722,6 +963,9 @@ export function shellServer(
     addr: listener.addr as Deno.NetAddr,
     get active() {
       return sessions.size;
+    },
+    get pending() {
+      return pendingCount;
     },
     get commands() {
       return commands;
