@@ -39,10 +39,18 @@ export interface AuthAttempt {
   abandon(): void;
 }
 
+/**
+ * What waits at the gate: `dropped` set and `onDrop` called by its owner
+ * when it gives up (the gate sets `onDrop` while it waits).
+ */
+export interface GateTicket {
+  dropped: boolean;
+  onDrop: (() => void) | undefined;
+}
+
 interface Waiter {
   resolve(attempt: AuthAttempt | undefined): void;
-  signal: AbortSignal;
-  onAbort(): void;
+  ticket: GateTicket;
 }
 
 interface SourceState {
@@ -70,7 +78,7 @@ const MAX_SOURCES = 10_000;
  * import { AuthGate } from "./auth_gate.ts";
  * import { assertEquals, assertOk } from "../_assert.ts";
  * const gate = new AuthGate({ freeFailures: 1, baseDelayMs: 40, maxDelayMs: 80 });
- * const signal = new AbortController().signal;
+ * const signal = { dropped: false, onDrop: undefined };
  * const t0 = performance.now();
  * (await gate.admit("10.0.0.1", signal))!.fail(); // at once
  * (await gate.admit("10.0.0.1", signal))!.fail(); // after 1 failure: 40 ms
@@ -127,45 +135,61 @@ export class AuthGate {
   }
 
   /**
+   * An attempt from `source` admitted at once, when its source has no
+   * failures on record and nobody waits (the common case, which allocates
+   * no promise); else `undefined`: call {@linkcode admit}.
+   */
+  admitNow(source: string): AuthAttempt | undefined {
+    if (this.#closed) return undefined;
+    const s = this.#sources.get(source);
+    if (s && (this.#fresh(s).failures > 0 || s.queue.length > 0)) {
+      return undefined;
+    }
+    const state = s ?? this.#add(source);
+    const now = performance.now();
+    state.inFlight++;
+    state.lastAdmit = now;
+    return this.#attempt(source, state, now);
+  }
+
+  /**
    * Resolves once an attempt from `source` may begin, or with `undefined`
-   * when `signal` aborts first (or the gate is closed).
+   * when `ticket` is dropped first (or the gate is closed).
    */
   admit(
     source: string,
-    signal: AbortSignal,
+    ticket: GateTicket,
   ): Promise<AuthAttempt | undefined> {
-    if (this.#closed || signal.aborted) return Promise.resolve(undefined);
-    let state = this.#sources.get(source);
-    if (!state) {
-      state = {
-        failures: 0,
-        owed: 0,
-        streakStart: undefined,
-        lastFailure: 0,
-        inFlight: 0,
-        lastAdmit: -Infinity,
-        queue: [],
-        timer: undefined,
-      };
-      this.#sources.set(source, state);
-      this.#trim();
-    }
-    const s = state;
+    if (this.#closed || ticket.dropped) return Promise.resolve(undefined);
+    const s = this.#sources.get(source) ?? this.#add(source);
     return new Promise((resolve) => {
-      const waiter: Waiter = {
-        resolve,
-        signal,
-        onAbort: () => {
-          const i = s.queue.indexOf(waiter);
-          if (i >= 0) s.queue.splice(i, 1);
-          resolve(undefined);
-          this.#pump(source);
-        },
+      const waiter: Waiter = { resolve, ticket };
+      ticket.onDrop = () => {
+        ticket.onDrop = undefined;
+        const i = s.queue.indexOf(waiter);
+        if (i >= 0) s.queue.splice(i, 1);
+        resolve(undefined);
+        this.#pump(source);
       };
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
       s.queue.push(waiter);
       this.#pump(source);
     });
+  }
+
+  #add(source: string): SourceState {
+    const state: SourceState = {
+      failures: 0,
+      owed: 0,
+      streakStart: undefined,
+      lastFailure: 0,
+      inFlight: 0,
+      lastAdmit: -Infinity,
+      queue: [],
+      timer: undefined,
+    };
+    this.#trim();
+    this.#sources.set(source, state);
+    return state;
   }
 
   /** Clears every timer and turns every waiting attempt away. Idempotent. */
@@ -174,7 +198,7 @@ export class AuthGate {
     for (const s of this.#sources.values()) {
       clearTimeout(s.timer);
       for (const w of s.queue.splice(0)) {
-        w.signal.removeEventListener("abort", w.onAbort);
+        w.ticket.onDrop = undefined;
         w.resolve(undefined);
       }
     }
@@ -210,7 +234,7 @@ export class AuthGate {
         return;
       }
       const w = s.queue.shift()!;
-      w.signal.removeEventListener("abort", w.onAbort);
+      w.ticket.onDrop = undefined;
       s.inFlight++;
       s.lastAdmit = now;
       w.resolve(this.#attempt(source, s, now));
@@ -251,12 +275,12 @@ export class AuthGate {
 
   /** Bounds memory: forgets the oldest idle sources beyond MAX_SOURCES. */
   #trim(): void {
-    if (this.#sources.size <= MAX_SOURCES) return;
+    if (this.#sources.size < MAX_SOURCES) return;
     for (const [key, s] of this.#sources) {
       if (s.queue.length === 0 && s.inFlight === 0) {
         clearTimeout(s.timer);
         this.#sources.delete(key);
-        if (this.#sources.size <= MAX_SOURCES) return;
+        if (this.#sources.size < MAX_SOURCES) return;
       }
     }
   }

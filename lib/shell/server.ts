@@ -56,6 +56,7 @@ import {
   ErrorCode,
   type ExecRequest,
   FRAME_HEADER_SIZE,
+  MAX_FRAME_LENGTH,
   MsgType,
   PRE_AUTH_MAX_FRAME,
   PROTOCOL_VERSION,
@@ -172,10 +173,13 @@ interface Session {
   peer: string;
   /** What the peer counts against ({@linkcode sourceKey}). */
   source: string;
-  /** Aborted when the connection is dropped while pending. */
-  abort: AbortController;
+  /** Set when the connection is dropped while pending (see GateTicket). */
+  dropped: boolean;
+  onDrop: (() => void) | undefined;
   /** Past the authentication gate (it may be written to). */
   admitted: boolean;
+  /** When the handshake must be over (performance.now()), while it runs. */
+  deadline: number;
 }
 
 interface CommandRun {
@@ -201,9 +205,6 @@ export const SHUTDOWN_MS = 5000;
  * must not keep the connection open.
  */
 const ERROR_GRACE_MS = 250;
-
-/** Read buffer of a connection until it has authenticated. */
-const HANDSHAKE_BUFFER = 512;
 
 const PROBE_FRAME = encodeMessage(MsgType.Probe);
 
@@ -251,21 +252,47 @@ function onPath(name: string): boolean {
   return false;
 }
 
-/** A reader that returns `first` before reading `rest`. */
-function prefixed(
-  first: Uint8Array,
-  rest: { read(p: Uint8Array): Promise<number | null> },
-) {
-  let at = 0;
-  return {
-    read(p: Uint8Array): Promise<number | null> {
-      if (at >= first.length) return rest.read(p);
-      const n = Math.min(p.length, first.length - at);
-      p.set(first.subarray(at, at + n));
-      at += n;
-      return Promise.resolve(n);
-    },
-  };
+/**
+ * Reads the CLIENT_HELLO's body, exactly its bytes and no more (the
+ * session's own reader takes over after it), in a buffer of
+ * {@linkcode PRE_AUTH_MAX_FRAME} + 4 bytes: a longer frame, or any other
+ * message, is a protocol error before its body is read.
+ */
+async function readHello(conn: SessionConn): Promise<Uint8Array> {
+  const buf = new Uint8Array(FRAME_HEADER_SIZE - 1 + PRE_AUTH_MAX_FRAME);
+  let got = 0;
+  let want = FRAME_HEADER_SIZE;
+  for (;;) {
+    while (got < want) {
+      const n = await conn.read(buf.subarray(got, want));
+      if (n === null) {
+        throw new ShellProtocolError(
+          "connection closed by the client while waiting for the client hello",
+        );
+      }
+      got += n;
+    }
+    if (want > FRAME_HEADER_SIZE) break;
+    const length = (buf[0]! << 24 >>> 0) + (buf[1]! << 16) + (buf[2]! << 8) +
+      buf[3]!;
+    if (length < 1 || length > PRE_AUTH_MAX_FRAME) {
+      throw new ShellProtocolError(
+        length >= 1 && length <= MAX_FRAME_LENGTH
+          ? `protocol error: message of ${length} bytes before authentication (limit ${PRE_AUTH_MAX_FRAME})`
+          : `protocol error: frame length ${length} out of range (not a denocat shell peer?)`,
+      );
+    }
+    if (buf[4] !== MsgType.ClientHello) {
+      throw new ShellProtocolError(
+        `protocol error: expected the client hello, got message type 0x${
+          buf[4]!.toString(16)
+        }`,
+      );
+    }
+    want = FRAME_HEADER_SIZE - 1 + length;
+    if (want === FRAME_HEADER_SIZE) break;
+  }
+  return buf.subarray(FRAME_HEADER_SIZE, want);
 }
 
 /**
@@ -388,6 +415,7 @@ export function shellServer(
       );
     } else if (pendingCount >= maxPending) {
       let most: Session[] | undefined;
+      endAllDeadlines();
       for (const list of pending.values()) {
         if (!most || list.length > most.length) most = list;
       }
@@ -419,7 +447,8 @@ export function shellServer(
   function evict(victim: Session, reason: string): void {
     removePending(victim);
     audit({ event: "busy", peer: victim.peer, reason: `dropped: ${reason}` });
-    victim.abort.abort();
+    victim.dropped = true;
+    victim.onDrop?.();
     if (victim.admitted) {
       dropWithError(victim, ErrorCode.Busy, `server busy: ${reason}`);
     } else {
@@ -434,7 +463,6 @@ export function shellServer(
    */
   async function handshake(
     s: Session,
-    reader: MessageReader,
     attempt: AuthAttempt | undefined,
   ): Promise<Uint8Array | undefined> {
     const { peer } = s;
@@ -450,11 +478,7 @@ export function shellServer(
         ),
       ),
     );
-    const body = await reader.expect(
-      MsgType.ClientHello,
-      "the client hello",
-      PRE_AUTH_MAX_FRAME,
-    );
+    const body = await readHello(s.conn);
     // It has spoken: from now on it is never dropped to make room.
     removePending(s);
     idle?.delete(s); // the rest is our turn
@@ -810,7 +834,49 @@ export function shellServer(
     }
   }
 
+  /**
+   * Connections in their handshake, with one sweep for all their
+   * deadlines (a timer per connection would cost more than the rest of a
+   * pending connection).
+   */
+  const handshaking = new Set<Session>();
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  const onExpired = new WeakMap<Session, () => void>();
+
+  function startDeadline(s: Session, expire: () => void): void {
+    s.deadline = performance.now() + handshakeTimeout;
+    handshaking.add(s);
+    onExpired.set(s, expire);
+    sweep ??= setInterval(() => {
+      const now = performance.now();
+      for (const h of handshaking) {
+        if (h.deadline > now) continue;
+        handshaking.delete(h);
+        onExpired.get(h)?.();
+      }
+      if (handshaking.size === 0) {
+        clearInterval(sweep);
+        sweep = undefined;
+      }
+    }, Math.min(250, Math.max(10, handshakeTimeout / 4)));
+  }
+
+  function endAllDeadlines(): void {
+    handshaking.clear();
+    clearInterval(sweep);
+    sweep = undefined;
+  }
+
+  function endDeadline(s: Session): void {
+    handshaking.delete(s);
+    if (handshaking.size === 0 && sweep !== undefined) {
+      clearInterval(sweep);
+      sweep = undefined;
+    }
+  }
+
   async function serve(raw: Deno.TcpConn): Promise<void> {
+    raw.setNoDelay(true);
     const peerAddr = raw.remoteAddr as Deno.NetAddr;
     const s: Session = {
       conn: raw,
@@ -818,22 +884,23 @@ export function shellServer(
       command: undefined,
       peer: formatAddr(peerAddr),
       source: sourceKey(peerAddr.hostname),
-      abort: new AbortController(),
+      dropped: false,
+      onDrop: undefined,
       admitted: false,
+      deadline: 0,
     };
     const { peer } = s;
     addPending(s);
     let attempt: AuthAttempt | undefined;
     let authenticated = false;
     let expired = false;
-    let hsTimer: ReturnType<typeof setTimeout> | undefined;
     try {
       if (token !== undefined) {
         // The source's penalty is served here, before a byte is read.
-        attempt = await gate.admit(s.source, s.abort.signal);
+        attempt = gate.admitNow(s.source) ?? await gate.admit(s.source, s);
         if (!attempt) return;
       }
-      if (s.abort.signal.aborted || closing) return;
+      if (s.dropped || closing) return;
       s.admitted = true;
       if (tlsContext) {
         s.conn = acceptTls(raw, tlsContext);
@@ -843,11 +910,11 @@ export function shellServer(
       // login: when it passes, the connection is closed at once, whatever
       // is pending on it (a write to a TLS peer that never handshakes waits
       // forever).
-      hsTimer = setTimeout(() => {
+      startDeadline(s, () => {
         expired = true;
         audit({ event: "protocol-error", peer, reason: "handshake timed out" });
         dropWithError(s, ErrorCode.Timeout, "handshake timed out");
-      }, handshakeTimeout);
+      });
       await s.conn.handshake?.();
       if (sessions.size >= maxSessions || closing) {
         removePending(s);
@@ -863,9 +930,8 @@ export function shellServer(
         if (!expired) await finish(s.conn);
         return;
       }
-      let reader = new MessageReader(s.conn, { bufferSize: HANDSHAKE_BUFFER });
-      const proof = await handshake(s, reader, attempt);
-      clearTimeout(hsTimer);
+      const proof = await handshake(s, attempt);
+      endDeadline(s);
       if (!proof) return;
       if (sessions.size >= maxSessions || closing) {
         const reason = closing
@@ -884,12 +950,8 @@ export function shellServer(
       logger.log(`${peer}: session opened (${sessions.size} active)`);
       await s.writer.send(encodeMessage(MsgType.Ready, proof));
       idle?.add(s);
-      // Authenticated: a full-size buffer, starting with what came early.
-      const early = await reader.takeBuffered();
-      reader = new MessageReader(
-        early.length ? prefixed(early, s.conn) : s.conn,
-      );
-      await session(s, reader);
+      // Authenticated: a full-size buffer (the hello was read exactly).
+      await session(s, new MessageReader(s.conn));
     } catch (err) {
       if (!expired && !closing) {
         if (err instanceof ShellProtocolError) {
@@ -904,7 +966,7 @@ export function shellServer(
         }
       }
     } finally {
-      clearTimeout(hsTimer);
+      endDeadline(s);
       attempt?.abandon();
       removePending(s);
       const run = s.command;
@@ -924,10 +986,7 @@ export function shellServer(
     }
   }
 
-  const loop = acceptLoop(listener as Deno.TcpListener, async (conn) => {
-    conn.setNoDelay(true);
-    await serve(conn);
-  }, { logger });
+  const loop = acceptLoop(listener as Deno.TcpListener, serve, { logger });
 
   let closed: Promise<void> | undefined;
   const close = () =>
@@ -938,9 +997,11 @@ export function shellServer(
       closeQuietly(listener);
       gate.close();
       await loop.stopped;
+      endAllDeadlines();
       for (const list of pending.values()) {
         for (const s of list) {
-          s.abort.abort();
+          s.dropped = true;
+          s.onDrop?.();
           closeQuietly(s.conn);
         }
       }
