@@ -22,13 +22,7 @@ import {
   type AuditSink,
   type ExecRecord,
 } from "./audit.ts";
-import {
-  authProof,
-  createNonce,
-  type Token,
-  tokenBytes,
-  verifyProof,
-} from "./auth.ts";
+import { AuthKey, createNonce, type Token, tokenBytes } from "./auth.ts";
 import {
   type AuthAttempt,
   AuthGate,
@@ -345,6 +339,7 @@ export function shellServer(
   const logger = safeLogger(options.logger ?? silent);
   const audit = (r: AuditRecord) => options.audit?.(r);
   const gate = new AuthGate(options.throttle);
+  const authKey = token !== undefined ? AuthKey.import(token) : undefined;
   const maxPending = options.maxPending ?? 64;
   const maxPendingPerSource = options.maxPendingPerSource ?? 8;
   let ptyAvailable: boolean | undefined;
@@ -374,6 +369,7 @@ export function shellServer(
     : undefined;
   let commands = 0;
   let closing = false;
+  let closed: Promise<void> | undefined;
 
   const sendError = (s: Session, code: number, message: string) =>
     s.writer.send(encodeMessage(MsgType.Error, encodeError(code, message)))
@@ -381,15 +377,27 @@ export function shellServer(
 
   /**
    * Sends an ERROR and closes the connection, waiting for the write at
-   * most {@linkcode ERROR_GRACE_MS}: never longer, whatever the peer does.
+   * most {@linkcode ERROR_GRACE_MS} (and a sweep): never longer, whatever
+   * the peer does.
    */
-  async function dropWithError(
+  function dropWithError(
     s: Session,
     code: number,
     message: string,
   ): Promise<void> {
-    await settlesWithin(sendError(s, code, message), ERROR_GRACE_MS);
-    closeQuietly(s.conn);
+    return new Promise((resolve) => {
+      let done = false;
+      const end = () => {
+        if (done) return;
+        done = true;
+        clearDeadline(s);
+        closeQuietly(s.conn);
+        resolve();
+      };
+      if (closed) setTimeout(end, ERROR_GRACE_MS);
+      else setDeadline(s, ERROR_GRACE_MS, end);
+      sendError(s, code, message).then(end);
+    });
   }
 
   /** Half-closes, lets the peer read what was sent, then closes (within 1 s). */
@@ -415,7 +423,6 @@ export function shellServer(
       );
     } else if (pendingCount >= maxPending) {
       let most: Session[] | undefined;
-      endAllDeadlines();
       for (const list of pending.values()) {
         if (!most || list.length > most.length) most = list;
       }
@@ -497,9 +504,10 @@ export function shellServer(
       return undefined;
     }
     if (token !== undefined && nonce) {
+      const key = await authKey!;
       if (
         !hello.nonce || !hello.mac ||
-        !verifyProof(token, "client", nonce, hello.nonce, hello.mac)
+        !(await key.verify("client", nonce, hello.nonce, hello.mac))
       ) {
         const { failures, delayMs } = attempt!.fail();
         audit({
@@ -515,7 +523,7 @@ export function shellServer(
       }
       attempt!.succeed();
       // The server's own proof, sent with READY.
-      return authProof(token, "server", nonce, hello.nonce);
+      return await key.proof("server", nonce, hello.nonce);
     }
     return new Uint8Array(0); // the caller sends READY once a slot is free
   }
@@ -835,55 +843,70 @@ export function shellServer(
   }
 
   /**
-   * Connections in their handshake, with one sweep for all their
-   * deadlines (a timer per connection would cost more than the rest of a
-   * pending connection).
+   * Deadlines of connections in their handshake or being dropped, kept by
+   * one sweep for all: a timer per connection costs more than the rest of
+   * a pending connection, and creating one per connection made the
+   * server's memory grow with every guess.
    */
-  const handshaking = new Set<Session>();
+  const deadlines = new Map<Session, { at: number; expire: () => void }>();
   let sweep: ReturnType<typeof setInterval> | undefined;
-  const onExpired = new WeakMap<Session, () => void>();
+  const sweepMs = Math.min(250, Math.max(10, handshakeTimeout / 4));
 
-  function startDeadline(s: Session, expire: () => void): void {
-    s.deadline = performance.now() + handshakeTimeout;
-    handshaking.add(s);
-    onExpired.set(s, expire);
-    sweep ??= setInterval(() => {
+  function setDeadline(s: Session, ms: number, expire: () => void): void {
+    deadlines.set(s, { at: performance.now() + ms, expire });
+    if (sweep !== undefined || closed) return;
+    sweep = setInterval(() => {
       const now = performance.now();
-      for (const h of handshaking) {
-        if (h.deadline > now) continue;
-        handshaking.delete(h);
-        onExpired.get(h)?.();
+      for (const [h, d] of deadlines) {
+        if (d.at > now) continue;
+        deadlines.delete(h);
+        d.expire();
       }
-      if (handshaking.size === 0) {
-        clearInterval(sweep);
-        sweep = undefined;
-      }
-    }, Math.min(250, Math.max(10, handshakeTimeout / 4)));
+    }, sweepMs);
+    Deno.unrefTimer(sweep);
   }
 
-  function endAllDeadlines(): void {
-    handshaking.clear();
-    clearInterval(sweep);
-    sweep = undefined;
+  function clearDeadline(s: Session): void {
+    deadlines.delete(s);
   }
 
-  function endDeadline(s: Session): void {
-    handshaking.delete(s);
-    if (handshaking.size === 0 && sweep !== undefined) {
-      clearInterval(sweep);
-      sweep = undefined;
-    }
-  }
+  /** Refusals of a penalized source's surplus, counted, not logged one by one. */
+  let surplus = 0;
+  let surplusLogged = 0;
 
   async function serve(raw: Deno.TcpConn): Promise<void> {
-    raw.setNoDelay(true);
     const peerAddr = raw.remoteAddr as Deno.NetAddr;
+    const source = sourceKey(peerAddr.hostname);
+    // A source that has failed to authenticate and already has its fill
+    // waiting is turned away before anything is allocated for it: its
+    // queue is served in order anyway, and a guesser reconnecting in a loop
+    // must cost no more than an accept.
+    if (
+      token !== undefined &&
+      (pending.get(source)?.length ?? 0) >= maxPendingPerSource &&
+      gate.failures(source) > 0
+    ) {
+      closeQuietly(raw);
+      surplus++;
+      const now = performance.now();
+      if (now - surplusLogged >= 1000) {
+        surplusLogged = now;
+        audit({
+          event: "busy",
+          peer: formatAddr(peerAddr),
+          reason:
+            `refused: ${maxPendingPerSource} connections from ${source} already wait for their turn after failed logins (${surplus} refused so far)`,
+        });
+      }
+      return;
+    }
+    raw.setNoDelay(true);
     const s: Session = {
       conn: raw,
       writer: new MessageWriter(raw),
       command: undefined,
       peer: formatAddr(peerAddr),
-      source: sourceKey(peerAddr.hostname),
+      source,
       dropped: false,
       onDrop: undefined,
       admitted: false,
@@ -910,7 +933,7 @@ export function shellServer(
       // login: when it passes, the connection is closed at once, whatever
       // is pending on it (a write to a TLS peer that never handshakes waits
       // forever).
-      startDeadline(s, () => {
+      setDeadline(s, handshakeTimeout, () => {
         expired = true;
         audit({ event: "protocol-error", peer, reason: "handshake timed out" });
         dropWithError(s, ErrorCode.Timeout, "handshake timed out");
@@ -931,7 +954,7 @@ export function shellServer(
         return;
       }
       const proof = await handshake(s, attempt);
-      endDeadline(s);
+      clearDeadline(s);
       if (!proof) return;
       if (sessions.size >= maxSessions || closing) {
         const reason = closing
@@ -966,7 +989,7 @@ export function shellServer(
         }
       }
     } finally {
-      endDeadline(s);
+      clearDeadline(s);
       attempt?.abandon();
       removePending(s);
       const run = s.command;
@@ -988,7 +1011,6 @@ export function shellServer(
 
   const loop = acceptLoop(listener as Deno.TcpListener, serve, { logger });
 
-  let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       const t0 = performance.now();
@@ -997,7 +1019,6 @@ export function shellServer(
       closeQuietly(listener);
       gate.close();
       await loop.stopped;
-      endAllDeadlines();
       for (const list of pending.values()) {
         for (const s of list) {
           s.dropped = true;
@@ -1017,6 +1038,9 @@ export function shellServer(
       await settlesWithin(graceful, Math.max(0, left() - 1000));
       for (const s of sessions) closeQuietly(s.conn);
       await settlesWithin(loop.drain(), Math.max(0, left() - 200));
+      clearInterval(sweep);
+      for (const d of deadlines.values()) d.expire();
+      deadlines.clear();
       idle?.[Symbol.dispose]();
     })();
 
