@@ -605,8 +605,8 @@ Deno.test(
 );
 
 // Control characters, C1 and reordering marks never reach a terminal raw.
-// deno-lint-ignore no-control-regex
 const RAW =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 Deno.test("shell attack: terminal escapes from a fake server or a client reach no terminal and forge no log line", async () => {
