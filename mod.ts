@@ -4,7 +4,9 @@
  * Every mode of the `denocat` command is a function here with a typed
  * options object: connect and listen with timeouts, a duplex pipe that
  * half-closes correctly, an echo server, UDP endpoints and probes, framing
- * codecs, verified file transfer and a remote shell.
+ * codecs, verified file transfer and a remote shell. Each area has its own
+ * entry point with the rest of its API: `./tcp`, `./udp`, `./frame`,
+ * `./framed`, `./transfer` and `./shell`.
  *
  * @example Echo round trip
  * ```ts
@@ -24,57 +26,114 @@
  * @module
  */
 
-// Errors and addresses
-export * from "./lib/errors.ts";
-export * from "./lib/address.ts";
+// Errors and exit codes
+export {
+  DenocatError,
+  describeError,
+  EXIT_FAILURE,
+  EXIT_INTEGRITY,
+  EXIT_USAGE,
+  IntegrityError,
+  UsageError,
+} from "./lib/errors.ts";
+export type { Family } from "./lib/address.ts";
 export { VERSION } from "./lib/version.ts";
+export { type Logger, silent, stderrLogger } from "./lib/log.ts";
+export type { Reader, Writer } from "./lib/copy.ts";
 
-// TCP core
-export * from "./lib/tcp.ts";
-export * from "./lib/copy.ts";
+// TCP
 export {
-  fastCopy,
-  type FastCopyOptions,
-  type Pump,
-  socketFd,
-} from "./lib/fdpump.ts";
-export * from "./lib/pipe.ts";
-export * from "./lib/client.ts";
-export * from "./lib/listener.ts";
-export * from "./lib/echo.ts";
+  type ClientOptions,
+  type Conn,
+  connect,
+  type ConnectOptions,
+  type EchoOptions,
+  type EchoServer,
+  echoServer,
+  type Endpoint,
+  listen,
+  type Listener,
+  type ListenerOptions,
+  type ListenerResult,
+  type ListenOptions,
+  pipeDuplex,
+  type PipeOptions,
+  type PipeResult,
+  probeTcp,
+  type ProbeTcpOptions,
+  tcpClient,
+  tcpListen,
+  type TcpPortResult,
+  type TcpProbeReport,
+} from "./lib/tcp/mod.ts";
+
+// UDP
 export {
-  formatTransfer,
-  type Logger,
-  pumpNote,
-  silent,
-  stderrLogger,
-} from "./lib/log.ts";
+  bindUdp,
+  type BindUdpOptions,
+  type Datagram,
+  type ProbeReport,
+  probeUdp,
+  type ProbeUdpOptions,
+  udpClient,
+  type UdpClientOptions,
+  type UdpClientResult,
+  udpEcho,
+  type UdpEchoOptions,
+  type UdpEchoServer,
+  udpListen,
+  type UdpListenOptions,
+  type UdpListenResult,
+  udpQuery,
+  type UdpQueryOptions,
+  type UdpQueryReply,
+  type UdpSocket,
+} from "./lib/udp/mod.ts";
 
-// Framing codecs
-export * from "./lib/frame/mod.ts";
-
-// Framed streams (--frame): stdin as frames, frames decoded to stdout
-export * from "./lib/framed.ts";
-export * from "./lib/framed_decoder.ts";
-export * from "./lib/framed_output.ts";
-export * from "./lib/framed_send.ts";
-export * from "./lib/framed_receive.ts";
-export * from "./lib/framed_listen.ts";
-export * from "./lib/framed_udp.ts";
-
-// UDP: endpoint, client/listener modes, echo server, probes
-export * from "./lib/udp.ts";
-export * from "./lib/udp_client.ts";
-export * from "./lib/udp_listener.ts";
-export * from "./lib/udp_echo.ts";
-export * from "./lib/udp_query.ts";
-export * from "./lib/probe_payload.ts";
-export * from "./lib/probe_udp.ts";
-export * from "./lib/probe_tcp.ts";
-export * from "./lib/hexdump.ts";
+// Framing codecs and framed streams
+export {
+  encodeFrame,
+  encodeJsonHeaderFrame,
+  FrameDecoder,
+  FrameDecoderStream,
+  FrameError,
+  type JsonHeader,
+  JsonHeaderDecoder,
+  type PrefixFormat,
+} from "./lib/frame/mod.ts";
+export {
+  framedClient,
+  type FramedClientOptions,
+  type FramedClientResult,
+  framedListen,
+  type FramedListenOptions,
+  type FramedListenResult,
+  framedUdpClient,
+  type FramedUdpClientOptions,
+  framedUdpListen,
+  type FramedUdpListenOptions,
+  type FramingOptions,
+} from "./lib/framed/mod.ts";
 
 // Verified file transfer
-export * from "./lib/transfer/mod.ts";
+export {
+  collectItems,
+  type ReceiveServer,
+  receiveServer,
+  type ReceiveServerOptions,
+  type SendItem,
+  sendItems,
+  type SendOptions,
+  type SendResult,
+} from "./lib/transfer/mod.ts";
 
-// Remote shell: server, clients, seed compatibility
-export * from "./lib/shell/mod.ts";
+// Remote shell
+export {
+  connectShell,
+  type ConnectShellOptions,
+  type ShellExit,
+  type ShellServer,
+  shellServer,
+  type ShellServerOptions,
+  type ShellSession,
+} from "./lib/shell/mod.ts";

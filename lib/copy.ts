@@ -10,6 +10,7 @@
 
 /** Anything with Deno's `read` contract (a conn, a file, stdin). */
 export interface Reader {
+  /** Reads into `p`; resolves with the byte count, or `null` at end of input. */
   read(p: Uint8Array): Promise<number | null>;
   /** The OS descriptor behind it, when bulk copies may bypass `read` (see fdpump.ts). */
   readonly fd?: number;
@@ -17,6 +18,7 @@ export interface Reader {
 
 /** Anything with Deno's `write` contract (partial writes allowed). */
 export interface Writer {
+  /** Writes from `p`; resolves with how many bytes were taken (may be fewer). */
   write(p: Uint8Array): Promise<number>;
   /** The OS descriptor behind it, when bulk copies may bypass `write` (see fdpump.ts). */
   readonly fd?: number;

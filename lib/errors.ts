@@ -16,6 +16,7 @@ export const EXIT_INTEGRITY = 3;
 export class DenocatError extends Error {
   /** The process exit code the CLI uses for this error. */
   readonly exitCode: number;
+  /** Creates an error with `message` and the exit code the CLI returns for it. */
   constructor(
     message: string,
     exitCode = EXIT_FAILURE,
@@ -29,6 +30,7 @@ export class DenocatError extends Error {
 
 /** A command line that cannot be run as written (exit code 2). */
 export class UsageError extends DenocatError {
+  /** Creates a usage error (exit code 2) with `message`. */
   constructor(message: string) {
     super(message, EXIT_USAGE);
     this.name = "UsageError";
@@ -37,6 +39,7 @@ export class UsageError extends DenocatError {
 
 /** Data arrived but failed verification (exit code 3). */
 export class IntegrityError extends DenocatError {
+  /** Creates an integrity error (exit code 3) with `message`. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, EXIT_INTEGRITY, options);
     this.name = "IntegrityError";

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Reader, Writer } from "./copy.ts";
-import { libc } from "./libc.ts";
+import { libc } from "./native/libc.ts";
 
 const F_SETPIPE_SZ = 1031;
 const PIPE_SIZE = 1 << 20;

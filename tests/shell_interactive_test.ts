@@ -7,7 +7,10 @@
  * terminal is restored).
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { needs, startServer } from "./_helpers.ts";
+import { needs, startServer, testOnlyOn } from "./_helpers.ts";
+
+// The server's terminals come from util-linux script; tmux drives the client.
+const test = testOnlyOn(["linux"], "util-linux script and tmux");
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -72,7 +75,7 @@ async function readRc(file: string, ms = 10_000): Promise<string> {
   throw new Error(`${file} never written`);
 }
 
-Deno.test(
+test(
   "shell prompt: Ctrl-C interrupts the remote command's group and the prompt comes back (tmux)",
   {
     ignore: needs("tmux"),
@@ -119,7 +122,7 @@ Deno.test(
   },
 );
 
-Deno.test(
+test(
   "shell -t: a remote terminal: cd persists, size and resizes arrive, Ctrl-C, exit code, terminal restored (tmux)",
   {
     ignore: needs("tmux", "script", "stty"),

@@ -4,23 +4,19 @@
  * streams, and the receiver surviving all of them.
  */
 import { assertEquals, assertOk, assertThrows } from "../lib/_assert.ts";
+import { collectItems, receiveServer, sendItems } from "../mod.ts";
 import {
   type Ack,
-  checkName,
-  collectItems,
-  type ConnectionResult,
   encodeHeader,
   encodeHello,
   encodeTrailer,
-  openItem,
   parseAck,
-  receiveServer,
   RECORD,
-  RefusedError,
-  sendItems,
   TRANSFER_HELLO_SIZE,
-  UnsafeNameError,
-} from "../mod.ts";
+} from "../lib/transfer/protocol.ts";
+import { checkName, UnsafeNameError } from "../lib/transfer/names.ts";
+import type { ConnectionResult } from "../lib/transfer/recv.ts";
+import { openItem, RefusedError } from "../lib/transfer/store.ts";
 import { concat, randomBytes, readAll, sha256 } from "./_helpers.ts";
 
 const te = new TextEncoder();

@@ -4,7 +4,7 @@
  * "total_size"}`, body), modeled on the seed tutorial's client and server.
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { encodeSeedHeader } from "../mod.ts";
+import { encodeSeedHeader } from "../lib/transfer/seed.ts";
 import {
   needs,
   randomBytes,

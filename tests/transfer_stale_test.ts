@@ -3,11 +3,8 @@
  * lives, removed by the next receiver once it is gone.
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import {
-  receiveServer,
-  removeStaleTemps,
-  TEMP_NAME,
-} from "../lib/transfer/mod.ts";
+import { receiveServer } from "../lib/transfer/mod.ts";
+import { removeStaleTemps, TEMP_NAME } from "../lib/transfer/stale.ts";
 
 const STORE = new URL("../lib/transfer/store.ts", import.meta.url).href;
 

@@ -7,11 +7,11 @@
 import { formatAddr } from "../address.ts";
 import type { Family } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
-import { FRAME_NAMES, framingByName } from "../framed.ts";
-import { framedListen } from "../framed_listen.ts";
-import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed_output.ts";
-import { framedClient } from "../framed_send.ts";
-import { framedUdpClient, framedUdpListen } from "../framed_udp.ts";
+import { FRAME_NAMES, framingByName } from "../framed/options.ts";
+import { framedListen } from "../framed/listen.ts";
+import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed/output.ts";
+import { framedClient } from "../framed/send.ts";
+import { framedUdpClient, framedUdpListen } from "../framed/udp.ts";
 import type { Logger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import {

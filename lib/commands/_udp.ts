@@ -8,9 +8,9 @@ import type { Family } from "../address.ts";
 import { formatAddr } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { udpClient } from "../udp_client.ts";
-import { udpEcho } from "../udp_echo.ts";
-import { udpListen } from "../udp_listener.ts";
+import { udpClient } from "../udp/client.ts";
+import { udpEcho } from "../udp/echo.ts";
+import { udpListen } from "../udp/listener.ts";
 import {
   hostAndPort,
   serverEndpoint,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { echoServer } from "../echo.ts";
+import { echoServer } from "../tcp/echo.ts";
 import { formatAddr } from "../address.ts";
 import { stderrLogger } from "../log.ts";
 import { UsageError } from "../errors.ts";

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { tcpClient } from "../client.ts";
+import { tcpClient } from "../tcp/client.ts";
 import { UsageError } from "../errors.ts";
-import { tcpListen } from "../listener.ts";
+import { tcpListen } from "../tcp/listener.ts";
 import { stderrLogger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import {

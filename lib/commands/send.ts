@@ -7,7 +7,7 @@
 import { parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
-import { closeQuietly, connect, type Endpoint } from "../tcp.ts";
+import { closeQuietly, connect, type Endpoint } from "../tcp/connect.ts";
 import { collectItems } from "../transfer/items.ts";
 import { terminalProgress } from "../transfer/progress.ts";
 import { seedSendOver } from "../transfer/seed.ts";

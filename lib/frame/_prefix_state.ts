@@ -1,6 +1,6 @@
 // Private helpers shared by the prefix encoder and the incremental decoders.
 import { decodeMessage, PrefixRangeError } from "./errors.ts";
-import type { PrefixFormat } from "./prefix.ts";
+import type { PrefixFormat } from "./format.ts";
 
 /**
  * Longest varint prefix accepted, in bytes (8 bytes carry 56 bits, enough

@@ -48,6 +48,7 @@ export function decodeMessage(
 export class FrameError extends DenocatError {
   /** Byte offset in the decoded stream where the faulty frame or field starts (0 for encoders). */
   readonly offset: number;
+  /** Creates the error with a one-line `message` and the byte `offset` it refers to. */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, EXIT_FAILURE, options);
     this.name = "FrameError";
@@ -70,6 +71,7 @@ export class FrameError extends DenocatError {
  * ```
  */
 export class TruncatedFrameError extends FrameError {
+  /** Creates the error with a one-line `message` and the byte `offset` it refers to. */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, offset, options);
     this.name = "TruncatedFrameError";
@@ -90,6 +92,7 @@ export class TruncatedFrameError extends FrameError {
  * ```
  */
 export class OversizeFrameError extends FrameError {
+  /** Creates the error with a one-line `message` and the byte `offset` it refers to. */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, offset, options);
     this.name = "OversizeFrameError";
@@ -109,6 +112,7 @@ export class OversizeFrameError extends FrameError {
  * ```
  */
 export class HeaderEncodingError extends FrameError {
+  /** Creates the error with a one-line `message` and the byte `offset` it refers to. */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, offset, options);
     this.name = "HeaderEncodingError";
@@ -129,6 +133,7 @@ export class HeaderEncodingError extends FrameError {
  * ```
  */
 export class HeaderJsonError extends FrameError {
+  /** Creates the error with a one-line `message` and the byte `offset` it refers to. */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, offset, options);
     this.name = "HeaderJsonError";
@@ -151,6 +156,7 @@ export class HeaderJsonError extends FrameError {
  * ```
  */
 export class PrefixRangeError extends FrameError {
+  /** Creates the error with a one-line `message` and the byte `offset` it refers to. */
   constructor(message: string, offset: number, options?: ErrorOptions) {
     super(message, offset, options);
     this.name = "PrefixRangeError";

@@ -37,6 +37,7 @@ export function auditCommand(command: Uint8Array): string {
 
 /** A command about to run. */
 export interface StartRecord {
+  /** What happened: a command is starting. */
   event: "exec-start";
   /** Peer address, `host:port`. */
   peer: string;
@@ -50,6 +51,7 @@ export interface StartRecord {
 
 /** One command run by the server. */
 export interface ExecRecord {
+  /** The kind of record: a command that ran. */
   event: "exec";
   /** Peer address, `host:port`. */
   peer: string;
@@ -83,6 +85,7 @@ export interface ExecRecord {
 
 /** A session refused before any command ran. */
 export interface RefusalRecord {
+  /** Why the connection or command was refused. */
   event: "auth-failed" | "busy" | "protocol-error" | "exec-refused";
   /** Peer address, `host:port`. */
   peer: string;

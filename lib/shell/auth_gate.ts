@@ -44,7 +44,9 @@ export interface AuthAttempt {
  * when it gives up (the gate sets `onDrop` while it waits).
  */
 export interface GateTicket {
+  /** Set by the owner once it has given up. */
   dropped: boolean;
+  /** Set by the gate while the ticket waits; the owner calls it when it gives up. */
   onDrop: (() => void) | undefined;
 }
 
@@ -97,6 +99,7 @@ export class AuthGate {
   readonly #sources = new Map<string, SourceState>();
   #closed = false;
 
+  /** A gate with the given penalty schedule. */
   constructor(options: AuthThrottleOptions = {}) {
     this.#free = options.freeFailures ?? 2;
     this.#base = options.baseDelayMs ?? 250;

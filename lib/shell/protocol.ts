@@ -86,6 +86,7 @@ export const EXIT_TRUNCATED = 2;
 
 /** A malformed or unexpected message; maps to exit code 255 in the client. */
 export class ShellProtocolError extends DenocatError {
+  /** Creates the error with a one-line `message`. */
   constructor(message: string) {
     super(message, 255);
     this.name = "ShellProtocolError";

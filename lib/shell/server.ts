@@ -12,8 +12,12 @@ import { formatAddr } from "../address.ts";
 import { describeError, netError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { type Logger, silent } from "../log.ts";
-import { closeQuietly, closeWriteQuietly, type ListenOptions } from "../tcp.ts";
-import { listen } from "../tcp.ts";
+import {
+  closeQuietly,
+  closeWriteQuietly,
+  type ListenOptions,
+} from "../tcp/connect.ts";
+import { listen } from "../tcp/connect.ts";
 import { safeLogger, show } from "../transfer/show.ts";
 import { envPolicy, refusedNames } from "./accept_env.ts";
 import {
@@ -33,6 +37,7 @@ import { checkBindPolicy } from "./policy.ts";
 import {
   type GroupProcess,
   PTY_HELPER,
+  requireProcessGroups,
   signalName,
   signalNumber,
   spawnGroup,
@@ -299,21 +304,25 @@ async function readHello(conn: SessionConn): Promise<Uint8Array> {
  * import { shellServer } from "./server.ts";
  * import { connectShell } from "./client.ts";
  * import { assertEquals } from "../_assert.ts";
- * await using server = shellServer({ port: 0 }, { token: "s3cret" });
- * await using session = await connectShell(
- *   { hostname: "127.0.0.1", port: server.addr.port }, { token: "s3cret" });
- * const out: Uint8Array[] = [];
- * const exit = await session.exec("echo hi; exit 7", {
- *   stdout: { write: (p) => (out.push(p.slice()), Promise.resolve(p.length)) },
- * });
- * assertEquals(exit.code, 7);
- * assertEquals(new TextDecoder().decode(out[0]), "hi\n");
+ * // Windows has no process groups: the server refuses to start there.
+ * if (Deno.build.os !== "windows") {
+ *   await using server = shellServer({ port: 0 }, { token: "s3cret" });
+ *   await using session = await connectShell(
+ *     { hostname: "127.0.0.1", port: server.addr.port }, { token: "s3cret" });
+ *   const out: Uint8Array[] = [];
+ *   const exit = await session.exec("echo hi; exit 7", {
+ *     stdout: { write: (p) => (out.push(p.slice()), Promise.resolve(p.length)) },
+ *   });
+ *   assertEquals(exit.code, 7);
+ *   assertEquals(new TextDecoder().decode(out[0]), "hi\n");
+ * }
  * ```
  */
 export function shellServer(
   endpoint: { hostname?: string; port: number },
   options: ShellServerOptions = {},
 ): ShellServer {
+  requireProcessGroups();
   const hostname = endpoint.hostname ?? "127.0.0.1";
   const token = options.token !== undefined
     ? tokenBytes(options.token)
@@ -387,14 +396,17 @@ export function shellServer(
   ): Promise<void> {
     return new Promise((resolve) => {
       let done = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const end = () => {
         if (done) return;
         done = true;
+        clearTimeout(timer);
         clearDeadline(s);
         closeQuietly(s.conn);
         resolve();
       };
-      if (closed) setTimeout(end, ERROR_GRACE_MS);
+      // While shutting down the sweep is gone: a timer of its own then.
+      if (closed) timer = setTimeout(end, ERROR_GRACE_MS);
       else setDeadline(s, ERROR_GRACE_MS, end);
       sendError(s, code, message).then(end);
     });
@@ -556,10 +568,13 @@ export function shellServer(
       return refuse("this server does not let clients choose the directory");
     }
     if (req.pty) {
-      ptyAvailable ??= onPath(PTY_HELPER);
+      // util-linux's script; the BSD one (macOS) takes other arguments.
+      ptyAvailable ??= Deno.build.os === "linux" && onPath(PTY_HELPER);
       if (!ptyAvailable) {
         return refuse(
-          `this server cannot give commands a terminal: util-linux ${PTY_HELPER} is not installed`,
+          Deno.build.os === "linux"
+            ? `this server cannot give commands a terminal: util-linux ${PTY_HELPER} is not installed`
+            : `this server cannot give commands a terminal: it needs util-linux ${PTY_HELPER} (Linux only)`,
         );
       }
     }

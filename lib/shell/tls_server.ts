@@ -11,7 +11,7 @@
 import * as tls from "node:tls";
 import { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
-import { closeQuietly } from "../tcp.ts";
+import { closeQuietly } from "../tcp/connect.ts";
 import { NodeSocketTransport } from "./tls_client.ts";
 
 /** A server-side TLS connection: the shape the shell server uses. */

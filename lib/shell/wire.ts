@@ -39,6 +39,7 @@ export class ShellRemoteError extends DenocatError {
   readonly code: number;
   /** The peer's text as it came (unsafe to print). */
   readonly remoteMessage: string;
+  /** Creates the error from the server's ERROR `code` and `message` (escaped). */
   constructor(code: number, message: string) {
     super(escapeText(message), 255);
     this.name = "ShellRemoteError";

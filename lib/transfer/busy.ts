@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { closeQuietly, closeWriteQuietly, type Conn } from "../tcp.ts";
+import { closeQuietly, closeWriteQuietly, type Conn } from "../tcp/connect.ts";
 
 /**
  * Default limit of senders a `keep` receiver serves at once: a sender holds

@@ -25,8 +25,13 @@ export interface CollectOptions {
 }
 
 function baseName(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
-  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+  // Windows paths may use either separator.
+  const windows = Deno.build.os === "windows";
+  const trimmed = path.replace(windows ? /[\\/]+$/ : /\/+$/, "");
+  const cut = windows
+    ? Math.max(trimmed.lastIndexOf("/"), trimmed.lastIndexOf("\\"))
+    : trimmed.lastIndexOf("/");
+  return trimmed.slice(cut + 1);
 }
 
 async function walk(

@@ -20,15 +20,21 @@
  *
  * @module
  */
-export * from "./protocol.ts";
-export * from "./names.ts";
-export * from "./items.ts";
-export * from "./store.ts";
-export * from "./send.ts";
-export * from "./recv.ts";
-export * from "./seed.ts";
-export * from "./server.ts";
-export * from "./progress.ts";
-export * from "./stale.ts";
-export * from "./show.ts";
-export * from "./busy.ts";
+export { collectItems, type CollectOptions, type SendItem } from "./items.ts";
+export {
+  type ItemResult,
+  sendItems,
+  type SendOptions,
+  type SendResult,
+} from "./send.ts";
+export {
+  type ReceiveServer,
+  receiveServer,
+  type ReceiveServerOptions,
+} from "./server.ts";
+export type { ConnectionResult, ReceivedItem, ReceiveOptions } from "./recv.ts";
+export type { Progress, ProgressOptions } from "./progress.ts";
+export { seedReceiveOver, type SeedSendOptions, seedSendOver } from "./seed.ts";
+export { type AckCode, ProtocolError, TRANSFER_VERSION } from "./protocol.ts";
+export { UnsafeNameError } from "./names.ts";
+export { type Destination, RefusedError } from "./store.ts";

@@ -10,11 +10,19 @@ import { show } from "./show.ts";
 
 /** A name the receiver refuses; the message says why. */
 export class UnsafeNameError extends DenocatError {
+  /** Creates the error with a one-line `message` saying why the name is refused. */
   constructor(message: string) {
     super(message, 1);
     this.name = "UnsafeNameError";
   }
 }
+
+/**
+ * A component Windows reads as something else: a `:` (drive or stream), a
+ * device name with or without extension, or a trailing dot or space.
+ */
+const WINDOWS_UNSAFE =
+  /:|^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$|[. ]$|[<>"|?*]/i;
 
 /** Longest name accepted, in UTF-16 units. */
 export const MAX_NAME_LENGTH = 4096;
@@ -23,7 +31,10 @@ export const MAX_NAME_LENGTH = 4096;
  * Checks an untrusted relative name and returns its components. Refuses
  * empty names, absolute paths, `.` and `..` components, empty components,
  * backslashes, NUL and control characters (C0, DEL, C1), and names longer
- * than {@linkcode MAX_NAME_LENGTH}.
+ * than {@linkcode MAX_NAME_LENGTH}. On Windows (`os`) it also refuses `:`
+ * (drive letters, alternate data streams), reserved device names (`CON`,
+ * `NUL`, `COM1`, ...) and components ending in `.` or a space, which
+ * Windows would silently change.
  *
  * @example Usage
  * ```ts
@@ -35,7 +46,10 @@ export const MAX_NAME_LENGTH = 4096;
  * assertThrows(() => checkName("a\u0000b"), UnsafeNameError, "control");
  * ```
  */
-export function checkName(name: string): string[] {
+export function checkName(
+  name: string,
+  os: typeof Deno.build.os = Deno.build.os,
+): string[] {
   if (name.length === 0) throw new UnsafeNameError("unsafe name: empty");
   if (name.length > MAX_NAME_LENGTH) {
     throw new UnsafeNameError(`unsafe name ${show(name)}: too long`);
@@ -60,6 +74,11 @@ export function checkName(name: string): string[] {
     if (p === "" || p === ".") {
       throw new UnsafeNameError(
         `unsafe name ${show(name)}: empty or '.' component`,
+      );
+    }
+    if (os === "windows" && WINDOWS_UNSAFE.test(p)) {
+      throw new UnsafeNameError(
+        `unsafe name ${show(name)}: not a plain file name on windows`,
       );
     }
   }

@@ -104,6 +104,7 @@ export class Progress implements Disposable {
   #ended = false;
   #shown = false;
 
+  /** Creates a progress display; see {@linkcode ProgressOptions}. */
   constructor(options: ProgressOptions = {}) {
     this.#write = options.write ?? ((b) => Deno.stderr.writeSync(b));
     this.#interval = options.interval ?? 100;
@@ -160,6 +161,7 @@ export class Progress implements Disposable {
     this.#ended = true;
   }
 
+  /** Erases the line for good, as {@linkcode Progress.end}. */
   [Symbol.dispose](): void {
     this.end();
   }

@@ -44,6 +44,7 @@ export const RECORD = {
 
 /** A malformed or hostile peer: the connection ends (exit code 1). */
 export class ProtocolError extends DenocatError {
+  /** Creates a protocol error with a one-line `message`. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, 1, options);
     this.name = "ProtocolError";

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { BufferedReader, type Reader } from "../frame/reader.ts";
 import { describeError, EXIT_FAILURE, EXIT_INTEGRITY } from "../errors.ts";
 import { formatTransfer, type Logger, silent } from "../log.ts";
-import { closeWriteQuietly, type Conn } from "../tcp.ts";
+import { closeWriteQuietly, type Conn } from "../tcp/connect.ts";
 import {
   type Buffers,
   buffers,
@@ -95,11 +95,17 @@ export function watchedReader(
 
 /** Outcome of one received item. */
 export interface ReceivedItem {
+  /** The item's relative name, as sent. */
   name: string;
+  /** Bytes received for the item. */
   bytes: number;
+  /** SHA-256 of the bytes received, in hex. */
   sha256: string;
+  /** Whether the item was verified and stored under its name. */
   ok: boolean;
+  /** Why it was not stored (the ack code sent back), when `ok` is false. */
   code?: AckCode;
+  /** The one-line reason, when `ok` is false. */
   error?: string;
   /**
    * Why this item's acknowledgement could not be sent (the sender went
@@ -111,6 +117,7 @@ export interface ReceivedItem {
 
 /** Outcome of one connection. */
 export interface ConnectionResult {
+  /** Every item the connection carried, in order. */
   items: ReceivedItem[];
   /** Why the connection ended early (malformed stream, reset, ...). */
   error?: string;
@@ -196,7 +203,8 @@ async function recordType(br: BufferedReader): Promise<number | null> {
  *
  * @example Usage
  * ```ts
- * import { receiveOver, sendOver } from "../../mod.ts";
+ * import { receiveOver } from "./recv.ts";
+ * import { sendOver } from "./send.ts";
  * import { assertEquals } from "../_assert.ts";
  * const dir = await Deno.realPath(await Deno.makeTempDir());
  * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { BufferedReader } from "../frame/reader.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
-import { closeWriteQuietly, type Conn } from "../tcp.ts";
+import { closeWriteQuietly, type Conn } from "../tcp/connect.ts";
 import {
   type Buffers,
   buffers,
@@ -103,8 +103,11 @@ const none: Hasher = { update() {} };
 
 /** Options for {@linkcode seedSendOver}. */
 export interface SeedSendOptions {
+  /** Diagnostic lines (`-v`). */
   logger?: Logger;
+  /** Progress display, updated as bytes go out. */
   progress?: Progress;
+  /** Size of the reused read buffer, in bytes. */
   bufferSize?: number;
 }
 

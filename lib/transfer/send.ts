@@ -17,7 +17,7 @@ import {
   connect,
   type ConnectOptions,
   type Endpoint,
-} from "../tcp.ts";
+} from "../tcp/connect.ts";
 import { type Buffers, buffers, sendExact, writeAll } from "./_pump.ts";
 import type { SendItem } from "./items.ts";
 import type { Progress } from "./progress.ts";

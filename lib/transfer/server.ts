@@ -16,7 +16,7 @@ import {
   listen,
   type Listener,
   type ListenOptions,
-} from "../tcp.ts";
+} from "../tcp/connect.ts";
 import {
   type ConnectionResult,
   type ReceiveOptions,

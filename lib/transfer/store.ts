@@ -21,6 +21,7 @@ import type { AckCode } from "./protocol.ts";
 export class RefusedError extends DenocatError {
   /** The ack code. */
   readonly code: AckCode;
+  /** Creates a refusal with the ack `code` sent back and a one-line `message`. */
   constructor(code: AckCode, message: string, options?: ErrorOptions) {
     super(message, code === "integrity" ? 3 : 1, options);
     this.name = "RefusedError";
@@ -185,7 +186,10 @@ export async function openItem(
         // path again on the way (it may have changed while we wrote).
         final = await resolve(dest.dir, name, true);
         if (final.exists && !dest.overwrite) throw clash(name);
-        await Deno.chmod(tmp, fileMode(mode));
+        // Windows has no permission bits (Deno.chmod throws there).
+        if (Deno.build.os !== "windows") {
+          await Deno.chmod(tmp, fileMode(mode));
+        }
         if (dest.overwrite) {
           await Deno.rename(tmp, final.path);
         } else {

@@ -1,5 +1,5 @@
 // Test helpers for the framing codecs.
-import type { Reader } from "../../lib/frame/mod.ts";
+import type { Reader } from "../../lib/copy.ts";
 
 export { concat } from "../_helpers.ts";
 

@@ -5,11 +5,11 @@ import {
   maxPrefixValue,
   OversizeFrameError,
   PREFIX_FORMATS,
-  type PrefixFormat,
   prefixLength,
   PrefixRangeError,
   writePrefix,
 } from "../../lib/frame/mod.ts";
+import type { PrefixFormat } from "../../lib/frame/format.ts";
 import { assertEquals, assertThrows } from "../../lib/_assert.ts";
 
 const hi = new TextEncoder().encode("hi");

@@ -11,8 +11,8 @@ import {
   JsonFrameDecoder,
   JsonHeaderDecoder,
   PREFIX_FORMATS,
-  type PrefixFormat,
 } from "../../lib/frame/mod.ts";
+import type { PrefixFormat } from "../../lib/frame/format.ts";
 import { assertEquals } from "../../lib/_assert.ts";
 import { concat, cut, memoryReader } from "./_util.ts";
 

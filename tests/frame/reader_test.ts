@@ -6,8 +6,8 @@ import {
   OversizeFrameError,
   PrefixRangeError,
   TruncatedFrameError,
-  writeAll,
 } from "../../lib/frame/mod.ts";
+import { writeAll } from "../../lib/copy.ts";
 import {
   assertEquals,
   assertOk,

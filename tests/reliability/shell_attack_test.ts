@@ -16,7 +16,13 @@ import {
   MsgType,
   PROTOCOL_VERSION,
 } from "../../lib/shell/protocol.ts";
-import { hasCommand, runCli, spawn, startServer } from "../_helpers.ts";
+import {
+  hasCommand,
+  runCli,
+  spawn,
+  startServer,
+  testOnlyOn,
+} from "../_helpers.ts";
 import { budget, scaled } from "./_scale.ts";
 import { assertNoCrash, pidsWith, sleep, summary } from "./_util.ts";
 
@@ -24,6 +30,9 @@ const te = new TextEncoder();
 const td = new TextDecoder();
 const FIXTURE = new URL("./_shell_fixture.ts", import.meta.url).pathname;
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+// /proc, setsid and prctl are Linux's; the shell server needs process groups.
+const test = testOnlyOn(["linux"], "/proc, setsid and prctl");
 
 const randomToken = () =>
   `tok-${crypto.getRandomValues(new Uint8Array(16)).toHex()}`;
@@ -83,7 +92,7 @@ async function drain(c: Deno.Conn): Promise<Uint8Array> {
   return out;
 }
 
-Deno.test("shell attack: a flood of silent connections from one source; another source logs in within 1 s", async () => {
+test("shell attack: a flood of silent connections from one source; another source logs in within 1 s", async () => {
   const token = randomToken();
   await using srv = await startServer(
     ["shell", "-l", "--token", token, "::", "0"],
@@ -172,7 +181,7 @@ Deno.test("shell attack: a flood of silent connections from one source; another 
   );
 });
 
-Deno.test("shell attack: wrong guesses pay the whole penalty schedule; memory stays flat", async () => {
+test("shell attack: wrong guesses pay the whole penalty schedule; memory stays flat", async () => {
   const throttle = { freeFailures: 2, baseDelayMs: 2, maxDelayMs: 4 };
   const guesses = scaled(2000);
   await using srv = await fixture({
@@ -275,7 +284,7 @@ Deno.test("shell attack: wrong guesses pay the whole penalty schedule; memory st
   assertOk(perConn < 16, `${perConn} KiB per pending connection`);
 });
 
-Deno.test("shell attack: a setsid child holding the pipes no longer holds EXIT, the audit, the next client or shutdown", async () => {
+test("shell attack: a setsid child holding the pipes no longer holds EXIT, the audit, the next client or shutdown", async () => {
   const mark = `${4000 + Math.floor(Math.random() * 1000)}.${
     Math.floor(Math.random() * 1e6)
   }`;
@@ -350,7 +359,7 @@ Deno.test("shell attack: a setsid child holding the pipes no longer holds EXIT, 
   assertOk(shutdownMs < 5000, `shutdown ${shutdownMs} ms`);
 });
 
-Deno.test("shell attack: client variables cannot get past a restricted --shell (AcceptEnv)", async () => {
+test("shell attack: client variables cannot get past a restricted --shell (AcceptEnv)", async () => {
   const dir = await Deno.realPath(
     await Deno.makeTempDir({ prefix: "denocat-env-" }),
   );
@@ -466,7 +475,7 @@ Deno.test("shell attack: client variables cannot get past a restricted --shell (
 
 const canDropPrivileges = Deno.uid() === 0 && hasCommand("setpriv");
 
-Deno.test(
+test(
   "shell attack: commands cannot read the token from /proc; binary tokens compare as bytes",
   {
     ignore: !canDropPrivileges,
@@ -609,7 +618,7 @@ const RAW =
   // deno-lint-ignore no-control-regex
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
-Deno.test("shell attack: terminal escapes from a fake server or a client reach no terminal and forge no log line", async () => {
+test("shell attack: terminal escapes from a fake server or a client reach no terminal and forge no log line", async () => {
   const evil =
     '\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b]0;owned\x07\u009b31mred\u202egnp.exe\nexec peer=6.6.6.6:1 exit=0 duration=0.001s in=0 out=0 err=0 cmd="forged"';
   let clientChecks = 0;

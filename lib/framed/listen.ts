@@ -1,0 +1,270 @@
+/**
+ * `denocat -l --frame FORMAT [-k]`: a TCP (or Unix socket) listener that
+ * decodes each client's frames and writes the payloads out.
+ *
+ * @module
+ */
+import { acceptLoop } from "../accept.ts";
+import { formatAddr } from "../address.ts";
+import type { Writer } from "../copy.ts";
+import { DenocatError, describeError } from "../errors.ts";
+import { IdleWatch } from "../idle.ts";
+import { SharedOutput } from "./output.ts";
+import {
+  receiveFrames,
+  type ReceiveFramesOptions,
+  type ReceiveFramesResult,
+} from "./receive.ts";
+import { formatTransfer, type Logger, silent } from "../log.ts";
+import {
+  closeQuietly,
+  type Conn,
+  type Endpoint,
+  listen,
+  type ListenOptions,
+} from "../tcp/connect.ts";
+
+/** Options for {@linkcode framedListen}. */
+export interface FramedListenOptions
+  extends ListenOptions, ReceiveFramesOptions {
+  /** Where decoded payloads go (stdout). */
+  output: Writer;
+  /**
+   * Keep listening and serve clients concurrently (`-k`). Each client's
+   * frames are decoded on their own and written whole; a client sending
+   * malformed frames is reported through `onClientError` and dropped.
+   * Without it, one client is served and malformed input throws.
+   *
+   * @default {false}
+   */
+  keep?: boolean;
+  /** Stops listening; clients being served are closed. */
+  signal?: AbortSignal;
+  /**
+   * Close a client that sends nothing for this many ms: in single mode
+   * that fails with a timeout error, with `keep` the client is dropped.
+   * @default {no limit}
+   */
+  idleTimeout?: number;
+  /** Called once bound, with the local address. */
+  onListening?: (addr: Deno.Addr) => void;
+  /** Diagnostic lines (`-v`): `listening on`, connections, totals. */
+  logger?: Logger;
+  /**
+   * With `keep`: called when a client is dropped for an error (malformed
+   * frames, a reset), with the error and the client's address.
+   *
+   * @default {logs through `logger`}
+   */
+  onClientError?: (err: unknown, peer: string) => void;
+}
+
+/** Totals for {@linkcode framedListen}. */
+export interface FramedListenResult extends ReceiveFramesResult {
+  /** Connections accepted. */
+  connections: number;
+  /** Connections dropped for an error (keep mode). */
+  dropped: number;
+}
+
+/**
+ * Listens on `endpoint` and writes the payloads of the frames clients send.
+ * Resolves when the single client is done or, with `keep`, when `signal`
+ * aborts. Throws the client's `FrameError` in single mode, and a write
+ * error on `output` in both modes.
+ *
+ * @example One client, u32le frames
+ * ```ts
+ * import { framedListen } from "./listen.ts";
+ * import { encodeFrame } from "../frame/mod.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * let text = "";
+ * const output = { write(p: Uint8Array) { text += new TextDecoder().decode(p); return Promise.resolve(p.length); } };
+ * const { promise: bound, resolve } = Promise.withResolvers<Deno.Addr>();
+ * const run = framedListen({ hostname: "127.0.0.1", port: 0 }, { output, format: "u32le", onListening: resolve });
+ * const port = ((await bound) as Deno.NetAddr).port;
+ * {
+ *   using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ *   const te = new TextEncoder();
+ *   await conn.write(new Uint8Array([...encodeFrame(te.encode("a"), { format: "u32le" }), ...encodeFrame(te.encode("b"), { format: "u32le" })]));
+ * }
+ * const r = await run;
+ * assertEquals(text, "a\nb\n");
+ * assertEquals([r.connections, r.frames], [1, 2]);
+ * ```
+ */
+export async function framedListen(
+  endpoint: Endpoint | { port: number; hostname?: undefined; path?: undefined },
+  options: FramedListenOptions,
+): Promise<FramedListenResult> {
+  const logger = options.logger ?? silent;
+  const listener = listen(endpoint as Endpoint, options);
+  logger.log(`listening on ${formatAddr(listener.addr)}`);
+  options.onListening?.(listener.addr);
+  const onAbort = () => closeQuietly(listener);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  try {
+    return options.keep
+      ? await serveMany(listener, options, logger)
+      : await serveOne(listener, options, logger);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    closeQuietly(listener);
+  }
+}
+
+const NONE: FramedListenResult = {
+  connections: 0,
+  dropped: 0,
+  frames: 0,
+  bytes: 0,
+  received: 0,
+};
+
+async function accept(
+  listener: Deno.Listener,
+  signal: AbortSignal | undefined,
+): Promise<Conn | null> {
+  try {
+    return await listener.accept() as Conn;
+  } catch (err) {
+    if (signal?.aborted || err instanceof Deno.errors.BadResource) return null;
+    throw err;
+  }
+}
+
+function idleError(ms: number): DenocatError {
+  return new DenocatError(`timed out: no data for ${ms / 1000} s`);
+}
+
+/** Receives one client's frames, closing it when idle (see `idleTimeout`). */
+async function receiveWatched(
+  conn: Conn,
+  output: Writer | SharedOutput,
+  options: FramedListenOptions,
+  idle: IdleWatch<Conn> | undefined,
+  idled: Set<Conn>,
+) {
+  if (!idle) return await receiveFrames(conn, output, options);
+  const onRead = options.onRead;
+  idle.add(conn);
+  try {
+    return await receiveFrames(conn, output, {
+      ...options,
+      onRead: (n) => {
+        idle.touch(conn);
+        onRead?.(n);
+      },
+    });
+  } catch (err) {
+    if (idled.has(conn)) throw idleError(options.idleTimeout!);
+    throw err;
+  } finally {
+    idle.delete(conn);
+    idled.delete(conn);
+  }
+}
+
+/** An IdleWatch closing idle clients, when `idleTimeout` is set. */
+function watchIdle(
+  options: FramedListenOptions,
+  idled: Set<Conn>,
+): IdleWatch<Conn> | undefined {
+  return options.idleTimeout
+    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+      idled.add(c);
+      closeQuietly(c);
+    })
+    : undefined;
+}
+
+async function serveOne(
+  listener: Deno.Listener,
+  options: FramedListenOptions,
+  logger: Logger,
+): Promise<FramedListenResult> {
+  const conn = await accept(listener, options.signal);
+  if (conn === null) return { ...NONE };
+  closeQuietly(listener);
+  const peer = formatAddr(conn.remoteAddr);
+  logger.log(`connection from ${peer}`);
+  const onAbort = () => closeQuietly(conn);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const t0 = performance.now();
+  const idled = new Set<Conn>();
+  using idle = watchIdle(options, idled);
+  try {
+    const r = await receiveWatched(
+      conn,
+      options.output,
+      options,
+      idle,
+      idled,
+    );
+    logger.log(
+      `${peer} closed: ${r.frames} frames, ${
+        formatTransfer(r.received, performance.now() - t0)
+      }`,
+    );
+    return { ...r, connections: 1, dropped: 0 };
+  } catch (err) {
+    if (options.signal?.aborted) return { ...NONE, connections: 1 };
+    throw err;
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    closeQuietly(conn);
+  }
+}
+
+async function serveMany(
+  listener: Deno.Listener,
+  options: FramedListenOptions,
+  logger: Logger,
+): Promise<FramedListenResult> {
+  const shared = new SharedOutput(options.output);
+  const onClientError = options.onClientError ??
+    ((err: unknown, peer: string) =>
+      logger.log(`${peer}: ${describeError(err)}; dropped`));
+  const total: FramedListenResult = { ...NONE };
+  const clients = new Set<Conn>();
+  const idled = new Set<Conn>();
+  using idle = watchIdle(options, idled);
+
+  const handle = async (conn: Conn) => {
+    const peer = formatAddr(conn.remoteAddr);
+    try {
+      const r = await receiveWatched(conn, shared, options, idle, idled);
+      total.frames += r.frames;
+      total.bytes += r.bytes;
+      total.received += r.received;
+      logger.log(`${peer} closed: ${r.frames} frames, ${r.received} bytes`);
+    } catch (err) {
+      if (shared.failure !== undefined) {
+        closeQuietly(listener); // the output is gone: stop serving
+      } else if (!options.signal?.aborted) {
+        total.dropped++;
+        onClientError(err, peer);
+      }
+    } finally {
+      clients.delete(conn);
+      closeQuietly(conn);
+    }
+  };
+
+  const loop = acceptLoop<Conn>(
+    listener as Deno.Listener<Conn>,
+    async (conn) => {
+      total.connections++;
+      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+      clients.add(conn);
+      await handle(conn);
+    },
+    { logger },
+  );
+  await loop.stopped;
+  for (const c of clients) closeQuietly(c);
+  await loop.drain();
+  if (shared.failure !== undefined) throw shared.failure;
+  return total;
+}

@@ -1,0 +1,106 @@
+/**
+ * The UDP echo thread (see udp_echo.ts): `recvfrom`/`sendto` through libc
+ * on the server's socket, each datagram back to its sender, with one
+ * reused buffer and no promise per datagram.
+ *
+ * Messages in: one {@linkcode UdpEchoJob}. Messages out: `{ ready }` first,
+ * `{ log }` lines, and `{ closed: true }` once stopped.
+ *
+ * @module
+ */
+import { formatAddr } from "../address.ts";
+import { upperAsciiInPlace } from "../upper.ts";
+import { STOP, threadLog } from "./threads.ts";
+import { describeError } from "../errors.ts";
+import {
+  EAGAIN,
+  EINTR,
+  errnoReader,
+  findBoundSocket,
+  libc,
+  osError,
+  sockaddrToAddr,
+} from "./libc.ts";
+import { workerScope } from "./_worker_scope.ts";
+
+const scope = workerScope<UdpEchoJob>();
+
+/** What the UDP echo thread serves. */
+export interface UdpEchoJob {
+  port: number;
+  upper: boolean;
+  /** Log each datagram's size and sender. */
+  logDatagrams: boolean;
+  /** Log errors. */
+  verbose: boolean;
+  /** Int32Array: [STOP] 1 = stop (threads.ts). */
+  shared: SharedArrayBuffer;
+  /**
+   * Float64Array: [0] datagrams echoed (one writer, this thread; a float so
+   * the count does not wrap at 2^31 as an Int32 counter would).
+   */
+  echoed: SharedArrayBuffer;
+  /** Log backlog counter, set by ThreadGroup.start (threads.ts). */
+  logs?: SharedArrayBuffer;
+}
+
+/** Wake-ups at least this often, to see a stop request. */
+const TICK_MS = 50;
+const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+const SOL_SOCKET = 1, SO_RCVTIMEO = 20;
+
+const c = libc();
+scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
+  const job = e.data;
+  const found = c === null ? undefined : findBoundSocket(c, 2, job.port, false);
+  // Our own descriptor: the main thread closes Deno's once we are ready, so
+  // its event loop stops being woken by every datagram.
+  const fd = found === undefined ? -1 : c!.dup(found);
+  if (c === null || fd < 0) {
+    scope.postMessage({ ready: false });
+    return;
+  }
+  scope.postMessage({ ready: true });
+  const stats = new Int32Array(job.shared);
+  const errno = errnoReader(c);
+  const log = threadLog(job.logs!);
+  const echoedOut = new Float64Array(job.echoed);
+  let echoed = 0;
+  // The largest UDP payload, so no datagram is ever cut short.
+  const buf = new Uint8Array(65536);
+  const size = BigInt(buf.length);
+  const sa = new Uint8Array(128);
+  const saLen = new Uint32Array(1);
+  const saLenBytes = new Uint8Array(saLen.buffer);
+  // Deno made the socket non-blocking; only this thread uses it now.
+  // Blocking receives with a 50 ms timeout cost one call per datagram
+  // instead of a failed receive, a poll and a receive, and still let the
+  // loop see a stop request.
+  c.fcntl(fd, F_SETFL, c.fcntl(fd, F_GETFL, 0) & ~O_NONBLOCK);
+  const timeout = new BigInt64Array([0n, BigInt(TICK_MS * 1000)]);
+  c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(timeout.buffer), 16);
+  const lengths = Array.from({ length: 2049 }, (_, i) => BigInt(i));
+  while (Atomics.load(stats, STOP) !== 1) {
+    saLen[0] = sa.length;
+    const n = Number(c.recvfrom(fd, buf, size, 0, sa, saLenBytes));
+    if (n < 0) {
+      const code = errno();
+      if (code !== EAGAIN && code !== EINTR && job.verbose) {
+        log(describeError(osError(c, code)));
+      }
+      continue;
+    }
+    if (job.upper) upperAsciiInPlace(buf, n);
+    if (job.logDatagrams) {
+      const from = sockaddrToAddr(sa);
+      log(`${n} bytes from ${from ? formatAddr(from) : "(unknown)"}`);
+    }
+    const sent = Number(
+      c.sendto(fd, buf, lengths[n] ?? BigInt(n), 0, sa, saLen[0]!),
+    );
+    if (sent >= 0) echoedOut[0] = ++echoed;
+    else if (job.verbose) log(describeError(osError(c, errno())));
+  }
+  c.close(fd);
+  scope.postMessage({ closed: true });
+};

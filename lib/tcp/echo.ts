@@ -1,0 +1,224 @@
+/**
+ * A concurrent TCP (or Unix socket) echo server.
+ *
+ * @module
+ */
+import { formatAddr } from "../address.ts";
+import { acceptLoop } from "../accept.ts";
+import { writeAll } from "../copy.ts";
+import { describeError } from "../errors.ts";
+import { IdleWatch } from "../idle.ts";
+import { upperAsciiInPlace } from "../upper.ts";
+import { type Logger, silent } from "../log.ts";
+import { type EchoJob, OPEN, SERVED } from "../native/echo_job.ts";
+import { ffiAllowed } from "../native/libc.ts";
+import { ThreadGroup } from "../native/threads.ts";
+import {
+  closeQuietly,
+  type Conn,
+  type Endpoint,
+  listen,
+  type Listener,
+  type ListenOptions,
+} from "./connect.ts";
+
+/** Options for {@linkcode echoServer}. */
+export interface EchoOptions extends ListenOptions {
+  /** Upper-case ASCII letters before echoing, like the seeds' server. @default {false} */
+  upper?: boolean;
+  /** Refuse (accept and close at once) connections beyond this many. @default {Infinity} */
+  maxConns?: number;
+  /** Per-connection buffer size; small, since one exists per client. @default {16384} */
+  bufferSize?: number;
+  /** Where connection events go. */
+  logger?: Logger;
+  /** Close a connection that moves no byte either way for this many ms. @default {no limit} */
+  idleTimeout?: number;
+  /**
+   * How to serve TCP: `auto` runs `threads` echo threads, each an epoll
+   * loop through libc, where it can (Linux, `--allow-ffi`; see
+   * {@linkcode EchoServer.ready}) and otherwise falls back to `deno`, which
+   * serves on the main thread with Deno's async I/O. Unix sockets always
+   * use `deno`. @default {"auto"}
+   */
+  engine?: "auto" | "deno";
+  /** Echo threads of the `epoll` engine. @default {1} */
+  threads?: number;
+}
+
+/** A running echo server. */
+export interface EchoServer extends AsyncDisposable {
+  /** The bound address (read the port from here when you passed 0). */
+  readonly addr: Deno.Addr;
+  /** Connections currently open. */
+  readonly active: number;
+  /** Connections served since start. */
+  readonly served: number;
+  /** Resolves with the engine serving, once it runs (see {@linkcode EchoOptions.engine}). */
+  readonly ready: Promise<"epoll" | "deno">;
+  /** Stops accepting, closes every connection and waits for their handlers. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an echo server on `endpoint` (use port 0 for a free port).
+ *
+ * @example Usage
+ * ```ts
+ * import { echoServer } from "./echo.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * await using server = echoServer({ hostname: "127.0.0.1", port: 0 }, { upper: true });
+ * const port = (server.addr as Deno.NetAddr).port;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new TextEncoder().encode("hah"));
+ * const buf = new Uint8Array(3);
+ * const n = await conn.read(buf);
+ * assertEquals(new TextDecoder().decode(buf.subarray(0, n!)), "HAH");
+ * ```
+ */
+export function echoServer(
+  endpoint: Endpoint,
+  options: EchoOptions = {},
+): EchoServer {
+  const listener: Listener = listen(endpoint, options);
+  const logger = options.logger ?? silent;
+  const maxConns = options.maxConns ?? Infinity;
+  const bufferSize = options.bufferSize ?? 16384;
+  const upper = options.upper ?? false;
+  const conns = new Set<Conn>();
+  let served = 0;
+  let closing = false;
+  let threads: ThreadGroup | undefined;
+  let deno: { close(): Promise<void> } | undefined;
+  const serveWithDeno = (): "deno" => {
+    deno = denoEngine();
+    return "deno";
+  };
+  const denoEngine = () => {
+    // Closed for idling: their handler's failing read is not news.
+    const idled = new WeakSet<Conn>();
+    const idle = options.idleTimeout
+      ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+        logger.log(`${formatAddr(c.remoteAddr)}: idle, closed`);
+        idled.add(c);
+        closeQuietly(c);
+      })
+      : undefined;
+
+    const handle = async (conn: Conn) => {
+      const peer = formatAddr(conn.remoteAddr);
+      const start = performance.now();
+      let bytes = 0;
+      const buf = new Uint8Array(bufferSize);
+      try {
+        if (conn.remoteAddr.transport === "tcp") {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        }
+        let n: number | null;
+        while ((n = await conn.read(buf)) !== null) {
+          const chunk = buf.subarray(0, n);
+          idle?.touch(conn);
+          if (upper) upperAsciiInPlace(chunk);
+          // One write nearly always takes it all; loop only on a partial write.
+          const written = await conn.write(chunk);
+          if (written < n) await writeAll(conn, chunk.subarray(written));
+          bytes += n;
+          idle?.touch(conn);
+        }
+        logger.log(
+          `${peer} closed after ${bytes} bytes echoed in ${
+            ((performance.now() - start) / 1000).toFixed(3)
+          } s`,
+        );
+      } catch (err) {
+        if (!closing && !idled.has(conn)) {
+          logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
+        }
+      } finally {
+        idle?.delete(conn);
+        conns.delete(conn);
+        closeQuietly(conn);
+      }
+    };
+
+    const loop = acceptLoop<Conn>(listener, async (conn) => {
+      if (conns.size >= maxConns) {
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          } refused: ${conns.size} connections open (--max-conns)`,
+        );
+        closeQuietly(conn);
+        return;
+      }
+      served++;
+      conns.add(conn);
+      idle?.add(conn);
+      logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
+      await handle(conn);
+    }, { logger });
+
+    return {
+      async close() {
+        await loop.stopped;
+        for (const c of conns) closeQuietly(c);
+        await loop.drain();
+        idle?.[Symbol.dispose]();
+      },
+    };
+  };
+  const engine = options.engine ?? "auto";
+  const ready: Promise<"epoll" | "deno"> =
+    engine !== "deno" && listener.addr.transport === "tcp" && ffiAllowed()
+      ? startThreads(listener.addr.port, options).then((t) => {
+        if (t === undefined) return serveWithDeno();
+        threads = t;
+        return "epoll";
+      })
+      : Promise.resolve(serveWithDeno());
+
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= (async () => {
+      closing = true;
+      await ready;
+      if (threads) await threads.stop();
+      closeQuietly(listener);
+      await deno?.close();
+    })();
+
+  return {
+    addr: listener.addr,
+    ready,
+    get active() {
+      return threads ? threads.counter(OPEN) : conns.size;
+    },
+    get served() {
+      return threads ? threads.counter(SERVED) : served;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** The epoll engine (lib/native/_echo_worker.ts) on `options.threads` threads. */
+function startThreads(
+  port: number,
+  options: EchoOptions,
+): Promise<ThreadGroup | undefined> {
+  const job: EchoJob = {
+    port,
+    upper: options.upper ?? false,
+    maxConns: options.maxConns ?? -1,
+    idleMs: options.idleTimeout ?? 0,
+    verbose: options.logger?.enabled ?? false,
+    bufferSize: options.bufferSize ?? 16384,
+    shared: new SharedArrayBuffer(3 * 4),
+  };
+  return ThreadGroup.start(
+    new URL("../native/_echo_worker.ts", import.meta.url),
+    Math.max(1, options.threads ?? 1),
+    job,
+    options.logger ?? silent,
+  );
+}

@@ -1,0 +1,226 @@
+/**
+ * The netcat duplex: local input to the connection, the connection to local
+ * output, with a correct half-close and optional quit and idle timers.
+ *
+ * @module
+ */
+import type { Reader, Writer } from "../copy.ts";
+import { DenocatError, netError } from "../errors.ts";
+import { fastCopy, type Pump } from "../native/pump.ts";
+import { closeQuietly, closeWriteQuietly, type Conn } from "./connect.ts";
+
+/** Options for {@linkcode pipeDuplex}. */
+export interface PipeOptions {
+  /** Local source of bytes to send (stdin). */
+  input: Reader;
+  /** Local sink of bytes received (stdout). */
+  output: Writer;
+  /**
+   * Send FIN when `input` reaches EOF, then keep receiving until the peer
+   * closes. When false the write side stays open. @default {true}
+   */
+  halfClose?: boolean;
+  /** Close the connection this many ms after input EOF, whatever the peer does. */
+  quitAfterEof?: number;
+  /** Fail with a timeout error when no byte moves either way for this many ms. */
+  idleTimeout?: number;
+  /**
+   * End as soon as the peer closes its side, even while local input still
+   * has data (interactive use). When false, input keeps flowing to the peer
+   * after its FIN until input EOF or a write fails. @default {false}
+   */
+  endOnPeerEof?: boolean;
+  /** Abort the pipe (the connection is closed). */
+  signal?: AbortSignal;
+  /** Copy buffer size. @default {256 KiB} */
+  bufferSize?: number;
+}
+
+/** What {@linkcode pipeDuplex} moved. */
+export interface PipeResult {
+  /** Bytes written to the connection. */
+  sent: number;
+  /** Bytes received from the connection and written to `output`. */
+  received: number;
+  /** Whether local input reached EOF before the pipe ended. */
+  inputEnded: boolean;
+  /** Why the pipe ended: the peer closed, the `-q` timer fired, or it was aborted. */
+  reason: "peer-closed" | "quit" | "aborted";
+  /** Of `sent` + `received`, the bytes moved by pump threads (fdpump.ts). */
+  pumped: number;
+}
+
+/**
+ * Runs the duplex until both directions are done: the peer closed its side
+ * and local input reached EOF (or the peer stopped accepting data). A peer
+ * that half-closes early, such as a listener whose own input is empty, still
+ * receives everything. `quitAfterEof` and `endOnPeerEof` end it sooner. The
+ * connection is closed on return; with `endOnPeerEof` the local input may
+ * still have a read pending, and callers that own stdin simply exit.
+ *
+ * @example Half-close: the peer replies only after our EOF
+ * ```ts
+ * import { pipeDuplex } from "./pipe.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const server = (async () => {
+ *   const c = await l.accept();
+ *   const buf = new Uint8Array(16);
+ *   let got = 0, n;
+ *   while ((n = await c.read(buf.subarray(got))) !== null) got += n;
+ *   await c.write(new TextEncoder().encode(`got ${got}`));
+ *   c.close();
+ * })();
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const data = [new TextEncoder().encode("hello")];
+ * const input = { read(p: Uint8Array) {
+ *   const d = data.shift(); if (!d) return Promise.resolve(null);
+ *   p.set(d); return Promise.resolve(d.length);
+ * } };
+ * const out: Uint8Array[] = [];
+ * const output = { write(p: Uint8Array) { out.push(p.slice()); return Promise.resolve(p.length); } };
+ * const r = await pipeDuplex(conn, { input, output });
+ * await server;
+ * assertEquals(new TextDecoder().decode(out[0]), "got 5");
+ * assertEquals(r.sent, 5);
+ * ```
+ */
+export async function pipeDuplex(
+  conn: Conn,
+  options: PipeOptions,
+): Promise<PipeResult> {
+  const { input, output } = options;
+  const halfClose = options.halfClose ?? true;
+  const bufferSize = options.bufferSize;
+  let sent = 0;
+  let received = 0;
+  let inputEnded = false;
+  let reason: PipeResult["reason"] = "peer-closed";
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  let quitTimer: ReturnType<typeof setTimeout> | undefined;
+  let failure: unknown;
+  let closed = false;
+
+  // Bulk directions may run on pump threads (fdpump.ts); they are stopped
+  // before the connection is closed.
+  const pumps: Pump[] = [];
+  let upstreamPumped = false;
+  const stopPumps = new AbortController();
+  const pumpOptions = {
+    conn,
+    signal: stopPumps.signal,
+    ...(bufferSize ? { bufferSize } : {}),
+  };
+  // Once our FIN is out and the download runs on a pump thread, Deno has
+  // nothing left to do with the socket: its descriptor is closed early (the
+  // pump keeps its own), so Deno's reactor is no longer woken by every
+  // arrival of data (measured: 1.53-1.68 against 1.48-1.52 GB/s).
+  let finSent = false, downstreamPumped = false;
+  const release = () => {
+    if (finSent && downstreamPumped && !closed) closeQuietly(conn);
+  };
+  const { promise: shutDown, resolve: onShut } = Promise.withResolvers<void>();
+  const shut = (why: PipeResult["reason"], err?: unknown) => {
+    if (closed) return;
+    closed = true;
+    onShut();
+    stopPumps.abort();
+    reason = why;
+    if (err !== undefined && failure === undefined) failure = err;
+    closeQuietly(conn);
+  };
+  // Chunks only stamp the time; one timer re-arms itself for what is left.
+  const idleMs = options.idleTimeout;
+  let lastActivity = performance.now();
+  const touch = idleMs === undefined ? undefined : () => {
+    lastActivity = performance.now();
+  };
+  const checkIdle = () => {
+    for (const p of pumps) {
+      const at = p.lastActive() - performance.timeOrigin;
+      if (at > lastActivity) lastActivity = at;
+    }
+    const left = lastActivity + idleMs! - performance.now();
+    if (left > 0) idleTimer = setTimeout(checkIdle, left);
+    else {shut(
+        "aborted",
+        new DenocatError(`timed out: no data for ${idleMs! / 1000} s`),
+      );}
+  };
+  if (idleMs !== undefined) idleTimer = setTimeout(checkIdle, idleMs);
+  const onAbort = () =>
+    shut("aborted", options.signal?.reason ?? new DenocatError("aborted"));
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const upstream = (async () => {
+    await fastCopy(input, conn, {
+      ...pumpOptions,
+      onPump: (p: Pump) => {
+        pumps.push(p);
+        upstreamPumped = true;
+      },
+      onChunk: (n) => {
+        sent += n;
+        touch?.();
+      },
+    });
+    inputEnded = true;
+    if (closed) return;
+    if (halfClose) {
+      await closeWriteQuietly(conn);
+      finSent = true;
+      release();
+    }
+    if (options.quitAfterEof !== undefined) {
+      quitTimer = setTimeout(() => shut("quit"), options.quitAfterEof);
+    }
+  })().catch((err) => {
+    // Writing failed: the peer went away. Reading will tell us how.
+    if (!closed && !isGoneError(err)) shut("aborted", err);
+  });
+
+  try {
+    await fastCopy(conn, output, {
+      ...pumpOptions,
+      onPump: (p: Pump) => {
+        pumps.push(p);
+        downstreamPumped = true;
+        release();
+      },
+      onChunk: (n) => {
+        received += n;
+        touch?.();
+      },
+    });
+    // The peer is done sending; finish our direction unless told not to.
+    // (A quit, idle or abort ends the wait even while input is still open.)
+    if (!closed && !options.endOnPeerEof) {
+      await Promise.race([upstream, shutDown]);
+    }
+  } catch (err) {
+    if (!closed) failure ??= err;
+  } finally {
+    clearTimeout(idleTimer);
+    clearTimeout(quitTimer);
+    options.signal?.removeEventListener("abort", onAbort);
+    closed = true;
+    stopPumps.abort();
+    closeQuietly(conn);
+  }
+  // The upstream copy either finished or is blocked on local input; when
+  // input is at EOF already, wait so the counters are final.
+  // A pumped upstream was stopped above and settles at once; its count
+  // comes in as it does.
+  if (inputEnded || upstreamPumped) await upstream;
+  if (failure !== undefined) throw netError("relay data", failure);
+  const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
+  return { sent, received, inputEnded, reason, pumped };
+}
+
+function isGoneError(err: unknown): boolean {
+  return err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.BadResource;
+}

@@ -1,0 +1,271 @@
+/**
+ * The TCP connect probe: does anything accept connections on a port, and how
+ * long does connecting take? Over a range of ports it is a concurrent scan.
+ *
+ * @module
+ */
+import type { Family } from "../address.ts";
+import { hostPort } from "../address.ts";
+import { describeError, UsageError } from "../errors.ts";
+import {
+  CLOSED,
+  nativeScan,
+  type NativeScanResult,
+  OPEN,
+  PENDING,
+  TIMEOUT,
+} from "../native/scan.ts";
+import { resolveIp } from "../udp/socket.ts";
+
+/** Options for {@linkcode probeTcp}. */
+export interface ProbeTcpOptions {
+  /** The host to probe. */
+  hostname: string;
+  /** Ports to try, each 1 to 65535. */
+  ports: number[];
+  /** Milliseconds to wait for each connection. @default {1000} */
+  timeout?: number;
+  /**
+   * Connection attempts in flight at once.
+   * @default {512 on the native scan engine, 64 on Deno's event loop}
+   */
+  concurrency?: number;
+  /**
+   * `native`: non-blocking connects through libc on threads (Linux, FFI;
+   * falls back to `deno` where it cannot run); `deno`: `Deno.connect` on
+   * the event loop. `auto` uses the native engine for 16 ports or more.
+   * @default {"auto"}
+   */
+  engine?: "auto" | "native" | "deno";
+  /** Restrict a host name to IPv4 or IPv6. */
+  family?: Family;
+  /** Stop early: ports not yet tried are left out of the report. */
+  signal?: AbortSignal;
+}
+
+/** What happened on one port. */
+export interface TcpPortResult {
+  /** The port tried. */
+  port: number;
+  /**
+   * `open`: a connection was accepted; `closed`: refused; `timeout`: no
+   * answer within the timeout (filtered or dropped); `error`: anything else.
+   */
+  state: "open" | "closed" | "timeout" | "error";
+  /** Milliseconds until the connection was accepted (open ports only). */
+  connectTime?: number;
+  /** Why the port is not open, in words (`connection refused`, ...). */
+  reason?: string;
+}
+
+/** The result of a {@linkcode probeTcp} run. */
+export interface TcpProbeReport {
+  /** The address probed (the resolved IP). */
+  host: string;
+  /** Every port tried, in ascending order. */
+  results: TcpPortResult[];
+  /** The open ports, ascending. */
+  open: number[];
+}
+
+/**
+ * Parses `PORT` or `PORT1-PORT2` into the list of ports it names.
+ *
+ * @example Usage
+ * ```ts
+ * import { parsePortRange } from "./probe.ts";
+ * import { assertEquals, assertThrows } from "../_assert.ts";
+ * assertEquals(parsePortRange("80"), [80]);
+ * assertEquals(parsePortRange("8000-8003"), [8000, 8001, 8002, 8003]);
+ * assertThrows(() => parsePortRange("9-1"), Error, "invalid port range");
+ * ```
+ */
+export function parsePortRange(text: string): number[] {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  const lo = Number(m?.[1]);
+  const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
+  if (!m || lo < 1 || hi > 65535 || hi < lo) {
+    throw new UsageError(
+      `invalid port range: ${text} (PORT or PORT1-PORT2, 1 to 65535)`,
+    );
+  }
+  return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+}
+
+async function tryPort(
+  hostname: string,
+  port: number,
+  timeout: number,
+): Promise<TcpPortResult> {
+  const start = performance.now();
+  try {
+    const conn = await Deno.connect({
+      hostname,
+      port,
+      transport: "tcp",
+      signal: AbortSignal.timeout(timeout),
+    });
+    const connectTime = performance.now() - start;
+    conn.close();
+    return { port, state: "open", connectTime };
+  } catch (err) {
+    const reason = describeError(err);
+    if (err instanceof Deno.errors.ConnectionRefused) {
+      return { port, state: "closed", reason };
+    }
+    if (
+      err instanceof Deno.errors.TimedOut ||
+      (err instanceof DOMException && err.name === "TimeoutError")
+    ) {
+      return { port, state: "timeout", reason: "timed out" };
+    }
+    return { port, state: "error", reason };
+  }
+}
+
+function isAscending(rs: TcpPortResult[]): boolean {
+  for (let i = 1; i < rs.length; i++) {
+    if (rs[i - 1]!.port > rs[i]!.port) return false;
+  }
+  return true;
+}
+
+/** Below this many ports a thread costs more than it saves. */
+const NATIVE_MIN_PORTS = 16;
+const NATIVE_CONCURRENCY = 512;
+
+const REFUSED = "connection refused", TIMED_OUT = "timed out";
+
+/** The native engine's arrays as results, in the order of `ports`. */
+function fromNative(ports: number[], r: NativeScanResult): TcpPortResult[] {
+  const out: TcpPortResult[] = [];
+  for (let i = 0; i < ports.length; i++) {
+    const port = ports[i]!, state = r.states[i]!;
+    if (state === PENDING) continue; // stopped early
+    out.push(
+      state === OPEN
+        ? { port, state: "open", connectTime: r.times[i]! }
+        : state === CLOSED
+        ? { port, state: "closed", reason: REFUSED }
+        : state === TIMEOUT
+        ? { port, state: "timeout", reason: TIMED_OUT }
+        : { port, state: "error", reason: errnoText(r.errnos[i]!) },
+    );
+  }
+  return out;
+}
+
+/** errno values a connect scan meets, in the words describeError uses. */
+function errnoText(code: number): string {
+  switch (code) {
+    case 101:
+      return "network unreachable";
+    case 113:
+      return "no route to host";
+    case 99:
+      return "address not available";
+    case 13:
+      return "permission denied";
+    case 24:
+    case 23:
+      return "too many open files";
+    default:
+      return `os error ${code}`;
+  }
+}
+
+/**
+ * `Deno.connect` to each port, `concurrency` at a time. A port whose
+ * connect timed out is tried once more on its own at the end: with many
+ * connects in flight, a timer can fire while the answer waits in the event
+ * loop's queue, and only an attempt with nothing else queued shows that the
+ * port truly went unanswered.
+ */
+async function scanOnEventLoop(
+  host: string,
+  ports: number[],
+  timeout: number,
+  concurrency: number,
+  signal: AbortSignal | undefined,
+): Promise<TcpPortResult[]> {
+  const results: TcpPortResult[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < ports.length && !signal?.aborted) {
+      const port = ports[next++]!;
+      results.push(await tryPort(host, port, timeout));
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, ports.length) }, worker),
+  );
+  if (concurrency > 1) {
+    for (let i = 0; i < results.length && !signal?.aborted; i++) {
+      if (results[i]!.state === "timeout") {
+        results[i] = await tryPort(host, results[i]!.port, timeout);
+      }
+    }
+  }
+  return results;
+}
+
+/**
+ * Tries a TCP connection to each port, `concurrency` at a time: on Linux
+ * with FFI, non-blocking connects through libc on threads, each timed from
+ * its own start; elsewhere `Deno.connect` on the event loop.
+ *
+ * @example Usage
+ * ```ts
+ * import { probeTcp } from "./probe.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const report = await probeTcp({ hostname: "127.0.0.1", ports: [l.addr.port] });
+ * assertEquals(report.open, [l.addr.port]);
+ * ```
+ */
+export async function probeTcp(
+  options: ProbeTcpOptions,
+): Promise<TcpProbeReport> {
+  const timeout = options.timeout ?? 1000;
+  const concurrency = options.concurrency ?? 64;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new UsageError(`invalid concurrency: ${concurrency}`);
+  }
+  for (const p of options.ports) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) {
+      throw new UsageError(`invalid port: ${p}`);
+    }
+  }
+  const host = await resolveIp(options.hostname, options.family);
+  const engine = options.engine ?? "auto";
+  const native = engine === "native" ||
+      (engine === "auto" && options.ports.length >= NATIVE_MIN_PORTS)
+    ? await nativeScan(host, options.ports, {
+      timeout,
+      window: options.concurrency ?? NATIVE_CONCURRENCY,
+      ...(options.signal ? { signal: options.signal } : {}),
+    })
+    : undefined;
+  const results: TcpPortResult[] = native
+    ? fromNative(options.ports, native)
+    : await scanOnEventLoop(
+      host,
+      options.ports,
+      timeout,
+      concurrency,
+      options.signal,
+    );
+  if (!isAscending(results)) results.sort((a, b) => a.port - b.port);
+  return {
+    host,
+    results,
+    open: results.filter((r) => r.state === "open").map((r) => r.port),
+  };
+}
+
+/** Formats a port result as `HOST:PORT open 0.123 ms` / `... closed (reason)`. */
+export function formatPortResult(host: string, r: TcpPortResult): string {
+  return r.state === "open"
+    ? `${hostPort(host, r.port)} open ${r.connectTime!.toFixed(3)} ms`
+    : `${hostPort(host, r.port)} ${r.state} (${r.reason})`;
+}
