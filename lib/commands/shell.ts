@@ -20,7 +20,7 @@ import {
   interactiveShell,
   processInterrupts,
 } from "../shell/interactive.ts";
-import { makeNonDumpable } from "../native/prctl.ts";
+import { ignoreInspectorSignal, makeNonDumpable } from "../native/prctl.ts";
 import { processTerminal, runOnTerminal } from "../shell/terminal.ts";
 import {
   SEED_MODES,
@@ -494,6 +494,13 @@ async function serve(
     // The token lives in this process: keep same-user processes (the
     // commands we run among them) out of its memory and environment.
     const dump = makeNonDumpable();
+    // Deno opens an inspector on SIGUSR1, which any same-user process (our
+    // commands) can send: an inspector reads anything, dumpable or not.
+    if (!ignoreInspectorSignal() && token !== undefined) {
+      console.error(
+        `denocat: warning: cannot ignore SIGUSR1 (no FFI): a process of this user that sends it opens Deno's inspector on 127.0.0.1:9229 in the server`,
+      );
+    }
     if (dump.ok) logger.log("server process made non-dumpable");
     else if (token !== undefined) {
       console.error(

@@ -535,6 +535,29 @@ test(
             "cat /proc/$PPID/environ | tr '\\0' '\\n'",
           ], { env: { DENOCAT_TOKEN: token } });
           const leaked = r.text.includes(token);
+          // Deno opens an inspector on SIGUSR1; a command can send it. (In
+          // its first 500 ms a Deno process has no SIGUSR1 handler at all
+          // and the signal would kill it: wait for a settled server.)
+          await sleep(1000);
+          const usr1 = await runCli([
+            "shell",
+            "127.0.0.1",
+            m[1]!,
+            "--",
+            "kill -USR1 $PPID; sleep 0.5; echo sent",
+          ], { env: { DENOCAT_TOKEN: token } });
+          assertEquals(
+            usr1.text,
+            "sent\n",
+            `${ffi}: ${usr1.stderr}\n${srv.stderrSoFar()}`,
+          );
+          const inspector = /Debugger listening/.test(srv.stderrSoFar());
+          results.push(
+            `${ffi ? "with FFI" : "without FFI"}: SIGUSR1 from a command ${
+              inspector ? "opened the inspector" : "ignored"
+            }`,
+          );
+          assertEquals(inspector, !ffi);
           results.push(
             `${ffi ? "with FFI" : "without FFI"}: environ ${
               leaked ? "readable, token exposed" : "unreadable"
