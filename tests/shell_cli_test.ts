@@ -250,4 +250,30 @@ test("denocat shell: usage errors exit 2, connection failures 255", async () => 
   assertOk(/cannot connect to 127\.0\.0\.1:1: connection refused/.test(
     refused.stderr,
   ));
+  // New flags, each a one-line usage error.
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ["shell", "-t", "127.0.0.1", "1"],
+      /^denocat: -t needs a terminal on stdin\n$/,
+    ],
+    [["shell", "-t", "-n", "127.0.0.1", "1"], /^denocat: -t and --no-stdin/],
+    [
+      ["shell", "-l", "--accept-env", "A=B", "--insecure-no-auth", "0"],
+      /^denocat: invalid --accept-env pattern "A=B": names, \* and \? only\n$/,
+    ],
+    [
+      ["shell", "-l", "--accept-env", "LC_*", "--no-client-env", "0"],
+      /^denocat: --accept-env and --no-client-env contradict\n$/,
+    ],
+    [["shell", "--accept-env", "X", "127.0.0.1", "1"], /is a server option/],
+  ];
+  for (const [args, re] of cases) {
+    const u = await runCli(args);
+    assertEquals(u.code, 2, `${args.join(" ")}: ${u.stderr}`);
+    assertOk(re.test(u.stderr), `${args.join(" ")}: ${u.stderr}`);
+  }
+  const help = await runCli(["shell", "--help"]);
+  assertOk(
+    help.text.includes("the words after -- are joined with single spaces"),
+  );
 });
