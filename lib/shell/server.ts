@@ -939,11 +939,6 @@ export function shellServer(
         if (!attempt) return;
       }
       if (s.dropped || closing) return;
-      s.admitted = true;
-      if (tlsContext) {
-        s.conn = acceptTls(raw, tlsContext);
-        s.writer = new MessageWriter(s.conn);
-      }
       // One deadline covers the TLS handshake, a busy refusal and the
       // login: when it passes, the connection is closed at once, whatever
       // is pending on it (a write to a TLS peer that never handshakes waits
@@ -951,8 +946,20 @@ export function shellServer(
       setDeadline(s, handshakeTimeout, () => {
         expired = true;
         audit({ event: "protocol-error", peer, reason: "handshake timed out" });
-        dropWithError(s, ErrorCode.Timeout, "handshake timed out");
+        if (s.admitted) {
+          dropWithError(s, ErrorCode.Timeout, "handshake timed out");
+        } else closeQuietly(s.conn);
       });
+      if (tlsContext) {
+        // The TLS state (tens of KiB) waits for the peer's first bytes: a
+        // silent connection costs no more than a plain one.
+        const first = new Uint8Array(256);
+        const n = await raw.read(first).catch(() => null);
+        if (n === null || s.dropped || closing) return;
+        s.conn = acceptTls(raw, tlsContext, first.subarray(0, n));
+        s.writer = new MessageWriter(s.conn);
+      }
+      s.admitted = true;
       await s.conn.handshake?.();
       if (sessions.size >= maxSessions || closing) {
         removePending(s);
