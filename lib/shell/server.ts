@@ -379,6 +379,8 @@ export function shellServer(
   let commands = 0;
   let closing = false;
   let closed: Promise<void> | undefined;
+  let evicted = 0;
+  let evictLogged = -Infinity;
 
   const sendError = (s: Session, code: number, message: string) =>
     s.writer.send(encodeMessage(MsgType.Error, encodeError(code, message)))
@@ -462,10 +464,26 @@ export function shellServer(
     pendingCount--;
   }
 
-  /** Drops a connection that has not sent its hello, to make room. */
+  /**
+   * Drops a connection that has not sent its hello, to make room. Audited
+   * at most once a second, with the count since the last record, so that a
+   * flood cannot fill the log.
+   */
   function evict(victim: Session, reason: string): void {
     removePending(victim);
-    audit({ event: "busy", peer: victim.peer, reason: `dropped: ${reason}` });
+    evicted++;
+    const now = performance.now();
+    if (now - evictLogged >= 1000) {
+      audit({
+        event: "busy",
+        peer: victim.peer,
+        reason: `dropped: ${reason}${
+          evicted > 1 ? ` (${evicted} dropped since the last record)` : ""
+        }`,
+      });
+      evictLogged = now;
+      evicted = 0;
+    }
     victim.dropped = true;
     victim.onDrop?.();
     if (victim.admitted) {

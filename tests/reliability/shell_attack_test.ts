@@ -99,7 +99,7 @@ test("shell attack: a flood of silent connections from one source; another sourc
     { timeout: budget(120_000) },
   );
   const seconds = scaled(3);
-  const rate = 340;
+  const rate = 400;
   let opened = 0;
   let dropped = 0;
   let maxOpen = 0;
