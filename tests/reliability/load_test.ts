@@ -100,12 +100,15 @@ test("load: concurrent transfers into one denocat recv -k, every file intact", a
       await Deno.writeFile(`${src}/f${i}.bin`, data);
       sums.push(sha256(data));
     }
-    // This figure is about all of them at once: as many slots as senders,
-    // and room for all of them to connect in the same moment.
+    // This figure is about all of them at once: as many slots as senders
+    // (all from 127.0.0.1), and room for all of them to connect in the same
+    // moment.
     const limits = [
       "--max-conns",
       String(transfers),
       "--max-pending",
+      String(transfers),
+      "--max-conns-per-ip",
       String(transfers),
     ];
     await using server = await startServer([

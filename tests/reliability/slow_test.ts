@@ -112,7 +112,19 @@ test("slow clients: a valid client is served within a second; --idle-timeout clo
   try {
     const servers = {
       echo: ["echo", "--idle-timeout", "1", "0"],
-      frame: ["-l", "-k", "--frame", "u32be", "--idle-timeout", "1", "0"],
+      // Above n: this is about --idle-timeout, not the cap on clients
+      // (at most 256 by default; beyond it they are closed at once).
+      frame: [
+        "-l",
+        "-k",
+        "--frame",
+        "u32be",
+        "--idle-timeout",
+        "1",
+        "--max-conns",
+        String(n + 10),
+        "0",
+      ],
       recv: [
         "recv",
         "-k",
