@@ -40,14 +40,14 @@ export interface AuthAttempt {
 }
 
 /**
- * What waits at the gate: `dropped` set and `onDrop` called by its owner
- * when it gives up (the gate sets `onDrop` while it waits).
+ * What waits at the gate: its owner sets `dropped` and calls
+ * {@linkcode AuthGate.cancel} when it gives up. (No closure is stored on it:
+ * a closure per waiting connection, set and cleared on a long-lived object
+ * graph, made the server's heap grow with every guess.)
  */
 export interface GateTicket {
   /** Set by the owner once it has given up. */
   dropped: boolean;
-  /** Set by the gate while the ticket waits; the owner calls it when it gives up. */
-  onDrop: (() => void) | undefined;
 }
 
 interface Waiter {
@@ -80,7 +80,7 @@ const MAX_SOURCES = 10_000;
  * import { AuthGate } from "./auth_gate.ts";
  * import { assertEquals, assertOk } from "../_assert.ts";
  * const gate = new AuthGate({ freeFailures: 1, baseDelayMs: 40, maxDelayMs: 80 });
- * const signal = { dropped: false, onDrop: undefined };
+ * const signal = { dropped: false };
  * const t0 = performance.now();
  * (await gate.admit("10.0.0.1", signal))!.fail(); // at once
  * (await gate.admit("10.0.0.1", signal))!.fail(); // after 1 failure: 40 ms
@@ -138,18 +138,18 @@ export class AuthGate {
   }
 
   /**
-   * An attempt from `source` admitted at once, when its source has no
-   * failures on record and nobody waits (the common case, which allocates
-   * no promise); else `undefined`: call {@linkcode admit}.
+   * An attempt from `source` admitted at once, when nobody from it waits
+   * and its penalty (if any) is already served (the common case, which
+   * allocates no promise); else `undefined`: call {@linkcode admit}.
    */
   admitNow(source: string): AuthAttempt | undefined {
     if (this.#closed) return undefined;
     const s = this.#sources.get(source);
-    if (s && (this.#fresh(s).failures > 0 || s.queue.length > 0)) {
+    const now = performance.now();
+    if (s && (s.queue.length > 0 || now < this.#due(s, now))) {
       return undefined;
     }
     const state = s ?? this.#add(source);
-    const now = performance.now();
     state.inFlight++;
     state.lastAdmit = now;
     return this.#attempt(source, state, now);
@@ -166,17 +166,22 @@ export class AuthGate {
     if (this.#closed || ticket.dropped) return Promise.resolve(undefined);
     const s = this.#sources.get(source) ?? this.#add(source);
     return new Promise((resolve) => {
-      const waiter: Waiter = { resolve, ticket };
-      ticket.onDrop = () => {
-        ticket.onDrop = undefined;
-        const i = s.queue.indexOf(waiter);
-        if (i >= 0) s.queue.splice(i, 1);
-        resolve(undefined);
-        this.#pump(source);
-      };
-      s.queue.push(waiter);
+      s.queue.push({ resolve, ticket });
       this.#pump(source);
     });
+  }
+
+  /**
+   * Turns `ticket`'s attempt away if it still waits (its connection was
+   * dropped): {@linkcode admit} resolves with `undefined`.
+   */
+  cancel(source: string, ticket: GateTicket): void {
+    const s = this.#sources.get(source);
+    const i = s?.queue.findIndex((w) => w.ticket === ticket) ?? -1;
+    if (i < 0) return;
+    const [w] = s!.queue.splice(i, 1);
+    w!.resolve(undefined);
+    this.#pump(source);
   }
 
   #add(source: string): SourceState {
@@ -200,10 +205,7 @@ export class AuthGate {
     this.#closed = true;
     for (const s of this.#sources.values()) {
       clearTimeout(s.timer);
-      for (const w of s.queue.splice(0)) {
-        w.ticket.onDrop = undefined;
-        w.resolve(undefined);
-      }
+      for (const w of s.queue.splice(0)) w.resolve(undefined);
     }
     this.#sources.clear();
   }
@@ -213,6 +215,14 @@ export class AuthGate {
       this.#clear(s);
     }
     return s;
+  }
+
+  /** When the next attempt from `s` may pass. */
+  #due(s: SourceState, now: number): number {
+    return this.#fresh(s).failures === 0 ? now : Math.max(
+      s.lastAdmit + this.penalty(s.failures + s.inFlight),
+      (s.streakStart ?? now) + s.owed,
+    );
   }
 
   #clear(s: SourceState): void {
@@ -228,16 +238,12 @@ export class AuthGate {
     s.timer = undefined;
     while (s.queue.length > 0) {
       const now = performance.now();
-      const due = this.#fresh(s).failures === 0 ? now : Math.max(
-        s.lastAdmit + this.penalty(s.failures + s.inFlight),
-        (s.streakStart ?? now) + s.owed,
-      );
+      const due = this.#due(s, now);
       if (now < due) {
         s.timer = setTimeout(() => this.#pump(source), Math.ceil(due - now));
         return;
       }
       const w = s.queue.shift()!;
-      w.ticket.onDrop = undefined;
       s.inFlight++;
       s.lastAdmit = now;
       w.resolve(this.#attempt(source, s, now));

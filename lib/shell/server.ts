@@ -174,7 +174,6 @@ interface Session {
   source: string;
   /** Set when the connection is dropped while pending (see GateTicket). */
   dropped: boolean;
-  onDrop: (() => void) | undefined;
   /** Past the authentication gate (it may be written to). */
   admitted: boolean;
   /** When the handshake must be over (performance.now()), while it runs. */
@@ -485,7 +484,7 @@ export function shellServer(
       evicted = 0;
     }
     victim.dropped = true;
-    victim.onDrop?.();
+    gate.cancel(victim.source, victim);
     if (victim.admitted) {
       dropWithError(victim, ErrorCode.Busy, `server busy: ${reason}`);
     } else {
@@ -941,7 +940,6 @@ export function shellServer(
       peer: formatAddr(peerAddr),
       source,
       dropped: false,
-      onDrop: undefined,
       admitted: false,
       deadline: 0,
     };
@@ -1062,7 +1060,6 @@ export function shellServer(
       for (const list of pending.values()) {
         for (const s of list) {
           s.dropped = true;
-          s.onDrop?.();
           closeQuietly(s.conn);
         }
       }

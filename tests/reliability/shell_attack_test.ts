@@ -411,7 +411,7 @@ test("shell attack: client variables cannot get past a restricted --shell (Accep
         ...accept,
         "127.0.0.1",
         "0",
-      ]);
+      ], { timeout: budget(30_000) });
       const port = String(srv.port);
       for (let round = 0; round < scaled(1); round++) {
         for (const [kv, stdin] of attacks) {
@@ -456,7 +456,7 @@ test("shell attack: client variables cannot get past a restricted --shell (Accep
       "BASH_ENV",
       "127.0.0.1",
       "0",
-    ]);
+    ], { timeout: budget(30_000) });
     const bypass = await runCli(
       [
         "shell",
@@ -604,7 +604,7 @@ test(
           `${dir}/a`,
           "127.0.0.1",
           "0",
-        ]);
+        ], { timeout: budget(30_000) });
         for (let i = 0; i < scaled(3); i++) {
           const wrong = await runCli([
             "shell",
@@ -712,7 +712,7 @@ test("shell attack: terminal escapes from a fake server or a client reach no ter
     "--insecure-no-auth",
     "127.0.0.1",
     "0",
-  ]);
+  ], { timeout: budget(30_000) });
   let sent = 0;
   for (let i = 0; i < scaled(1); i++) {
     await using s = await connectShell({
