@@ -32,11 +32,13 @@ import {
   clientEndpoint,
   COMMON_OPTIONS,
   familyOf,
+  keepaliveOption,
   parse,
   positiveInt,
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 
@@ -99,9 +101,15 @@ Client options:
       --ca FILE           trust this PEM CA certificate
       --insecure          do not verify the server certificate (testing only)
   -w SECS                 timeout for connecting and authenticating
-  -e, --env NAME=VALUE    set a variable for the command (repeatable)
+  -e, --env NAME=VALUE    set a variable for the command (repeatable; not the
+                          -e of nc or ncat, which runs a program: the command
+                          goes after --)
       --cwd DIR           run the command in DIR on the server
-  -n, --no-stdin          do not forward stdin (the command reads /dev/null)
+  -n, --no-stdin          do not forward stdin (the command reads /dev/null;
+                          not nc's -n, which is numeric addresses)
+      --keepalive[=IDLE[,INTVL[,CNT]]]
+                          TCP keepalive (not with --tls); timers need Linux
+                          with FFI. A server (-l) takes plain --keepalive
   -t                      run on a terminal of the server (raw mode here,
                           window size forwarded); without a command, the
                           server's shell itself. The server needs util-linux
@@ -150,6 +158,7 @@ const OPTIONS = {
   env: { type: "string", short: "e", multiple: true },
   "no-stdin": { type: "boolean", short: "n" },
   tty: { type: "boolean", short: "t" },
+  keepalive: { type: "string" },
 } as const;
 
 const SERVER_ONLY = [
@@ -326,9 +335,14 @@ export async function run(args: string[]): Promise<number> {
       ...(values.insecure ? { insecure: true } : {}),
     }
     : undefined;
+  const keepalive = keepaliveOption(values.keepalive);
+  if (keepalive !== undefined && tls) {
+    throw new UsageError("--keepalive cannot be combined with --tls");
+  }
   // Checked before connecting: no terminal is a usage error, not a login.
   const terminal = values.tty ? processTerminal() : undefined;
   await using session = await connectShell(endpoint, {
+    ...(keepalive !== undefined ? { keepalive } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(tls ? { tls } : {}),
     ...(wait !== undefined ? { timeout: wait } : {}),
@@ -394,6 +408,7 @@ async function serve(
     "no-client-cwd"?: boolean | undefined;
     compat?: string | undefined;
     "log-json"?: boolean | undefined;
+    keepalive?: string | undefined;
   },
   positionals: string[],
   family: 4 | 6 | undefined,
@@ -473,6 +488,9 @@ async function serve(
         throw new UsageError(`--${flag} does not apply to --compat`);
       }
     }
+    if (values.keepalive !== undefined) {
+      throw new UsageError(`--keepalive does not apply to --compat`);
+    }
     server = seedCompatServer(endpoint, {
       mode: values.compat as SeedMode,
       ...common,
@@ -524,6 +542,7 @@ async function serve(
       ...(maxPendingPerSource !== undefined ? { maxPendingPerSource } : {}),
       ...(idleTimeout ? { idleTimeout } : {}),
       ...(family ? { family } : {}),
+      ...(serverKeepalive(values.keepalive) ? { keepalive: true } : {}),
     });
   }
   using signal = shutdownSignal();

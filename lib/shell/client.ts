@@ -8,7 +8,7 @@
 import { hostPort, unbracket } from "../address.ts";
 import { DenocatError, describeError } from "../errors.ts";
 import type { Reader, Writer } from "../frame/reader.ts";
-import { closeQuietly, connect } from "../tcp/connect.ts";
+import { closeQuietly, connect, type ConnectOptions } from "../tcp/connect.ts";
 import { authProof, createNonce, type Token, verifyProof } from "./auth.ts";
 import { signalName, signalNumber } from "./process_group.ts";
 import {
@@ -47,6 +47,11 @@ export interface ConnectShellOptions {
   timeout?: number;
   /** Restrict a host name to IPv4 or IPv6. */
   family?: Family;
+  /**
+   * TCP keepalive, plain or with timers (see `ConnectOptions.keepalive`);
+   * not with `tls`.
+   */
+  keepalive?: ConnectOptions["keepalive"];
 }
 
 /** Where a command's streams go and come from. */
@@ -303,6 +308,7 @@ export async function connectShell(
     } else {
       conn = await connect(endpoint, {
         noDelay: true,
+        ...(options.keepalive ? { keepalive: options.keepalive } : {}),
         ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
         ...(options.family ? { family: options.family } : {}),
       });

@@ -362,7 +362,10 @@ export function shellServer(
   }
   const listener = listen(
     { hostname, port: endpoint.port },
-    options.family ? { family: options.family } : {},
+    {
+      ...(options.family ? { family: options.family } : {}),
+      ...(options.keepalive ? { keepalive: true } : {}),
+    },
   );
   const sessions = new Set<Session>();
   /** Connections that have not sent their hello, per source, oldest first. */

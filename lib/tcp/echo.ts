@@ -38,8 +38,8 @@ export interface EchoOptions extends ListenOptions {
    * How to serve TCP: `auto` runs `threads` echo threads, each an epoll
    * loop through libc, where it can (Linux, `--allow-ffi`; see
    * {@linkcode EchoServer.ready}) and otherwise falls back to `deno`, which
-   * serves on the main thread with Deno's async I/O. Unix sockets always
-   * use `deno`. @default {"auto"}
+   * serves on the main thread with Deno's async I/O. Unix sockets, and
+   * servers with `keepalive`, always use `deno`. @default {"auto"}
    */
   engine?: "auto" | "deno";
   /** Echo threads of the `epoll` engine. @default {1} */
@@ -167,7 +167,9 @@ export function echoServer(
       },
     };
   };
-  const engine = options.engine ?? "auto";
+  // Keepalive is switched on as Deno accepts (connect.ts); the epoll threads
+  // accept on their own, so a keepalive server runs on the event loop.
+  const engine = options.keepalive ? "deno" : options.engine ?? "auto";
   const ready: Promise<"epoll" | "deno"> =
     engine !== "deno" && listener.addr.transport === "tcp" && ffiAllowed()
       ? startThreads(listener.addr.port, options).then((t) => {
