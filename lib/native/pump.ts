@@ -143,6 +143,109 @@ export async function fastCopy(
   }
 }
 
+/** Options for {@linkcode socketCopy}. */
+export interface SocketCopyOptions extends CopyOptions {
+  /** Aborting stops the pump (call before closing either connection). */
+  signal?: AbortSignal;
+  /** Told of the pump once it runs (for idle checks and progress). */
+  onPump?: (pump: Pump) => void;
+  /** Hand off after this many bytes. @default {HANDOFF_AFTER} */
+  handoffAfter?: number;
+}
+
+/**
+ * Copies TCP connection `src` to TCP connection `dst` like
+ * {@linkcode copy}; a bulk transfer moves to a pump thread (Linux, FFI)
+ * working on duplicates of both sockets, found by their full address
+ * identity. The thread closes the source duplicate when it ends and the
+ * destination duplicate is closed only then, so no descriptor number is
+ * ever written to after it could have been reused. Falls back to the
+ * ordinary loop whenever a socket cannot be found. Used by `forward`.
+ *
+ * @example Usage (run for real in tests/forward/forward_test.ts: the libc
+ * handle it opens would outlive a doc test)
+ * ```ts ignore
+ * import { socketCopy } from "./pump.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const a = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const a2 = await l.accept();
+ * const b = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const b2 = await l.accept();
+ * await a.write(new Uint8Array(1000).fill(1));
+ * a.close();
+ * assertEquals(await socketCopy(a2, b, { handoffAfter: 100 }), 1000);
+ * b.close();
+ * let got = 0, n;
+ * const buf = new Uint8Array(2048);
+ * while ((n = await b2.read(buf)) !== null) got += n;
+ * assertEquals(got, 1000);
+ * a2.close();
+ * b2.close();
+ * ```
+ */
+export async function socketCopy(
+  src: Deno.Conn,
+  dst: Deno.Conn,
+  options: SocketCopyOptions = {},
+): Promise<number> {
+  const tcp = src.remoteAddr.transport === "tcp" &&
+    dst.remoteAddr.transport === "tcp";
+  const c = tcp ? libc() : null;
+  if (c === null || options.signal?.aborted) {
+    return await copy(src, dst, options);
+  }
+  const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
+  let thread: PumpThread | undefined;
+  let first;
+  try {
+    first = await copyUntil(src, dst, (total) => {
+      if (total >= handoffAfter / 4) thread ??= new PumpThread();
+      return total >= handoffAfter && thread?.ready === true;
+    }, options);
+  } catch (err) {
+    thread?.dispose();
+    throw err;
+  }
+  if (first.eof || options.signal?.aborted || thread === undefined) {
+    thread?.dispose();
+    return first.bytes;
+  }
+  const srcFd = socketFd(src, liveDups);
+  const dstFd = socketFd(dst, liveDups);
+  const srcDup = srcFd === undefined ? -1 : c.dup(srcFd);
+  const dstDup = dstFd === undefined || srcDup < 0 ? -1 : c.dup(dstFd);
+  if (srcDup < 0 || dstDup < 0) {
+    if (srcDup >= 0) c.close(srcDup);
+    thread.dispose();
+    return first.bytes + await copy(src, dst, options);
+  }
+  liveDups.add(srcDup).add(dstDup);
+  const pump = thread.run(
+    {
+      src: srcDup,
+      dst: dstDup,
+      socket: srcDup,
+      bufferSize: options.bufferSize ?? 256 * 1024,
+    },
+    () => {
+      // The thread has ended: only now may the destination duplicate go.
+      c.close(dstDup);
+      liveDups.delete(srcDup);
+      liveDups.delete(dstDup);
+    },
+  );
+  options.onPump?.(pump);
+  const onAbort = () => pump.stop();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return first.bytes + await pump.done;
+  } finally {
+    options.onChunk?.(pump.moved());
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
 /** Descriptors duplicated for pumps whose threads have not closed them yet. */
 const liveDups = new Set<number>();
 
