@@ -12,7 +12,7 @@
  * them ping-ponging just as fast.
  */
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { DEFAULT_MAX_SOURCES, DEFAULT_RATE } from "../../lib/source_guard.ts";
+import { DEFAULT_MAX_SOURCES } from "../../lib/source_guard.ts";
 import { udpEcho, type UdpEchoServer } from "../../lib/udp/echo.ts";
 import { bindUdp, type UdpSocket } from "../../lib/udp/socket.ts";
 import { startServer } from "../_helpers.ts";
