@@ -5,6 +5,10 @@
  * @module
  */
 import type { Family } from "../address.ts";
+import type { AccessList } from "../access/list.ts";
+import { execPerPeer, execToPeer } from "../exec/datagram.ts";
+import type { ExecSpec } from "../exec/stream.ts";
+import { bindUdp, bindUdpFor, resolveUdp } from "../udp/socket.ts";
 import { formatAddr } from "../address.ts";
 import { DenocatError, UsageError } from "../errors.ts";
 import { sourceSocketsUnavailable } from "../native/socket_fd.ts";
@@ -40,6 +44,10 @@ export interface UdpNetcatFlags {
   sourcePort?: number | undefined;
   family: Family | undefined;
   logger: Logger;
+  /** `--allow`/`--deny` (listener only). */
+  access?: AccessList;
+  /** `-e`/`-c`: a program per peer (listener) or for the one peer (client). */
+  exec?: ExecSpec;
 }
 
 /**
@@ -49,6 +57,43 @@ export interface UdpNetcatFlags {
 export function datagramSplit(value: string | undefined): SplitMode {
   if (value !== undefined) return splitMode(value);
   return Deno.stdin.isTerminal() ? "line" : "chunk";
+}
+
+/**
+ * `-u -l -e PROG`: a child per peer (ncat's UDP exec); `-u -e PROG HOST
+ * PORT`: one child talking to that peer.
+ */
+async function runUdpExec(
+  positionals: string[],
+  flags: UdpNetcatFlags,
+  spec: ExecSpec,
+  signal: AbortSignal,
+): Promise<number> {
+  if (flags.listen) {
+    const ep = serverEndpoint(positionals, undefined, undefined, "udp");
+    const socket = bindUdp({
+      port: ep.port!,
+      ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
+      ...(flags.family ? { family: flags.family } : {}),
+    });
+    flags.logger.log(`listening on udp ${formatAddr(socket.addr)}`);
+    const access = flags.access;
+    const r = await execPerPeer(socket, spec, {
+      signal,
+      logger: flags.logger,
+      ...(access?.active ? { accept: (a) => access.allows(a.hostname) } : {}),
+    });
+    flags.logger.log(
+      `shutting down: ${r.sessions} sessions served, ${r.dropped} datagrams dropped`,
+    );
+    return 0;
+  }
+  const target = hostAndPort(positionals, "udp");
+  const peer = await resolveUdp(target.hostname, target.port, flags.family);
+  const socket = bindUdpFor(peer);
+  const code = await execToPeer(socket, peer, spec, { signal });
+  flags.logger.log(`program exited with ${code}`);
+  return 0;
 }
 
 /** `denocat -u HOST PORT` and `denocat -u -l [HOST] PORT`. */
@@ -65,9 +110,16 @@ export async function runUdpNetcat(
     ...(flags.family ? { family: flags.family } : {}),
   };
   using signal = shutdownSignal();
+  const accept = flags.access?.active
+    ? (a: Deno.NetAddr) => flags.access!.allows(a.hostname)
+    : undefined;
+  if (flags.exec) {
+    return await runUdpExec(positionals, flags, flags.exec, signal);
+  }
   if (flags.listen) {
     const ep = serverEndpoint(positionals, undefined, undefined, "udp");
     await udpListen({
+      ...(accept ? { accept } : {}),
       ...common,
       port: ep.port!,
       input: stdinReader(),

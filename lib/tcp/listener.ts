@@ -46,6 +46,18 @@ export interface ListenerOptions extends ListenOptions, PipeOptions {
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`). */
   logger?: Logger;
+  /**
+   * Whether a peer may connect (`--allow`/`--deny`); a refused peer is
+   * closed at once and logged, and a single-connection listener goes on
+   * waiting for one that is allowed. @default {every peer}
+   */
+  accept?: (addr: Deno.Addr) => boolean;
+  /**
+   * Layers each accepted connection before it is served (TLS, see
+   * `stream_conn.ts`), or throws to refuse it (logged; a single-connection
+   * listener goes on waiting).
+   */
+  wrap?: (conn: Conn) => Promise<Conn>;
 }
 
 /** Totals for {@linkcode tcpListen}. */
@@ -110,13 +122,28 @@ async function serveOne(
   logger: Logger,
 ): Promise<ListenerResult> {
   let conn: Conn;
-  try {
-    conn = await listener.accept() as Conn;
-  } catch (err) {
-    if (options.signal?.aborted) {
-      return { connections: 0, sent: 0, received: 0 };
+  for (;;) {
+    try {
+      conn = await listener.accept() as Conn;
+    } catch (err) {
+      if (options.signal?.aborted) {
+        return { connections: 0, sent: 0, received: 0 };
+      }
+      throw err;
     }
-    throw err;
+    if (options.accept && !options.accept(conn.remoteAddr)) {
+      logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
+      closeQuietly(conn);
+      continue;
+    }
+    if (!options.wrap) break;
+    try {
+      conn = await options.wrap(conn);
+      break;
+    } catch (err) {
+      logger.log(`${formatAddr(conn.remoteAddr)}: ${describeError(err)}`);
+      closeQuietly(conn);
+    }
   }
   closeQuietly(listener);
   if (options.noDelay) setNoDelay(conn);
@@ -237,7 +264,26 @@ async function serveMany(
 
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
-    async (conn) => {
+    async (accepted) => {
+      if (options.accept && !options.accept(accepted.remoteAddr)) {
+        logger.log(
+          `${formatAddr(accepted.remoteAddr)}: refused by the access list`,
+        );
+        closeQuietly(accepted);
+        return;
+      }
+      let conn = accepted;
+      if (options.wrap) {
+        try {
+          conn = await options.wrap(accepted);
+        } catch (err) {
+          logger.log(
+            `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
+          );
+          closeQuietly(accepted);
+          return;
+        }
+      }
       if (clients.size >= (options.maxConns ?? Infinity)) {
         logger.log(
           `${
