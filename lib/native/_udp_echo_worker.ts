@@ -16,7 +16,6 @@ import {
   EAGAIN,
   EINTR,
   errnoReader,
-  findBoundSocket,
   libc,
   osError,
   sockaddrToAddr,
@@ -27,7 +26,11 @@ const scope = workerScope<UdpEchoJob>();
 
 /** What the UDP echo thread serves. */
 export interface UdpEchoJob {
-  port: number;
+  /**
+   * The socket: a close-on-exec duplicate the main thread claimed by its
+   * identity (identity.ts) and closes once this thread has stopped.
+   */
+  fd: number;
   upper: boolean;
   /** Log each datagram's size and sender. */
   logDatagrams: boolean;
@@ -52,10 +55,7 @@ const SOL_SOCKET = 1, SO_RCVTIMEO = 20;
 const c = libc();
 scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
   const job = e.data;
-  const found = c === null ? undefined : findBoundSocket(c, 2, job.port, false);
-  // Our own descriptor: the main thread closes Deno's once we are ready, so
-  // its event loop stops being woken by every datagram.
-  const fd = found === undefined ? -1 : c!.dup(found);
+  const fd = job.fd;
   if (c === null || fd < 0) {
     scope.postMessage({ ready: false });
     return;
@@ -101,6 +101,5 @@ scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
     if (sent >= 0) echoedOut[0] = ++echoed;
     else if (job.verbose) log(describeError(osError(c, errno())));
   }
-  c.close(fd);
   scope.postMessage({ closed: true });
 };
