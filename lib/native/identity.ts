@@ -228,5 +228,8 @@ export function claimSocket(c: Libc, id: SocketIdentity): Claim {
   const w = wanted(id)!;
   if (matches(c, fd, w) && fdTarget(c, fd) === found.socket) return { fd };
   c.close(fd);
-  return { declined: "the descriptor changed while it was duplicated" };
+  return {
+    declined:
+      "the socket changed while it was duplicated (the peer may have reset it)",
+  };
 }
