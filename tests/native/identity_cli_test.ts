@@ -134,10 +134,11 @@ Deno.test(
  * python3 opens a same-port service on 127.0.0.2 (TCP listener or UDP
  * socket), starts `argv` + its port with that socket inherited, and serves
  * it itself: each client (datagram) gets "other <sha256 of its bytes>".
- * Closing its stdin stops the child and then python.
+ * Closing its stdin stops the child and then python; the child also gets
+ * SIGTERM if python dies first.
  */
 const WITH_OTHER_SERVICE = `
-import hashlib, socket, subprocess, sys, threading
+import ctypes, hashlib, signal, socket, subprocess, sys, threading
 kind = sys.argv[1]
 o = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
 o.bind(("127.0.0.2", 0))
@@ -145,7 +146,9 @@ if kind == "tcp":
     o.listen(16)
 o.set_inheritable(True)
 port = o.getsockname()[1]
-child = subprocess.Popen(sys.argv[2:] + [str(port)], pass_fds=[o.fileno()])
+def die_with_parent():  # PR_SET_PDEATHSIG: no orphan if python is killed
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
+child = subprocess.Popen(sys.argv[2:] + [str(port)], pass_fds=[o.fileno()], preexec_fn=die_with_parent)
 def reply(data):
     return b"other " + hashlib.sha256(data).hexdigest().encode()
 def serve():
