@@ -108,6 +108,12 @@ export function libc(): Libc | null {
   return lib;
 }
 
+// Opened as this module loads (where FFI is allowed), not on first use: the
+// handle lives as long as the thread, and a library user's test that starts
+// an echo server (which binds through libc at once) would otherwise see it
+// reported by the resource sanitizer as a leak of that test.
+libc();
+
 /**
  * A reader of the calling thread's `errno`. Take it once per thread: the
  * read itself then allocates nothing, so no garbage collection can run
