@@ -21,7 +21,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 export async function main(args: string[]): Promise<number> {
   try {
     if (args[0] === "--version" || args[0] === "-V") {
-      console.log(`denocat ${VERSION} (deno ${Deno.version.deno})`);
+      // The target names the build (a compiled binary's is the one it
+      // was compiled for); the Deno version is the runtime it carries.
+      console.log(
+        `denocat ${VERSION} (${Deno.build.target}; deno ${Deno.version.deno})`,
+      );
       return 0;
     }
     const load = COMMANDS[args[0] ?? ""];

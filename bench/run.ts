@@ -7,9 +7,11 @@
  *   3. TCP echo under load        bench/echo_load.ts
  *   4. UDP echo and probe RTT     bench/udp_echo.ts
  *   5. startup                    bench/startup.ts
+ *   7. short connections          bench/churn.ts
+ *   8. port scan                  bench/scan.ts
  *   codec decoding throughput     bench/frame_decode_bench.ts (deno bench)
  *
- * Usage: deno task bench [--quick] [CASE...]   (CASE: pipe transfer echo udp startup frame)
+ * Usage: deno task bench [--quick] [CASE...]   (CASE: pipe transfer echo udp startup churn scan frame)
  */
 import { ROOT } from "./_util.ts";
 
@@ -25,6 +27,8 @@ const CASES: Array<[string, string[]]> = [
   ["echo", run("echo_load.ts", quick ? ["--secs", "2"] : [])],
   ["udp", run("udp_echo.ts")],
   ["startup", run("startup.ts", quick ? ["--runs", "10"] : [])],
+  ["churn", run("churn.ts", quick ? ["--secs", "1"] : [])],
+  ["scan", run("scan.ts", quick ? ["--rounds", "1"] : [])],
   ["frame", ["bench", "-A", `${ROOT}bench/frame_decode_bench.ts`]],
 ];
 

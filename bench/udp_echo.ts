@@ -1,7 +1,10 @@
 /**
  * UDP echo benchmark: datagrams per second (64 B, 16 in flight, client and
  * server in separate processes) for `denocat echo -u`, a minimal python3
- * echo server and the raw Deno receive/send loop, measured in the same run;
+ * echo server, the raw Deno receive/send loop, socat `UDP-RECVFROM fork` and
+ * a C `recvfrom`/`sendto` loop (the reference), measured in the same run
+ * with a C load generator (bench/udp_gen.c; the Deno one where there is no
+ * C compiler, which then limits every server to its own rate);
  * then the median RTT of `denocat probe -u` beside a raw Deno ping loop at
  * the same interval. Prints a table with ratios and writes
  * bench/results/udp_echo.json.
@@ -22,6 +25,25 @@ const PROBES = 50;
 const INTERVAL_MS = 10;
 const deno = Deno.execPath();
 const decoder = new TextDecoder();
+
+async function buildC(name: string): Promise<string | undefined> {
+  const out = `${await Deno.makeTempDir()}/${name}`;
+  try {
+    const r = await new Deno.Command("cc", {
+      args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`],
+      stderr: "null",
+    }).output();
+    return r.success ? out : undefined;
+  } catch {
+    return undefined; // no cc
+  }
+}
+const C_GEN = await buildC("udp_gen");
+const C_ECHO = await buildC("udp_echo_server");
+const hasSocat = (await new Deno.Command("sh", {
+  args: ["-c", "command -v socat"],
+  stdout: "null",
+}).output()).success;
 
 const PY_ECHO = [
   "import socket, sys",
@@ -98,20 +120,40 @@ const median = (xs: number[]) => {
 
 async function throughput(port: number): Promise<number> {
   const r = JSON.parse(
-    await output(deno, [
-      "run",
-      "-A",
-      "--unstable-net",
-      PEER,
-      "load",
-      String(port),
-      String(SECS),
-      String(SIZE),
-      String(INFLIGHT),
-    ], (SECS + 20) * 1000),
+    C_GEN
+      ? await output(C_GEN, [
+        String(port),
+        String(SECS),
+        String(SIZE),
+        String(INFLIGHT),
+      ], (SECS + 20) * 1000)
+      : await output(deno, [
+        "run",
+        "-A",
+        "--unstable-net",
+        PEER,
+        "load",
+        String(port),
+        String(SECS),
+        String(SIZE),
+        String(INFLIGHT),
+      ], (SECS + 20) * 1000),
   );
   return r.datagrams / (r.ms / 1000);
 }
+
+// --rate off: the benchmark measures the engine, not the per-source limit
+// (10,000 datagrams a second by default), which one load generator exceeds.
+const DENOCAT_ECHO = [
+  "run",
+  "-A",
+  CLI,
+  "echo",
+  "-u",
+  "--rate",
+  "off",
+  "127.0.0.1",
+];
 
 const servers: Array<
   { name: string; cmd: string; args: (p: number) => string[] }
@@ -119,7 +161,7 @@ const servers: Array<
   {
     name: "denocat echo -u",
     cmd: deno,
-    args: (p) => ["run", "-A", CLI, "echo", "-u", "127.0.0.1", String(p)],
+    args: (p) => [...DENOCAT_ECHO, String(p)],
   },
   {
     name: "python3 echo",
@@ -131,13 +173,31 @@ const servers: Array<
     cmd: deno,
     args: (p) => ["run", "-A", "--unstable-net", PEER, "server", String(p)],
   },
+  ...(hasSocat
+    ? [{
+      name: "socat UDP-RECVFROM fork",
+      cmd: "socat",
+      args: (p: number) => [`UDP-RECVFROM:${p},bind=127.0.0.1,fork`, "PIPE"],
+    }]
+    : []),
+  ...(C_ECHO
+    ? [{
+      name: "C recvfrom/sendto loop (reference)",
+      cmd: C_ECHO,
+      args: (p: number) => [String(p)],
+    }]
+    : []),
 ];
 
 // `denocat echo -u -v` logs each datagram; the benchmark must not measure
-// logging, so denocat runs without -v and is detected by polling instead.
-async function startDenocat(port: number) {
-  const child = new Deno.Command(deno, {
-    args: ["run", "-A", CLI, "echo", "-u", "127.0.0.1", String(port)],
+// logging, so denocat runs without -v and is detected by polling instead
+// (socat, which says nothing either, the same way).
+function startDenocat(port: number) {
+  return startPolled(deno, [...DENOCAT_ECHO, String(port)], port);
+}
+async function startPolled(cmd: string, args: string[], port: number) {
+  const child = new Deno.Command(cmd, {
+    args,
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
@@ -162,7 +222,7 @@ async function startDenocat(port: number) {
       ]);
       if (got) break;
       if (Date.now() > deadline) {
-        throw new Error("denocat echo -u never answered");
+        throw new Error(`${cmd} never answered`);
       }
     }
   } finally {
@@ -192,8 +252,8 @@ try {
   for (const s of servers) {
     if (s.cmd === "python3" && !hasPython) continue;
     const port = freeUdpPort();
-    const server = s.name.startsWith("denocat")
-      ? await startDenocat(port)
+    const server = s.name.startsWith("denocat") || s.cmd === "socat"
+      ? await startPolled(s.cmd, s.args(port), port)
       : await startServer(s.cmd, s.args(port));
     running.push({ name: s.name, port, stop: () => server.stop() });
     samples[s.name] = [];
@@ -280,10 +340,13 @@ try {
 }
 
 const base = rates["raw Deno loop"]!;
+const cLoop = rates["C recvfrom/sendto loop (reference)"];
+const mine = rates["denocat echo -u"]!;
 const rows: string[][] = Object.entries(rates).map(([name, r]) => [
   name,
   Math.round(r).toLocaleString("en-US"),
   (r / base).toFixed(2),
+  (mine / r).toFixed(2) + "x",
 ]);
 const pad = (cells: string[], widths: number[]) =>
   "| " + cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |";
@@ -296,9 +359,18 @@ const show = (headers: string[], body: string[][]) => {
   for (const r of body) console.log(pad(r, widths));
 };
 console.log(
-  `\nUDP echo, ${SIZE} B datagrams, ${INFLIGHT} in flight, median of ${ROUNDS} alternating ${SECS} s runs (separate processes)\n`,
+  `\nUDP echo, ${SIZE} B datagrams, ${INFLIGHT} in flight, median of ${ROUNDS} alternating ${SECS} s runs (separate processes), ${
+    C_GEN ? "C" : "Deno"
+  } load generator\n`,
 );
-show(["server", "datagrams/s", "vs raw Deno loop"], rows);
+show(["server", "datagrams/s", "vs raw Deno loop", "denocat / server"], rows);
+if (cLoop) {
+  console.log(
+    `denocat echo -u >= 0.8x the C loop: ${(mine / cLoop).toFixed(2)}x ${
+      mine >= 0.8 * cLoop ? "MET" : "NOT MET"
+    }`,
+  );
+}
 console.log(
   `\nMedian RTT, ${PROBES} probes at ${INTERVAL_MS} ms intervals\n`,
 );
@@ -323,6 +395,7 @@ const results = {
   cpus: navigator.hardwareConcurrency,
   datagram_bytes: SIZE,
   in_flight: INFLIGHT,
+  generator: C_GEN ? "c" : "deno",
   seconds_per_run: SECS,
   rounds: ROUNDS,
   throughput_samples: samples,

@@ -31,7 +31,8 @@ export function isPrintableText(data: Uint8Array): boolean {
 }
 
 /**
- * Formats bytes as hex dump lines: offset, 16 hex bytes, ASCII column.
+ * Formats bytes as hex dump lines: offset, 16 hex bytes, ASCII column. The
+ * first line's offset is `offset` (for a dump that continues a stream).
  *
  * @example Usage
  * ```ts
@@ -43,7 +44,7 @@ export function isPrintableText(data: Uint8Array): boolean {
  * );
  * ```
  */
-export function hexdump(data: Uint8Array): string {
+export function hexdump(data: Uint8Array, offset = 0): string {
   let out = "";
   for (let off = 0; off < data.length; off += 16) {
     const row = data.subarray(off, off + 16);
@@ -53,9 +54,9 @@ export function hexdump(data: Uint8Array): string {
     const ascii = [...row].map((b) =>
       b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : "."
     ).join("");
-    out += `${off.toString(16).padStart(8, "0")}  ${left.padEnd(23)}  ${
-      right.padEnd(23)
-    }  |${ascii}|\n`;
+    out += `${(offset + off).toString(16).padStart(8, "0")}  ${
+      left.padEnd(23)
+    }  ${right.padEnd(23)}  |${ascii}|\n`;
   }
   return out;
 }

@@ -5,8 +5,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { fileURLToPath } from "node:url";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const decoder = new TextDecoder();
 
 /** Whether a command is on PATH. */
@@ -30,7 +31,89 @@ export function hasCommand(name: string): boolean {
  */
 export function needs(...names: string[]): boolean {
   if (Deno.env.get("DENOCAT_REQUIRE_PEERS") === "1") return false;
-  return !names.every(hasCommand);
+  const missing = names.filter((name) => !hasCommand(name));
+  if (missing.length === 0) return false;
+  skipNote(`needs ${missing.join(", ")}, not installed`);
+  return true;
+}
+
+/**
+ * `ignore` flag for tests that drive OpenBSD nc (its `-N`, which other
+ * netcats lack): ignored with the reason printed when the nc on PATH has no
+ * `-N`, unless DENOCAT_REQUIRE_PEERS=1.
+ */
+export function needsOpenbsdNc(): boolean {
+  if (needs("nc")) return true;
+  if (Deno.env.get("DENOCAT_REQUIRE_PEERS") === "1") return false;
+  try {
+    const r = new Deno.Command("nc", {
+      args: ["-h"],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const help = decoder.decode(r.stdout) + decoder.decode(r.stderr);
+    if (/-N\s/.test(help)) return false;
+  } catch { /* not runnable */ }
+  skipNote("needs OpenBSD nc (with -N); the nc here has none");
+  return true;
+}
+
+/**
+ * `ignore` flag for tests of a feature that only some systems have: true
+ * (and the reason printed once) when `Deno.build.os` is not among `oses`.
+ * `feature` names what the tests need, e.g. "Unix sockets".
+ */
+export function onlyOn(
+  oses: readonly (typeof Deno.build.os)[],
+  feature: string,
+): boolean {
+  if (oses.includes(Deno.build.os)) return false;
+  skipNote(`on ${Deno.build.os}: needs ${feature}`);
+  return true;
+}
+
+type TestFn = (t: Deno.TestContext) => void | Promise<void>;
+
+/**
+ * A `Deno.test` for tests that need a feature only `oses` have: elsewhere
+ * each test is registered as ignored and the reason printed (see
+ * {@linkcode onlyOn}). Takes `(name, fn)` or a test definition, whose own
+ * `ignore` still counts.
+ */
+export function testOnlyOn(
+  oses: readonly (typeof Deno.build.os)[],
+  feature: string,
+): {
+  (name: string, fn: TestFn): void;
+  (
+    name: string,
+    options: Omit<Deno.TestDefinition, "name" | "fn">,
+    fn: TestFn,
+  ): void;
+  (definition: Deno.TestDefinition): void;
+} {
+  const lacking = onlyOn(oses, feature);
+  return (
+    a: string | Deno.TestDefinition,
+    b?: TestFn | Omit<Deno.TestDefinition, "name" | "fn">,
+    c?: TestFn,
+  ) => {
+    const def: Deno.TestDefinition = typeof a !== "string"
+      ? a
+      : typeof b === "function"
+      ? { name: a, fn: b }
+      : { ...b, name: a, fn: c! };
+    Deno.test({ ...def, ignore: lacking || (def.ignore ?? false) });
+  };
+}
+
+const notes = new Set<string>();
+
+/** Prints why tests are ignored, once per reason, so no skip passes silently. */
+function skipNote(reason: string): void {
+  if (notes.has(reason)) return;
+  notes.add(reason);
+  console.log(`ignored: ${reason}`);
 }
 
 /** Hex sha256 of bytes. */

@@ -10,8 +10,14 @@ import {
   shellServer,
 } from "../lib/shell/mod.ts";
 import { MAX_AUDIT_COMMAND } from "../lib/shell/audit.ts";
+import { testOnlyOn } from "./_helpers.ts";
 
-Deno.test("shellServer(): a huge command is audited cut, with its size", async () => {
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
+
+test("shellServer(): a huge command is audited cut, with its size", async () => {
   const records: AuditRecord[] = [];
   await using server = shellServer({ port: 0 }, {
     token: "audit-token-0123456789",

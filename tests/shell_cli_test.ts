@@ -3,7 +3,12 @@
  * (`deno run -A cli.ts shell ...`), over loopback.
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { runCli, startCli, startServer } from "./_helpers.ts";
+import { runCli, startCli, startServer, testOnlyOn } from "./_helpers.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
 
 const SRV = ["shell", "-l", "--insecure-no-auth", "127.0.0.1", "0"];
 
@@ -11,7 +16,7 @@ function client(port: number, ...rest: string[]): string[] {
   return ["shell", "127.0.0.1", String(port), ...rest];
 }
 
-Deno.test("denocat shell: exit codes 0, 7 and a signal (128+N)", async () => {
+test("denocat shell: exit codes 0, 7 and a signal (128+N)", async () => {
   await using srv = await startServer(SRV);
   const zero = await runCli(client(srv.port, "--", "true"));
   assertEquals(zero.code, 0);
@@ -24,7 +29,7 @@ Deno.test("denocat shell: exit codes 0, 7 and a signal (128+N)", async () => {
   await srv.waitForStderr(/exit=143 signal=SIGTERM/);
 });
 
-Deno.test("denocat shell: stdout and stderr kept apart", async () => {
+test("denocat shell: stdout and stderr kept apart", async () => {
   await using srv = await startServer(SRV);
   const r = await runCli(
     client(srv.port, "--", "echo to-out; echo to-err >&2; echo more-out"),
@@ -34,7 +39,7 @@ Deno.test("denocat shell: stdout and stderr kept apart", async () => {
   assertEquals(r.stderr, "to-err\n");
 });
 
-Deno.test("denocat shell: stdin forwarded (printf abc | ... -- wc -c prints 3)", async () => {
+test("denocat shell: stdin forwarded (printf abc | ... -- wc -c prints 3)", async () => {
   await using srv = await startServer(SRV);
   const r = await runCli(client(srv.port, "--", "wc", "-c"), { stdin: "abc" });
   assertEquals(r.code, 0);
@@ -45,7 +50,7 @@ Deno.test("denocat shell: stdin forwarded (printf abc | ... -- wc -c prints 3)",
   assertEquals(none.text.trim(), "0");
 });
 
-Deno.test("denocat shell: interactive prompt, statuses, exit", async () => {
+test("denocat shell: interactive prompt, statuses, exit", async () => {
   await using srv = await startServer(SRV);
   const r = await runCli(client(srv.port), {
     stdin: "echo one\n\nexit 3\nkill -KILL $$\nexit\necho never\n",
@@ -61,7 +66,7 @@ Deno.test("denocat shell: interactive prompt, statuses, exit", async () => {
   assertEquals([eof.code, eof.text], [0, "last\n"]);
 });
 
-Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async () => {
+test("denocat shell: a wrong token runs nothing, exit 255, audited", async () => {
   const dir = await Deno.makeTempDir();
   const marker = `${dir}/ran`;
   try {
@@ -99,7 +104,7 @@ Deno.test("denocat shell: a wrong token runs nothing, exit 255, audited", async 
   }
 });
 
-Deno.test("denocat shell: commands do not inherit DENOCAT_TOKEN; short tokens warn once", async () => {
+test("denocat shell: commands do not inherit DENOCAT_TOKEN; short tokens warn once", async () => {
   const token = "env-token-0123456789";
   await using srv = await startServer(["shell", "-l", "127.0.0.1", "0"], {
     env: { DENOCAT_TOKEN: token },
@@ -128,7 +133,7 @@ Deno.test("denocat shell: commands do not inherit DENOCAT_TOKEN; short tokens wa
   );
 });
 
-Deno.test("denocat shell -l: refuses 0.0.0.0 without a token (exit 2)", async () => {
+test("denocat shell -l: refuses 0.0.0.0 without a token (exit 2)", async () => {
   const r = await runCli(["shell", "-l", "0.0.0.0", "0"]);
   assertEquals(r.code, 2);
   assertOk(/refusing to listen on 0\.0\.0\.0 without a token/.test(r.stderr));
@@ -157,7 +162,7 @@ Deno.test("denocat shell -l: refuses 0.0.0.0 without a token (exit 2)", async ()
   assertOk(/--insecure-no-auth/.test(loopNoAuth.stderr));
 });
 
-Deno.test("denocat shell: sessions beyond the limit get a clear error", async () => {
+test("denocat shell: sessions beyond the limit get a clear error", async () => {
   await using srv = await startServer([
     "shell",
     "-l",
@@ -180,7 +185,7 @@ Deno.test("denocat shell: sessions beyond the limit get a clear error", async ()
   assertEquals((await holder.output).code, 0);
 });
 
-Deno.test("denocat shell: timeout reported, client exits 128+15", async () => {
+test("denocat shell: timeout reported, client exits 128+15", async () => {
   await using srv = await startServer([
     "shell",
     "-l",
@@ -195,7 +200,7 @@ Deno.test("denocat shell: timeout reported, client exits 128+15", async () => {
   assertOk(/timed out/.test(r.stderr), r.stderr);
 });
 
-Deno.test("denocat shell -l --log-json: one JSON audit line per command", async () => {
+test("denocat shell -l --log-json: one JSON audit line per command", async () => {
   await using srv = await startServer([
     "shell",
     "-l",
@@ -218,7 +223,7 @@ Deno.test("denocat shell -l --log-json: one JSON audit line per command", async 
   assertOk(/^127\.0\.0\.1:\d+$/.test(rec.peer));
 });
 
-Deno.test("denocat shell: usage errors exit 2, connection failures 255", async () => {
+test("denocat shell: usage errors exit 2, connection failures 255", async () => {
   const r = await runCli([
     "shell",
     "127.0.0.1",

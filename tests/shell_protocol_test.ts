@@ -21,8 +21,14 @@ import {
 } from "../lib/shell/protocol.ts";
 import { MessageReader } from "../lib/shell/wire.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
+import { testOnlyOn } from "./_helpers.ts";
 
-Deno.test("connectShell() to a peer that is not a denocat shell fails with 255", async () => {
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
+
+test("connectShell() to a peer that is not a denocat shell fails with 255", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
     using conn = await listener.accept();
@@ -37,7 +43,7 @@ Deno.test("connectShell() to a peer that is not a denocat shell fails with 255",
   await serving;
 });
 
-Deno.test("shellServer() answers garbage with a protocol error and audits it", async () => {
+test("shellServer() answers garbage with a protocol error and audits it", async () => {
   const records: AuditRecord[] = [];
   await using srv = shellServer({ port: 0 }, {
     insecureNoAuth: true,
@@ -69,7 +75,7 @@ Deno.test("shellServer() answers garbage with a protocol error and audits it", a
   assertEquals(srv.commands, 0);
 });
 
-Deno.test("shellServer() refuses an unknown protocol version", async () => {
+test("shellServer() refuses an unknown protocol version", async () => {
   await using srv = shellServer({ port: 0 }, { insecureNoAuth: true });
   using conn = await Deno.connect({
     hostname: "127.0.0.1",
@@ -87,7 +93,7 @@ Deno.test("shellServer() refuses an unknown protocol version", async () => {
   );
 });
 
-Deno.test("shellServer() ends a session whose handshake stalls", async () => {
+test("shellServer() ends a session whose handshake stalls", async () => {
   await using srv = shellServer({ port: 0 }, {
     insecureNoAuth: true,
     handshakeTimeout: 200,
@@ -105,7 +111,7 @@ Deno.test("shellServer() ends a session whose handshake stalls", async () => {
   );
 });
 
-Deno.test("decodeExec() rejects stray bytes after the request", () => {
+test("decodeExec() rejects stray bytes after the request", () => {
   const ok = encodeExec({ command: new Uint8Array([1]), stdin: false });
   const stray = new Uint8Array([...ok, 0]);
   let err: unknown;
@@ -117,7 +123,7 @@ Deno.test("decodeExec() rejects stray bytes after the request", () => {
   assertOk(err instanceof ShellProtocolError && /stray/.test(err.message));
 });
 
-Deno.test("authProof() depends on token, role and both nonces; verifyProof() checks all", () => {
+test("authProof() depends on token, role and both nonces; verifyProof() checks all", () => {
   const n1 = new Uint8Array(32).fill(1);
   const n2 = new Uint8Array(32).fill(2);
   const p = authProof("a", "client", n1, n2);
@@ -160,7 +166,7 @@ async function fakeServer(
   return types;
 }
 
-Deno.test("a client with a token refuses a server that offers no authentication", async () => {
+test("a client with a token refuses a server that offers no authentication", async () => {
   const types = await fakeServer(
     encodeServerHello({ version: PROTOCOL_VERSION }),
     () => new Uint8Array(0),
@@ -174,7 +180,7 @@ Deno.test("a client with a token refuses a server that offers no authentication"
   assertEquals(types, []); // not even a hello, let alone EXEC or stdin
 });
 
-Deno.test("a client refuses a server that cannot prove it knows the token", async () => {
+test("a client refuses a server that cannot prove it knows the token", async () => {
   const nonce = createNonce();
   const types = await fakeServer(
     encodeServerHello({ version: PROTOCOL_VERSION, nonce }),
@@ -195,7 +201,7 @@ Deno.test("a client refuses a server that cannot prove it knows the token", asyn
   assertEquals(types, [MsgType.ClientHello]); // no EXEC, no STDIN
 });
 
-Deno.test("the real server proves the token over both nonces", async () => {
+test("the real server proves the token over both nonces", async () => {
   await using srv = shellServer({ port: 0 }, { token: "right-token" });
   using conn = await Deno.connect({
     hostname: "127.0.0.1",

@@ -9,17 +9,25 @@
  * whole reply is written raw instead of `print(data.decode('gbk'))` (which
  * prints only the last 1024-byte chunk, a bug of the seed's).
  */
+import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { needs, spawn, startServer } from "./_helpers.ts";
+import { needs, spawn, startServer, testOnlyOn } from "./_helpers.ts";
 import { seedCompatServer } from "../lib/shell/seed_compat.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
 
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
+
 /** The seeds' Python clients, kept line for line in tests/fixtures/. */
-const SEED_SIMPLE_CLIENT =
-  new URL("./fixtures/seed_shell_simple_client.py", import.meta.url).pathname;
-const SEED_JSON_CLIENT =
-  new URL("./fixtures/seed_shell_json_client.py", import.meta.url).pathname;
+const SEED_SIMPLE_CLIENT = fileURLToPath(
+  new URL("./fixtures/seed_shell_simple_client.py", import.meta.url),
+);
+const SEED_JSON_CLIENT = fileURLToPath(
+  new URL("./fixtures/seed_shell_json_client.py", import.meta.url),
+);
 
 const COMMANDS = [
   "echo hello",
@@ -57,7 +65,7 @@ async function runSeedClient(
   return { out, serverLog: srv.stderrSoFar() };
 }
 
-Deno.test({
+test({
   name:
     "denocat shell --compat seed-simple: the seed's Python client works unchanged",
   ignore: needs("python3"),
@@ -74,7 +82,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name:
     "denocat shell --compat seed-json: header with filename, md5, total_size",
   ignore: needs("python3"),
@@ -104,7 +112,7 @@ async function pgrep(cmdline: string): Promise<number[]> {
     .map(Number);
 }
 
-Deno.test({
+test({
   name:
     "denocat shell --compat: a seed client that leaves mid-command gets the command killed",
   ignore: needs("python3"),

@@ -14,7 +14,12 @@ import {
 import { ErrorCode } from "../lib/shell/protocol.ts";
 import type { AuditRecord } from "../lib/shell/audit.ts";
 import { PROTOCOL_VERSION } from "../lib/shell/protocol.ts";
-import { needs, spawn, startCli } from "./_helpers.ts";
+import { needs, spawn, startCli, testOnlyOn } from "./_helpers.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
 
 const dec = new TextDecoder();
 
@@ -101,7 +106,7 @@ function marker(): string {
   return `100.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
 }
 
-Deno.test("exec() reports exit codes 0 and 7", async () => {
+test("exec() reports exit codes 0 and 7", async () => {
   await using srv = server();
   await using session = await connectShell(srv.ep);
   const ok = await session.exec("true");
@@ -111,7 +116,7 @@ Deno.test("exec() reports exit codes 0 and 7", async () => {
   assertEquals(srv.commands, 2);
 });
 
-Deno.test("exec() reports death by signal as 128+N", async () => {
+test("exec() reports death by signal as 128+N", async () => {
   const term = await run("kill -TERM $$");
   assertEquals([term.signal, term.signalName, term.exitCode], [
     15,
@@ -122,7 +127,7 @@ Deno.test("exec() reports death by signal as 128+N", async () => {
   assertEquals([kill.signal, kill.exitCode], [9, 137]);
 });
 
-Deno.test("exec() keeps stdout and stderr apart, bytes untouched", async () => {
+test("exec() keeps stdout and stderr apart, bytes untouched", async () => {
   const out = sink();
   const err = sink();
   // Invalid UTF-8 and a GBK byte pair pass through undecoded.
@@ -141,7 +146,7 @@ Deno.test("exec() keeps stdout and stderr apart, bytes untouched", async () => {
   );
 });
 
-Deno.test("exec() runs a command that is not valid UTF-8, bytes intact", async () => {
+test("exec() runs a command that is not valid UTF-8, bytes intact", async () => {
   const out = sink();
   const command = new Uint8Array([
     ...new TextEncoder().encode("printf '"),
@@ -156,7 +161,7 @@ Deno.test("exec() runs a command that is not valid UTF-8, bytes intact", async (
   assertEquals(out.bytes(), new Uint8Array([0xc4, 0xe3]));
 });
 
-Deno.test("exec() forwards stdin with EOF", async () => {
+test("exec() forwards stdin with EOF", async () => {
   const out = sink();
   const exit = await run("wc -c", { stdin: source("abc"), stdout: out });
   assertEquals(exit.code, 0);
@@ -174,13 +179,13 @@ Deno.test("exec() forwards stdin with EOF", async () => {
   );
 });
 
-Deno.test("exec() without stdin gives the command /dev/null", async () => {
+test("exec() without stdin gives the command /dev/null", async () => {
   const out = sink();
   const exit = await run("cat; echo done", { stdout: out });
   assertEquals([exit.code, out.text()], [0, "done\n"]);
 });
 
-Deno.test("exec() passes env and cwd, or refuses them when disallowed", async () => {
+test("exec() passes env and cwd, or refuses them when disallowed", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const out = sink();
@@ -211,7 +216,7 @@ Deno.test("exec() passes env and cwd, or refuses them when disallowed", async ()
   }
 });
 
-Deno.test("timeout kills the whole process group, grandchildren included", async () => {
+test("timeout kills the whole process group, grandchildren included", async () => {
   const mark = marker();
   await using srv = server({ timeout: 700, killGraceMs: 500 });
   await using session = await connectShell(srv.ep);
@@ -237,7 +242,7 @@ Deno.test("timeout kills the whole process group, grandchildren included", async
   assertOk(rec?.event === "exec" && rec.timedOut);
 });
 
-Deno.test("client disconnect kills the running command's group", async () => {
+test("client disconnect kills the running command's group", async () => {
   const mark = marker();
   await using srv = server({ killGraceMs: 500 });
   const session = await connectShell(srv.ep);
@@ -262,7 +267,7 @@ Deno.test("client disconnect kills the running command's group", async () => {
   assertOk(rec?.event === "exec" && rec.disconnected);
 });
 
-Deno.test("a wrong token runs nothing and is audited with the peer", async () => {
+test("a wrong token runs nothing and is audited with the peer", async () => {
   const dir = await Deno.makeTempDir();
   const markerFile = `${dir}/ran`;
   try {
@@ -293,7 +298,7 @@ Deno.test("a wrong token runs nothing and is audited with the peer", async () =>
   }
 });
 
-Deno.test("repeated authentication failures are slowed down", async () => {
+test("repeated authentication failures are slowed down", async () => {
   await using srv = server({
     token: "right",
     insecureNoAuth: false,
@@ -316,7 +321,7 @@ Deno.test("repeated authentication failures are slowed down", async () => {
   assertOk(third >= 780, `third failure answered in ${third} ms`);
 });
 
-Deno.test("sessions beyond the limit get a clear error", async () => {
+test("sessions beyond the limit get a clear error", async () => {
   await using srv = server({ maxSessions: 1 });
   await using first = await connectShell(srv.ep);
   await assertRejects(
@@ -331,7 +336,7 @@ Deno.test("sessions beyond the limit get a clear error", async () => {
   assertEquals((await second.exec("exit 4")).code, 4);
 });
 
-Deno.test("max output stops the command and flags the exit", async () => {
+test("max output stops the command and flags the exit", async () => {
   const out = sink();
   const exit = await run("yes", { stdout: out }, { maxOutput: 100_000 });
   assertEquals(out.bytes().length, 100_000);
@@ -339,7 +344,7 @@ Deno.test("max output stops the command and flags the exit", async () => {
   assertOk(exit.signal !== 0);
 });
 
-Deno.test("shellServer() refuses a non-loopback bind without a token", () => {
+test("shellServer() refuses a non-loopback bind without a token", () => {
   let err: unknown;
   try {
     shellServer({ hostname: "0.0.0.0", port: 0 }, {});
@@ -356,7 +361,7 @@ Deno.test("shellServer() refuses a non-loopback bind without a token", () => {
   assertOk(err instanceof Error && /loopback only/.test(err.message));
 });
 
-Deno.test("close() kills running commands and ends sessions", async () => {
+test("close() kills running commands and ends sessions", async () => {
   const mark = marker();
   const srv = server({ killGraceMs: 500 });
   const session = await connectShell(srv.ep);
@@ -419,7 +424,7 @@ while True:
 assert s.recv(1) == b'', 'server did not close after exit'
 `;
 
-Deno.test({
+test({
   name: "a client that half-closes after EXEC still gets the output and exit",
   ignore: needs("python3"),
   async fn() {
@@ -460,7 +465,7 @@ Deno.test({
   },
 });
 
-Deno.test("a SIGKILLed client process gets its silent command killed", async () => {
+test("a SIGKILLed client process gets its silent command killed", async () => {
   const mark = marker();
   await using srv = server({ killGraceMs: 500 });
   await using client = startCli([

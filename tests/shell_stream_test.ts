@@ -5,7 +5,12 @@
 import { createHash } from "node:crypto";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import { connectShell } from "../lib/shell/mod.ts";
-import { startServer } from "./_helpers.ts";
+import { onlyOn, startServer, testOnlyOn } from "./_helpers.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
 
 const MIB = 1024 * 1024;
 const TOTAL = 100 * MIB;
@@ -18,10 +23,10 @@ async function procKiB(pid: number, field: string): Promise<number> {
   return Number(m[1]) * 1024;
 }
 
-Deno.test({
+test({
   name:
     "denocat shell: 100 MiB streamed, server memory bounded while the client stalls",
-  ignore: Deno.build.os !== "linux",
+  ignore: onlyOn(["linux"], "/proc (the memory bound is read there)"),
   async fn() {
     await using srv = await startServer([
       "shell",

@@ -2,8 +2,13 @@
  * `denocat shell` over TLS with a test CA made by openssl in a temp dir.
  */
 import { assertEquals, assertOk } from "../lib/_assert.ts";
-import { needs, runCli, startServer } from "./_helpers.ts";
+import { needs, runCli, startServer, testOnlyOn } from "./_helpers.ts";
 import { connectShell, shellServer } from "../lib/shell/mod.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "process groups and POSIX signals (the shell server)",
+);
 
 async function sh(cwd: string, script: string): Promise<void> {
   const r = await new Deno.Command("sh", {
@@ -37,7 +42,7 @@ async function makeCerts(dir: string): Promise<void> {
   );
 }
 
-Deno.test({
+test({
   name: "denocat shell: TLS with a test CA, refusals without it",
   ignore: needs("openssl"),
   async fn() {
@@ -121,7 +126,7 @@ async function closedAfter(port: number): Promise<number> {
   return took;
 }
 
-Deno.test({
+test({
   name:
     "TLS shell server: connections that never handshake are closed at the deadline, busy or not",
   ignore: needs("openssl"),

@@ -3,6 +3,7 @@
  * 64 MiB verified, stdin streams (plain and tar), name clash, a hostile
  * name, a sender killed mid-body, and corruption injected by a proxy.
  */
+import { fileURLToPath } from "node:url";
 import { assertEquals, assertOk } from "../lib/_assert.ts";
 import {
   encodeHeader,
@@ -12,6 +13,7 @@ import {
 } from "../lib/transfer/protocol.ts";
 import {
   hasCommand,
+  onlyOn,
   randomBytes,
   readAll,
   runCli,
@@ -19,9 +21,15 @@ import {
   spawn,
   startCli,
   startServer,
+  testOnlyOn,
 } from "./_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX signals (SIGTERM), sh, Unix sockets and process groups",
+);
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
 async function tempDir(): Promise<string> {
   return await Deno.realPath(await Deno.makeTempDir({ prefix: "xfer-cli-" }));
@@ -81,7 +89,7 @@ Deno.test("send/recv: stdin stream (no PATH) to recv's stdout, byte for byte", a
   assertEquals(sha256(got.stdout), sha256(data));
 });
 
-Deno.test({
+test({
   name: "send/recv: tar c | denocat send - ... denocat recv | tar x",
   ignore: !hasCommand("tar"),
   async fn() {
@@ -185,7 +193,7 @@ Deno.test("recv: a traversal name from a raw client is refused, logged, and told
   }
 });
 
-Deno.test("recv -k: a sender killed mid-body leaves no file, and the next sender is served", async () => {
+test("recv -k: a sender killed mid-body leaves no file, and the next sender is served", async () => {
   const dir = await tempDir();
   try {
     await using recv = await startServer([
@@ -448,7 +456,7 @@ Deno.test("send: a receiver's error text is printed escaped", async () => {
   assertOk(!TERMINAL_CONTROL.test(sent.stderr), JSON.stringify(sent.stderr));
 });
 
-Deno.test("recv applies its umask to the mode a sender asks for and never sets setuid, setgid or sticky", async () => {
+test("recv applies its umask to the mode a sender asks for and never sets setuid, setgid or sticky", async () => {
   const dir = await tempDir();
   try {
     await using recv = spawn("sh", [
@@ -489,7 +497,7 @@ function rssMiB(pid: number): number {
 Deno.test({
   name:
     "recv -k: 400 idle connections cost little memory (no big buffers before an item header)",
-  ignore: Deno.build.os !== "linux",
+  ignore: onlyOn(["linux"], "/proc (memory is read there)"),
   async fn() {
     const dir = await tempDir();
     const conns: Deno.TcpConn[] = [];

@@ -143,11 +143,17 @@ export function serverEndpoint(
   );
 }
 
-/** An AbortSignal that fires on SIGINT or SIGTERM; dispose to remove the handlers. */
+/**
+ * An AbortSignal that fires on SIGINT or SIGTERM (SIGINT or SIGBREAK on
+ * Windows); dispose to remove the handlers.
+ */
 export function shutdownSignal(): AbortSignal & Disposable {
   const ac = new AbortController();
   const onSignal = () => ac.abort(new Error("interrupted"));
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  // Windows delivers only Ctrl-C and Ctrl-Break (adding SIGTERM throws).
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   return Object.assign(ac.signal, {
     [Symbol.dispose]() {

@@ -36,6 +36,8 @@ export interface FramedNetcatFlags {
   wait: number | undefined;
   /** `--idle-timeout` in ms (listeners only). */
   idle?: number | undefined;
+  /** `--max-conns` (`-l -k` only). */
+  maxConns?: number | undefined;
   noShutdown: boolean;
   unix: string | undefined;
   family: Family | undefined;
@@ -121,6 +123,7 @@ export async function runFramedNetcat(
       signal,
       logger,
       ...(flags.idle !== undefined ? { idleTimeout: flags.idle } : {}),
+      ...(flags.maxConns !== undefined ? { maxConns: flags.maxConns } : {}),
       onClientError: (err, peer) =>
         logger.enabled
           ? logger.log(`${peer} dropped: ${describeError(err)}`)

@@ -10,6 +10,7 @@ import { UsageError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
+import { DEFAULT_RATE } from "../source_guard.ts";
 import { udpListen } from "../udp/listener.ts";
 import {
   hostAndPort,
@@ -72,6 +73,8 @@ export async function runUdpNetcat(
 /** Parsed flags `denocat echo -u` uses. */
 export interface UdpEchoFlags {
   upper: boolean;
+  /** `--rate`: datagrams a second per source address (`Infinity`: off). */
+  rate?: number;
   unix: string | undefined;
   family: Family | undefined;
   logger: Logger;
@@ -92,6 +95,7 @@ export async function runUdpEcho(
     upper: flags.upper,
     logger: flags.logger,
     logDatagrams: true,
+    ...(flags.rate !== undefined ? { rate: flags.rate } : {}),
     ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
     ...(flags.family ? { family: flags.family } : {}),
   });
@@ -102,10 +106,21 @@ export async function runUdpEcho(
       ? "serving on its own thread"
       : "serving on the event loop",
   );
+  const limit = flags.rate ?? DEFAULT_RATE;
+  flags.logger.log(
+    limit === Infinity
+      ? "no rate limit per source (--rate off)"
+      : `answering at most ${limit} datagrams a second per source address (--rate)`,
+  );
   await new Promise((resolve) =>
     signal.addEventListener("abort", resolve, { once: true })
   );
-  flags.logger.log(`shutting down: ${server.echoed} datagrams echoed`);
+  const { loop, rate } = server.dropped;
+  flags.logger.log(
+    `shutting down: ${server.echoed} datagrams echoed, ${
+      loop + rate
+    } dropped (${loop} from loop sources, ${rate} over --rate)`,
+  );
   await server.close();
   return 0;
 }

@@ -25,7 +25,11 @@ Echo every byte back to its sender, any number of clients at once, until
 SIGINT or SIGTERM. With -u, echo every UDP datagram to its own sender.
 
 Options:
-  -u, --udp           UDP: echo datagrams (any number of senders at once)
+  -u, --udp           UDP: echo datagrams (any number of senders at once);
+                      never answers its own port, port 0 or ports 7, 13, 17,
+                      19, 37 (loop check)
+      --rate N[/s]    with -u: answer at most N datagrams a second per source
+                      address, bursts of N (default 10000; 'off': no limit)
       --upper         upper-case ASCII letters before echoing (the seeds' server)
       --max-conns N   close connections beyond N at once
       --idle-timeout SECS
@@ -46,7 +50,21 @@ const OPTIONS = {
   "idle-timeout": { type: "string" },
   threads: { type: "string" },
   udp: { type: "boolean", short: "u" },
+  rate: { type: "string" },
 } as const;
+
+/** `--rate N`, `N/s` or `off` (no limit: `Infinity`). */
+function rateOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value === "off") return Infinity;
+  const n = /^\d+(\/s)?$/.test(value) ? Number.parseInt(value) : 0;
+  if (n < 1 || n > 1e9) {
+    throw new UsageError(
+      `invalid --rate value: ${value} (N or N/s, 1 to 1000000000, or off)`,
+    );
+  }
+  return n;
+}
 
 /** `--threads`: 1 to 64 (each thread is a V8 isolate of about 10 MB). */
 function threadCount(value: string | undefined): number | undefined {
@@ -75,6 +93,7 @@ export async function run(args: string[]): Promise<number> {
       Math.min(4, Math.floor((navigator.hardwareConcurrency || 1) / 2)),
     );
   const logger = stderrLogger(values.verbose ?? false);
+  const rate = values.udp ? rateOf(values.rate) : undefined;
   if (values.udp) {
     if (maxConns !== undefined) {
       throw new UsageError("--max-conns does not apply to -u");
@@ -91,7 +110,11 @@ export async function run(args: string[]): Promise<number> {
       unix: values.unix,
       family,
       logger,
+      ...(rate !== undefined ? { rate } : {}),
     });
+  }
+  if (values.rate !== undefined) {
+    throw new UsageError("--rate applies to -u");
   }
   const endpoint = serverEndpoint(positionals, values.unix);
   using signal = shutdownSignal();

@@ -13,6 +13,7 @@ import {
   COMMON_OPTIONS,
   familyOf,
   parse,
+  positiveInt,
   print,
   seconds,
   serverEndpoint,
@@ -44,6 +45,8 @@ Options:
       --idle-timeout SECS
                       with -l (TCP, -k and --frame included): close a client
                       that moves no byte for SECS (default: never)
+      --max-conns N   with -l -k --frame: serve at most N clients at once; more
+                      are closed unread (default 256)
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     use a Unix socket instead of HOST PORT
@@ -86,6 +89,7 @@ const OPTIONS = {
   quit: { type: "string", short: "q" },
   wait: { type: "string", short: "w" },
   "idle-timeout": { type: "string" },
+  "max-conns": { type: "string" },
   "no-shutdown": { type: "boolean" },
   udp: { type: "boolean", short: "u" },
   split: { type: "string" },
@@ -107,6 +111,14 @@ export async function run(args: string[]): Promise<number> {
   if (idle !== undefined && (!values.listen || values.udp)) {
     throw new UsageError("--idle-timeout needs -l (TCP)");
   }
+  const maxConns = positiveInt(values["max-conns"], "--max-conns");
+  if (
+    maxConns !== undefined &&
+    (!values.listen || !values["keep-open"] || values.udp ||
+      values.frame === undefined)
+  ) {
+    throw new UsageError("--max-conns applies to -l -k --frame");
+  }
   const logger = stderrLogger(values.verbose ?? false);
   if (values.frame !== undefined) {
     const { runFramedNetcat } = await import("./_framed.ts");
@@ -120,6 +132,7 @@ export async function run(args: string[]): Promise<number> {
       quit,
       wait,
       idle,
+      maxConns,
       noShutdown: values["no-shutdown"] ?? false,
       unix: values.unix,
       family,

@@ -51,7 +51,9 @@ Options:
                         TCP: connect timeout per port (default 1)
       --data TEXT       one-shot UDP payload
       --data-hex HEX    one-shot UDP payload given in hex
-      --concurrency N   TCP connections in flight at once (default 64)
+      --concurrency N   TCP connects in flight at once (default 512 for a scan
+                        of 16 ports or more on Linux, where non-blocking
+                        connects run on threads through libc; 64 elsewhere)
       --json            print one JSON object instead of text
   -4, -6                IPv4 / IPv6 only
   -v, --verbose         diagnostics on stderr

@@ -38,8 +38,13 @@ that no live receiver holds, such as those of a receiver that was killed.
 
 Names are checked: absolute paths, '..', control characters and paths that
 lead outside DIR (symlinks included) are refused, and the sender is told.
-A file gets the permission bits the sender asks for less this process's
-umask; setuid, setgid and sticky bits are never set.
+Names over 4096 bytes or 64 components (--max-depth), bidirectional and
+line-separator characters, and names like a temporary file are refused too.
+Every file, directory and symlink is created relative to a descriptor of
+DIR, never through a symlink (Linux with FFI; without it, a DIR that other
+users can write to is refused). A file gets the permission bits the sender
+asks for less this process's umask; setuid, setgid and sticky bits are never
+set. A symlink is created only if it stays inside DIR.
 
 Options:
   -o, --output DIR    write items into DIR (created if missing)
@@ -51,14 +56,26 @@ Options:
                       senders: closed)
       --max-pending N with -k, hold at most N connections that have not yet
                       sent an item header (default 256; they take no slot);
-                      beyond that the oldest is closed, so idle connections
-                      cannot lock senders out. Raise it for bursts of more
+                      beyond that the oldest of the address holding the
+                      most is closed, so idle connections cannot lock
+                      senders out. Raise it for bursts of more
                       than N senders connecting at the same moment
-      --overwrite     replace existing files (default: a clash is an error)
+      --max-conns-per-ip N
+                      with -k, at most N of those slots per source address
+                      (an IPv6 /64; default 8); more senders from it are
+                      told "busy"
+      --max-size BYTES
+                      refuse an item larger than BYTES (suffix K, M, G, T:
+                      powers of 1024); the session then ends. Items that do
+                      not fit in DIR's free space are refused the same way
+      --max-depth N   refuse names with more than N components (default 64)
+      --overwrite     replace existing files and symlinks (default: a clash
+                      is an error); directories are never replaced
       --compat MODE   native (default) or seed: the seeds' header, md5 checked
       --idle-timeout SECS
                       close a sender that sends nothing for SECS; its
-                      unfinished item is discarded (default: never)
+                      unfinished item is discarded (default 60; 0: never).
+                      A sender waiting on a slow stdin sends keep-alives
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
   -4, -6              IPv4 / IPv6 only
   -U, --unix PATH     listen on a Unix socket
@@ -79,7 +96,35 @@ const OPTIONS = {
   "idle-timeout": { type: "string" },
   "max-conns": { type: "string" },
   "max-pending": { type: "string" },
+  "max-conns-per-ip": { type: "string" },
+  "max-size": { type: "string" },
+  "max-depth": { type: "string" },
 } as const;
+
+/**
+ * Parses a byte count: digits, optionally followed by K, M, G or T
+ * (powers of 1024).
+ *
+ * @example Usage
+ * ```ts
+ * import { byteCount } from "./recv.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(byteCount("10M", "--max-size"), 10 * 1024 * 1024);
+ * assertEquals(byteCount("0", "--max-size"), 0);
+ * ```
+ */
+export function byteCount(value: string, flag: string): number {
+  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value.trim());
+  const n = m
+    ? Number(m[1]) * 1024 ** "_KMGT".indexOf(m[2]!.toUpperCase() || "_")
+    : NaN;
+  if (!m || !Number.isSafeInteger(n)) {
+    throw new UsageError(
+      `invalid ${flag} value: ${value} (bytes expected, e.g. 500M)`,
+    );
+  }
+  return n;
+}
 
 /** Runs `denocat recv`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -100,6 +145,19 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const maxPending = positiveInt(values["max-pending"], "--max-pending");
+  const maxPerIp = positiveInt(
+    values["max-conns-per-ip"],
+    "--max-conns-per-ip",
+  );
+  if (maxPerIp !== undefined && !keep) {
+    throw new UsageError(
+      "--max-conns-per-ip needs -k (without it one sender is served)",
+    );
+  }
+  const maxDepth = positiveInt(values["max-depth"], "--max-depth");
+  const maxSize = values["max-size"] === undefined
+    ? undefined
+    : byteCount(values["max-size"], "--max-size");
   if (maxPending !== undefined && !keep) {
     throw new UsageError(
       "--max-pending needs -k (without it one sender is served)",
@@ -137,10 +195,21 @@ export async function run(args: string[]): Promise<number> {
     ...(dir !== undefined ? { dir } : {}),
     ...(family ? { family } : {}),
     ...(progress ? { progress } : {}),
-    ...(idleTimeout ? { idleTimeout } : {}),
+    ...(idleTimeout !== undefined ? { idleTimeout } : {}),
     ...(maxConns !== undefined ? { maxConns } : {}),
     ...(maxPending !== undefined ? { maxPending } : {}),
+    ...(maxPerIp !== undefined ? { maxConnsPerIp: maxPerIp } : {}),
+    ...(maxDepth !== undefined ? { maxDepth } : {}),
+    ...(maxSize !== undefined ? { maxSize } : {}),
   });
+  try {
+    await server.ready;
+  } catch (err) {
+    await server.close();
+    throw err instanceof DenocatError
+      ? err
+      : new DenocatError(`cannot receive into ${dir}: ${describeError(err)}`);
+  }
   logger.log(`listening on ${formatAddr(server.addr)}`);
   const onAbort = () => server.close();
   signal.addEventListener("abort", onAbort, { once: true });

@@ -21,10 +21,15 @@ export const HELP = `Usage: denocat send [options] HOST PORT [PATH|-]...
 
 Send files, directory trees (-r) and stdin (- or no PATH) to 'denocat recv'.
 Every item carries its sha256; the receiver writes it to a temporary file,
-verifies it, renames it into place and acknowledges it.
+verifies it, renames it into place and acknowledges it. In a tree,
+directories (empty ones too) are sent with their mode, and symlinks as
+symlinks (the receiver creates one only if it stays inside its directory);
+with -L what they point to. Symlinks named on the command line are
+followed. Anything left out (sockets, FIFOs, devices) is reported.
 
 Options:
   -r, --recursive     send directories, keeping paths relative to their parent
+  -L, --dereference   in trees, follow symlinks (default: send them as symlinks)
       --name NAME     name of the stdin item (default: stdin)
       --compat MODE   native (default) or seed: the seeds' header
                       (u32le length, {"filename","md5","total_size"}, body;
@@ -37,8 +42,9 @@ Options:
   -h, --help          this help
 
 Exit codes: 0 every item acknowledged as written and verified, 1 network
-failure or an item refused (name clash, unsafe name), 2 usage error,
-3 an item failed verification. With --compat seed there are no
+failure, an item refused (name clash, unsafe name, busy, too large, no
+space) or a file that could not be read, 2 usage error, 3 an item failed
+verification. With --compat seed there are no
 acknowledgements: 0 means every item was sent, not that it was verified
 (a seed receiver that refuses an item can only close the connection).
 `;
@@ -46,6 +52,7 @@ acknowledgements: 0 means every item was sent, not that it was verified
 const OPTIONS = {
   ...COMMON_OPTIONS,
   recursive: { type: "boolean", short: "r" },
+  dereference: { type: "boolean", short: "L" },
   name: { type: "string" },
   compat: { type: "string" },
   "no-progress": { type: "boolean" },
@@ -57,6 +64,26 @@ export function compatMode(value: string | undefined): "native" | "seed" {
   if (value === undefined || value === "native") return "native";
   if (value === "seed") return "seed";
   throw new UsageError(`invalid --compat value: ${value} (native or seed)`);
+}
+
+/**
+ * Whether an error message already names the item (`NAME: ...`,
+ * `NAME already ...`, `cannot write NAME: ...`, `unsafe name "NAME": ...`),
+ * so the line need not repeat it.
+ *
+ * @example Usage
+ * ```ts
+ * import { mentions } from "./send.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(mentions('unsafe name "a/b": x', "a/b"), true);
+ * assertEquals(mentions("a already exists", "a"), true);
+ * assertEquals(mentions("not sent: more than --max-size", "z"), false);
+ * ```
+ */
+export function mentions(msg: string, name: string): boolean {
+  if (name === "") return true;
+  return msg.startsWith(`${name}:`) || msg.startsWith(`${name} `) ||
+    msg.includes(` ${name}:`) || msg.includes(JSON.stringify(name));
 }
 
 /** Runs `denocat send`; returns the exit code. */
@@ -90,11 +117,28 @@ export async function run(args: string[]): Promise<number> {
       base.log(m);
     },
   };
-  const items = await collectItems(paths, {
+  // What is left out is said without -v: a copy that silently lacks
+  // something is the failure users do not notice.
+  const skip = (p: string, why: string) => {
+    progress?.clear();
+    console.error(`denocat: skipping ${escapeText(p)}: ${why}`);
+  };
+  let items = await collectItems(paths, {
     recursive: values.recursive ?? false,
+    followLinks: values.dereference ?? false,
     ...(values.name !== undefined ? { stdinName: values.name } : {}),
-    onSkip: (p, why) => logger.log(`skipping ${p}: ${why}`),
+    onSkip: skip,
   });
+  if (compat === "seed") {
+    // The seeds' header carries files only: directories are implied by
+    // the names, symlinks cannot be sent.
+    items = items.filter((i) => {
+      if (i.kind === "symlink") {
+        skip(i.name, "symlink (--compat seed carries only files)");
+      }
+      return i.kind !== "dir" && i.kind !== "symlink";
+    });
+  }
   if (items.length === 0) throw new UsageError("nothing to send");
   const conn = await connect(endpoint, {
     ...(family ? { family } : {}),
@@ -106,13 +150,38 @@ export async function run(args: string[]): Promise<number> {
       ? await seedSendOver(conn, items, opts)
       : await sendOver(conn, items, opts);
     progress?.end();
+    // Items lost to one cause (the connection ended, the receiver is too
+    // old) are said once, not once per item of a large tree.
+    const lost = new Map<string, string[]>();
+    for (const r of result.items) {
+      if (r.ok || r.code !== "network") continue;
+      const why = (r.error ?? "failed").replace(
+        /^(no acknowledgement|not sent): /,
+        "",
+      );
+      lost.set(why, [...lost.get(why) ?? [], r.name]);
+    }
     for (const r of result.items) {
       if (r.ok) continue;
       // The error may be the receiver's own words: escaped before printing.
       const msg = r.error ?? "failed";
+      if (r.code === "network") {
+        const why = msg.replace(/^(no acknowledgement|not sent): /, "");
+        const names = lost.get(why);
+        if (!names) continue; // said already
+        lost.delete(why);
+        if (names.length > 1) {
+          console.error(
+            `denocat: ${names.length} items (${
+              escapeText(names[0]!)
+            } and the rest) not acknowledged: ${escapeText(why)}`,
+          );
+          continue;
+        }
+      }
       console.error(
         `denocat: ${
-          escapeText(msg.includes(r.name) && r.name ? msg : `${r.name}: ${msg}`)
+          escapeText(mentions(msg, r.name) ? msg : `${r.name}: ${msg}`)
         }`,
       );
     }

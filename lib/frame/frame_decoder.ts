@@ -13,6 +13,7 @@ import {
 } from "./errors.ts";
 import { DEFAULT_MAX_FRAME_SIZE, type PrefixFormat } from "./prefix.ts";
 import { checkSizeOption, PrefixAccumulator } from "./_prefix_state.ts";
+import { gatherSize } from "./_gather.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -50,7 +51,9 @@ export interface FrameDecoderOptions {
  * as long as the caller does not overwrite that chunk, so copy it
  * (`payload.slice()`) before reusing a read buffer you pushed. A payload
  * spread over several chunks is gathered into one new array of exactly its
- * size, allocated only after the size passed `maxFrameSize`.
+ * size; that array starts at four times the first bytes (at least 16 KiB)
+ * and grows fourfold as more arrive, so a length prefix alone reserves no
+ * more than four times the bytes that came with it.
  *
  * After any error the decoder is poisoned: every later call throws the same
  * error, so nothing after a bad frame is treated as data.
@@ -239,10 +242,15 @@ export class FrameDecoder {
           return cur.subarray(pos, pos + need);
         }
         if (avail === 0) continue; // wait for the next chunk before allocating
-        part = this.#partial = new Uint8Array(need);
+        part = this.#partial = new Uint8Array(gatherSize(need, 0, avail));
         this.#filled = 0;
       }
       const take = Math.min(need - this.#filled, avail);
+      if (this.#filled + take > part.length) {
+        const grown = new Uint8Array(gatherSize(need, part.length, take));
+        grown.set(part.subarray(0, this.#filled));
+        part = this.#partial = grown;
+      }
       part.set(cur.subarray(pos, pos + take), this.#filled);
       this.#filled += take;
       this.#pos = pos + take;

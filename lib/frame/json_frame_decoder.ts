@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { gatherSize } from "./_gather.ts";
 import { DEFAULT_MAX_FRAME_SIZE } from "./prefix.ts";
 import type { JsonFrame, JsonHeader } from "./json_header.ts";
 import {
@@ -80,8 +81,16 @@ export class JsonFrameDecoder {
         if (this.#body === null && e.chunk.length === size) {
           this.#body = e.chunk;
         } else {
-          this.#body ??= new Uint8Array(size);
-          this.#body.set(e.chunk, this.#filled);
+          // Grown with the bytes that arrive, not with total_size.
+          const have = this.#body?.length ?? 0;
+          if (this.#filled + e.chunk.length > have) {
+            const grown = new Uint8Array(
+              gatherSize(size, have, e.chunk.length),
+            );
+            if (this.#body) grown.set(this.#body.subarray(0, this.#filled));
+            this.#body = grown;
+          }
+          this.#body!.set(e.chunk, this.#filled);
         }
         this.#filled += e.chunk.length;
       } else {

@@ -38,6 +38,14 @@ export interface FramedListenOptions
    * @default {false}
    */
   keep?: boolean;
+  /**
+   * With `keep`: clients served at once. A connection beyond it is closed
+   * as soon as it is accepted (logged through `logger`), before anything
+   * is read from it or allocated for it.
+   *
+   * @default {DEFAULT_MAX_CONNS}
+   */
+  maxConns?: number;
   /** Stops listening; clients being served are closed. */
   signal?: AbortSignal;
   /**
@@ -65,7 +73,12 @@ export interface FramedListenResult extends ReceiveFramesResult {
   connections: number;
   /** Connections dropped for an error (keep mode). */
   dropped: number;
+  /** Connections closed unread because `maxConns` were open (keep mode). */
+  refused: number;
 }
+
+/** Clients a keep-mode framed listener serves at once by default. */
+export const DEFAULT_MAX_CONNS = 256;
 
 /**
  * Listens on `endpoint` and writes the payloads of the frames clients send.
@@ -98,6 +111,12 @@ export async function framedListen(
   options: FramedListenOptions,
 ): Promise<FramedListenResult> {
   const logger = options.logger ?? silent;
+  const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
+  if (!(maxConns >= 1)) {
+    throw new RangeError(
+      `Cannot serve framed clients: maxConns must be at least 1, got ${maxConns}`,
+    );
+  }
   const listener = listen(endpoint as Endpoint, options);
   logger.log(`listening on ${formatAddr(listener.addr)}`);
   options.onListening?.(listener.addr);
@@ -117,6 +136,7 @@ export async function framedListen(
 const NONE: FramedListenResult = {
   connections: 0,
   dropped: 0,
+  refused: 0,
   frames: 0,
   bytes: 0,
   received: 0,
@@ -207,7 +227,7 @@ async function serveOne(
         formatTransfer(r.received, performance.now() - t0)
       }`,
     );
-    return { ...r, connections: 1, dropped: 0 };
+    return { ...r, connections: 1, dropped: 0, refused: 0 };
   } catch (err) {
     if (options.signal?.aborted) return { ...NONE, connections: 1 };
     throw err;
@@ -227,6 +247,7 @@ async function serveMany(
     ((err: unknown, peer: string) =>
       logger.log(`${peer}: ${describeError(err)}; dropped`));
   const total: FramedListenResult = { ...NONE };
+  const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
   const clients = new Set<Conn>();
   const idled = new Set<Conn>();
   using idle = watchIdle(options, idled);
@@ -255,6 +276,16 @@ async function serveMany(
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
     async (conn) => {
+      if (clients.size >= maxConns) {
+        total.refused++;
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          } refused: ${clients.size} clients open (--max-conns)`,
+        );
+        closeQuietly(conn);
+        return;
+      }
       total.connections++;
       logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
       clients.add(conn);

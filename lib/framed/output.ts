@@ -101,12 +101,21 @@ export interface FrameWriterOptions {
    */
   mode?: FrameOutputMode;
   /**
-   * Size of the reused output buffer; records are gathered in it and
-   * written together. A record larger than the buffer is written on its own.
+   * Largest size of the reused output buffer; records are gathered in it
+   * and written together. A record larger than the buffer is written on
+   * its own.
    *
    * @default {DEFAULT_BUFFER_SIZE}
    */
   bufferSize?: number;
+  /**
+   * Size the buffer starts at. It doubles (up to `bufferSize`) only when
+   * the records of one flush do not fit, so a writer that sees a few small
+   * frames never holds a large buffer.
+   *
+   * @default {bufferSize}
+   */
+  initialSize?: number;
 }
 
 const NEWLINE = new Uint8Array([0x0a]);
@@ -143,7 +152,8 @@ const encoder = new TextEncoder();
 export class FrameWriter {
   readonly #out: SharedOutput;
   readonly #mode: FrameOutputMode;
-  readonly #buf: Uint8Array;
+  readonly #max: number;
+  #buf: Uint8Array;
   #pos = 0;
   #frames = 0;
   #bytes = 0;
@@ -162,8 +172,35 @@ export class FrameWriter {
     this.#out = output instanceof SharedOutput
       ? output
       : new SharedOutput(output);
+    const initial = options.initialSize ?? bufferSize;
+    if (!Number.isSafeInteger(initial) || initial < 16) {
+      throw new TypeError(
+        `Cannot write frames: initialSize must be an integer >= 16, got ${initial}`,
+      );
+    }
     this.#mode = mode;
-    this.#buf = new Uint8Array(bufferSize);
+    this.#max = bufferSize;
+    this.#buf = new Uint8Array(Math.min(initial, bufferSize));
+  }
+
+  /** The output buffer's current size (it grows up to `bufferSize`). */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
+  /**
+   * Doubles the buffer (keeping what it holds) until `size` more bytes fit
+   * or it reaches `bufferSize`; whether they fit now.
+   */
+  #grow(size: number): boolean {
+    const need = this.#pos + size;
+    if (this.#buf.length >= this.#max) return false;
+    let cap = this.#buf.length;
+    while (cap < need && cap < this.#max) cap *= 2;
+    const next = new Uint8Array(Math.min(cap, this.#max));
+    next.set(this.#buf.subarray(0, this.#pos));
+    this.#buf = next;
+    return need <= next.length;
   }
 
   /** Frames added so far. */
@@ -192,7 +229,7 @@ export class FrameWriter {
     const mode = this.#mode;
     if (mode === "raw" || mode === "lines") {
       const size = payload.length + (mode === "lines" ? 1 : 0);
-      if (size <= this.#buf.length - this.#pos) {
+      if (size <= this.#buf.length - this.#pos || this.#grow(size)) {
         this.#buf.set(payload, this.#pos);
         this.#pos += payload.length;
         if (mode === "lines") this.#buf[this.#pos++] = 0x0a;
@@ -208,7 +245,7 @@ export class FrameWriter {
       : jsonRecord(payload, header);
     // hex and base64 are ASCII; a JSON header may hold up to 3 bytes per UTF-16 unit.
     const worst = mode === "hex" ? text.length : text.length * 3;
-    if (worst <= this.#buf.length - this.#pos) {
+    if (worst <= this.#buf.length - this.#pos || this.#grow(worst)) {
       this.#pos += encoder.encodeInto(text, this.#buf.subarray(this.#pos))
         .written;
       return undefined;

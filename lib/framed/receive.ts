@@ -13,6 +13,9 @@ import {
   type SharedOutput,
 } from "./output.ts";
 
+/** Size the read and output buffers of {@linkcode receiveFrames} start at. */
+export const INITIAL_BUFFER_SIZE = 4096;
+
 /** Options for {@linkcode receiveFrames}. */
 export interface ReceiveFramesOptions extends FramingOptions {
   /**
@@ -22,7 +25,12 @@ export interface ReceiveFramesOptions extends FramingOptions {
    */
   mode?: FrameWriterOptions["mode"];
   /**
-   * Size of the reused read buffer and of the reused output buffer.
+   * Largest size of the reused read buffer and of the reused output
+   * buffer. Both start at {@linkcode INITIAL_BUFFER_SIZE} (or this, when
+   * smaller) and double only when a read fills the read buffer or one
+   * read's records do not fit the output buffer: an idle or trickling
+   * client costs a few KiB, a bulk sender gets the full size after a few
+   * reads.
    *
    * @default {DEFAULT_BUFFER_SIZE}
    */
@@ -79,10 +87,11 @@ export async function receiveFrames(
   const bufferSize = options.bufferSize ?? DEFAULT_BUFFER_SIZE;
   const out = new FrameWriter(output, {
     bufferSize,
+    initialSize: Math.min(bufferSize, INITIAL_BUFFER_SIZE),
     ...(options.mode ? { mode: options.mode } : {}),
   });
   const dec = new FramedDecoder(options);
-  const buf = new Uint8Array(bufferSize);
+  let buf = new Uint8Array(Math.min(bufferSize, INITIAL_BUFFER_SIZE));
   let received = 0;
   try {
     let n: number | null;
@@ -96,6 +105,11 @@ export async function receiveFrames(
         if (wait) await wait;
       }
       await out.flush();
+      // A full read: the peer is sending in bulk. The decoder holds no view
+      // of `buf` once next() returns null, so a larger one can replace it.
+      if (n === buf.length && buf.length < bufferSize) {
+        buf = new Uint8Array(Math.min(bufferSize, buf.length * 2));
+      }
     }
     dec.end();
   } catch (err) {

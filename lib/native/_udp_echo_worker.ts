@@ -21,6 +21,7 @@ import {
   sockaddrToAddr,
 } from "./libc.ts";
 import { workerScope } from "./_worker_scope.ts";
+import { ADMIT, DropLog, SourceGuard } from "../source_guard.ts";
 
 const scope = workerScope<UdpEchoJob>();
 
@@ -31,16 +32,24 @@ export interface UdpEchoJob {
    * identity (identity.ts) and closes once this thread has stopped.
    */
   fd: number;
+  /** The port it is bound to (a datagram from it is a loop source). */
+  port: number;
   upper: boolean;
   /** Log each datagram's size and sender. */
   logDatagrams: boolean;
-  /** Log errors. */
+  /** Log errors (and, once a second at most, refused datagrams). */
   verbose: boolean;
+  /** Datagrams a second answered per source address (`Infinity`: no limit). */
+  rate: number;
+  /** Source addresses the rate limit tracks at once. */
+  maxSources: number;
   /** Int32Array: [STOP] 1 = stop (threads.ts). */
   shared: SharedArrayBuffer;
   /**
-   * Float64Array: [0] datagrams echoed (one writer, this thread; a float so
-   * the count does not wrap at 2^31 as an Int32 counter would).
+   * Float64Array: [0] datagrams echoed, [1] dropped as loop sources, [2]
+   * dropped over the rate, [3] source addresses tracked (one writer, this
+   * thread; floats so the counts do not wrap at 2^31 as Int32 counters
+   * would).
    */
   echoed: SharedArrayBuffer;
   /** Log backlog counter, set by ThreadGroup.start (threads.ts). */
@@ -66,6 +75,12 @@ scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
   const log = threadLog(job.logs!);
   const echoedOut = new Float64Array(job.echoed);
   let echoed = 0;
+  const guard = new SourceGuard({
+    ownPort: job.port,
+    rate: job.rate,
+    maxSources: job.maxSources,
+  });
+  const drops = new DropLog();
   // The largest UDP payload, so no datagram is ever cut short.
   const buf = new Uint8Array(65536);
   const size = BigInt(buf.length);
@@ -90,11 +105,18 @@ scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
       }
       continue;
     }
-    if (job.upper) upperAsciiInPlace(buf, n);
-    if (job.logDatagrams) {
-      const from = sockaddrToAddr(sa);
-      log(`${n} bytes from ${from ? formatAddr(from) : "(unknown)"}`);
+    const now = performance.now();
+    const verdict = guard.check(sourceKey(sa), (sa[2]! << 8) | sa[3]!, now);
+    echoedOut[3] = guard.tracked;
+    if (verdict !== ADMIT) {
+      const line = drops.note(verdict, () => describeSource(sa), now);
+      echoedOut[1] = drops.loop;
+      echoedOut[2] = drops.rate;
+      if (line !== undefined && job.verbose) log(line);
+      continue;
     }
+    if (job.upper) upperAsciiInPlace(buf, n);
+    if (job.logDatagrams) log(`${n} bytes from ${describeSource(sa)}`);
     const sent = Number(
       c.sendto(fd, buf, lengths[n] ?? BigInt(n), 0, sa, saLen[0]!),
     );
@@ -103,3 +125,19 @@ scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
   }
   scope.postMessage({ closed: true });
 };
+
+function describeSource(sa: Uint8Array): string {
+  const from = sockaddrToAddr(sa);
+  return from ? formatAddr(from) : "(unknown)";
+}
+
+/**
+ * The rate limit's key for the sender in `sa`: the IPv4 address as a
+ * number (no allocation per datagram), else the IPv6 address in hex.
+ */
+function sourceKey(sa: Uint8Array): number | string {
+  if ((sa[0]! | (sa[1]! << 8)) === 2) {
+    return ((sa[4]! << 24) | (sa[5]! << 16) | (sa[6]! << 8) | sa[7]!) >>> 0;
+  }
+  return sa.subarray(8, 24).toHex();
+}

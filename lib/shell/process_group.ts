@@ -6,6 +6,21 @@
  * @module
  */
 
+import { DenocatError } from "../errors.ts";
+
+/**
+ * Throws the one-line error for Windows, which has neither process groups
+ * (`kill(-pid)`) nor a POSIX shell to run commands with; the servers that
+ * run commands call it before they bind.
+ */
+export function requireProcessGroups(): void {
+  if (Deno.build.os === "windows") {
+    throw new DenocatError(
+      "cannot run commands: process groups are not available on windows (the shell server runs on Linux and macOS)",
+    );
+  }
+}
+
 /** Linux signal numbers for the names Deno reports in `status.signal`. */
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
   SIGHUP: 1,
@@ -82,10 +97,13 @@ export function signalName(n: number): string {
  * ```ts
  * import { killGroup } from "./process_group.ts";
  * import { assertEquals } from "../_assert.ts";
- * const child = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
- * assertEquals(killGroup(child.pid, "SIGKILL"), true);
- * assertEquals((await child.status).signal, "SIGKILL");
- * assertEquals(killGroup(child.pid, "SIGKILL"), false);
+ * // Windows has no process groups.
+ * if (Deno.build.os !== "windows") {
+ *   const child = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
+ *   assertEquals(killGroup(child.pid, "SIGKILL"), true);
+ *   assertEquals((await child.status).signal, "SIGKILL");
+ *   assertEquals(killGroup(child.pid, "SIGKILL"), false);
+ * }
  * ```
  */
 export function killGroup(pid: number, signal: Deno.Signal): boolean {
@@ -199,11 +217,14 @@ export interface GroupProcess extends AsyncDisposable {
  * ```ts
  * import { spawnGroup } from "./process_group.ts";
  * import { assertEquals } from "../_assert.ts";
- * await using p = spawnGroup("/bin/sh", new TextEncoder().encode("sleep 30 & sleep 30"));
- * await p.child.stdout.cancel();
- * await p.child.stderr.cancel();
- * await p.terminate();
- * assertEquals((await p.status).signal, "SIGTERM");
+ * // Windows has no process groups: spawnGroup() refuses there.
+ * if (Deno.build.os !== "windows") {
+ *   await using p = spawnGroup("/bin/sh", new TextEncoder().encode("sleep 30 & sleep 30"));
+ *   await p.child.stdout.cancel();
+ *   await p.child.stderr.cancel();
+ *   await p.terminate();
+ *   assertEquals((await p.status).signal, "SIGTERM");
+ * }
  * ```
  */
 export function spawnGroup(
@@ -211,6 +232,7 @@ export function spawnGroup(
   command: Uint8Array,
   options: SpawnGroupOptions = {},
 ): GroupProcess {
+  requireProcessGroups();
   const child = new Deno.Command(shell, {
     args: shellArgs(command),
     stdin: options.stdin ? "piped" : "null",

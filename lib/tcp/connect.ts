@@ -24,6 +24,18 @@ export type Conn = Deno.TcpConn | Deno.UnixConn;
 /** A listener over TCP or a Unix socket. */
 export type Listener = Deno.TcpListener | Deno.UnixListener;
 
+/**
+ * Deno has no Unix sockets on Windows: say so in one line rather than fail
+ * with an internal error.
+ */
+function requireUnixSockets(action: string): void {
+  if (Deno.build.os === "windows") {
+    throw new DenocatError(
+      `cannot ${action}: Unix sockets are not available on windows`,
+    );
+  }
+}
+
 /** Describes an endpoint for messages. */
 export function describeEndpoint(ep: Endpoint): string {
   return ep.path !== undefined ? ep.path : hostPort(ep.hostname, ep.port);
@@ -95,6 +107,7 @@ export async function connect(
   const signal = signals.length ? AbortSignal.any(signals) : undefined;
   try {
     if (endpoint.path !== undefined) {
+      requireUnixSockets(what);
       return await Deno.connect({ transport: "unix", path: endpoint.path });
     }
     const hostname = await resolveHost(
@@ -138,6 +151,7 @@ export function listen(
 ): Listener {
   if (endpoint.path !== undefined) {
     try {
+      requireUnixSockets(`listen on ${endpoint.path}`);
       return Deno.listen({ transport: "unix", path: endpoint.path });
     } catch (err) {
       throw netError(`listen on ${endpoint.path}`, err);

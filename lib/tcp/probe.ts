@@ -7,6 +7,14 @@
 import type { Family } from "../address.ts";
 import { hostPort } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
+import {
+  CLOSED,
+  nativeScan,
+  type NativeScanResult,
+  OPEN,
+  PENDING,
+  TIMEOUT,
+} from "../native/scan.ts";
 import { resolveIp } from "../udp/socket.ts";
 
 /** Options for {@linkcode probeTcp}. */
@@ -17,8 +25,18 @@ export interface ProbeTcpOptions {
   ports: number[];
   /** Milliseconds to wait for each connection. @default {1000} */
   timeout?: number;
-  /** Connection attempts in flight at once. @default {64} */
+  /**
+   * Connection attempts in flight at once.
+   * @default {512 on the native scan engine, 64 on Deno's event loop}
+   */
   concurrency?: number;
+  /**
+   * `native`: non-blocking connects through libc on threads (Linux, FFI;
+   * falls back to `deno` where it cannot run); `deno`: `Deno.connect` on
+   * the event loop. `auto` uses the native engine for 16 ports or more.
+   * @default {"auto"}
+   */
+  engine?: "auto" | "native" | "deno";
   /** Restrict a host name to IPv4 or IPv6. */
   family?: Family;
   /** Stop early: ports not yet tried are left out of the report. */
@@ -105,8 +123,96 @@ async function tryPort(
   }
 }
 
+function isAscending(rs: TcpPortResult[]): boolean {
+  for (let i = 1; i < rs.length; i++) {
+    if (rs[i - 1]!.port > rs[i]!.port) return false;
+  }
+  return true;
+}
+
+/** Below this many ports a thread costs more than it saves. */
+const NATIVE_MIN_PORTS = 16;
+const NATIVE_CONCURRENCY = 512;
+
+const REFUSED = "connection refused", TIMED_OUT = "timed out";
+
+/** The native engine's arrays as results, in the order of `ports`. */
+function fromNative(ports: number[], r: NativeScanResult): TcpPortResult[] {
+  const out: TcpPortResult[] = [];
+  for (let i = 0; i < ports.length; i++) {
+    const port = ports[i]!, state = r.states[i]!;
+    if (state === PENDING) continue; // stopped early
+    out.push(
+      state === OPEN
+        ? { port, state: "open", connectTime: r.times[i]! }
+        : state === CLOSED
+        ? { port, state: "closed", reason: REFUSED }
+        : state === TIMEOUT
+        ? { port, state: "timeout", reason: TIMED_OUT }
+        : { port, state: "error", reason: errnoText(r.errnos[i]!) },
+    );
+  }
+  return out;
+}
+
+/** errno values a connect scan meets, in the words describeError uses. */
+function errnoText(code: number): string {
+  switch (code) {
+    case 101:
+      return "network unreachable";
+    case 113:
+      return "no route to host";
+    case 99:
+      return "address not available";
+    case 13:
+      return "permission denied";
+    case 24:
+    case 23:
+      return "too many open files";
+    default:
+      return `os error ${code}`;
+  }
+}
+
 /**
- * Tries a TCP connection to each port, `concurrency` at a time.
+ * `Deno.connect` to each port, `concurrency` at a time. A port whose
+ * connect timed out is tried once more on its own at the end: with many
+ * connects in flight, a timer can fire while the answer waits in the event
+ * loop's queue, and only an attempt with nothing else queued shows that the
+ * port truly went unanswered.
+ */
+async function scanOnEventLoop(
+  host: string,
+  ports: number[],
+  timeout: number,
+  concurrency: number,
+  signal: AbortSignal | undefined,
+): Promise<TcpPortResult[]> {
+  const results: TcpPortResult[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < ports.length && !signal?.aborted) {
+      const port = ports[next++]!;
+      results.push(await tryPort(host, port, timeout));
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, ports.length) }, worker),
+  );
+  if (concurrency > 1) {
+    for (let i = 0; i < results.length && !signal?.aborted; i++) {
+      if (results[i]!.state === "timeout") {
+        results[i] = await tryPort(host, results[i]!.port, timeout);
+      }
+    }
+  }
+  return results;
+}
+
+/**
+ * Tries a TCP connection to each port, `concurrency` at a time: on Linux
+ * with FFI, non-blocking connects through libc on threads, each timed from
+ * its own start; elsewhere `Deno.connect` on the event loop.
  *
  * @example Usage
  * ```ts
@@ -131,21 +237,25 @@ export async function probeTcp(
     }
   }
   const host = await resolveIp(options.hostname, options.family);
-  const results: TcpPortResult[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < options.ports.length && !options.signal?.aborted) {
-      const port = options.ports[next++]!;
-      results.push(await tryPort(host, port, timeout));
-    }
-  };
-  await Promise.all(
-    Array.from(
-      { length: Math.min(concurrency, options.ports.length) },
-      worker,
-    ),
-  );
-  results.sort((a, b) => a.port - b.port);
+  const engine = options.engine ?? "auto";
+  const native = engine === "native" ||
+      (engine === "auto" && options.ports.length >= NATIVE_MIN_PORTS)
+    ? await nativeScan(host, options.ports, {
+      timeout,
+      window: options.concurrency ?? NATIVE_CONCURRENCY,
+      ...(options.signal ? { signal: options.signal } : {}),
+    })
+    : undefined;
+  const results: TcpPortResult[] = native
+    ? fromNative(options.ports, native)
+    : await scanOnEventLoop(
+      host,
+      options.ports,
+      timeout,
+      concurrency,
+      options.signal,
+    );
+  if (!isAscending(results)) results.sort((a, b) => a.port - b.port);
   return {
     host,
     results,

@@ -19,6 +19,53 @@ export const DEFAULT_MAX_CONNS = 64;
  */
 export const DEFAULT_MAX_PENDING = 256;
 
+/**
+ * Default limit of slots one source address (an IPv6 /64) holds at once:
+ * more senders from it are told `busy`, so one host cannot take every slot.
+ */
+export const DEFAULT_MAX_CONNS_PER_IP = 8;
+
+/**
+ * Default idle timeout of a receiver's connection, in ms: a sender that
+ * sends nothing for this long (mid-item or between items) is closed.
+ */
+export const DEFAULT_IDLE_TIMEOUT = 60_000;
+
+/**
+ * The source a connection is counted under: an IPv4 address (IPv4-mapped
+ * IPv6 included), or the /64 prefix of an IPv6 address, since one host
+ * usually holds a whole /64; every Unix-socket peer is one source.
+ *
+ * @example Usage
+ * ```ts
+ * import { sourceOf } from "./busy.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const tcp = (hostname: string) => ({ transport: "tcp" as const, hostname, port: 5 });
+ * assertEquals(sourceOf(tcp("::ffff:10.0.0.1")), "10.0.0.1");
+ * assertEquals(sourceOf(tcp("10.0.0.1")), "10.0.0.1");
+ * assertEquals(sourceOf(tcp("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+ * assertEquals(sourceOf(tcp("2001:db8:1:2::9")), "2001:db8:1:2::/64");
+ * assertEquals(sourceOf(tcp("::1")), "0:0:0:0::/64");
+ * ```
+ */
+export function sourceOf(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") return "unix";
+  const h = addr.hostname;
+  if (!h.includes(":")) return h;
+  if (h.startsWith("::ffff:") && h.includes(".")) return h.slice(7);
+  const [head = "", tail] = h.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [
+    ...left,
+    ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"),
+    ...right,
+  ];
+  return `${
+    groups.slice(0, 4).map((g) => parseInt(g || "0", 16).toString(16)).join(":")
+  }::/64`;
+}
+
 const discard = new Uint8Array(16 * 1024);
 
 /**

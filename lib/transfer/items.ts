@@ -10,7 +10,9 @@ import { DenocatError, UsageError } from "../errors.ts";
 /** One item to send. */
 export type SendItem =
   | { kind: "file"; path: string; name: string; size: number; mode: number }
-  | { kind: "stream"; name: string; reader: Reader; mode?: number };
+  | { kind: "stream"; name: string; reader: Reader; mode?: number }
+  | { kind: "dir"; name: string; mode: number }
+  | { kind: "symlink"; name: string; target: string };
 
 /** Options for {@linkcode collectItems}. */
 export interface CollectOptions {
@@ -20,51 +22,102 @@ export interface CollectOptions {
   stdin?: Reader;
   /** Name given to the stdin stream. @default {"stdin"} */
   stdinName?: string;
-  /** Told about every symlink skipped inside a directory tree. */
+  /**
+   * Inside trees, follow symlinks and send what they point to (`-L`);
+   * otherwise a symlink is sent as a symlink. Symlinks named on the command
+   * line are always followed. @default {false}
+   */
+  followLinks?: boolean;
+  /**
+   * Told about everything left out of a tree: sockets, FIFOs, devices, and
+   * with `followLinks` broken symlinks and symlink loops.
+   */
   onSkip?: (path: string, why: string) => void;
 }
 
 function baseName(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
-  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+  // Windows paths may use either separator.
+  const windows = Deno.build.os === "windows";
+  const trimmed = path.replace(windows ? /[\\/]+$/ : /\/+$/, "");
+  const cut = windows
+    ? Math.max(trimmed.lastIndexOf("/"), trimmed.lastIndexOf("\\"))
+    : trimmed.lastIndexOf("/");
+  return trimmed.slice(cut + 1);
 }
 
+interface Walker {
+  out: SendItem[];
+  follow: boolean;
+  onSkip: ((path: string, why: string) => void) | undefined;
+  /** `dev:ino` of the directories being walked (loops under `-L`). */
+  ancestors: Set<string>;
+}
+
+const idOf = (info: Deno.FileInfo) => `${info.dev}:${info.ino}`;
+
+/** Sends `dir` as `prefix`: its contents first, then the directory itself. */
 async function walk(
   dir: string,
   prefix: string,
-  out: SendItem[],
-  onSkip?: (path: string, why: string) => void,
+  info: Deno.FileInfo,
+  w: Walker,
 ): Promise<void> {
+  const id = idOf(info);
+  if (w.ancestors.has(id)) {
+    w.onSkip?.(dir, "symlink loop (a directory inside itself)");
+    return;
+  }
+  w.ancestors.add(id);
   const entries: Deno.DirEntry[] = [];
   for await (const e of Deno.readDir(dir)) entries.push(e);
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   for (const e of entries) {
     const path = `${dir}/${e.name}`;
     const name = `${prefix}/${e.name}`;
-    if (e.isSymlink) {
-      onSkip?.(path, "symlink not followed");
-    } else if (e.isDirectory) {
-      await walk(path, name, out, onSkip);
-    } else if (e.isFile) {
-      const info = await Deno.stat(path);
-      out.push({
+    let st: Deno.FileInfo;
+    if (e.isSymlink && !w.follow) {
+      w.out.push({ kind: "symlink", name, target: await Deno.readLink(path) });
+      continue;
+    }
+    try {
+      st = e.isSymlink ? await Deno.stat(path) : await Deno.lstat(path);
+    } catch (err) {
+      if (e.isSymlink && err instanceof Deno.errors.NotFound) {
+        w.onSkip?.(path, "broken symlink (-L follows symlinks)");
+        continue;
+      }
+      if (err instanceof Deno.errors.FilesystemLoop) {
+        w.onSkip?.(path, "symlink loop");
+        continue;
+      }
+      throw err;
+    }
+    if (st.isDirectory) {
+      await walk(path, name, st, w);
+    } else if (st.isFile) {
+      w.out.push({
         kind: "file",
         path,
         name,
-        size: info.size,
-        mode: (info.mode ?? 0o644) & 0o777,
+        size: st.size,
+        mode: (st.mode ?? 0o644) & 0o777,
       });
     } else {
-      onSkip?.(path, "not a regular file");
+      w.onSkip?.(path, "not a regular file, directory or symlink");
     }
   }
+  w.ancestors.delete(id);
+  w.out.push({ kind: "dir", name: prefix, mode: (info.mode ?? 0o755) & 0o777 });
 }
 
 /**
  * Turns paths into items: `-` (or no path at all) is stdin, a file is sent
  * under its base name, a directory (with `recursive`) as
- * `dirname/relative/path` for every regular file inside it. Symlinks inside
- * trees are skipped; empty directories are not sent.
+ * `dirname/relative/path` for everything inside it: regular files,
+ * directories (each after its contents, so its mode can be set last, and
+ * empty ones too) and symlinks as symlinks (with `followLinks`, what they
+ * point to). Paths named here are followed if they are symlinks, as `cp -H`
+ * does. Other kinds of file inside a tree go to `onSkip`.
  *
  * @example Usage
  * ```ts
@@ -75,7 +128,7 @@ async function walk(
  * await Deno.writeTextFile(`${dir}/top/sub/b.txt`, "b");
  * await Deno.writeTextFile(`${dir}/top/a.txt`, "aa");
  * const items = await collectItems([`${dir}/top`], { recursive: true });
- * assertEquals(items.map((i) => i.name), ["top/a.txt", "top/sub/b.txt"]);
+ * assertEquals(items.map((i) => i.name), ["top/a.txt", "top/sub/b.txt", "top/sub", "top"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -118,7 +171,12 @@ export async function collectItems(
         base = baseName(await Deno.realPath(p));
       }
       if (base === "") throw new UsageError(`cannot send ${p} as a tree`);
-      await walk(p.replace(/\/+$/, "") || "/", base, out, options.onSkip);
+      await walk(p.replace(/\/+$/, "") || "/", base, info, {
+        out,
+        follow: options.followLinks ?? false,
+        onSkip: options.onSkip,
+        ancestors: new Set(),
+      });
     } else if (info.isFile) {
       out.push({
         kind: "file",

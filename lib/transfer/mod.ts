@@ -38,3 +38,10 @@ export { seedReceiveOver, type SeedSendOptions, seedSendOver } from "./seed.ts";
 export { type AckCode, ProtocolError, TRANSFER_VERSION } from "./protocol.ts";
 export { UnsafeNameError } from "./names.ts";
 export { type Destination, RefusedError } from "./store.ts";
+export {
+  type Held,
+  TargetDir,
+  type TargetOptions,
+  type TempFile,
+  Walk,
+} from "./place.ts";

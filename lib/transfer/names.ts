@@ -1,7 +1,7 @@
 /**
- * Names from the network are untrusted: checking a relative path and
- * resolving it inside a target directory without ever leaving it, through
- * `..` or through symlinks.
+ * Names from the network are untrusted: checking a relative path before
+ * any file-system call (`place.ts` then walks it inside the target
+ * directory), and checking where a received symlink would point.
  *
  * @module
  */
@@ -17,14 +17,69 @@ export class UnsafeNameError extends DenocatError {
   }
 }
 
-/** Longest name accepted, in UTF-16 units. */
-export const MAX_NAME_LENGTH = 4096;
+/** Longest name accepted, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 4096;
+/** Default cap on a name's components (`recv --max-depth`). */
+export const DEFAULT_MAX_DEPTH = 64;
+/** Longest symlink target accepted, in UTF-8 bytes. */
+export const MAX_TARGET_BYTES = 4096;
+
+/**
+ * Names a receiver's own temporary files have: `.<base>.denocat-<12 hex>.part`.
+ * A sent name with such a component is refused, so no item can be taken for
+ * a temporary file (and removed as stale) or collide with one.
+ */
+export const TEMP_NAME: RegExp = /^\..+\.denocat-[0-9a-f]{12}\.part$/;
+
+// C0, DEL, C1; the bidirectional marks, overrides and isolates; line and
+// paragraph separators. Each reorders or breaks what a terminal or a file
+// manager shows.
+const UNSAFE_CHARS =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * A component Windows reads as something else: a `:` (drive or stream), a
+ * device name with or without extension, or a trailing dot or space.
+ */
+const WINDOWS_UNSAFE =
+  /:|^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$|[. ]$|[<>"|?*]/i;
+
+/** Options for {@linkcode checkName}. */
+export interface NameOptions {
+  /** Most components a name may have. @default {DEFAULT_MAX_DEPTH} */
+  maxDepth?: number;
+  /** The receiver's OS: Windows refuses more. @default {Deno.build.os} */
+  os?: typeof Deno.build.os;
+}
+
+/** UTF-8 length of `s`, without encoding it. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4; // a surrogate pair
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
 
 /**
  * Checks an untrusted relative name and returns its components. Refuses
- * empty names, absolute paths, `.` and `..` components, empty components,
- * backslashes, NUL and control characters (C0, DEL, C1), and names longer
- * than {@linkcode MAX_NAME_LENGTH}.
+ * empty names, names over {@linkcode MAX_NAME_BYTES} bytes or with more
+ * than `maxDepth` components (both checked first, in one pass), absolute
+ * paths, `.` and `..` components, empty components, backslashes, control
+ * characters (C0, DEL, C1), bidirectional and line/paragraph-separator
+ * characters, and components named like a receiver's temporary file. On
+ * Windows (`os`) it also refuses `:` (drive letters, alternate data
+ * streams), reserved device names (`CON`, `NUL`, `COM1`, ...), `<>"|?*` and
+ * components ending in `.` or a space, which Windows would silently change.
+ * Runs in time linear in the name's length and touches no file. A string
+ * second argument is the `os`.
  *
  * @example Usage
  * ```ts
@@ -34,21 +89,51 @@ export const MAX_NAME_LENGTH = 4096;
  * assertThrows(() => checkName("../etc/passwd"), UnsafeNameError, "..");
  * assertThrows(() => checkName("/etc/passwd"), UnsafeNameError, "absolute");
  * assertThrows(() => checkName("a\u0000b"), UnsafeNameError, "control");
+ * assertThrows(() => checkName("a/".repeat(64) + "f"), UnsafeNameError, "65 components");
+ * assertThrows(() => checkName("x\u202etxt.exe"), UnsafeNameError, "bidirectional");
+ * assertThrows(() => checkName(".a.denocat-0123456789ab.part"), UnsafeNameError, "temporary");
  * ```
  */
-export function checkName(name: string): string[] {
+export function checkName(
+  name: string,
+  options: NameOptions | typeof Deno.build.os = {},
+): string[] {
+  const opts = typeof options === "string" ? { os: options } : options;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const os = opts.os ?? Deno.build.os;
   if (name.length === 0) throw new UnsafeNameError("unsafe name: empty");
-  if (name.length > MAX_NAME_LENGTH) {
-    throw new UnsafeNameError(`unsafe name ${show(name)}: too long`);
+  // Caps first: nothing below runs on a name above them.
+  const bytes = name.length > MAX_NAME_BYTES ? name.length : utf8Length(name);
+  if (bytes > MAX_NAME_BYTES) {
+    throw new UnsafeNameError(
+      `unsafe name ${
+        show(name)
+      }: too long (at least ${bytes} bytes; the limit is ${MAX_NAME_BYTES})`,
+    );
+  }
+  let depth = 1;
+  for (let i = name.indexOf("/"); i >= 0; i = name.indexOf("/", i + 1)) {
+    depth++;
+  }
+  if (depth > maxDepth) {
+    throw new UnsafeNameError(
+      `unsafe name ${
+        show(name)
+      }: ${depth} components, more than the receiver's limit of ${maxDepth} (--max-depth)`,
+    );
   }
   if (name.startsWith("/")) {
     throw new UnsafeNameError(`unsafe name ${show(name)}: absolute path`);
   }
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) {
-    throw new UnsafeNameError(
-      `unsafe name ${show(name)}: NUL or control character`,
-    );
+  const bad = UNSAFE_CHARS.exec(name)?.[0];
+  if (bad !== undefined) {
+    const c = bad.charCodeAt(0);
+    const what = c <= 0x9f
+      ? "NUL or control character"
+      : c === 0x2028 || c === 0x2029
+      ? "line or paragraph separator"
+      : "bidirectional control character";
+    throw new UnsafeNameError(`unsafe name ${show(name)}: ${what}`);
   }
   if (name.includes("\\")) {
     throw new UnsafeNameError(`unsafe name ${show(name)}: backslash`);
@@ -63,174 +148,76 @@ export function checkName(name: string): string[] {
         `unsafe name ${show(name)}: empty or '.' component`,
       );
     }
+    if (p.includes(".denocat-") && TEMP_NAME.test(p)) {
+      throw new UnsafeNameError(
+        `unsafe name ${
+          show(name)
+        }: named like a receiver's temporary file (.NAME.denocat-HEX.part)`,
+      );
+    }
+    if (os === "windows" && WINDOWS_UNSAFE.test(p)) {
+      throw new UnsafeNameError(
+        `unsafe name ${show(name)}: not a plain file name on windows`,
+      );
+    }
   }
   return parts;
 }
 
-function inside(root: string, path: string): boolean {
-  return path === root ||
-    path.startsWith(root.endsWith("/") ? root : root + "/");
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw err;
-  }
-}
-
-/** Where an item goes, as resolved by {@linkcode resolveTarget}. */
-export interface Target {
-  /**
-   * The deepest directory of the path that exists (real path, inside the
-   * root): the file's parent once `missing` is empty.
-   */
-  dir: string;
-  /** Parent components that do not exist yet, outermost first. */
-  missing: string[];
-  /** Directories this call created (with `create`), outermost first. */
-  created: string[];
-  /** The final path of the file. */
-  path: string;
-  /** The last component of the name. */
-  base: string;
-  /** Whether something already exists under the final path. */
-  exists: boolean;
-}
-
-/** Options for {@linkcode resolveTarget}. */
-export interface ResolveOptions {
-  /**
-   * Create the missing parent directories (at commit time); otherwise only
-   * check the ones that exist. @default {false}
-   */
-  create?: boolean;
-}
-
-function checkInside(root: string, real: string, name: string): void {
-  if (!inside(root, real)) {
-    throw new UnsafeNameError(
-      `unsafe name ${show(name)}: resolves outside the target directory`,
-    );
-  }
-}
-
 /**
- * Resolves `name` inside `root` (a real path, e.g. from `Deno.realPath`).
- * Every existing component is checked: a symlink whose target lies outside
- * `root` is refused, as is a final component that is a symlink or a
- * directory. Missing parent directories are only listed, unless `create`
- * is set: then they are made one by one, each checked again, and listed in
- * `created` so a failed commit can remove them. Call it without `create`
- * when an item arrives and with `create` when it is committed, so refused
- * or broken items leave no directories and a symlink swapped in meanwhile
- * is caught.
+ * Where a symlink named `parts` (checked by {@linkcode checkName}) with
+ * `target` would point, as components relative to the target directory;
+ * throws {@linkcode UnsafeNameError} when it could point outside. The
+ * rule, purely on the text: the target is relative, not empty, at most
+ * {@linkcode MAX_TARGET_BYTES} bytes, free of control and reordering
+ * characters, and its `..` components form a leading run that climbs no
+ * higher than the directory that holds the link. (A `..` after a named
+ * component would be resolved through that component, which may itself be
+ * a symlink: `s/../..` with `s -> .` climbs one level more than its text
+ * says, so it is refused.) The caller still checks that the existing part
+ * of the result does not lead outside through symlinks already there.
  *
- * @example Check now, create at commit
+ * @example Usage
  * ```ts
- * import { resolveTarget, UnsafeNameError } from "./names.ts";
- * import { assertEquals, assertRejects } from "../_assert.ts";
- * const root = await Deno.realPath(await Deno.makeTempDir());
- * const t = await resolveTarget(root, "a/b/c.txt");
- * assertEquals([t.dir, t.missing, t.path], [root, ["a", "b"], `${root}/a/b/c.txt`]);
- * assertEquals([...Deno.readDirSync(root)], []); // nothing created yet
- * const c = await resolveTarget(root, "a/b/c.txt", { create: true });
- * assertEquals([c.dir, c.created], [`${root}/a/b`, [`${root}/a`, `${root}/a/b`]]);
- * await Deno.symlink("/tmp", `${root}/out`);
- * await assertRejects(() => resolveTarget(root, "out/x"), UnsafeNameError, "outside");
- * await Deno.remove(root, { recursive: true });
+ * import { linkDestination, UnsafeNameError } from "./names.ts";
+ * import { assertEquals, assertThrows } from "../_assert.ts";
+ * assertEquals(linkDestination(["t", "sub", "l"], "../f"), ["t", "f"]);
+ * assertEquals(linkDestination(["t", "l"], "./a/b"), ["t", "a", "b"]);
+ * assertThrows(() => linkDestination(["t", "l"], "../../etc"), UnsafeNameError, "outside");
+ * assertThrows(() => linkDestination(["t", "l"], "/etc/passwd"), UnsafeNameError, "absolute");
+ * assertThrows(() => linkDestination(["t", "l"], "s/../.."), UnsafeNameError, "'..'");
  * ```
  */
-export async function resolveTarget(
-  root: string,
-  name: string,
-  options: ResolveOptions = {},
-): Promise<Target> {
-  const parts = checkName(name);
-  const created: string[] = [];
-  try {
-    return await walkTarget(root, name, parts, created, options.create);
-  } catch (err) {
-    await removeCreated(created);
-    throw err;
-  }
-}
-
-async function walkTarget(
-  root: string,
-  name: string,
-  parts: string[],
-  created: string[],
-  create: boolean | undefined,
-): Promise<Target> {
-  const base = parts.at(-1)!;
-  const parents = parts.slice(0, -1);
-  let dir = root;
-  for (let i = 0; i < parents.length; i++) {
-    const part = parents[i]!;
-    const next = `${dir}/${part}`;
-    let info = await lstatOrNull(next);
-    if (info === null) {
-      if (!create) {
-        // Nothing below a missing directory can exist yet.
-        const missing = parents.slice(i);
-        const path = `${dir}/${[...missing, base].join("/")}`;
-        return { dir, missing, created, path, base, exists: false };
-      }
-      try {
-        await Deno.mkdir(next);
-        created.push(next);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-      }
-      info = await Deno.lstat(next);
-    }
-    if (info.isSymlink) {
-      const real = await Deno.realPath(next);
-      if (!inside(root, real)) {
-        throw new UnsafeNameError(
-          `unsafe name ${
-            show(name)
-          }: ${part} is a symlink leading outside the target directory`,
-        );
-      }
-    } else if (!info.isDirectory) {
-      throw new UnsafeNameError(
-        `unsafe name ${show(name)}: ${part} exists and is not a directory`,
-      );
-    }
-    // Re-check the real path after each step: nothing may lead outside.
-    const real = await Deno.realPath(next);
-    checkInside(root, real, name);
-    dir = real;
-  }
-  const path = `${dir}/${base}`;
-  const info = await lstatOrNull(path);
-  if (info?.isSymlink) {
-    throw new UnsafeNameError(
-      `unsafe name ${show(name)}: the target is a symlink`,
+export function linkDestination(parts: string[], target: string): string[] {
+  const name = parts.join("/");
+  const refuse = (why: string) =>
+    new UnsafeNameError(
+      `unsafe symlink ${show(name)} -> ${show(target)}: ${why}`,
     );
+  if (target.length === 0) throw refuse("empty target");
+  if (
+    target.length > MAX_TARGET_BYTES || utf8Length(target) > MAX_TARGET_BYTES
+  ) {
+    throw refuse(`target longer than ${MAX_TARGET_BYTES} bytes`);
   }
-  if (info?.isDirectory) {
-    throw new UnsafeNameError(
-      `unsafe name ${show(name)}: the target is a directory`,
-    );
+  if (target.startsWith("/")) {
+    throw refuse("absolute target (it cannot be checked to stay inside)");
   }
-  return { dir, missing: [], created, path, base, exists: info !== null };
-}
-
-/**
- * Removes the directories a {@linkcode resolveTarget} call created, deepest
- * first, as long as they are empty. Never throws.
- */
-export async function removeCreated(created: string[]): Promise<void> {
-  for (const d of created.toReversed()) {
-    try {
-      await Deno.remove(d);
-    } catch {
-      return; // not empty (another item uses it) or gone: leave the rest
+  if (UNSAFE_CHARS.test(target) || target.includes("\\")) {
+    throw refuse("control, reordering or backslash character in the target");
+  }
+  const out = parts.slice(0, -1);
+  let named = false;
+  for (const p of target.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      if (named) throw refuse("'..' after a named component");
+      if (out.length === 0) throw refuse("points outside the target directory");
+      out.pop();
+    } else {
+      named = true;
+      out.push(p);
     }
   }
+  return out;
 }

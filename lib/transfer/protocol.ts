@@ -17,8 +17,14 @@ import { DenocatError } from "../errors.ts";
 
 /** Protocol magic: ASCII `DCXFER` (6 bytes). */
 export const TRANSFER_MAGIC: Uint8Array = new TextEncoder().encode("DCXFER");
-/** The protocol version this implementation speaks. */
-export const TRANSFER_VERSION = 1;
+/**
+ * The newest protocol version this implementation speaks. Version 2 adds
+ * directory and symlink items (the header's `type`); a sender speaks 1
+ * when it sends only files and streams, so older receivers still serve it.
+ */
+export const TRANSFER_VERSION = 2;
+/** Versions this implementation accepts from a peer. */
+export const TRANSFER_VERSIONS: readonly number[] = [1, 2];
 /** Length of a hello: magic plus a u16be version. */
 export const TRANSFER_HELLO_SIZE = 8;
 /** Largest JSON payload of a header or ack frame: 64 KiB. */
@@ -58,7 +64,8 @@ export class ProtocolError extends DenocatError {
  * ```ts
  * import { encodeHello } from "./protocol.ts";
  * import { assertEquals } from "../_assert.ts";
- * assertEquals(encodeHello().toHex(), "4443584645520001");
+ * assertEquals(encodeHello(1).toHex(), "4443584645520001");
+ * assertEquals(encodeHello().toHex(), "4443584645520002");
  * ```
  */
 export function encodeHello(version: number = TRANSFER_VERSION): Uint8Array {
@@ -77,12 +84,16 @@ export function encodeHello(version: number = TRANSFER_VERSION): Uint8Array {
  * ```ts
  * import { encodeHello, parseHello, ProtocolError } from "./protocol.ts";
  * import { assertEquals, assertThrows } from "../_assert.ts";
- * assertEquals(parseHello(encodeHello()), 1);
- * assertThrows(() => parseHello(encodeHello(2)), ProtocolError, "version 2");
+ * assertEquals(parseHello(encodeHello()), 2);
+ * assertEquals(parseHello(encodeHello(1)), 1);
+ * assertThrows(() => parseHello(encodeHello(3)), ProtocolError, "version 3");
  * assertThrows(() => parseHello(new Uint8Array(8)), ProtocolError, "not a denocat transfer");
  * ```
  */
-export function parseHello(bytes: Uint8Array): number {
+export function parseHello(
+  bytes: Uint8Array,
+  accepted: readonly number[] = TRANSFER_VERSIONS,
+): number {
   for (let i = 0; i < TRANSFER_MAGIC.length; i++) {
     if (bytes[i] !== TRANSFER_MAGIC[i]) {
       throw new ProtocolError(
@@ -93,18 +104,27 @@ export function parseHello(bytes: Uint8Array): number {
     }
   }
   const version = new DataView(bytes.buffer, bytes.byteOffset).getUint16(6);
-  if (version !== TRANSFER_VERSION) {
+  if (!accepted.includes(version)) {
     throw new ProtocolError(
-      `unsupported transfer protocol version ${version} (this side speaks ${TRANSFER_VERSION})`,
+      `unsupported transfer protocol version ${version} (this side speaks ${
+        accepted.join(" and ")
+      })`,
     );
   }
   return version;
 }
 
+/** What an item is (version 2): a file (or stream), a directory, a symlink. */
+export type ItemType = "file" | "dir" | "symlink";
+
 /** An item header, as sent before each item's body. */
 export interface ItemHeader {
   /** Relative path with `/` separators; checked by the receiver. */
   name: string;
+  /** Version 2: what the item is. @default {"file"} */
+  type?: ItemType;
+  /** Version 2, symlinks: the link's target, as `readlink` gives it. */
+  target?: string;
   /** Body length in bytes, or `"stream"` for chunk frames. */
   size: number | "stream";
   /** Permission bits (the receiver applies `mode & 0o777 & ~umask`). @default {0o644} */
@@ -129,7 +149,10 @@ export type Ack =
  * `unsafe-name`, `integrity` (size or sha256 mismatch), `io` (the receiver
  * could not write), `refused` (e.g. a second item to a stdout receiver),
  * `protocol` (malformed stream; the connection ends), `busy` (the receiver
- * serves as many senders as it allows; the connection ends).
+ * serves as many senders as it allows, in all or from this address; the
+ * connection ends), `too-large` (above the receiver's `--max-size`) and
+ * `no-space` (the item does not fit on the receiver's disk); after these
+ * two the receiver ends the session.
  */
 export type AckCode =
   | "exists"
@@ -138,7 +161,9 @@ export type AckCode =
   | "io"
   | "refused"
   | "protocol"
-  | "busy";
+  | "busy"
+  | "too-large"
+  | "no-space";
 
 const ACK_CODES = new Set<string>([
   "exists",
@@ -148,6 +173,8 @@ const ACK_CODES = new Set<string>([
   "refused",
   "protocol",
   "busy",
+  "too-large",
+  "no-space",
 ]);
 
 function jsonRecord(type: number, value: unknown): Uint8Array {
@@ -262,7 +289,10 @@ function isSize(v: unknown): v is number {
  * assertThrows(() => parseHeader(te.encode('{"name":"x","size":-1}')), ProtocolError, "size");
  * ```
  */
-export function parseHeader(bytes: Uint8Array): ItemHeader {
+export function parseHeader(
+  bytes: Uint8Array,
+  version: number = TRANSFER_VERSION,
+): ItemHeader {
   const v = parseJson(bytes, "item header");
   if (typeof v.name !== "string") {
     throw new ProtocolError("malformed item header: name must be a string");
@@ -279,6 +309,34 @@ export function parseHeader(bytes: Uint8Array): ItemHeader {
     throw new ProtocolError("malformed item header: bad mode");
   }
   const h: ItemHeader = { name: v.name, size: v.size, mode };
+  if (v.type !== undefined && v.type !== "file") {
+    if (version < 2) {
+      throw new ProtocolError(
+        "malformed item header: item types need protocol version 2",
+      );
+    }
+    if (v.type !== "dir" && v.type !== "symlink") {
+      throw new ProtocolError(
+        `malformed item header: unknown type ${
+          JSON.stringify(v.type)?.slice(0, 40)
+        }`,
+      );
+    }
+    if (v.size !== 0) {
+      throw new ProtocolError(
+        `malformed item header: a ${v.type} item has size 0`,
+      );
+    }
+    h.type = v.type;
+    if (v.type === "symlink") {
+      if (typeof v.target !== "string") {
+        throw new ProtocolError(
+          "malformed item header: a symlink needs a target string",
+        );
+      }
+      h.target = v.target;
+    }
+  }
   if (v.sha256 !== undefined) {
     if (typeof v.sha256 !== "string" || !HEX64.test(v.sha256)) {
       throw new ProtocolError(

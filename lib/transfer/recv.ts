@@ -36,11 +36,14 @@ import {
   TRANSFER_HELLO_SIZE,
 } from "./protocol.ts";
 import {
+  checkItemName,
   type Destination,
   openItem,
   RefusedError,
+  type Session,
   type Stored,
 } from "./store.ts";
+import { makeDir, makeSymlink } from "./entries.ts";
 
 /** Options shared by the native and seed receivers. */
 export interface ReceiveOptions {
@@ -63,6 +66,27 @@ export interface ReceiveOptions {
    * the result has `busy: true`). @default {always go on}
    */
   admit?: () => string | undefined;
+  /**
+   * Largest item accepted, in bytes: a sized item above it is refused from
+   * its header, a stream when it passes it; the session then ends.
+   * @default {no limit}
+   */
+  maxSize?: number;
+  /**
+   * Called once the hello is answered, with a function that sends the
+   * sender a last `protocol` ack saying why the receiver is about to close
+   * the connection (used for the idle timeout).
+   */
+  onSession?: (last: (reason: string) => Promise<void>) => void;
+}
+
+/** The sender sent an item the receiver will not take, ending the session. */
+class SessionEnd extends Error {
+  readonly item: ReceivedItem;
+  constructor(item: ReceivedItem) {
+    super(item.error);
+    this.item = item;
+  }
 }
 
 /**
@@ -107,6 +131,8 @@ export interface ReceivedItem {
   code?: AckCode;
   /** The one-line reason, when `ok` is false. */
   error?: string;
+  /** For a directory or symlink item: what was made (for logs). */
+  made?: string;
   /**
    * Why this item's acknowledgement could not be sent (the sender went
    * away or stopped reading): the outcome above stands, but the sender may
@@ -123,6 +149,11 @@ export interface ConnectionResult {
   error?: string;
   /** Turned away by `admit` (the error says why); nothing was read further. */
   busy?: boolean;
+  /**
+   * The receiver stopped reading after a refusal the session cannot go on
+   * from (`too-large`, `no-space`, `busy`): unread input may follow.
+   */
+  unread?: boolean;
   /** 0 all verified; 3 any integrity failure; 1 otherwise. */
   exitCode: number;
 }
@@ -145,7 +176,9 @@ export function logItem(
   ms: number,
   what = "sha256",
 ): void {
-  if (item.ok) {
+  if (item.ok && item.made) {
+    logger.log(`${peer}: made ${show(item.name)}: ${item.made}`);
+  } else if (item.ok) {
     logger.log(
       `${peer}: received ${show(item.name)}: ${
         formatTransfer(item.bytes, ms)
@@ -175,18 +208,32 @@ export function logItem(
 class AckWriter {
   #conn: Conn;
   #lost: string | undefined;
+  #writing = false;
   constructor(conn: Conn) {
     this.#conn = conn;
   }
   /** Sends `ack`; resolves with why it could not be sent, if so. */
   async send(ack: Ack): Promise<string | undefined> {
     if (this.#lost !== undefined) return this.#lost;
+    this.#writing = true;
     try {
       await writeAll(this.#conn, encodeAck(ack));
       return undefined;
     } catch (err) {
       return this.#lost = describeError(err);
+    } finally {
+      this.#writing = false;
     }
+  }
+  /**
+   * The last word, from outside the read loop (an idle timeout): a
+   * `protocol` ack with `reason`, unless an ack is being written (bytes
+   * must not interleave). No ack goes out after it.
+   */
+  async last(reason: string): Promise<void> {
+    if (this.#writing || this.#lost !== undefined) return;
+    await this.send({ ok: false, name: "", code: "protocol", error: reason });
+    this.#lost ??= "the session was ended";
   }
 }
 
@@ -243,10 +290,21 @@ export async function receiveOver(
   let error: string | undefined;
   const stdoutMode = "output" in options.destination;
   const acks = new AckWriter(conn);
+  const session: Session = new Set();
   let busy = false;
+  let unread = false;
   try {
-    await writeAll(conn, encodeHello());
-    parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    // The sender's hello first: the reply speaks its version (a version-1
+    // sender cannot read a version-2 hello).
+    let version: number;
+    try {
+      version = parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    } catch (err) {
+      await writeAll(conn, encodeHello()).catch(() => {});
+      throw err;
+    }
+    await writeAll(conn, encodeHello(version));
+    options.onSession?.((reason) => acks.last(reason));
     for (;;) {
       const t = await recordType(br);
       if (t === null) {
@@ -266,11 +324,12 @@ export async function receiveOver(
       }
       const payload = await br.readFrame("u32be", MAX_JSON_FRAME);
       if (payload === null) throw new ProtocolError("closed inside a header");
-      const header = parseHeader(payload);
+      const header = parseHeader(payload, version);
       if (items.length === 0) {
         const refusal = options.admit?.();
         if (refusal !== undefined) {
           busy = true;
+          unread = true;
           error = refusal;
           await acks.send({ ok: false, name: "", code: "busy", error });
           break;
@@ -287,13 +346,22 @@ export async function receiveOver(
         logger,
         peer,
         acks,
+        session,
+        maxSize: options.maxSize,
       });
       items.push(item);
     }
   } catch (err) {
-    error = describeError(err);
-    logger.log(`${peer}: ${error}`);
-    await acks.send({ ok: false, name: "", code: "protocol", error });
+    if (err instanceof SessionEnd) {
+      // Its ack is out; nothing after it is read.
+      items.push(err.item);
+      error = `${err.item.name}: ${err.item.error}; session ended`;
+      unread = true;
+    } else {
+      error = describeError(err);
+      logger.log(`${peer}: ${error}`);
+      await acks.send({ ok: false, name: "", code: "protocol", error });
+    }
   }
   // Every ack is out: FIN tells the sender nothing more will come.
   await closeWriteQuietly(conn).catch(() => {});
@@ -301,6 +369,7 @@ export async function receiveOver(
     items,
     ...(error !== undefined ? { error } : {}),
     ...(busy ? { busy } : {}),
+    ...(unread ? { unread } : {}),
     exitCode: connectionExitCode(items, error),
   };
 }
@@ -314,7 +383,12 @@ interface ItemContext {
   logger: Logger;
   peer: string;
   acks: AckWriter;
+  session: Session;
+  maxSize: number | undefined;
 }
+
+/** Refusals after which the session cannot usefully go on. */
+const ENDS_SESSION = new Set<string>(["too-large", "no-space"]);
 
 /** Receives one item whose header was read; acks it; throws on a broken stream. */
 async function receiveItem(
@@ -332,11 +406,34 @@ async function receiveItem(
   }
   let refusal: RefusedError | undefined;
   let stored: Stored | undefined;
+  const kind = header.type ?? "file";
   if (ctx.refuseAs !== undefined) {
     refusal = new RefusedError("refused", ctx.refuseAs);
   } else {
     try {
-      stored = await openItem(ctx.destination, name);
+      // Name caps and size limits come before any file-system call.
+      const dirDest = "dir" in ctx.destination ? ctx.destination : undefined;
+      checkItemName(name, dirDest?.maxDepth);
+      if (
+        ctx.maxSize !== undefined && typeof header.size === "number" &&
+        header.size > ctx.maxSize
+      ) {
+        throw new RefusedError(
+          "too-large",
+          `${name}: ${header.size} bytes is more than the receiver accepts (--max-size ${ctx.maxSize})`,
+        );
+      }
+      if (kind === "file") {
+        stored = await openItem(ctx.destination, name, {
+          session: ctx.session,
+          ...(typeof header.size === "number" ? { size: header.size } : {}),
+        });
+      } else if (!dirDest) {
+        throw new RefusedError(
+          "refused",
+          "this receiver writes a single item to stdout",
+        );
+      }
     } catch (err) {
       if (!(err instanceof RefusedError)) throw err;
       refusal = err;
@@ -351,6 +448,18 @@ async function receiveItem(
       code: refusal.code,
       error: refusal.message,
     });
+    if (ENDS_SESSION.has(refusal.code)) {
+      progress?.itemDone();
+      throw new SessionEnd({
+        name,
+        bytes: 0,
+        sha256: "",
+        ok: false,
+        code: refusal.code,
+        error: refusal.message,
+        ...(ackError !== undefined ? { ackError } : {}),
+      });
+    }
   }
   const sink = stored?.sink ?? new Sink(null);
   const hash = refusal ? null : createHash("sha256");
@@ -380,6 +489,29 @@ async function receiveItem(
           throw new ProtocolError(
             `chunk of ${n} bytes exceeds the ${MAX_CHUNK}-byte limit`,
           );
+        }
+        if (
+          !refusal && ctx.maxSize !== undefined && bytes + n > ctx.maxSize
+        ) {
+          const error =
+            `${name}: the stream passed ${ctx.maxSize} bytes, more than the receiver accepts (--max-size ${ctx.maxSize})`;
+          await stored?.abort();
+          const lost = await ctx.acks.send({
+            ok: false,
+            name,
+            code: "too-large",
+            error,
+          });
+          progress?.itemDone();
+          throw new SessionEnd({
+            name,
+            bytes,
+            sha256: "",
+            ok: false,
+            code: "too-large",
+            error,
+            ...(lost !== undefined ? { ackError: lost } : {}),
+          });
         }
         await receiveExact(br, n, sink, hash, ctx.bufs(), onBytes);
       }
@@ -417,11 +549,12 @@ async function receiveItem(
     const sha256 = hash!.digest("hex");
     let ack: Ack;
     if (sink.error !== undefined) {
+      const why = describeError(sink.error);
       ack = {
         ok: false,
         name,
-        code: "io",
-        error: `cannot write ${name}: ${describeError(sink.error)}`,
+        code: /os error 28\b/.test(why) ? "no-space" : "io",
+        error: `cannot write ${name}: ${why}`,
       };
     } else if (trailer.size !== bytes || trailer.sha256 !== sha256) {
       ack = {
@@ -442,18 +575,41 @@ async function receiveItem(
       };
     } else {
       try {
-        await stored!.commit(header.mode ?? 0o644);
+        if (kind === "dir") {
+          await makeDir(
+            ctx.destination,
+            name,
+            header.mode ?? 0o755,
+            ctx.session,
+          );
+        } else if (kind === "symlink") {
+          await makeSymlink(
+            ctx.destination,
+            name,
+            header.target ?? "",
+            ctx.session,
+          );
+        } else {
+          await stored!.commit(header.mode ?? 0o644);
+        }
         ack = { ok: true, name, bytes, sha256 };
       } catch (err) {
         if (!(err instanceof RefusedError)) throw err;
         ack = { ok: false, name, code: err.code, error: err.message };
       }
     }
-    if (!ack.ok) await stored!.abort();
+    if (!ack.ok) await stored?.abort();
     // The outcome is final (the file is in place, or gone) before the ack
     // goes out: a sender that vanished cannot change it, only miss it.
+    const made = kind === "dir"
+      ? `directory (the sender's mode: ${
+        (header.mode ?? 0o755).toString(8).padStart(4, "0")
+      })`
+      : kind === "symlink"
+      ? `symlink to ${show(header.target ?? "")}`
+      : undefined;
     const item: ReceivedItem = ack.ok
-      ? { name, bytes, sha256, ok: true }
+      ? { name, bytes, sha256, ok: true, ...(made ? { made } : {}) }
       : { name, bytes, sha256, ok: false, code: ack.code, error: ack.error };
     ackError = await ctx.acks.send(ack);
     if (ackError !== undefined) item.ackError = ackError;

@@ -176,8 +176,12 @@ export async function seedSendOver(
         while ((n = await item.reader.read(bufs[0])) !== null) {
           await writeAll(out, bufs[0].subarray(0, n));
         }
-      } else {
+      } else if (item.kind === "file") {
         path = item.path;
+      } else {
+        throw new ProtocolError(
+          `${item.name}: the seed protocol carries only files (a ${item.kind} cannot be sent)`,
+        );
       }
       const { md5, sha256, size } = await hashFile(path, bufs[0]);
       const result: ItemResult = {
@@ -306,7 +310,19 @@ export async function seedReceiveOver(
           break;
         }
       }
-      const stored = await openItem(options.destination, name);
+      // The same limits as the native receiver; with no ack channel a
+      // refusal can only close the connection.
+      if (
+        options.maxSize !== undefined && header.total_size > options.maxSize
+      ) {
+        throw new RefusedError(
+          "too-large",
+          `${name}: ${header.total_size} bytes is more than the receiver accepts (--max-size ${options.maxSize})`,
+        );
+      }
+      const stored = await openItem(options.destination, name, {
+        size: header.total_size,
+      });
       try {
         const h = new Both();
         let bytes = 0;

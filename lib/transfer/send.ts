@@ -34,6 +34,7 @@ import {
   RECORD,
   TRAILER_SIZE,
   TRANSFER_HELLO_SIZE,
+  TRANSFER_VERSION,
 } from "./protocol.ts";
 
 /** Outcome of one item, as the sender sees it. */
@@ -49,7 +50,7 @@ export interface ItemResult {
   /** Acknowledged as written and verified, with matching size and sha256. */
   ok: boolean;
   /** Why not: an ack code, or `network` when no ack arrived. */
-  code?: AckCode | "network";
+  code?: AckCode | "network" | "local";
   /** The error message, when not ok. */
   error?: string;
 }
@@ -72,7 +73,16 @@ export interface SendOptions extends ConnectOptions {
   bufferSize?: number;
   /** Called as each item is settled. */
   onItem?: (result: ItemResult) => void;
+  /**
+   * While a stream's source gives nothing for this many ms, send an empty
+   * chunk so the receiver's idle timeout does not end a slow but live
+   * stream. @default {15000}
+   */
+  keepAlive?: number;
 }
+
+/** Default interval of a waiting stream's empty chunks. */
+export const KEEPALIVE_MS = 15_000;
 
 /**
  * Maps item results to the exit code: 0 when every item is verified, 3
@@ -130,6 +140,8 @@ interface Pending {
   result: ItemResult;
   start: number;
   settled: boolean;
+  /** For directories and symlinks: what to log instead of bytes. */
+  what?: string;
 }
 
 /**
@@ -146,10 +158,16 @@ export async function sendOver(
   const progress = options.progress;
   const bufs = buffers(options.bufferSize);
   const trailer = new Uint8Array(TRAILER_SIZE);
+  // Every item taken up, in order; `pending` only those sent (acks match it).
+  const all: Pending[] = [];
   const pending: Pending[] = [];
-  const knownTotal = items.every((i) => i.kind === "file")
+  const knownTotal = items.every((i) => i.kind !== "stream")
     ? items.reduce((a, i) => a + (i.kind === "file" ? i.size : 0), 0)
     : undefined;
+  // Version 1 when it is enough, so older receivers serve plain files.
+  const version = items.some((i) => i.kind === "dir" || i.kind === "symlink")
+    ? TRANSFER_VERSION
+    : 1;
   progress?.setTotals(items.length, knownTotal);
 
   const settle = (p: Pending, patch: Partial<ItemResult>) => {
@@ -158,7 +176,9 @@ export async function sendOver(
     Object.assign(p.result, patch, { ms: performance.now() - p.start });
     progress?.itemDone();
     const r = p.result;
-    if (r.ok) {
+    if (r.ok && p.what) {
+      logger.log(`${r.name}: ${p.what}, acknowledged`);
+    } else if (r.ok) {
       logger.log(
         `${r.name}: ${r.bytes} bytes in ${(r.ms / 1000).toFixed(3)} s (${
           (r.ms > 0 ? r.bytes / 1e6 / (r.ms / 1000) : 0).toFixed(2)
@@ -172,7 +192,12 @@ export async function sendOver(
   let readError: unknown;
   const reader = (async () => {
     const br = new BufferedReader(conn, { bufferSize: 16 * 1024 });
-    parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    const theirs = parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    if (theirs < version) {
+      throw new ProtocolError(
+        `the receiver speaks transfer protocol version ${theirs}, which has no directory or symlink items (this sender needs ${version}): update the receiver, or send files only`,
+      );
+    }
     for (;;) {
       const t = await br.readSome(1);
       if (t === null) return;
@@ -191,7 +216,10 @@ export async function sendOver(
       acked++;
       if (!ack.ok) {
         settle(p, { ok: false, code: ack.code, error: ack.error });
-        if (ack.code === "busy" || ack.code === "protocol") {
+        if (
+          ack.code === "busy" || ack.code === "protocol" ||
+          ack.code === "too-large" || ack.code === "no-space"
+        ) {
           // The receiver ends the session: stop sending.
           throw new ProtocolError(`receiver: ${ack.error}`);
         }
@@ -221,7 +249,7 @@ export async function sendOver(
 
   let writeError: unknown;
   try {
-    await writeAll(conn, encodeHello());
+    await writeAll(conn, encodeHello(version));
     for (let i = 0; i < items.length; i++) {
       if (readError !== undefined) break;
       const item = items[i]!;
@@ -229,28 +257,70 @@ export async function sendOver(
         result: { name: item.name, bytes: 0, sha256: "", ms: 0, ok: false },
         start: performance.now(),
         settled: false,
+        ...(item.kind === "dir"
+          ? {
+            what: `directory, mode ${item.mode.toString(8).padStart(4, "0")}`,
+          }
+          : item.kind === "symlink"
+          ? { what: `symlink to ${JSON.stringify(item.target)}` }
+          : {}),
       };
+      all.push(p);
+      // A file that cannot be opened now (gone, unreadable) is skipped with
+      // the reason; the session goes on. Its size is taken now, not when
+      // the tree was walked, so a file that grew is sent whole.
+      let file: Deno.FsFile | undefined;
+      let size = 0;
+      if (item.kind === "file") {
+        try {
+          file = await Deno.open(item.path);
+          size = (await file.stat()).size;
+        } catch (err) {
+          file?.close();
+          settle(p, {
+            ok: false,
+            code: "local",
+            error: `cannot read ${item.path}: ${describeError(err)}`,
+          });
+          continue;
+        }
+      }
       pending.push(p);
       const hash = createHash("sha256");
       const onBytes = (n: number) => {
         p.result.bytes += n;
         progress?.add(n);
       };
-      if (item.kind === "file") {
-        using file = await Deno.open(item.path);
+      if (item.kind === "file" && file) {
+        using f = file;
         await writeAll(
           conn,
           encodeHeader({
             name: item.name,
-            size: item.size,
+            size,
             mode: item.mode,
             item: i + 1,
             items: items.length,
             ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
           }),
         );
-        await sendExact(file, conn, item.size, hash, bufs, onBytes);
-      } else {
+        await sendExact(f, conn, size, hash, bufs, onBytes);
+      } else if (item.kind === "dir" || item.kind === "symlink") {
+        await writeAll(
+          conn,
+          encodeHeader({
+            name: item.name,
+            type: item.kind,
+            size: 0,
+            ...(item.kind === "dir"
+              ? { mode: item.mode }
+              : { target: item.target }),
+            item: i + 1,
+            items: items.length,
+            ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
+          }),
+        );
+      } else if (item.kind === "stream") {
         await writeAll(
           conn,
           encodeHeader({
@@ -261,7 +331,14 @@ export async function sendOver(
             items: items.length,
           }),
         );
-        await sendStream(item.reader, conn, hash, bufs, onBytes);
+        await sendStream(
+          item.reader,
+          conn,
+          hash,
+          bufs,
+          onBytes,
+          options.keepAlive ?? KEEPALIVE_MS,
+        );
       }
       const digest = hash.digest();
       p.result.sha256 = digest.toString("hex");
@@ -287,9 +364,9 @@ export async function sendOver(
       }`,
     });
   }
-  const results = pending.map((p) => p.result);
+  const results = all.map((p) => p.result);
   // Items never started count as failed too.
-  for (let i = pending.length; i < items.length; i++) {
+  for (let i = all.length; i < items.length; i++) {
     results.push({
       name: items[i]!.name,
       bytes: 0,
@@ -303,6 +380,33 @@ export async function sendOver(
   return { items: results, exitCode: exitCodeOf(results) };
 }
 
+const EMPTY_CHUNK = new Uint8Array([RECORD.CHUNK, 0, 0, 0, 0]);
+
+/**
+ * Waits for `read`, sending an empty chunk every `keepAlive` ms meanwhile:
+ * the receiver counts it as activity, and the body is unchanged.
+ */
+async function withKeepAlive(
+  read: Promise<number | null>,
+  dst: Conn,
+  keepAlive: number,
+): Promise<number | null> {
+  if (!(keepAlive > 0)) return await read;
+  for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = new Promise<"tick">((r) => {
+      timer = setTimeout(() => r("tick"), keepAlive);
+    });
+    try {
+      const got = await Promise.race([read, tick]);
+      if (got !== "tick") return got;
+    } finally {
+      clearTimeout(timer);
+    }
+    await writeAll(dst, EMPTY_CHUNK);
+  }
+}
+
 /** Sends a stream as chunk frames, one per read, double-buffered. */
 async function sendStream(
   src: { read(p: Uint8Array): Promise<number | null> },
@@ -310,9 +414,10 @@ async function sendStream(
   hash: { update(d: Uint8Array): unknown },
   bufs: Buffers,
   onBytes: (n: number) => void,
+  keepAlive: number,
 ): Promise<void> {
   let [cur, spare] = bufs;
-  let n = await src.read(cur.subarray(5));
+  let n = await withKeepAlive(src.read(cur.subarray(5)), dst, keepAlive);
   while (n !== null) {
     const frame = cur.subarray(0, 5 + n);
     frame[0] = RECORD.CHUNK;
@@ -327,6 +432,6 @@ async function sendStream(
       await written;
       onBytes(n);
     }
-    n = await next;
+    n = await withKeepAlive(next, dst, keepAlive);
   }
 }

@@ -23,10 +23,15 @@ import {
   receiveOver,
 } from "./recv.ts";
 import {
+  DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_CONNS,
+  DEFAULT_MAX_CONNS_PER_IP,
   DEFAULT_MAX_PENDING,
   drainAndClose,
+  sourceOf,
 } from "./busy.ts";
+import { DEFAULT_MAX_DEPTH } from "./names.ts";
+import { TargetDir } from "./place.ts";
 import { seedReceiveOver } from "./seed.ts";
 import { safeLogger } from "./show.ts";
 import { removeStaleTemps } from "./stale.ts";
@@ -52,9 +57,23 @@ export interface ReceiveServerOptions
   compat?: "native" | "seed";
   /**
    * Close a sender that sends nothing for this many ms (its unfinished
-   * item is discarded). @default {no limit}
+   * item is discarded); 0 for never. A sender waiting on a slow stream
+   * sends empty chunks meanwhile. @default {DEFAULT_IDLE_TIMEOUT}
    */
   idleTimeout?: number;
+  /**
+   * With `keep`: the most slots one source address holds at once; a
+   * further sender from it is told `busy`. @default {DEFAULT_MAX_CONNS_PER_IP}
+   */
+  maxConnsPerIp?: number;
+  /** Most components in a name. @default {DEFAULT_MAX_DEPTH} */
+  maxDepth?: number;
+  /**
+   * Use directory descriptors (FFI) when available; `false` forces the
+   * portable path, which refuses a `dir` other users can write to.
+   * @default {true}
+   */
+  native?: boolean;
   /**
    * With `keep`: the most senders served at once. A sender takes a slot
    * when its first item header arrives and holds it until done; each may
@@ -92,6 +111,12 @@ export interface ReceiveServer extends AsyncDisposable {
   readonly turnedAway: number;
   /** Connections closed before their first item header (`maxPending`) so far. */
   readonly dropped: number;
+  /**
+   * Resolves once the target directory is open and cleaned; rejects with a
+   * one-line error when it cannot be served (missing, or writable by other
+   * users without FFI).
+   */
+  readonly ready: Promise<void>;
   /** Stops listening, ends open connections and waits for them. */
   close(): Promise<void>;
 }
@@ -121,48 +146,92 @@ export function receiveServer(
   const pending = new Set<Conn>();
   const maxConns = options.maxConns ?? DEFAULT_MAX_CONNS;
   const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+  const maxPerIp = options.maxConnsPerIp ?? DEFAULT_MAX_CONNS_PER_IP;
+  const idleTimeout = options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+  // Slots and pending connections per source address.
+  const slotsBySource = new Map<string, number>();
+  const pendingBySource = new Map<string, Set<Conn>>();
   let active = 0;
   let served = 0;
   let turnedAway = 0;
   let dropped = 0;
   let closing = false;
   let rootPromise: Promise<Destination> | undefined;
+  let target: TargetDir | undefined;
   const destination = () =>
     rootPromise ??= (async (): Promise<Destination> => {
       if (options.dir === undefined) {
         return { output: options.output ?? Deno.stdout };
       }
-      const dir = await Deno.realPath(options.dir);
+      target = await TargetDir.open(
+        options.dir,
+        options.native === false ? { native: false } : {},
+      );
       receiverUmask(); // read once, before any file is created
       if (options.cleanStale ?? true) {
-        const n = await removeStaleTemps(dir);
+        const n = await removeStaleTemps(target);
         if (n > 0) {
-          logger.log(`removed ${n} stale temporary files left in ${dir}`);
+          logger.log(
+            `removed ${n} stale temporary files left in ${target.path}`,
+          );
         }
       }
-      return { dir, overwrite: options.overwrite ?? false };
+      return {
+        dir: target.path,
+        root: target,
+        overwrite: options.overwrite ?? false,
+        maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
+      };
     })();
   // Clean up at once rather than at the first sender; errors show up there.
-  destination().catch(() => {});
+  const ready = destination().then(() => {});
+  ready.catch(() => {});
 
   const idled = new Set<Conn>();
-  const idle = options.idleTimeout
-    ? new IdleWatch<Conn>(options.idleTimeout, (c) => {
+  // Per connection: how to tell its sender why it is closed.
+  const lastWords = new Map<Conn, (reason: string) => Promise<void>>();
+  const idle = idleTimeout > 0
+    ? new IdleWatch<Conn>(idleTimeout, (c) => {
       idled.add(c);
-      logger.log(
-        `${formatAddr(c.remoteAddr)}: no data for ${
-          options.idleTimeout! / 1000
-        } s, closed`,
-      );
-      closeQuietly(c);
+      const why = `no data for ${
+        idleTimeout / 1000
+      } s (--idle-timeout), closed`;
+      logger.log(`${formatAddr(c.remoteAddr)}: ${why}`);
+      const say = lastWords.get(c);
+      if (!say) return closeQuietly(c);
+      // Best effort, bounded: a sender that reads nothing still goes.
+      const timer = setTimeout(() => closeQuietly(c), 250);
+      say(
+        `the receiver closed the connection: no data from this sender for ${
+          idleTimeout / 1000
+        } s (--idle-timeout)`,
+      ).finally(() => {
+        clearTimeout(timer);
+        closeQuietly(c);
+      });
     })
     : undefined;
 
   const droppedConns = new Set<Conn>();
   const admitted = new Set<Conn>();
   /** With `keep`: the sender's first item header is in; a slot, or why not. */
-  const admit = (conn: Conn, peer: string) => (): string | undefined => {
+  const unpend = (conn: Conn) => {
     pending.delete(conn);
+    const src = sourceOf(conn.remoteAddr);
+    const set = pendingBySource.get(src);
+    if (set?.delete(conn) && set.size === 0) pendingBySource.delete(src);
+  };
+  const admit = (conn: Conn, peer: string) => (): string | undefined => {
+    unpend(conn);
+    const src = sourceOf(conn.remoteAddr);
+    const mine = slotsBySource.get(src) ?? 0;
+    if (mine >= maxPerIp) {
+      turnedAway++;
+      logger.log(
+        `${peer}: busy: its address already holds ${maxPerIp} senders (--max-conns-per-ip), turned away`,
+      );
+      return `receiver busy: it serves at most ${maxPerIp} senders from one address at once (--max-conns-per-ip); try again later`;
+    }
     if (active >= maxConns) {
       turnedAway++;
       logger.log(
@@ -171,6 +240,7 @@ export function receiveServer(
       return `receiver busy: it serves at most ${maxConns} senders at once; try again later`;
     }
     active++;
+    slotsBySource.set(src, mine + 1);
     admitted.add(conn);
     return undefined;
   };
@@ -188,6 +258,8 @@ export function receiveServer(
         ...(options.bufferSize ? { bufferSize: options.bufferSize } : {}),
         ...(idle ? { onRead: () => idle.touch(conn) } : {}),
         ...(options.keep ? { admit: admit(conn, peer) } : {}),
+        ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+        onSession: (last) => lastWords.set(conn, last),
       };
       const result = options.compat === "seed"
         ? await seedReceiveOver(conn, opts)
@@ -197,6 +269,7 @@ export function receiveServer(
         await drainAndClose(conn);
         return 1;
       }
+      if (result.unread) await drainAndClose(conn); // the refusal goes first
       served++;
       options.onConnection?.(result);
       const ok = result.items.filter((i) => i.ok).length;
@@ -223,9 +296,16 @@ export function receiveServer(
     } finally {
       idle?.delete(conn);
       idled.delete(conn);
+      lastWords.delete(conn);
       droppedConns.delete(conn);
-      pending.delete(conn);
-      if (admitted.delete(conn)) active--;
+      unpend(conn);
+      if (admitted.delete(conn)) {
+        active--;
+        const src = sourceOf(conn.remoteAddr);
+        const n = (slotsBySource.get(src) ?? 1) - 1;
+        if (n > 0) slotsBySource.set(src, n);
+        else slotsBySource.delete(src);
+      }
       conns.delete(conn);
       closeQuietly(conn);
     }
@@ -251,10 +331,19 @@ export function receiveServer(
     const loop = acceptLoop<Conn>(listener, async (conn) => {
       conns.add(conn);
       pending.add(conn);
+      const src = sourceOf(conn.remoteAddr);
+      let set = pendingBySource.get(src);
+      if (!set) pendingBySource.set(src, set = new Set());
+      set.add(conn);
       if (pending.size > maxPending) {
-        // Not yet a sender: the one waiting longest goes, never a slot.
-        const oldest: Conn = pending.values().next().value!;
-        pending.delete(oldest);
+        // Not yet a sender: the oldest of the address holding the most
+        // goes, never a slot, so one flooding source evicts only itself.
+        let most: Set<Conn> = set;
+        for (const s of pendingBySource.values()) {
+          if (s.size > most.size) most = s;
+        }
+        const oldest: Conn = most.values().next().value!;
+        unpend(oldest);
         droppedConns.add(oldest);
         dropped++;
         closeQuietly(oldest);
@@ -274,6 +363,7 @@ export function receiveServer(
       for (const c of conns) closeQuietly(c);
       await finished.catch(() => {});
       await rootPromise?.catch(() => {});
+      target?.[Symbol.dispose]();
     })();
 
   const addr = listener.addr;
@@ -290,6 +380,7 @@ export function receiveServer(
     get dropped() {
       return dropped;
     },
+    ready,
     close,
     [Symbol.asyncDispose]: close,
   };

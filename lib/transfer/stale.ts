@@ -6,8 +6,11 @@
  * @module
  */
 
-/** The temporary names `openItem` uses: `.<base>.denocat-<12 hex>.part`. */
-export const TEMP_NAME: RegExp = /^\..+\.denocat-[0-9a-f]{12}\.part$/;
+import { TEMP_NAME } from "./names.ts";
+
+/** The temporary names `openItem` uses (defined beside the name rules). */
+export { TEMP_NAME };
+import { type Held, TargetDir } from "./place.ts";
 
 /** Options for {@linkcode removeStaleTemps}. */
 export interface StaleOptions {
@@ -15,28 +18,15 @@ export interface StaleOptions {
   onRemoved?: (path: string) => void;
 }
 
-async function isStale(path: string): Promise<boolean> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch {
-    return false; // gone already, or not ours to read
-  }
-  try {
-    return await file.tryLock(true);
-  } catch {
-    return false;
-  } finally {
-    file.close(); // releases the lock we may have taken
-  }
-}
-
 /**
  * Removes, under `root` and its subdirectories (symlinks are not
  * followed), every regular file named like a receiver's temporary file
  * (`.<base>.denocat-<12 hex>.part`) that no live receiver holds locked.
  * Files of live receivers, in this process or another, are left alone.
- * Returns how many files were removed.
+ * Each directory is held while it is cleaned (see `place.ts`), so a
+ * directory swapped for a symlink meanwhile leads nowhere. Sent names can
+ * never look like these (`checkName` refuses them). Returns how many files
+ * were removed.
  *
  * @example A temporary file whose writer is gone
  * ```ts
@@ -53,29 +43,49 @@ async function isStale(path: string): Promise<boolean> {
  * ```
  */
 export async function removeStaleTemps(
-  root: string,
+  root: string | TargetDir,
   options: StaleOptions = {},
 ): Promise<number> {
+  const target = typeof root === "string" ? await TargetDir.open(root) : root;
   let removed = 0;
-  const dirs = [root];
-  for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
+  const clean = async (dir: Held, depth: number): Promise<void> => {
     let entries: Deno.DirEntry[];
     try {
-      entries = await Array.fromAsync(Deno.readDir(dir));
+      entries = await target.list(dir);
     } catch {
-      continue; // vanished or unreadable: nothing of ours to clean
+      return; // vanished or unreadable: nothing of ours to clean
     }
     for (const e of entries) {
-      const path = `${dir}/${e.name}`;
-      if (e.isDirectory) dirs.push(path);
-      else if (e.isFile && TEMP_NAME.test(e.name) && await isStale(path)) {
+      if (e.isDirectory && depth < MAX_CLEAN_DEPTH) {
+        let sub: Held;
         try {
-          await Deno.remove(path);
+          sub = await target.child(dir, e.name);
+        } catch {
+          continue; // swapped for something else meanwhile
+        }
+        try {
+          await clean(sub, depth + 1);
+        } finally {
+          target.release(sub);
+        }
+      } else if (
+        e.isFile && TEMP_NAME.test(e.name) && await target.unlocked(dir, e.name)
+      ) {
+        try {
+          await target.unlink(dir, e.name);
           removed++;
-          options.onRemoved?.(path);
+          options.onRemoved?.(`${dir.path}/${e.name}`);
         } catch { /* removed meanwhile */ }
       }
     }
+  };
+  try {
+    await clean(target.root, 0);
+  } finally {
+    if (typeof root === "string") target[Symbol.dispose]();
   }
   return removed;
 }
+
+/** How deep the cleaner descends (each level holds one descriptor). */
+const MAX_CLEAN_DEPTH = 256;

@@ -9,12 +9,14 @@
 import type { Writer } from "../frame/reader.ts";
 import { DenocatError, describeError } from "../errors.ts";
 import { Sink } from "./_pump.ts";
+import { show } from "./show.ts";
 import {
-  removeCreated,
-  resolveTarget,
-  type Target,
+  checkName,
+  MAX_NAME_BYTES,
   UnsafeNameError,
+  utf8Length,
 } from "./names.ts";
+import { type Held, TargetDir, type Walk } from "./place.ts";
 import type { AckCode } from "./protocol.ts";
 
 /** An item the receiver will not write; `code` goes into the ack. */
@@ -29,10 +31,22 @@ export class RefusedError extends DenocatError {
   }
 }
 
-/** Where items go: a directory (real path) or a single output stream. */
+/** Where items go: a directory or a single output stream. */
 export type Destination =
-  | { dir: string; overwrite: boolean }
+  | {
+    /** The directory (a path; `root` holds it when given). */
+    dir: string;
+    /** Replace existing files and symlinks. */
+    overwrite: boolean;
+    /** The directory, held; opened per item when absent. */
+    root?: TargetDir;
+    /** Most components of a name. @default {DEFAULT_MAX_DEPTH} */
+    maxDepth?: number;
+  }
   | { output: Writer };
+
+/** What one connection created, so a directory item may set its mode. */
+export type Session = Set<string>;
 
 /** An item being written. */
 export interface Stored {
@@ -42,6 +56,10 @@ export interface Stored {
   path: string;
   /** Moves the verified file into place with {@linkcode fileMode}`(mode)`. */
   commit(mode: number): Promise<void>;
+  /** Body bytes written so far. */
+  readonly written: number;
+  /** The body size announced, if any. */
+  readonly size?: number | undefined;
   /** Removes the temporary file. Idempotent, never throws. */
   abort(): Promise<void>;
 }
@@ -84,41 +102,115 @@ export function fileMode(
   return mode & 0o777 & ~umask;
 }
 
-function tempName(dir: string, base: string): string {
-  const tag = crypto.getRandomValues(new Uint8Array(6)).toHex();
-  const short = base.length > 100 ? base.slice(0, 100) : base;
-  return `${dir}/.${short}.denocat-${tag}.part`;
-}
-
-async function resolve(
-  root: string,
-  name: string,
-  create: boolean,
-): Promise<Target> {
-  try {
-    return await resolveTarget(root, name, { create });
-  } catch (err) {
-    if (err instanceof UnsafeNameError) {
-      throw new RefusedError("unsafe-name", err.message);
-    }
-    throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
+/** At most 100 bytes of `base`, cut between characters. */
+function shortBase(base: string): string {
+  if (base.length <= 33) return base; // 33 UTF-16 units are <= 100 bytes
+  let out = "";
+  for (const ch of base) {
+    if (utf8Length(out + ch) > 100) break;
+    out += ch;
   }
+  return out;
 }
 
-function clash(name: string): RefusedError {
+/** A fresh temporary name for `base` (see `TEMP_NAME`). */
+export function tempName(base: string): string {
+  const tag = crypto.getRandomValues(new Uint8Array(6)).toHex();
+  // A short base keeps the whole name under NAME_MAX (255 bytes).
+  return `.${shortBase(base)}.denocat-${tag}.part`;
+}
+
+/** The `exists` refusal for `name`. */
+export function clash(name: string): RefusedError {
   return new RefusedError(
     "exists",
     `${name} already exists on the receiver (it needs --overwrite)`,
   );
 }
 
+/** Any failure while storing `name`, as the refusal the sender is told. */
+export function ioError(name: string, err: unknown): RefusedError {
+  if (err instanceof RefusedError) return err;
+  if (err instanceof UnsafeNameError) {
+    return new RefusedError("unsafe-name", err.message);
+  }
+  if (err instanceof Deno.errors.AlreadyExists) return clash(name);
+  const why = describeError(err);
+  return new RefusedError(
+    /os error 28\b/.test(why) ? "no-space" : "io",
+    `cannot write ${name}: ${why}`,
+  );
+}
+
+/** Checks a name as {@linkcode checkName} does, as a refusal. */
+export function checkItemName(name: string, maxDepth?: number): string[] {
+  try {
+    return checkName(name, maxDepth !== undefined ? { maxDepth } : {});
+  } catch (err) {
+    throw ioError(name, err);
+  }
+}
+
+/** The final component of `dir` must be absent, or a file we may replace. */
+async function checkFinal(
+  root: TargetDir,
+  dir: Held,
+  base: string,
+  name: string,
+  overwrite: boolean,
+): Promise<boolean> {
+  const info = await root.lstat(dir, base);
+  if (info === null) return false;
+  if (info.isDirectory) {
+    throw new RefusedError(
+      "unsafe-name",
+      `unsafe name ${show(name)}: the target is a directory`,
+    );
+  }
+  if (info.isSymlink && !overwrite) {
+    throw new RefusedError(
+      "unsafe-name",
+      `unsafe name ${show(name)}: the target is a symlink`,
+    );
+  }
+  if (!overwrite) throw clash(name);
+  return true;
+}
+
+/** A destination that is a directory. */
+export type DirDest = Exclude<Destination, { output: Writer }>;
+
+/** The destination's held directory, or one opened for this item (`owned`). */
+export async function holdRoot(
+  dest: DirDest,
+): Promise<{ root: TargetDir; owned: boolean }> {
+  if (dest.root) return { root: dest.root, owned: false };
+  try {
+    return { root: await TargetDir.open(dest.dir), owned: true };
+  } catch (err) {
+    throw new RefusedError("io", describeError(err));
+  }
+}
+
+/** Options for {@linkcode openItem}. */
+export interface OpenOptions {
+  /** The body size announced, to check free space before accepting it. */
+  size?: number;
+  /** This connection's created directories (see {@linkcode Session}). */
+  session?: Session;
+}
+
+/** Bytes promised to items being written, per target directory. */
+const promised = new WeakMap<TargetDir, Set<Stored>>();
+
 /**
  * Opens `name` for writing at `dest`. Throws {@linkcode RefusedError} with
- * code `unsafe-name`, `exists` or `io` when the item cannot be written.
- * The temporary file goes into the deepest existing directory of the
- * path; missing parent directories are created only by `commit`, which
- * checks the whole path again (a symlink swapped in meanwhile is refused)
- * and removes the directories it made if the item still fails.
+ * code `unsafe-name`, `exists`, `no-space` or `io` when the item cannot be
+ * written. The temporary file goes into the deepest existing directory of
+ * the path; missing parent directories are created only by `commit`, which
+ * walks the path again (a symlink swapped in meanwhile is refused) and
+ * removes the directories it made if the item still fails. Every call is
+ * relative to a directory the receiver holds (see `place.ts`).
  *
  * @example Write, verify elsewhere, commit
  * ```ts
@@ -137,75 +229,118 @@ function clash(name: string): RefusedError {
 export async function openItem(
   dest: Destination,
   name: string,
+  options: OpenOptions = {},
 ): Promise<Stored> {
   if ("output" in dest) {
+    const sink = new Sink(dest.output);
     return {
-      sink: new Sink(dest.output),
+      sink,
       path: "-",
+      written: 0,
       commit: () => Promise.resolve(),
       abort: () => Promise.resolve(),
     };
   }
-  const target = await resolve(dest.dir, name, false);
-  if (target.exists && !dest.overwrite) throw clash(name);
-  const tmp = tempName(target.dir, target.base);
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-    // Held until closed (by us or by the kernel when we die): a temp file
-    // nobody holds is stale, and the next receiver removes it.
-    file.lockSync(true);
-  } catch (err) {
-    throw new RefusedError("io", `cannot write ${name}: ${describeError(err)}`);
-  }
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    try {
-      file.close();
-    } catch { /* already closed */ }
-  };
+  const parts = checkItemName(name, dest.maxDepth);
+  const base = parts.at(-1)!;
+  const parents = parts.slice(0, -1);
+  const { root, owned } = await holdRoot(dest);
+  let walk: Walk | undefined;
+  let tmp: Awaited<ReturnType<TargetDir["createTemp"]>> | undefined;
   let settled = false;
-  const abort = async () => {
-    close();
+  const me: { stored?: Stored } = {};
+  const release = async (removeTemp: boolean) => {
     if (settled) return;
     settled = true;
-    try {
-      await Deno.remove(tmp);
-    } catch { /* already gone */ }
+    tmp?.close();
+    if (removeTemp && tmp && walk) {
+      await root.unlink(walk.dir, tmp.name).catch(() => {});
+    }
+    walk?.release();
+    if (me.stored) promised.get(root)?.delete(me.stored);
+    if (owned) root[Symbol.dispose]();
   };
-  return {
-    sink: new Sink(file),
-    path: target.path,
+  try {
+    walk = await root.walk(parents, false, name);
+    if (walk.missing.length === 0) {
+      await checkFinal(root, walk.dir, base, name, dest.overwrite);
+    }
+    if (options.size !== undefined) checkSpace(root, name, options.size);
+    tmp = await root.createTemp(walk.dir, tempName(base));
+  } catch (err) {
+    await release(true);
+    throw ioError(name, err);
+  }
+  const held = walk;
+  const temp = tmp;
+  const path = `${root.path}/${name}`;
+  let written = 0;
+  const counted = {
+    write: async (p: Uint8Array) => {
+      const n = await temp.file.write(p);
+      written += n;
+      return n;
+    },
+  };
+  const stored: Stored = me.stored = {
+    sink: new Sink(counted),
+    path,
+    get written() {
+      return written;
+    },
+    size: options.size,
     async commit(mode: number) {
-      let final: Target | undefined;
+      let final: Walk | undefined;
       try {
-        close();
-        // Only now, verified, may the item create directories: check the
-        // path again on the way (it may have changed while we wrote).
-        final = await resolve(dest.dir, name, true);
-        if (final.exists && !dest.overwrite) throw clash(name);
-        await Deno.chmod(tmp, fileMode(mode));
+        // Only now, verified, may the item create directories: walk the
+        // path again (it may have changed while we wrote).
+        final = await root.walk(parents, true, name);
+        await checkFinal(root, final.dir, base, name, dest.overwrite);
+        await temp.chmod(fileMode(mode));
+        temp.close();
         if (dest.overwrite) {
-          await Deno.rename(tmp, final.path);
+          await root.rename(held.dir, temp.name, final.dir, base);
         } else {
           // link() never replaces: a file created meanwhile is a clash too.
-          await Deno.link(tmp, final.path);
-          await Deno.remove(tmp);
+          await root.link(held.dir, temp.name, final.dir, base);
+          await root.unlink(held.dir, temp.name);
         }
-        settled = true;
+        for (const d of final.created) options.session?.add(d);
+        await release(false);
       } catch (err) {
-        await abort();
-        if (final) await removeCreated(final.created);
-        if (err instanceof RefusedError) throw err;
-        if (err instanceof Deno.errors.AlreadyExists) throw clash(name);
-        throw new RefusedError(
-          "io",
-          `cannot write ${name}: ${describeError(err)}`,
-        );
+        final?.removeCreated();
+        await release(true);
+        throw ioError(name, err);
+      } finally {
+        final?.release();
       }
     },
-    abort,
+    abort: () => release(true),
   };
+  if (options.size !== undefined) {
+    let set = promised.get(root);
+    if (!set) promised.set(root, set = new Set());
+    set.add(stored);
+  }
+  return stored;
 }
+
+function checkSpace(root: TargetDir, name: string, size: number): void {
+  const free = root.freeBytes();
+  if (free === undefined) return;
+  let owed = 0;
+  for (const s of promised.get(root) ?? []) {
+    owed += Math.max(0, (s.size ?? 0) - s.written);
+  }
+  if (size > free - owed) {
+    throw new RefusedError(
+      "no-space",
+      `${name}: ${size} bytes do not fit: the receiver has ${
+        Math.max(0, free - owed)
+      } bytes free`,
+    );
+  }
+}
+
+/** Longest name accepted, in bytes (re-exported for callers of the store). */
+export { MAX_NAME_BYTES };

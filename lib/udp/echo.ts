@@ -1,6 +1,7 @@
 /**
  * A UDP echo server: every datagram goes back to its own sender, whatever
- * the number of senders.
+ * the number of senders, except those a {@linkcode SourceGuard} refuses
+ * (loop sources, and beyond a rate per source address).
  *
  * @module
  */
@@ -13,6 +14,13 @@ import { ffiAllowed, libc } from "../native/libc.ts";
 import { claimSocket } from "../native/identity.ts";
 import { ThreadGroup } from "../native/threads.ts";
 import type { UdpEchoJob } from "../native/_udp_echo_worker.ts";
+import {
+  ADMIT,
+  DEFAULT_MAX_SOURCES,
+  DEFAULT_RATE,
+  DropLog,
+  SourceGuard,
+} from "../source_guard.ts";
 
 /** Options for {@linkcode udpEcho}. */
 export interface UdpEchoOptions extends BindUdpOptions {
@@ -28,6 +36,24 @@ export interface UdpEchoOptions extends BindUdpOptions {
    * `deno` always on the event loop. @default {"auto"}
    */
   engine?: "auto" | "deno";
+  /**
+   * Datagrams a second answered per source address (`--rate`), with a
+   * burst of one second's worth; `Infinity` for no limit. Datagrams from
+   * the server's own port, port 0 and ports 7, 13, 17, 19 and 37 are never
+   * answered, whatever the rate (see `source_guard.ts`).
+   * @default {DEFAULT_RATE}
+   */
+  rate?: number;
+  /** Source addresses the rate limit tracks at once. @default {DEFAULT_MAX_SOURCES} */
+  maxSources?: number;
+}
+
+/** Datagrams a {@linkcode UdpEchoServer} refused to answer, by reason. */
+export interface UdpEchoDrops {
+  /** From a loop source: its own port, port 0, or 7, 13, 17, 19, 37. */
+  loop: number;
+  /** Over the rate of their source address. */
+  rate: number;
 }
 
 /** A running UDP echo server. */
@@ -36,6 +62,10 @@ export interface UdpEchoServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** Datagrams echoed so far. */
   readonly echoed: number;
+  /** Datagrams refused so far (not echoed), by reason. */
+  readonly dropped: UdpEchoDrops;
+  /** Source addresses the rate limit tracks now (at most `maxSources`). */
+  readonly sources: number;
   /** Resolves with the engine serving, once it runs (see {@linkcode UdpEchoOptions.engine}). */
   readonly ready: Promise<"thread" | "deno">;
   /** Stops the server and waits for its loop to end; idempotent. */
@@ -63,6 +93,21 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
   const upper = options.upper ?? false;
   const logDatagrams = (options.logDatagrams ?? false) && logger.enabled;
   let echoed = 0;
+  const guardOptions = {
+    ownPort: socket.addr.port,
+    ...(options.rate !== undefined ? { rate: options.rate } : {}),
+    ...(options.maxSources !== undefined
+      ? { maxSources: options.maxSources }
+      : {}),
+  };
+  let guard: SourceGuard;
+  try {
+    guard = new SourceGuard(guardOptions);
+  } catch (err) {
+    socket.close(); // a bad rate: nothing starts
+    throw err;
+  }
+  const drops = new DropLog();
 
   const echoOnLoop = async () => {
     while (true) {
@@ -74,6 +119,14 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
         continue;
       }
       if (d === null) return;
+      const now = performance.now();
+      const verdict = guard.check(d.from.hostname, d.from.port, now);
+      if (verdict !== ADMIT) {
+        const from = d.from;
+        const line = drops.note(verdict, () => formatAddr(from), now);
+        if (line !== undefined) logger.log(line);
+        continue;
+      }
       if (upper) upperAsciiInPlace(d.data);
       if (logDatagrams) {
         logger.log(`${d.data.length} bytes from ${formatAddr(d.from)}`);
@@ -111,11 +164,14 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
   const fd = claim !== undefined && "fd" in claim ? claim.fd : -1;
   const job: UdpEchoJob = {
     fd,
+    port: socket.addr.port,
     upper,
     logDatagrams,
     verbose: logger.enabled,
+    rate: guardOptions.rate ?? DEFAULT_RATE,
+    maxSources: guardOptions.maxSources ?? DEFAULT_MAX_SOURCES,
     shared: new SharedArrayBuffer(4),
-    echoed: new SharedArrayBuffer(8),
+    echoed: new SharedArrayBuffer(32),
   };
   const threadEchoed = new Float64Array(job.echoed);
   const ready: Promise<"thread" | "deno"> = fd >= 0
@@ -161,6 +217,14 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     ready,
     get echoed() {
       return thread ? threadEchoed[0]! : echoed;
+    },
+    get dropped() {
+      return thread
+        ? { loop: threadEchoed[1]!, rate: threadEchoed[2]! }
+        : { loop: drops.loop, rate: drops.rate };
+    },
+    get sources() {
+      return thread ? threadEchoed[3]! : guard.tracked;
     },
     close,
     [Symbol.asyncDispose]: close,

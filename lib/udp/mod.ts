@@ -39,7 +39,12 @@ export {
   type UdpListenOptions,
   type UdpListenResult,
 } from "./listener.ts";
-export { udpEcho, type UdpEchoOptions, type UdpEchoServer } from "./echo.ts";
+export {
+  udpEcho,
+  type UdpEchoDrops,
+  type UdpEchoOptions,
+  type UdpEchoServer,
+} from "./echo.ts";
 export { udpQuery, type UdpQueryOptions, type UdpQueryReply } from "./query.ts";
 export {
   type ProbeReply,

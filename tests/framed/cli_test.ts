@@ -12,8 +12,14 @@ import {
   spawn,
   startCli,
   startServer,
+  testOnlyOn,
   waitForPort,
 } from "../_helpers.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX signals (SIGTERM), sh, Unix sockets and process groups",
+);
 
 const te = new TextEncoder();
 
@@ -301,7 +307,7 @@ Deno.test("denocat -l --frame exits 1 on an oversize length, and seed refuses 2^
   }
 });
 
-Deno.test("denocat -l --frame -k drops a garbage client and keeps serving a good one", async () => {
+test("denocat -l --frame -k drops a garbage client and keeps serving a good one", async () => {
   await using server = await startServer([
     "-l",
     "-k",
@@ -334,7 +340,7 @@ Deno.test("denocat -l --frame -k drops a garbage client and keeps serving a good
   );
 });
 
-Deno.test("denocat -l --frame -k without -v still reports a dropped client, without naming it", async () => {
+test("denocat -l --frame -k without -v still reports a dropped client, without naming it", async () => {
   const port = freePort();
   await using server = startCli([
     "-l",
@@ -401,7 +407,7 @@ Deno.test("denocat -l --frame prints hex, raw and json output", async () => {
   }
 });
 
-Deno.test("denocat -u --frame sends framed datagrams; -u -l --frame skips malformed ones and goes on", async () => {
+test("denocat -u --frame sends framed datagrams; -u -l --frame skips malformed ones and goes on", async () => {
   await using server = await startServer([
     "-u",
     "-l",
@@ -452,7 +458,7 @@ Deno.test("denocat -u --frame sends framed datagrams; -u -l --frame skips malfor
   assertEquals(out.text, "first\nsecond\n");
 });
 
-Deno.test("denocat --frame rejects bad command lines with one line and exit 2", async () => {
+test("denocat --frame rejects bad command lines with one line and exit 2", async () => {
   const cases: Array<[string[], string]> = [
     [["--frame", "u128", "127.0.0.1", "9"], "invalid --frame value: u128"],
     [

@@ -9,22 +9,25 @@ import { type EchoOptions, echoServer } from "../../lib/tcp/echo.ts";
 import type { Logger } from "../../lib/log.ts";
 import { bindUdp } from "../../lib/udp/socket.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
-import { libc } from "../../lib/native/libc.ts";
 import {
   hasCommand,
+  onlyOn,
   randomBytes,
   readAll,
   runCli,
   sha256,
   startPy,
   startServer,
+  testOnlyOn,
 } from "../_helpers.ts";
 
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX signals (SIGTERM), sh, Unix sockets and process groups",
+);
+
 const LOCAL = { hostname: "127.0.0.1", port: 0 };
-// The library keeps one libc handle per thread for the process's life; open
-// it before the tests so the resource sanitizer does not count it.
-libc();
-const linux = Deno.build.os === "linux";
+const linux = !onlyOn(["linux"], "the epoll engine (FFI to libc)");
 
 interface Variant {
   name: string;
@@ -267,9 +270,7 @@ c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.cl
   });
 }
 
-Deno.test("echo: a Unix socket server runs on the event loop", {
-  ignore: Deno.build.os === "windows",
-}, async () => {
+test("echo: a Unix socket server runs on the event loop", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/echo.sock`;
   await using server = echoServer({ path }, { threads: 2 });
@@ -282,7 +283,7 @@ Deno.test("echo: a Unix socket server runs on the event loop", {
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("cli: denocat echo --threads 2 says how it serves, echoes, and counts on SIGTERM", async () => {
+test("cli: denocat echo --threads 2 says how it serves, echoes, and counts on SIGTERM", async () => {
   await using server = await startServer([
     "echo",
     "--threads",

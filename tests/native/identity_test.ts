@@ -123,7 +123,7 @@ Deno.test(
     // share local port and remote port. a resets just as its download is
     // handed to the pump; b is mid-transfer.
     const dir = await Deno.makeTempDir();
-    const A = randomBytes(4 * MIB + 512 * 1024), B = randomBytes(8 * MIB);
+    const A = randomBytes(5 * MIB), B = randomBytes(8 * MIB);
     await Deno.writeFile(`${dir}/a`, A);
     await Deno.writeFile(`${dir}/b`, B);
     using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -146,13 +146,18 @@ Deno.test(
     const gate = Promise.withResolvers<void>();
     let slept = false;
     using outA = fileWriter(`${dir}/outA`, async (total, n) => {
-      if (!slept && total >= 2 * MIB) {
-        slept = true; // time for the pump thread to boot
-        await new Promise((r) => setTimeout(r, 2000));
+      if (!slept && total >= MIB) {
+        // The pump thread is created at 1 MiB: time for it to boot, even
+        // on a loaded machine.
+        slept = true;
+        await new Promise((r) => setTimeout(r, 3000));
       }
       if (total + n >= 4 * MIB) {
         atHandoff.resolve();
         await gate.promise;
+        // Should the thread still be booting, the loop reads on (the reset
+        // leaves what was queued readable): slow enough to reach it.
+        await new Promise((r) => setTimeout(r, 300));
       }
     });
     using outB = fileWriter(`${dir}/outB`, paced);

@@ -12,6 +12,7 @@ import {
   sha256,
   startCli,
   startServer,
+  testOnlyOn,
 } from "../_helpers.ts";
 import { scaled } from "./_scale.ts";
 import {
@@ -22,6 +23,11 @@ import {
   summary,
   waitUntil,
 } from "./_util.ts";
+
+const test = testOnlyOn(
+  ["linux"],
+  "/proc (the reliability checks read memory and processes there)",
+);
 
 const SIZE = 24 * 1024 * 1024;
 
@@ -186,7 +192,7 @@ async function receiverKilled(
   };
 }
 
-Deno.test("faults: senders, then receivers, SIGKILLed at random points", async () => {
+test("faults: senders, then receivers, SIGKILLed at random points", async () => {
   const rounds = scaled(20);
   const dir = await Deno.makeTempDir({ prefix: "denocat-faults-" });
   const src = `${dir}/big.bin`;
@@ -220,7 +226,7 @@ Deno.test("faults: senders, then receivers, SIGKILLed at random points", async (
   }
 });
 
-Deno.test("faults: a shell client SIGKILLed mid-command leaves no process behind", async () => {
+test("faults: a shell client SIGKILLed mid-command leaves no process behind", async () => {
   const rounds = scaled(4);
   await using server = await startServer([
     "shell",

@@ -10,7 +10,12 @@ import { IdleWatch } from "../../lib/idle.ts";
 import { tcpListen } from "../../lib/tcp/listener.ts";
 import { connectShell, shellServer } from "../../lib/shell/mod.ts";
 import { receiveServer, sendItems } from "../../lib/transfer/mod.ts";
-import { runCli } from "../_helpers.ts";
+import { runCli, testOnlyOn } from "../_helpers.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX signals (SIGTERM), sh, Unix sockets and process groups",
+);
 
 const LOCAL = { hostname: "127.0.0.1" };
 const enc = new TextEncoder();
@@ -155,7 +160,7 @@ Deno.test("receiveServer() idleTimeout drops a stalled sender and its temp file,
   }
 });
 
-Deno.test("shellServer() idleTimeout ends silent sessions, before and after authentication", async () => {
+test("shellServer() idleTimeout ends silent sessions, before and after authentication", async () => {
   await using server = shellServer({ port: 0 }, {
     token: "t",
     idleTimeout: 200,
@@ -178,7 +183,7 @@ Deno.test("shellServer() idleTimeout ends silent sessions, before and after auth
   assertEquals(server.active, 0);
 });
 
-Deno.test("shellServer(): idle unauthenticated connections cannot lock out a real client", async () => {
+test("shellServer(): idle unauthenticated connections cannot lock out a real client", async () => {
   await using server = shellServer({ port: 0 }, {
     token: "t",
     maxSessions: 2,

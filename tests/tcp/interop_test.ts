@@ -7,6 +7,7 @@ import { assertEquals } from "../../lib/_assert.ts";
 import {
   freePort,
   needs,
+  needsOpenbsdNc,
   randomBytes,
   runCli,
   sha256,
@@ -19,7 +20,7 @@ const data = randomBytes(SIZE);
 const digest = sha256(data);
 
 Deno.test("interop: nc -N sends 64 MiB into denocat -l intact", {
-  ignore: needs("nc"),
+  ignore: needsOpenbsdNc(),
 }, async () => {
   await using server = await startServer(["-l", "127.0.0.1", "0"]);
   const nc = await spawn("nc", ["-N", "127.0.0.1", String(server.port)], {
@@ -34,7 +35,7 @@ Deno.test("interop: nc -N sends 64 MiB into denocat -l intact", {
 });
 
 Deno.test("interop: denocat sends 64 MiB into nc -l intact", {
-  ignore: needs("nc"),
+  ignore: needsOpenbsdNc(),
 }, async () => {
   const port = freePort();
   await using nc = spawn("nc", ["-l", "127.0.0.1", String(port)], {

@@ -16,7 +16,19 @@ import {
   type UdpSocket,
 } from "../../lib/udp/socket.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
-import { needs, runCli, spawn, startCli, startServer } from "../_helpers.ts";
+import {
+  needs,
+  runCli,
+  spawn,
+  startCli,
+  startServer,
+  testOnlyOn,
+} from "../_helpers.ts";
+
+const test = testOnlyOn(
+  ["linux", "darwin"],
+  "POSIX signals (SIGTERM), sh, Unix sockets and process groups",
+);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -264,7 +276,7 @@ Deno.test("denocat -u sends one datagram per line, or per read with --split chun
   assertEquals(decoder.decode((await receiveWithin(sink)).data), "x\ny\n");
 });
 
-Deno.test("denocat -u -l prints datagrams from several peers, names them with -v, and answers the latest", async () => {
+test("denocat -u -l prints datagrams from several peers, names them with -v, and answers the latest", async () => {
   await using listener = await startServer(["-u", "-l", "127.0.0.1", "0"], {
     keepStdin: true,
   });
@@ -292,7 +304,7 @@ Deno.test("denocat -u -l prints datagrams from several peers, names them with -v
   assertEquals(out.text, "from a\nfrom b\n");
 });
 
-Deno.test("denocat -u -l binds dual-stack by default: IPv4 and IPv6 peers both heard", async () => {
+test("denocat -u -l binds dual-stack by default: IPv4 and IPv6 peers both heard", async () => {
   await using listener = await startServer(["-u", "-l", "0"]);
   for (const host of ["127.0.0.1", "::1"]) {
     using c = bindUdp({ hostname: host });
@@ -308,7 +320,7 @@ Deno.test("denocat -u -l binds dual-stack by default: IPv4 and IPv6 peers both h
   assertEquals(out.text, "via 127.0.0.1\nvia ::1\n");
 });
 
-Deno.test("denocat -u rejects bad command lines with one line and exit 2", async () => {
+test("denocat -u rejects bad command lines with one line and exit 2", async () => {
   const cases: Array<[string[], string]> = [
     [["-u"], "missing HOST and PORT"],
     [["-u", "127.0.0.1", "99999"], "invalid port"],
@@ -344,7 +356,7 @@ Deno.test("denocat -u refuses a line too long for one datagram, saying so", asyn
   );
 });
 
-Deno.test("denocat -u -l stops cleanly on SIGTERM with stdin still open", async () => {
+test("denocat -u -l stops cleanly on SIGTERM with stdin still open", async () => {
   await using p = startCli(["-u", "-l", "-v", "127.0.0.1", "0"], {
     keepStdin: true,
   });

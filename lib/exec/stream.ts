@@ -1,0 +1,197 @@
+/**
+ * A program on a connection (`-e PROG` / `-c CMD`, ncat's `--exec` and
+ * `--sh-exec`): the connection becomes the child's stdin and stdout.
+ *
+ * - Bytes from the peer go to the child's stdin; the peer's FIN closes it
+ *   (half-close), so a program that answers after its input ends (`sort`,
+ *   `wc`) still answers.
+ * - The child's stdout goes to the peer; when the child has exited and all
+ *   of its output is delivered, our FIN goes out and the connection closes,
+ *   whatever the peer still holds open.
+ * - The child's stderr stays the server's (as with ncat).
+ * - `NCAT_REMOTE_ADDR`, `NCAT_REMOTE_PORT`, `NCAT_LOCAL_ADDR`,
+ *   `NCAT_LOCAL_PORT` and `NCAT_PROTO` describe the connection, so programs
+ *   written for ncat work unchanged.
+ *
+ * @module
+ */
+import { writeAll } from "../copy.ts";
+import { UsageError } from "../errors.ts";
+import { closeQuietly, closeWriteQuietly, type Conn } from "../tcp/connect.ts";
+
+/** What to run: a program with arguments, or a line for `sh -c`. */
+export type ExecSpec =
+  | {
+    /** `-e`: the program and its arguments, run without a shell. */ argv:
+      string[];
+  }
+  | { /** `-c`: a command line run by `/bin/sh -c`. */ shell: string };
+
+/** Options for {@linkcode execOver}. */
+export interface ExecOverOptions {
+  /** Transport name for `NCAT_PROTO`. @default {"TCP"} */
+  proto?: "TCP" | "UDP" | "UNIX" | "SSL";
+  /** Extra environment variables for the child. */
+  env?: Record<string, string>;
+  /** Ends the child's process group (SIGTERM) and closes the connection. */
+  signal?: AbortSignal;
+  /** Size of the buffer for the peer's bytes. @default {256 KiB} */
+  bufferSize?: number;
+}
+
+/** What {@linkcode execOver} moved, and how the child ended. */
+export interface ExecOverResult {
+  /** Bytes from the child's stdout delivered to the peer. */
+  sent: number;
+  /** Bytes from the peer written to the child's stdin. */
+  received: number;
+  /** The child's exit code (128 + signal number when killed). */
+  code: number;
+  /** The signal that ended the child, if one did. */
+  signal: Deno.Signal | null;
+}
+
+/**
+ * Splits a `-e` value into a program and its arguments at white space, as
+ * ncat does (no quoting: use `-c` for a command line).
+ *
+ * @example Usage
+ * ```ts
+ * import { parseExec } from "./stream.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(parseExec("/bin/cat -v"), { argv: ["/bin/cat", "-v"] });
+ * ```
+ */
+export function parseExec(value: string): ExecSpec {
+  const argv = value.trim().split(/\s+/).filter((w) => w !== "");
+  if (argv.length === 0) throw new UsageError("-e needs a program to run");
+  return { argv };
+}
+
+/** The environment variables ncat gives an executed program. */
+export function ncatEnv(
+  conn: { localAddr: Deno.Addr; remoteAddr: Deno.Addr },
+  proto: string,
+): Record<string, string> {
+  const env: Record<string, string> = { NCAT_PROTO: proto };
+  const put = (prefix: string, a: Deno.Addr) => {
+    if (a.transport === "tcp" || a.transport === "udp") {
+      env[`NCAT_${prefix}_ADDR`] = a.hostname;
+      env[`NCAT_${prefix}_PORT`] = String(a.port);
+    }
+  };
+  put("REMOTE", conn.remoteAddr);
+  put("LOCAL", conn.localAddr);
+  return env;
+}
+
+/**
+ * Sends `signal` to the child's process group (it was started detached), or
+ * to the child alone where there are no process groups (Windows).
+ */
+export function killGroup(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    if (Deno.build.os === "windows") child.kill(signal);
+    else Deno.kill(-child.pid, signal);
+  } catch { /* already gone */ }
+}
+
+/** The command for `spec`: `[program, args]`. */
+export function execCommand(spec: ExecSpec): [string, string[]] {
+  return "argv" in spec
+    ? [spec.argv[0]!, spec.argv.slice(1)]
+    : ["/bin/sh", ["-c", spec.shell]];
+}
+
+/**
+ * Runs `spec` with `conn` as its stdin and stdout; resolves when the child
+ * has exited and its output is delivered (the connection is then closed).
+ * Throws when the program cannot be started.
+ *
+ * @example A child that answers after its input ends
+ * ```ts
+ * import { execOver } from "./stream.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = (async () => {
+ *   const conn = await l.accept();
+ *   return await execOver(conn, { shell: "sort" });
+ * })();
+ * const c = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * await c.write(new TextEncoder().encode("b\na\n"));
+ * await c.closeWrite();
+ * const buf = new Uint8Array(16);
+ * let text = "", n;
+ * while ((n = await c.read(buf)) !== null) text += new TextDecoder().decode(buf.subarray(0, n));
+ * c.close();
+ * assertEquals(text, "a\nb\n");
+ * assertEquals((await served).code, 0);
+ * ```
+ */
+export async function execOver(
+  conn: Conn,
+  spec: ExecSpec,
+  options: ExecOverOptions = {},
+): Promise<ExecOverResult> {
+  const [program, args] = execCommand(spec);
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+    // Its own process group, so that an abort ends what it started too.
+    detached: true,
+    env: {
+      ...ncatEnv(conn, options.proto ?? "TCP"),
+      ...options.env,
+    },
+  }).spawn();
+  let sent = 0, received = 0;
+  const stdin = child.stdin.getWriter();
+  const stdout = child.stdout.getReader();
+  const onAbort = () => {
+    killGroup(child, "SIGTERM");
+    closeQuietly(conn);
+  };
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  // The peer's bytes to the child's stdin; the peer's FIN closes it. A child
+  // that stops reading (or exits) ends this direction; the peer's further
+  // bytes are dropped, as they would be by a program that closed stdin.
+  const inbound = (async () => {
+    const buf = new Uint8Array(options.bufferSize ?? 256 * 1024);
+    try {
+      let n: number | null;
+      while ((n = await conn.read(buf)) !== null) {
+        await stdin.write(buf.subarray(0, n));
+        received += n;
+      }
+    } catch { /* the peer reset, or the child closed its stdin */ }
+    try {
+      await stdin.close();
+    } catch { /* already gone */ }
+  })();
+
+  // The child's stdout to the peer.
+  let peerGone = false;
+  try {
+    for (;;) {
+      const { value, done } = await stdout.read();
+      if (done) break;
+      if (peerGone) continue; // keep draining so the child is not blocked
+      try {
+        await writeAll(conn, value);
+        sent += value.length;
+      } catch {
+        peerGone = true;
+      }
+    }
+  } catch { /* stdout closed under us (abort) */ }
+  const status = await child.status;
+  options.signal?.removeEventListener("abort", onAbort);
+  await closeWriteQuietly(conn);
+  closeQuietly(conn);
+  await inbound;
+  return { sent, received, code: status.code, signal: status.signal };
+}
