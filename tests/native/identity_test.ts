@@ -97,6 +97,31 @@ Deno.test(
 );
 
 Deno.test(
+  "identity: IPv6 and IPv4-mapped connections of a dual-stack listener are found",
+  {
+    ignore: !linux,
+  },
+  async () => {
+    using l = Deno.listen({ hostname: "::", port: 0 });
+    for (const hostname of ["127.0.0.1", "::1"]) {
+      using client = await Deno.connect({ hostname, port: l.addr.port });
+      using server = await l.accept();
+      if (hostname === "127.0.0.1") {
+        assertEquals(
+          (server.localAddr as Deno.NetAddr).hostname,
+          "::ffff:127.0.0.1",
+        );
+      }
+      const s = findSocket(c!, identityOf(server)!);
+      const k = findSocket(c!, identityOf(client)!);
+      assertOk("fd" in s && "fd" in k && s.fd !== k.fd, `${hostname}`);
+    }
+    const found = findSocket(c!, identityOf(l)!);
+    assertOk("fd" in found);
+  },
+);
+
+Deno.test(
   "identity: two UDP sockets bound to one address and port are declined",
   {
     ignore: !linux,
