@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   probe: () => import("./lib/commands/probe.ts"),
   send: () => import("./lib/commands/send.ts"),
   recv: () => import("./lib/commands/recv.ts"),
+  forward: () => import("./lib/commands/forward.ts"),
 };
 
 /** Runs denocat with `args`; returns the exit code. Never calls `Deno.exit`. */

@@ -61,6 +61,8 @@ export {
   type PipeResult,
   probeTcp,
   type ProbeTcpOptions,
+  scanPorts,
+  type ScanPortsOptions,
   tcpClient,
   tcpListen,
   type TcpPortResult,
@@ -88,6 +90,11 @@ export {
   type UdpQueryOptions,
   type UdpQueryReply,
   type UdpSocket,
+  unixDatagramClient,
+  type UnixDatagramClientOptions,
+  unixDatagramListen,
+  type UnixDatagramListenOptions,
+  type UnixDatagramResult,
 } from "./lib/udp/mod.ts";
 
 // Framing codecs and framed streams

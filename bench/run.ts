@@ -9,9 +9,10 @@
  *   5. startup                    bench/startup.ts
  *   7. short connections          bench/churn.ts
  *   8. port scan                  bench/scan.ts
+ *   9. port forwarding            bench/forward.ts
  *   codec decoding throughput     bench/frame_decode_bench.ts (deno bench)
  *
- * Usage: deno task bench [--quick] [CASE...]   (CASE: pipe transfer echo udp startup churn scan frame)
+ * Usage: deno task bench [--quick] [CASE...]   (CASE: pipe transfer echo udp startup churn scan forward frame)
  */
 import { ROOT } from "./_util.ts";
 
@@ -29,6 +30,13 @@ const CASES: Array<[string, string[]]> = [
   ["startup", run("startup.ts", quick ? ["--runs", "10"] : [])],
   ["churn", run("churn.ts", quick ? ["--secs", "1"] : [])],
   ["scan", run("scan.ts", quick ? ["--rounds", "1"] : [])],
+  [
+    "forward",
+    run(
+      "forward.ts",
+      quick ? ["--size", "256", "--runs", "1", "--secs", "1"] : [],
+    ),
+  ],
   ["frame", ["bench", "-A", `${ROOT}bench/frame_decode_bench.ts`]],
 ];
 

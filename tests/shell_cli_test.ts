@@ -106,9 +106,14 @@ test("denocat shell: a wrong token runs nothing, exit 255, audited", async () =>
 
 test("denocat shell: commands do not inherit DENOCAT_TOKEN; short tokens warn once", async () => {
   const token = "env-token-0123456789";
-  await using srv = await startServer(["shell", "-l", "127.0.0.1", "0"], {
-    env: { DENOCAT_TOKEN: token },
-  });
+  await using srv = await startServer([
+    "shell",
+    "-l",
+    "--accept-env",
+    "DENOCAT_TOKEN",
+    "127.0.0.1",
+    "0",
+  ], { env: { DENOCAT_TOKEN: token } });
   const r = await runCli(
     client(srv.port, "--", "echo ${DENOCAT_TOKEN-unset}; env"),
     { env: { DENOCAT_TOKEN: token } },
@@ -200,7 +205,7 @@ test("denocat shell: timeout reported, client exits 128+15", async () => {
   assertOk(/timed out/.test(r.stderr), r.stderr);
 });
 
-test("denocat shell -l --log-json: one JSON audit line per command", async () => {
+test("denocat shell -l --log-json: JSON audit lines at the start and end of a command", async () => {
   await using srv = await startServer([
     "shell",
     "-l",
@@ -214,13 +219,19 @@ test("denocat shell -l --log-json: one JSON audit line per command", async () =>
   });
   // The audit line is written once the session's command ends; the client may
   // exit before the server's stderr reaches us.
-  const line = (await srv.waitForStderr(/^\{.*\}$/m))[0];
+  const line =
+    (await srv.waitForStderr(/^\{"time[^\n]*"event":"exec".*\}$/m))[0];
   const rec = JSON.parse(line);
   assertEquals(
     [rec.event, rec.exit, rec.command, rec.bytesIn, rec.bytesOut],
     ["exec", 2, "printf 12345; exit 2", 2, 5],
   );
   assertOk(/^127\.0\.0\.1:\d+$/.test(rec.peer));
+  const start = JSON.parse(
+    (await srv.waitForStderr(/^\{[^\n]*"event":"exec-start".*\}$/m))[0],
+  );
+  assertEquals([start.command, start.pty], ["printf 12345; exit 2", false]);
+  assertOk(Number.isInteger(start.pid) && start.pid > 1);
 });
 
 test("denocat shell: usage errors exit 2, connection failures 255", async () => {
@@ -239,4 +250,30 @@ test("denocat shell: usage errors exit 2, connection failures 255", async () => 
   assertOk(/cannot connect to 127\.0\.0\.1:1: connection refused/.test(
     refused.stderr,
   ));
+  // New flags, each a one-line usage error.
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ["shell", "-t", "127.0.0.1", "1"],
+      /^denocat: -t needs a terminal on stdin\n$/,
+    ],
+    [["shell", "-t", "-n", "127.0.0.1", "1"], /^denocat: -t and --no-stdin/],
+    [
+      ["shell", "-l", "--accept-env", "A=B", "--insecure-no-auth", "0"],
+      /^denocat: invalid --accept-env pattern "A=B": names, \* and \? only\n$/,
+    ],
+    [
+      ["shell", "-l", "--accept-env", "LC_*", "--no-client-env", "0"],
+      /^denocat: --accept-env and --no-client-env contradict\n$/,
+    ],
+    [["shell", "--accept-env", "X", "127.0.0.1", "1"], /is a server option/],
+  ];
+  for (const [args, re] of cases) {
+    const u = await runCli(args);
+    assertEquals(u.code, 2, `${args.join(" ")}: ${u.stderr}`);
+    assertOk(re.test(u.stderr), `${args.join(" ")}: ${u.stderr}`);
+  }
+  const help = await runCli(["shell", "--help"]);
+  assertOk(
+    help.text.includes("the words after -- are joined with single spaces"),
+  );
 });

@@ -185,22 +185,22 @@ test("exec() without stdin gives the command /dev/null", async () => {
   assertEquals([exit.code, out.text()], [0, "done\n"]);
 });
 
-test("exec() passes env and cwd, or refuses them when disallowed", async () => {
+test("exec() passes accepted env and cwd, and refuses other variables (AcceptEnv)", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const out = sink();
-    await run("echo $GREETING; pwd", {
+    await run("echo $GREETING $LC_X; pwd", {
       stdout: out,
-      env: { GREETING: "hello" },
+      env: { GREETING: "hello", LC_X: "x" },
       cwd: dir,
-    });
-    assertEquals(out.text(), `hello\n${await Deno.realPath(dir)}\n`);
-    await using srv = server({ allowEnv: false });
+    }, { acceptEnv: ["GREETING", "LC_*"] });
+    assertEquals(out.text(), `hello x\n${await Deno.realPath(dir)}\n`);
+    await using srv = server();
     await using session = await connectShell(srv.ep);
     const err = await assertRejects(
       () => session.exec("env", { env: { A: "1" } }),
       ShellRemoteError,
-      "does not let clients set the environment",
+      'environment variable "A" not accepted by this server (it accepts none; see --accept-env)',
     );
     assertEquals((err as ShellRemoteError).code, ErrorCode.Refused);
     // The session survives a refused command.
@@ -208,7 +208,7 @@ test("exec() passes env and cwd, or refuses them when disallowed", async () => {
     await assertRejects(
       () => session.exec("true", { cwd: `${dir}/missing` }),
       ShellRemoteError,
-      `cannot start /bin/sh in ${dir}/missing: no such file or directory`,
+      `cannot start /bin/sh in "${dir}/missing": no such file or directory`,
     );
     assertEquals((await session.exec("exit 4")).code, 4);
   } finally {

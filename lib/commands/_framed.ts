@@ -13,6 +13,7 @@ import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed/output.ts";
 import { framedClient } from "../framed/send.ts";
 import { framedUdpClient, framedUdpListen } from "../framed/udp.ts";
 import type { Logger } from "../log.ts";
+import type { ConnectOptions } from "../tcp/connect.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import {
   clientEndpoint,
@@ -39,9 +40,14 @@ export interface FramedNetcatFlags {
   /** `--max-conns` (`-l -k` only). */
   maxConns?: number | undefined;
   noShutdown: boolean;
-  unix: string | undefined;
+  unix: boolean;
   family: Family | undefined;
   logger: Logger;
+  /** `-s`, `-p`, `-n`, `--keepalive` for the TCP client. */
+  connectFrom?: Pick<
+    ConnectOptions,
+    "sourceHost" | "sourcePort" | "keepalive" | "numeric"
+  >;
 }
 
 const encoder = new TextEncoder();
@@ -72,7 +78,7 @@ export async function runFramedNetcat(
       `invalid --frame value: ${flags.frame} (${FRAME_NAMES.join(", ")})`,
     );
   }
-  if (flags.udp && flags.unix !== undefined) {
+  if (flags.udp && flags.unix) {
     throw new UsageError("-u cannot be combined with -U");
   }
   const { logger } = flags;
@@ -94,7 +100,7 @@ export async function runFramedNetcat(
     const mode = outputMode(flags.output);
     using signal = shutdownSignal();
     if (flags.udp) {
-      const ep = serverEndpoint(positionals, undefined);
+      const ep = serverEndpoint(positionals, undefined, undefined, "udp");
       await framedUdpListen({
         ...framing,
         mode,
@@ -116,6 +122,7 @@ export async function runFramedNetcat(
       return 0;
     }
     await framedListen(serverEndpoint(positionals, flags.unix), {
+      ...(flags.connectFrom?.keepalive ? { keepalive: true } : {}),
       ...framing,
       mode,
       output: stdoutWriter(),
@@ -141,7 +148,7 @@ export async function runFramedNetcat(
     if (flags.noShutdown) {
       throw new UsageError("--no-shutdown does not apply to -u");
     }
-    const target = hostAndPort(positionals);
+    const target = hostAndPort(positionals, "udp");
     using signal = shutdownSignal();
     await framedUdpClient(target.hostname, target.port, {
       ...framing,
@@ -166,6 +173,7 @@ export async function runFramedNetcat(
     endOnPeerEof: interactive,
     noDelay: interactive,
     logger,
+    ...flags.connectFrom,
     ...(flags.family ? { family: flags.family } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
     ...(flags.wait !== undefined

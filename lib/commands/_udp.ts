@@ -6,17 +6,21 @@
  */
 import type { Family } from "../address.ts";
 import { formatAddr } from "../address.ts";
-import { UsageError } from "../errors.ts";
+import { DenocatError, UsageError } from "../errors.ts";
+import { sourceSocketsUnavailable } from "../native/socket_fd.ts";
 import type { Logger } from "../log.ts";
 import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
 import { DEFAULT_RATE } from "../source_guard.ts";
 import { udpListen } from "../udp/listener.ts";
+import type { SplitMode } from "../udp/_datagram_input.ts";
+import { removeStaleSocket } from "../unix_stale.ts";
 import {
   hostAndPort,
   serverEndpoint,
   shutdownSignal,
   splitMode,
+  unixPath,
 } from "./_args.ts";
 
 /** Parsed flags the UDP netcat modes use. */
@@ -27,9 +31,23 @@ export interface UdpNetcatFlags {
   /** `-q` in ms: after stdin EOF, exit after this long regardless. */
   quit: number | undefined;
   split: string | undefined;
-  unix: string | undefined;
+  /** `-U`: PATH is a Unix datagram socket. */
+  unix: boolean;
+  /** `-s`: the local address (with `-U`: the local path replies come to). */
+  source?: string | undefined;
+  /** `-p`: the local port to send from. */
+  sourcePort?: number | undefined;
   family: Family | undefined;
   logger: Logger;
+}
+
+/**
+ * `--split`, or nc's rule when it is not given: a terminal sends each line
+ * as typed, anything else each read (a binary request stays one datagram).
+ */
+export function datagramSplit(value: string | undefined): SplitMode {
+  if (value !== undefined) return splitMode(value);
+  return Deno.stdin.isTerminal() ? "line" : "chunk";
 }
 
 /** `denocat -u HOST PORT` and `denocat -u -l [HOST] PORT`. */
@@ -37,10 +55,8 @@ export async function runUdpNetcat(
   positionals: string[],
   flags: UdpNetcatFlags,
 ): Promise<number> {
-  if (flags.unix !== undefined) {
-    throw new UsageError("-u cannot be combined with -U");
-  }
-  const split = splitMode(flags.split);
+  const split = datagramSplit(flags.split);
+  if (flags.unix) return await runUnixDatagram(positionals, flags, split);
   const common = {
     output: Deno.stdout,
     split,
@@ -49,7 +65,7 @@ export async function runUdpNetcat(
   };
   using signal = shutdownSignal();
   if (flags.listen) {
-    const ep = serverEndpoint(positionals, undefined);
+    const ep = serverEndpoint(positionals, undefined, undefined, "udp");
     await udpListen({
       ...common,
       port: ep.port!,
@@ -59,11 +75,58 @@ export async function runUdpNetcat(
     });
     return 0;
   }
-  const target = hostAndPort(positionals);
+  const target = hostAndPort(positionals, "udp");
   await udpClient(target.hostname, target.port, {
     ...common,
     input: Deno.stdin,
     signal,
+    ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
+    ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
+    ...(flags.source !== undefined ? { sourceHost: flags.source } : {}),
+    ...(flags.sourcePort !== undefined ? { sourcePort: flags.sourcePort } : {}),
+  });
+  return 0;
+}
+
+async function runUnixDatagram(
+  positionals: string[],
+  flags: UdpNetcatFlags,
+  split: SplitMode,
+): Promise<number> {
+  const path = unixPath(positionals);
+  const why = sourceSocketsUnavailable();
+  if (why !== undefined) {
+    throw new DenocatError(
+      `cannot use -u -U (Unix datagram sockets): ${why}`,
+    );
+  }
+  const { unixDatagramClient, unixDatagramListen } = await import(
+    "../udp/unix_datagram.ts"
+  );
+  using signal = shutdownSignal();
+  if (flags.listen) {
+    await removeStaleSocket(path, flags.logger);
+    await unixDatagramListen(path, {
+      input: Deno.stdin,
+      output: Deno.stdout,
+      split,
+      signal,
+      logger: flags.logger,
+    });
+    return 0;
+  }
+  if (flags.source !== undefined) {
+    await removeStaleSocket(unixPath([flags.source]), flags.logger);
+  }
+  await unixDatagramClient(path, {
+    input: Deno.stdin,
+    output: Deno.stdout,
+    split,
+    signal,
+    logger: flags.logger,
+    ...(flags.source !== undefined
+      ? { localPath: unixPath([flags.source]) }
+      : {}),
     ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
   });
@@ -75,7 +138,7 @@ export interface UdpEchoFlags {
   upper: boolean;
   /** `--rate`: datagrams a second per source address (`Infinity`: off). */
   rate?: number;
-  unix: string | undefined;
+  unix: boolean;
   family: Family | undefined;
   logger: Logger;
 }
@@ -85,10 +148,10 @@ export async function runUdpEcho(
   positionals: string[],
   flags: UdpEchoFlags,
 ): Promise<number> {
-  if (flags.unix !== undefined) {
+  if (flags.unix) {
     throw new UsageError("-u cannot be combined with -U");
   }
-  const ep = serverEndpoint(positionals, undefined);
+  const ep = serverEndpoint(positionals, undefined, undefined, "udp");
   using signal = shutdownSignal();
   const server = udpEcho({
     port: ep.port!,
@@ -115,12 +178,14 @@ export async function runUdpEcho(
   await new Promise((resolve) =>
     signal.addEventListener("abort", resolve, { once: true })
   );
+  // Counts once the engine has stopped: a thread counts a datagram just
+  // after sending its reply, which the client may already have.
+  await server.close();
   const { loop, rate } = server.dropped;
   flags.logger.log(
     `shutting down: ${server.echoed} datagrams echoed, ${
       loop + rate
     } dropped (${loop} from loop sources, ${rate} over --rate)`,
   );
-  await server.close();
   return 0;
 }

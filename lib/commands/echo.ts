@@ -15,6 +15,7 @@ import {
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 
@@ -37,8 +38,11 @@ Options:
                       (default: never)
       --threads N     TCP echo threads, 1-64 (default: half the cores, 1 to 4;
                       Linux with FFI allowed, else one event loop)
+      --keepalive     TCP keepalive on every connection (the system's timers);
+                      serves on the event loop, not on epoll threads
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     listen on a Unix socket
+  -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
+                      [HOST] PORT
   -v, --verbose       log connections (with -u: datagrams) to stderr
   -h, --help          this help
 `;
@@ -50,6 +54,7 @@ const OPTIONS = {
   "idle-timeout": { type: "string" },
   threads: { type: "string" },
   udp: { type: "boolean", short: "u" },
+  keepalive: { type: "string" },
   rate: { type: "string" },
 } as const;
 
@@ -104,10 +109,13 @@ export async function run(args: string[]): Promise<number> {
     if (values.threads !== undefined) {
       throw new UsageError("--threads does not apply to -u");
     }
+    if (values.keepalive !== undefined) {
+      throw new UsageError("--keepalive does not apply to -u");
+    }
     const { runUdpEcho } = await import("./_udp.ts");
     return await runUdpEcho(positionals, {
       upper: values.upper ?? false,
-      unix: values.unix,
+      unix: values.unix ?? false,
       family,
       logger,
       ...(rate !== undefined ? { rate } : {}),
@@ -115,6 +123,12 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values.rate !== undefined) {
     throw new UsageError("--rate applies to -u");
+  }
+  const keepalive = serverKeepalive(values.keepalive);
+  if (keepalive && values.threads !== undefined) {
+    throw new UsageError(
+      "--keepalive and --threads cannot be combined (keepalive serves on the event loop)",
+    );
   }
   const endpoint = serverEndpoint(positionals, values.unix);
   using signal = shutdownSignal();
@@ -124,6 +138,7 @@ export async function run(args: string[]): Promise<number> {
     ...(family ? { family } : {}),
     ...(maxConns ? { maxConns } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
+    ...(keepalive ? { keepalive } : {}),
     threads,
   });
   const engine = await server.ready;

@@ -3,15 +3,21 @@
  *
  * @module
  */
-import { tcpClient } from "../tcp/client.ts";
+import { parsePort, unbracket } from "../address.ts";
+import type { Reader, Writer } from "../copy.ts";
+import { crlfReader } from "../crlf.ts";
 import { UsageError } from "../errors.ts";
-import { tcpListen } from "../tcp/listener.ts";
 import { stderrLogger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
+import { tcpClient } from "../tcp/client.ts";
+import { checkNumeric } from "../tcp/connect.ts";
+import { tcpListen } from "../tcp/listener.ts";
+import { removeStaleSocket } from "../unix_stale.ts";
 import {
   clientEndpoint,
   COMMON_OPTIONS,
   familyOf,
+  keepaliveOption,
   parse,
   positiveInt,
   print,
@@ -26,35 +32,73 @@ export const HELP = `denocat: a netcat for the Deno era
 Usage:
   denocat [options] HOST PORT          connect; stdin to the socket, the socket to stdout
   denocat -l [options] [HOST] PORT     listen for one connection (-k: many)
-  denocat -u [options] HOST PORT       UDP: each stdin line is one datagram;
-                                       replies are printed until -w passes idle
+  denocat -l -p PORT [-s ADDR]         the same, as nc and ncat users type it
+  denocat -U [options] PATH            a Unix socket (-l: listen on it; @NAME: abstract)
+  denocat -z [-u] [-v] HOST PORT...    scan ports as nc -z: PORT, LO-HI, A,B or a name
+  denocat -u [options] HOST PORT       UDP: each read of stdin is one datagram (each
+                                       line when stdin is a terminal); replies are
+                                       printed until -w passes idle
   denocat -u -l [options] [HOST] PORT  UDP: print datagrams from any peers;
-                                       stdin lines go to the latest peer
+                                       stdin goes to the latest peer
+  denocat -u -U [-s LOCALPATH] PATH    Unix datagram socket (-l: receive on PATH)
   denocat --frame FORMAT [--split line|chunk] HOST PORT
                                        send each stdin line (or read) as one frame
   denocat -l --frame FORMAT [--output MODE] [-k] [HOST] PORT
                                        decode frames and print each payload
   denocat echo|probe|send|recv|shell   other modes; see 'denocat COMMAND --help'
 
+PORT is a number or a service name from /etc/services (http, ssh; domain
+with -u).
+
 Options:
   -l, --listen        listen instead of connecting (default bind: all interfaces)
   -k, --keep-open     with -l: keep listening, serve clients concurrently;
                       stdin is copied to every connected client
-  -q SECS             quit SECS seconds after stdin EOF
+  -m, --max-conns N   with -l -k: at most N clients at once; more are closed
+                      unread on arrival (default: no limit; with --frame 256).
+                      ncat's -m; nc's -m, a minimum TTL, is not supported
+  -p, --source-port PORT
+                      connecting: the local port to connect from; with -l:
+                      the port to listen on (as PORT; both given must agree)
+  -s, --source ADDR   connecting: the local address to connect from; with -l:
+                      the address to bind (as HOST); with -u -U: the local
+                      socket path replies come to. -s and -p when connecting
+                      need Linux and FFI (the compiled binary has it)
+  -n, --numeric       IP addresses and port numbers only: no DNS or service
+                      lookups (a name is a usage error)
+  -N, --half-close    accepted for nc scripts: sending FIN on stdin EOF is
+                      already what denocat does (--no-shutdown turns it off)
+  -q SECS             quit SECS seconds after stdin EOF (0: at once; -1: never,
+                      the default)
   -w SECS             timeout for connecting and for idle connections
       --idle-timeout SECS
                       with -l (TCP, -k and --frame included): close a client
                       that moves no byte for SECS (default: never)
-      --max-conns N   with -l -k --frame: serve at most N clients at once; more
-                      are closed unread (default 256)
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
+  -d, --no-stdin      never read stdin; the write side stays open (nc's -d;
+                      ncat's -d is a delay, not supported)
+      --recv-only     as ncat: only receive (the same as -d)
+      --send-only     as ncat: only send; received data is discarded and the
+                      connection is closed once stdin ends
+  -C, --crlf          send each LF of stdin as CR LF (as nc -C and ncat -C)
+  -z, --zero-io       scan: connect to each PORT and close (-u: send one byte
+                      and listen for "port unreachable"); -v prints each
+                      result as nc does; exit 0 when a port is open
+      --keepalive[=IDLE[,INTVL[,CNT]]]
+                      TCP keepalive; the timers (seconds, probes) need a
+                      socket of our own (connecting, Linux with FFI); with -l
+                      only plain --keepalive (the system's timers)
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     use a Unix socket instead of HOST PORT
+  -U, --unix          PATH is a Unix socket instead of HOST PORT (-Ul PATH,
+                      -U -l PATH; @NAME is an abstract socket, Linux). -l -U
+                      removes a stale socket file nobody listens on (never a
+                      file that is not a socket)
   -u, --udp           UDP instead of TCP; with -u, -w SECS (default 1) is how
                       long to wait after stdin EOF with no reply before exiting
       --split MODE    with -u or --frame: one datagram or frame per 'line'
-                      (default; the newline is not framed) or per 'chunk'
-                      read from stdin
+                      (the newline is sent, not framed) or per 'chunk' read
+                      from stdin. Default with -u: 'chunk' unless stdin is a
+                      terminal; with --frame: 'line'
       --frame FORMAT  frame the stream (see docs/PROTOCOL.md): u16be, u32be,
                       u32le, u64be, varint (length prefixes), json (a header
                       {"total_size": n} whose length is u32be, then the body),
@@ -78,6 +122,12 @@ Options:
 
 On stdin EOF denocat half-closes (sends FIN) and keeps printing until the
 peer closes, so 'echo hi | denocat HOST PORT' always gets the reply.
+Letters that differ from nc or ncat: -m (ncat's max-conns, not nc's minttl),
+-d (nc's detach from stdin, not ncat's delay), -s/-p (nc's meaning; ncat
+uses -p for the listen port too, which -l -p also accepts). In 'denocat
+probe', -s is the probe size and -c the count, not ncat's --sh-exec; in
+'denocat shell', -e sets a variable and -n means no stdin, not nc's exec and
+numeric flags; 'recv -o' is a directory, not ncat's output log.
 
 Exit codes: 0 ok, 1 network or runtime failure, 2 usage error, 3 integrity failure.
 `;
@@ -86,11 +136,21 @@ const OPTIONS = {
   ...COMMON_OPTIONS,
   listen: { type: "boolean", short: "l" },
   "keep-open": { type: "boolean", short: "k" },
+  "max-conns": { type: "string", short: "m" },
+  "source-port": { type: "string", short: "p" },
+  source: { type: "string", short: "s" },
+  numeric: { type: "boolean", short: "n" },
+  "half-close": { type: "boolean", short: "N" },
   quit: { type: "string", short: "q" },
   wait: { type: "string", short: "w" },
   "idle-timeout": { type: "string" },
-  "max-conns": { type: "string" },
   "no-shutdown": { type: "boolean" },
+  "no-stdin": { type: "boolean", short: "d" },
+  "recv-only": { type: "boolean" },
+  "send-only": { type: "boolean" },
+  crlf: { type: "boolean", short: "C" },
+  "zero-io": { type: "boolean", short: "z" },
+  keepalive: { type: "string" },
   udp: { type: "boolean", short: "u" },
   split: { type: "string" },
   frame: { type: "string" },
@@ -99,28 +159,112 @@ const OPTIONS = {
 
 /** Runs the netcat modes; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, OPTIONS);
+  const { values, positionals: given } = parse(args, OPTIONS);
   if (values.help) {
     print(HELP);
     return 0;
   }
   const family = familyOf(values);
-  const quit = seconds(values.quit, "-q");
+  const numeric = values.numeric ?? false;
+  const protocol = values.udp ? "udp" : "tcp";
+  // -q -1 is nc's "never quit after EOF", which is the default here.
+  const quit = values.quit === "-1" ? undefined : seconds(values.quit, "-q");
   const wait = seconds(values.wait, "-w");
   const idle = seconds(values["idle-timeout"], "--idle-timeout") || undefined;
   if (idle !== undefined && (!values.listen || values.udp)) {
     throw new UsageError("--idle-timeout needs -l (TCP)");
   }
+  const logger = stderrLogger(values.verbose ?? false);
+  const keepalive = keepaliveOption(values.keepalive);
+  if (typeof keepalive === "object" && values.listen) {
+    throw new UsageError(
+      "--keepalive timers apply when connecting; -l takes plain --keepalive",
+    );
+  }
   const maxConns = positiveInt(values["max-conns"], "--max-conns");
   if (
     maxConns !== undefined &&
-    (!values.listen || !values["keep-open"] || values.udp ||
-      values.frame === undefined)
+    (!values.listen || !values["keep-open"] || values.udp)
   ) {
-    throw new UsageError("--max-conns applies to -l -k --frame");
+    throw new UsageError("-m/--max-conns needs -l -k (TCP)");
   }
-  const logger = stderrLogger(values.verbose ?? false);
+  const noStdin = values["no-stdin"] || values["recv-only"] || false;
+  const sendOnly = values["send-only"] ?? false;
+  if (sendOnly && noStdin) {
+    throw new UsageError("--send-only cannot be combined with -d/--recv-only");
+  }
+  if (values["half-close"] && values["no-shutdown"]) {
+    throw new UsageError("-N and --no-shutdown contradict each other");
+  }
+
+  if (values["zero-io"]) {
+    const bad = (
+      [
+        ["-l", values.listen],
+        ["-U", values.unix],
+        ["--frame", values.frame !== undefined],
+        ["-k", values["keep-open"]],
+        ["-C", values.crlf],
+        ["--send-only", values["send-only"]],
+        ["-d/--recv-only", values["no-stdin"] || values["recv-only"]],
+        ["-s", values.source !== undefined],
+        ["-p", values["source-port"] !== undefined],
+        ["-q", values.quit !== undefined],
+        ["-m", values["max-conns"] !== undefined],
+        ["--keepalive", values.keepalive !== undefined],
+        ["--split", values.split !== undefined],
+        ["--output", values.output !== undefined],
+        ["--no-shutdown", values["no-shutdown"]],
+        ["--idle-timeout", values["idle-timeout"] !== undefined],
+      ] as const
+    ).find(([, set]) => set);
+    if (bad) throw new UsageError(`${bad[0]} does not apply to -z`);
+    const { runNcScan } = await import("./_scan.ts");
+    return await runNcScan(given, {
+      udp: values.udp ?? false,
+      verbose: values.verbose ?? false,
+      numeric,
+      family,
+      wait,
+    });
+  }
+  const sourcePort = values["source-port"] === undefined
+    ? undefined
+    : parsePortNumeric(values["source-port"], numeric, protocol, true);
+  if (values.unix) {
+    if (sourcePort !== undefined) {
+      throw new UsageError("-p does not apply to -U (Unix sockets)");
+    }
+    if (values.source !== undefined && (!values.udp || values.listen)) {
+      throw new UsageError(
+        "-s with -U is the local path of a datagram client (-u -U -s LOCALPATH)",
+      );
+    }
+  }
+  // With -l, -s and -p name what to listen on, like [HOST] PORT.
+  const positionals = values.listen && !values.unix
+    ? listenPositionals(given, values.source, values["source-port"], numeric)
+    : given;
+  if (numeric && !values.unix) {
+    // The last argument is the port, the one before it the host.
+    if (positionals.length === 2) checkNumeric(positionals[0]!, true);
+    const port = positionals.at(-1);
+    if (port !== undefined) parsePortNumeric(port, true, protocol);
+  }
+
   if (values.frame !== undefined) {
+    for (const [flag, set] of nonFramedFlags(values)) {
+      // Framed TCP connects and listens like the plain modes.
+      if (flag === "--keepalive" && !values.udp) continue;
+      if (set) throw new UsageError(`${flag} does not apply to --frame`);
+    }
+    if (
+      !values.listen &&
+      (values.udp || values.unix) &&
+      (values.source !== undefined || sourcePort !== undefined)
+    ) {
+      throw new UsageError("-s and -p with --frame apply to TCP");
+    }
     const { runFramedNetcat } = await import("./_framed.ts");
     return await runFramedNetcat(positionals, {
       frame: values.frame,
@@ -134,9 +278,15 @@ export async function run(args: string[]): Promise<number> {
       idle,
       maxConns,
       noShutdown: values["no-shutdown"] ?? false,
-      unix: values.unix,
+      unix: values.unix ?? false,
       family,
       logger,
+      connectFrom: {
+        numeric,
+        ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+        ...(sourcePort !== undefined ? { sourcePort } : {}),
+        ...(keepalive !== undefined ? { keepalive } : {}),
+      },
     });
   }
   if (values.output !== undefined) {
@@ -146,13 +296,18 @@ export async function run(args: string[]): Promise<number> {
     if (values["no-shutdown"]) {
       throw new UsageError("--no-shutdown does not apply to -u");
     }
+    for (const [flag, set] of nonFramedFlags(values)) {
+      if (set) throw new UsageError(`${flag} does not apply to -u`);
+    }
     const { runUdpNetcat } = await import("./_udp.ts");
     return await runUdpNetcat(positionals, {
       listen: values.listen ?? false,
       wait,
       quit,
       split: values.split,
-      unix: values.unix,
+      unix: values.unix ?? false,
+      source: values.listen ? undefined : values.source,
+      sourcePort: values.listen ? undefined : sourcePort,
       family,
       logger,
     });
@@ -161,25 +316,41 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError("--split needs -u or --frame");
   }
   const interactive = Deno.stdin.isTerminal();
+  let input: Reader = noStdin ? NO_INPUT : stdinReader();
+  if (values.crlf) input = crlfReader(input);
   const common = {
-    input: stdinReader(),
-    output: stdoutWriter(),
-    halfClose: !values["no-shutdown"],
+    input,
+    output: sendOnly ? DISCARD : stdoutWriter(),
+    // -d keeps the write side open, as nc does: a peer that ends its session
+    // on our FIN (nc -l does) still sends everything.
+    halfClose: !values["no-shutdown"] && !noStdin,
     // A person at a terminal expects the session to end when the peer hangs up.
-    endOnPeerEof: interactive,
+    endOnPeerEof: interactive && !noStdin,
     logger,
     ...(family ? { family } : {}),
-    ...(quit !== undefined ? { quitAfterEof: quit } : {}),
+    ...(sendOnly
+      ? { quitAfterEof: 0 }
+      : quit !== undefined
+      ? { quitAfterEof: quit }
+      : {}),
     ...(wait !== undefined ? { idleTimeout: wait } : {}),
   };
   if (values.listen) {
     const endpoint = serverEndpoint(positionals, values.unix);
+    if (endpoint.hostname !== undefined) {
+      checkNumeric(endpoint.hostname, numeric);
+    }
+    if (endpoint.path !== undefined) {
+      await removeStaleSocket(endpoint.path, logger);
+    }
     using signal = shutdownSignal();
     await tcpListen(endpoint, {
       ...common,
       ...(idle !== undefined ? { idleTimeout: idle } : {}),
       keep: values["keep-open"] ?? false,
       noDelay: interactive,
+      ...(keepalive ? { keepalive: true } : {}),
+      ...(maxConns !== undefined ? { maxConns } : {}),
       signal,
     });
     return 0;
@@ -189,7 +360,84 @@ export async function run(args: string[]): Promise<number> {
   await tcpClient(endpoint, {
     ...common,
     noDelay: interactive,
+    numeric,
+    ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+    ...(sourcePort !== undefined ? { sourcePort } : {}),
+    ...(keepalive !== undefined ? { keepalive } : {}),
     ...(wait !== undefined ? { timeout: wait } : {}),
   });
   return 0;
 }
+
+type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
+
+/** Flags of the plain byte relay that framed and UDP modes do not take. */
+function nonFramedFlags(values: Values): Array<[string, boolean]> {
+  return [
+    ["-C", values.crlf ?? false],
+    ["-d/--recv-only", (values["no-stdin"] || values["recv-only"]) ?? false],
+    ["--send-only", values["send-only"] ?? false],
+    ["--keepalive", values.keepalive !== undefined],
+  ];
+}
+
+/** The `[HOST] PORT` of `-l`, with `-s ADDR` and `-p PORT` folded in. */
+function listenPositionals(
+  given: string[],
+  source: string | undefined,
+  portFlag: string | undefined,
+  numeric: boolean,
+): string[] {
+  let host: string | undefined;
+  let port: string | undefined;
+  if (given.length > 2) {
+    throw new UsageError(`unexpected argument: ${given[2]}`);
+  }
+  if (given.length === 2) [host, port] = given as [string, string];
+  else if (given.length === 1) {
+    // `-l -p 4444 ADDR` names the address; `-l 4444` the port.
+    if (portFlag !== undefined && !/^\d+$/.test(given[0]!)) host = given[0];
+    else port = given[0];
+  }
+  if (portFlag !== undefined) {
+    if (
+      port !== undefined &&
+      parsePortNumeric(port, numeric, "tcp", true) !==
+        parsePortNumeric(portFlag, numeric, "tcp", true)
+    ) {
+      throw new UsageError(
+        `-p ${portFlag} and PORT ${port} disagree (give the port once)`,
+      );
+    }
+    port = portFlag;
+  }
+  if (source !== undefined) {
+    if (host !== undefined && unbracket(host) !== unbracket(source)) {
+      throw new UsageError(
+        `-s ${source} and HOST ${host} disagree (give the address once)`,
+      );
+    }
+    host = source;
+  }
+  if (port === undefined) throw new UsageError("missing PORT (see --help)");
+  return host === undefined ? [port] : [host, port];
+}
+
+function parsePortNumeric(
+  text: string,
+  numeric: boolean,
+  protocol: "tcp" | "udp",
+  allowZero = false,
+): number {
+  if (numeric && !/^\d+$/.test(text)) {
+    throw new UsageError(
+      `-n: ${text} is not a port number (no service lookups with -n)`,
+    );
+  }
+  return parsePort(text, { protocol, allowZero });
+}
+
+/** Never yields a byte: `-d`, `--recv-only`. */
+const NO_INPUT: Reader = { read: () => Promise.resolve(null) };
+/** Swallows everything: `--send-only`. */
+const DISCARD: Writer = { write: (p) => Promise.resolve(p.length) };

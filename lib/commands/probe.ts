@@ -10,7 +10,7 @@ import { hexdump, isPrintableText } from "../hexdump.ts";
 import { stderrLogger } from "../log.ts";
 import {
   formatPortResult,
-  parsePortRange,
+  parsePortList,
   probeTcp,
   type TcpProbeReport,
 } from "../tcp/probe.ts";
@@ -30,7 +30,10 @@ import {
 export const HELP = `Usage:
   denocat probe -u [options] HOST PORT                  probe a UDP echo service
   denocat probe -u --data TEXT|--data-hex HEX HOST PORT  one request to any UDP service
-  denocat probe [options] HOST PORT[-PORT2]             TCP connect probe / port scan
+  denocat probe [options] HOST PORT...                  TCP connect probe / port scan
+
+PORT: a number, a range LO-HI, a service name from /etc/services, or several
+of these separated by commas (80,443,8000-8010); several PORT arguments too.
 
 UDP echo probe (-u): sends COUNT datagrams, each carrying a sequence number and
 its send time in characters upper-casing leaves unchanged (so upper-casing echo
@@ -41,12 +44,14 @@ One-shot (-u --data/--data-hex): sends the payload once, prints the reply (a hex
 dump unless it is printable text) and the round-trip time.
 
 TCP (no -u): connects to each port; prints the open ones with connect times.
+'denocat -z HOST PORT...' runs the same scan with nc's output and exit codes.
 
 Options:
   -u, --udp             UDP instead of TCP
-  -c, --count N         UDP probes to send (default 5)
+  -c, --count N         UDP probes to send (default 5; not ncat's -c, --sh-exec)
   -i, --interval SECS   between UDP probes (default 0.2)
-  -s, --size BYTES      UDP probe size, at least 32 (default 32)
+  -s, --size BYTES      UDP probe size, at least 32 (default 32; not nc's -s,
+                        the source address)
   -w, --wait SECS       UDP: wait this long for replies after the last send;
                         TCP: connect timeout per port (default 1)
       --data TEXT       one-shot UDP payload
@@ -86,16 +91,17 @@ export async function run(args: string[]): Promise<number> {
     print(HELP);
     return 0;
   }
-  if (values.unix !== undefined) {
+  if (values.unix) {
     throw new UsageError("probe does not support -U (Unix sockets)");
   }
   const family = familyOf(values);
   const wait = seconds(values.wait, "-w");
-  if (positionals.length !== 2) {
+  if (positionals.length < 2) {
+    throw new UsageError("missing HOST and PORT (see --help)");
+  }
+  if (values.udp && positionals.length > 2) {
     throw new UsageError(
-      positionals.length < 2
-        ? "missing HOST and PORT (see --help)"
-        : `unexpected argument: ${positionals[2]}`,
+      `unexpected argument: ${positionals[2]} (-u probes one port)`,
     );
   }
   const [hostname, portText] = positionals as [string, string];
@@ -105,7 +111,7 @@ export async function run(args: string[]): Promise<number> {
 
   if (!values.udp) {
     if (udpOnly.length) throw new UsageError(`--${udpOnly[0]} needs -u`);
-    const ports = parsePortRange(portText);
+    const ports = parsePortList(positionals.slice(1));
     const concurrency = positiveInt(values.concurrency, "--concurrency");
     const report = await probeTcp({
       hostname,
@@ -115,14 +121,18 @@ export async function run(args: string[]): Promise<number> {
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(family ? { family } : {}),
     });
-    printTcp(report, ports.length > 1, values.json ?? false);
+    printTcp(
+      report,
+      ports.length > 1 || positionals.length > 2 || /[-,]/.test(portText),
+      values.json ?? false,
+    );
     return report.open.length ? 0 : EXIT_FAILURE;
   }
 
   if (values.concurrency !== undefined) {
     throw new UsageError("--concurrency is for TCP scans (drop -u)");
   }
-  const port = parsePort(portText);
+  const port = parsePort(portText, { protocol: "udp" });
   if (values.data !== undefined || values["data-hex"] !== undefined) {
     if (values.data !== undefined && values["data-hex"] !== undefined) {
       throw new UsageError("--data and --data-hex cannot be combined");

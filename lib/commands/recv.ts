@@ -19,6 +19,7 @@ import {
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 import { compatMode } from "./send.ts";
@@ -47,7 +48,8 @@ asks for less this process's umask; setuid, setgid and sticky bits are never
 set. A symlink is created only if it stays inside DIR.
 
 Options:
-  -o, --output DIR    write items into DIR (created if missing)
+  -o, --output DIR    write items into DIR (created if missing; not ncat's -o,
+                      a session log)
   -k, --keep-open     keep serving, senders concurrently (needs -o)
       --max-conns N   with -k, serve at most N senders at once (default 64;
                       each may use 2 MiB of buffers). A sender holds a slot
@@ -77,8 +79,10 @@ Options:
                       unfinished item is discarded (default 60; 0: never).
                       A sender waiting on a slow stdin sends keep-alives
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
+      --keepalive     TCP keepalive on every connection (the system's timers)
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     listen on a Unix socket
+  -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
+                      [HOST] PORT
   -v, --verbose       log connections and items to stderr
   -h, --help          this help
 
@@ -99,6 +103,7 @@ const OPTIONS = {
   "max-conns-per-ip": { type: "string" },
   "max-size": { type: "string" },
   "max-depth": { type: "string" },
+  keepalive: { type: "string" },
 } as const;
 
 /**
@@ -192,6 +197,7 @@ export async function run(args: string[]): Promise<number> {
     compat,
     logger,
     overwrite: values.overwrite ?? false,
+    ...(serverKeepalive(values.keepalive) ? { keepalive: true } : {}),
     ...(dir !== undefined ? { dir } : {}),
     ...(family ? { family } : {}),
     ...(progress ? { progress } : {}),

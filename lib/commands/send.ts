@@ -13,7 +13,15 @@ import { terminalProgress } from "../transfer/progress.ts";
 import { seedSendOver } from "../transfer/seed.ts";
 import { sendOver } from "../transfer/send.ts";
 import { escapeText } from "../transfer/show.ts";
-import { COMMON_OPTIONS, familyOf, parse, print, seconds } from "./_args.ts";
+import {
+  COMMON_OPTIONS,
+  familyOf,
+  keepaliveOption,
+  parse,
+  print,
+  seconds,
+  unixPath,
+} from "./_args.ts";
 
 /** Help for `denocat send`. */
 export const HELP = `Usage: denocat send [options] HOST PORT [PATH|-]...
@@ -36,8 +44,12 @@ Options:
                       no acknowledgements)
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
   -w SECS             connect timeout
+      --keepalive[=IDLE[,INTVL[,CNT]]]
+                      TCP keepalive; timers (seconds, probes) need Linux
+                      with FFI
   -4, -6              IPv4 / IPv6 only
-  -U, --unix PATH     connect to a Unix socket
+  -U, --unix          the first argument is a Unix socket path (@NAME: abstract,
+                      Linux) instead of HOST PORT
   -v, --verbose       per item: name, bytes, duration, MB/s, sha256
   -h, --help          this help
 
@@ -57,6 +69,7 @@ const OPTIONS = {
   compat: { type: "string" },
   "no-progress": { type: "boolean" },
   wait: { type: "string", short: "w" },
+  keepalive: { type: "string" },
 } as const;
 
 /** Parses `--compat`. */
@@ -98,9 +111,9 @@ export async function run(args: string[]): Promise<number> {
   const compat = compatMode(values.compat);
   let endpoint: Endpoint;
   let paths: string[];
-  if (values.unix !== undefined) {
-    endpoint = { path: values.unix };
-    paths = positionals;
+  if (values.unix) {
+    endpoint = { path: unixPath(positionals.slice(0, 1)) };
+    paths = positionals.slice(1);
   } else {
     if (positionals.length < 2) {
       throw new UsageError("missing HOST and PORT (see --help)");
@@ -140,7 +153,9 @@ export async function run(args: string[]): Promise<number> {
     });
   }
   if (items.length === 0) throw new UsageError("nothing to send");
+  const keepalive = keepaliveOption(values.keepalive);
   const conn = await connect(endpoint, {
+    ...(keepalive !== undefined ? { keepalive } : {}),
     ...(family ? { family } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
   });

@@ -12,8 +12,16 @@ import {
   formatAudit,
   formatAuditJson,
 } from "../shell/audit.ts";
+import { envPolicy, riskyAccepted } from "../shell/accept_env.ts";
+import type { Token } from "../shell/auth.ts";
 import { connectShell, EXIT_SHELL_FAILURE } from "../shell/client.ts";
-import { describeExit, interactiveShell } from "../shell/interactive.ts";
+import {
+  describeExit,
+  interactiveShell,
+  processInterrupts,
+} from "../shell/interactive.ts";
+import { ignoreInspectorSignal, makeNonDumpable } from "../native/prctl.ts";
+import { processTerminal, runOnTerminal } from "../shell/terminal.ts";
 import {
   SEED_MODES,
   seedCompatServer,
@@ -24,11 +32,13 @@ import {
   clientEndpoint,
   COMMON_OPTIONS,
   familyOf,
+  keepaliveOption,
   parse,
   positiveInt,
   print,
   seconds,
   serverEndpoint,
+  serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
 
@@ -37,15 +47,20 @@ export const HELP =
   `Usage: denocat shell -l [options] [HOST] PORT        serve commands
        denocat shell [options] HOST PORT -- CMD...     run one command
        denocat shell [options] HOST PORT               interactive prompt
+       denocat shell -t [options] HOST PORT [-- CMD...]  on a terminal (like ssh -t)
 
 A remote shell with separate stdout and stderr, exit codes, timeouts and
 authentication. Output is passed through byte for byte, never decoded.
+As with ssh, the words after -- are joined with single spaces and the
+result is run by the server's shell (SHELL -c "CMD..."): quote for the
+remote shell, e.g. -- 'ls "my dir"' or -- ls '"my dir"'.
 
 Authentication (both sides):
       --token T           shared secret (proved by HMAC challenge-response;
                           it never crosses the wire). Other local users see
                           it in ps: prefer --token-file or DENOCAT_TOKEN
-      --token-file F      read the secret from F (trailing newline ignored)
+      --token-file F      read the secret from F, as bytes (one trailing
+                          newline ignored; never decoded, so binary works)
                           (else the DENOCAT_TOKEN environment variable,
                           which commands run by the server do not inherit)
     Use at least 16 random bytes (e.g. openssl rand -hex 16); shorter tokens
@@ -60,13 +75,21 @@ Server options (-l; binds 127.0.0.1 unless HOST is given):
       --cwd DIR           working directory of commands
       --timeout SECS      kill a command's whole process group after SECS (300; 0: never)
                           (processes that leave the group with setsid or
-                          by daemonizing are not killed: a known limit)
+                          by daemonizing are not killed: a known limit; the
+                          command still ends, 1.25 s after its group, and
+                          the audit marks it "escaped")
       --max-output BYTES  stop a command once its stdout+stderr reach BYTES
       --max-sessions N    sessions at once; more are told the server is busy (8)
+      --max-pending N     connections not yet past their hello (64); beyond,
+                          the oldest of the source holding the most is dropped
+      --max-pending-per-ip N  such connections per IPv4 address or IPv6 /64 (8)
       --idle-timeout SECS end a session that sends nothing for SECS while no
                           command runs (default: never)
       --tls-cert F --tls-key F   serve over TLS (PEM files)
-      --no-client-env     refuse commands that set environment variables
+      --accept-env LIST   variables clients may set, comma-separated names or
+                          patterns with * and ? (like sshd's AcceptEnv);
+                          default none: a command setting another is refused
+      --no-client-env     accept no variables (the default; for old scripts)
       --no-client-cwd     refuse commands that choose their directory
       --compat MODE       speak a seed protocol instead: seed-simple or seed-json
                           (loopback only, no authentication)
@@ -78,17 +101,29 @@ Client options:
       --ca FILE           trust this PEM CA certificate
       --insecure          do not verify the server certificate (testing only)
   -w SECS                 timeout for connecting and authenticating
-  -e, --env NAME=VALUE    set a variable for the command (repeatable)
+  -e, --env NAME=VALUE    set a variable for the command (repeatable; not the
+                          -e of nc or ncat, which runs a program: the command
+                          goes after --)
       --cwd DIR           run the command in DIR on the server
-  -n, --no-stdin          do not forward stdin (the command reads /dev/null)
+  -n, --no-stdin          do not forward stdin (the command reads /dev/null;
+                          not nc's -n, which is numeric addresses)
+      --keepalive[=IDLE[,INTVL[,CNT]]]
+                          TCP keepalive (not with --tls); timers need Linux
+                          with FFI. A server (-l) takes plain --keepalive
+  -t                      run on a terminal of the server (raw mode here,
+                          window size forwarded); without a command, the
+                          server's shell itself. The server needs util-linux
+                          script (see README)
 
 Common: -4, -6 (IPv4/IPv6 only), -h (this help).
 
 The one-shot client exits with the remote exit code, 128+N when the command
 died of signal N, and 255 when the connection, authentication or protocol
-failed. The interactive prompt reads one command per line, shows non-zero
-statuses, and ends on EOF or 'exit'. The server writes one audit line per
-command to stderr; it exits 2 on a refused configuration (e.g. a non-loopback
+failed (or the server refused the command). The interactive prompt reads one
+command per line (each its own SHELL -c), shows non-zero statuses, sends
+Ctrl-C and Ctrl-\ to the running command's process group, and ends on EOF or
+'exit'. The server writes an audit line to stderr when a command starts and
+when it ends; it exits 2 on a refused configuration (e.g. a non-loopback
 address without a token).
 `;
 
@@ -106,6 +141,9 @@ const OPTIONS = {
   timeout: { type: "string" },
   "max-output": { type: "string" },
   "max-sessions": { type: "string" },
+  "max-pending": { type: "string" },
+  "max-pending-per-ip": { type: "string" },
+  "accept-env": { type: "string", multiple: true },
   "idle-timeout": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
@@ -119,6 +157,8 @@ const OPTIONS = {
   wait: { type: "string", short: "w" },
   env: { type: "string", short: "e", multiple: true },
   "no-stdin": { type: "boolean", short: "n" },
+  tty: { type: "boolean", short: "t" },
+  keepalive: { type: "string" },
 } as const;
 
 const SERVER_ONLY = [
@@ -127,6 +167,9 @@ const SERVER_ONLY = [
   "timeout",
   "max-output",
   "max-sessions",
+  "max-pending",
+  "max-pending-per-ip",
+  "accept-env",
   "idle-timeout",
   "tls-cert",
   "tls-key",
@@ -142,6 +185,7 @@ const CLIENT_ONLY = [
   "wait",
   "env",
   "no-stdin",
+  "tty",
 ] as const;
 
 async function readText(path: string, what: string): Promise<string> {
@@ -156,20 +200,40 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
+/**
+ * The token as bytes: `--token` as UTF-8, `--token-file` exactly as stored
+ * (one trailing `\n` or `\r\n` dropped), `DENOCAT_TOKEN` as the process
+ * got it (read from /proc when it is not valid UTF-8). Never decoded, so
+ * two different binary tokens never compare equal.
+ */
 async function resolveToken(
   values: { token?: string | undefined; "token-file"?: string | undefined },
-): Promise<string | undefined> {
-  let token: string | undefined;
+): Promise<Uint8Array | undefined> {
+  let token: Uint8Array | undefined;
   if (values.token !== undefined) {
-    token = values.token;
+    token = new TextEncoder().encode(values.token);
   } else if (values["token-file"] !== undefined) {
-    token = (await readText(values["token-file"], "token file")).replace(
-      /\r?\n$/,
-      "",
-    );
+    const path = values["token-file"];
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(path);
+    } catch (err) {
+      throw new DenocatError(
+        `cannot read token file ${path}: ${
+          err instanceof Deno.errors.NotFound ? "no such file" : String(err)
+        }`,
+      );
+    }
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 0x0a) end--;
+    if (end > 0 && end < bytes.length && bytes[end - 1] === 0x0d) end--;
+    token = bytes.subarray(0, end);
   } else {
-    token = Deno.env.get("DENOCAT_TOKEN");
-    if (token === "") token = undefined;
+    const text = Deno.env.get("DENOCAT_TOKEN");
+    if (text !== undefined && text !== "") {
+      token = text.includes("\ufffd") ? rawEnv("DENOCAT_TOKEN") : undefined;
+      token ??= new TextEncoder().encode(text);
+    }
   }
   if (token !== undefined && token.length === 0) {
     throw new UsageError("the token is empty");
@@ -178,12 +242,35 @@ async function resolveToken(
   return token;
 }
 
-/** Tokens shorter than this many UTF-8 bytes get a warning. */
+/** A variable's bytes from /proc/self/environ (Linux), or undefined. */
+function rawEnv(name: string): Uint8Array | undefined {
+  let all: Uint8Array;
+  try {
+    all = Deno.readFileSync("/proc/self/environ");
+  } catch {
+    return undefined;
+  }
+  const key = new TextEncoder().encode(`${name}=`);
+  let start = 0;
+  while (start < all.length) {
+    let end = all.indexOf(0, start);
+    if (end < 0) end = all.length;
+    if (
+      end - start >= key.length && key.every((b, i) => all[start + i] === b)
+    ) {
+      return all.slice(start + key.length, end);
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
+/** Tokens shorter than this many bytes get a warning. */
 const MIN_TOKEN_BYTES = 16;
 let warnedShortToken = false;
 
-function warnShortToken(token: string): void {
-  const bytes = new TextEncoder().encode(token).length;
+function warnShortToken(token: Uint8Array): void {
+  const bytes = token.length;
   if (bytes >= MIN_TOKEN_BYTES || warnedShortToken) return;
   warnedShortToken = true;
   console.error(
@@ -213,6 +300,9 @@ export async function run(args: string[]): Promise<number> {
   const wrong = SERVER_ONLY.find((k) => values[k] !== undefined);
   if (wrong) {
     throw new UsageError(`--${wrong} is a server option; add -l (see --help)`);
+  }
+  if (values.tty && values["no-stdin"]) {
+    throw new UsageError("-t and --no-stdin do not go together");
   }
   if (values.insecure && !values.tls) {
     throw new UsageError("--insecure needs --tls");
@@ -245,12 +335,33 @@ export async function run(args: string[]): Promise<number> {
       ...(values.insecure ? { insecure: true } : {}),
     }
     : undefined;
+  const keepalive = keepaliveOption(values.keepalive);
+  if (keepalive !== undefined && tls) {
+    throw new UsageError("--keepalive cannot be combined with --tls");
+  }
+  // Checked before connecting: no terminal is a usage error, not a login.
+  const terminal = values.tty ? processTerminal() : undefined;
   await using session = await connectShell(endpoint, {
+    ...(keepalive !== undefined ? { keepalive } : {}),
     ...(token !== undefined ? { token } : {}),
     ...(tls ? { tls } : {}),
     ...(wait !== undefined ? { timeout: wait } : {}),
     ...(family ? { family } : {}),
   });
+  if (terminal) {
+    if (Object.keys(env).length || values.cwd !== undefined) {
+      throw new UsageError("--env and --cwd do not apply to -t");
+    }
+    const exit = await runOnTerminal(
+      session,
+      command?.join(" ") ?? "",
+      terminal,
+    );
+    if (exit.timedOut || exit.truncated) {
+      console.error(`denocat: remote command ${describeExit(exit)}`);
+    }
+    return exit.exitCode;
+  }
   if (!command) {
     if (Object.keys(env).length || values.cwd !== undefined) {
       throw new UsageError("--env and --cwd apply to a command after --");
@@ -260,6 +371,7 @@ export async function run(args: string[]): Promise<number> {
       stdout: Deno.stdout,
       stderr: Deno.stderr,
       prompt: `denocat ${positionals[0]}:${endpoint.port}> `,
+      interrupts: processInterrupts,
     });
   }
   const exit = await session.exec(command.join(" "), {
@@ -286,6 +398,9 @@ async function serve(
     timeout?: string | undefined;
     "max-output"?: string | undefined;
     "max-sessions"?: string | undefined;
+    "max-pending"?: string | undefined;
+    "max-pending-per-ip"?: string | undefined;
+    "accept-env"?: string[] | undefined;
     "idle-timeout"?: string | undefined;
     "tls-cert"?: string | undefined;
     "tls-key"?: string | undefined;
@@ -293,6 +408,7 @@ async function serve(
     "no-client-cwd"?: boolean | undefined;
     compat?: string | undefined;
     "log-json"?: boolean | undefined;
+    keepalive?: string | undefined;
   },
   positionals: string[],
   family: 4 | 6 | undefined,
@@ -311,6 +427,18 @@ async function serve(
   const timeout = seconds(values.timeout, "--timeout");
   const maxOutput = positiveInt(values["max-output"], "--max-output");
   const maxSessions = positiveInt(values["max-sessions"], "--max-sessions");
+  const maxPending = positiveInt(values["max-pending"], "--max-pending");
+  const maxPendingPerSource = positiveInt(
+    values["max-pending-per-ip"],
+    "--max-pending-per-ip",
+  );
+  const acceptEnv = (values["accept-env"] ?? []).flatMap((v) =>
+    v.split(",").map((p) => p.trim()).filter((p) => p !== "")
+  );
+  if (acceptEnv.length && values["no-client-env"]) {
+    throw new UsageError("--accept-env and --no-client-env contradict");
+  }
+  const risky = riskyAccepted(envPolicy(acceptEnv));
   const idleTimeout = seconds(values["idle-timeout"], "--idle-timeout");
   const common = {
     logger,
@@ -348,8 +476,20 @@ async function serve(
     if (values["tls-cert"] !== undefined || values["tls-key"] !== undefined) {
       throw new UsageError(`--compat ${values.compat} cannot use TLS`);
     }
-    if (idleTimeout !== undefined) {
-      throw new UsageError(`--idle-timeout does not apply to --compat`);
+    for (
+      const flag of [
+        "idle-timeout",
+        "max-pending",
+        "max-pending-per-ip",
+        "accept-env",
+      ] as const
+    ) {
+      if (values[flag] !== undefined) {
+        throw new UsageError(`--${flag} does not apply to --compat`);
+      }
+    }
+    if (values.keepalive !== undefined) {
+      throw new UsageError(`--keepalive does not apply to --compat`);
     }
     server = seedCompatServer(endpoint, {
       mode: values.compat as SeedMode,
@@ -361,7 +501,30 @@ async function serve(
     ) {
       throw new UsageError("--tls-cert and --tls-key go together");
     }
-    const token = await resolveToken(values);
+    const token: Token | undefined = await resolveToken(values);
+    if (risky.length) {
+      console.error(
+        `denocat: warning: --accept-env lets clients set ${
+          risky.join(", ")
+        }, which can make a shell or the loader run other code`,
+      );
+    }
+    // The token lives in this process: keep same-user processes (the
+    // commands we run among them) out of its memory and environment.
+    const dump = makeNonDumpable();
+    // Deno opens an inspector on SIGUSR1, which any same-user process (our
+    // commands) can send: an inspector reads anything, dumpable or not.
+    if (!ignoreInspectorSignal() && token !== undefined) {
+      console.error(
+        `denocat: warning: cannot ignore SIGUSR1 (no FFI): a process of this user that sends it opens Deno's inspector on 127.0.0.1:9229 in the server`,
+      );
+    }
+    if (dump.ok) logger.log("server process made non-dumpable");
+    else if (token !== undefined) {
+      console.error(
+        `denocat: warning: cannot make the server non-dumpable (${dump.reason}): commands it runs can read the token from /proc/${Deno.pid}/environ or its memory`,
+      );
+    }
     const tls = values["tls-cert"] !== undefined
       ? {
         cert: await readText(values["tls-cert"], "certificate"),
@@ -373,10 +536,13 @@ async function serve(
       ...(token !== undefined ? { token } : {}),
       ...(values["insecure-no-auth"] ? { insecureNoAuth: true } : {}),
       ...(tls ? { tls } : {}),
-      ...(values["no-client-env"] ? { allowEnv: false } : {}),
+      acceptEnv,
       ...(values["no-client-cwd"] ? { allowCwd: false } : {}),
+      ...(maxPending !== undefined ? { maxPending } : {}),
+      ...(maxPendingPerSource !== undefined ? { maxPendingPerSource } : {}),
       ...(idleTimeout ? { idleTimeout } : {}),
       ...(family ? { family } : {}),
+      ...(serverKeepalive(values.keepalive) ? { keepalive: true } : {}),
     });
   }
   using signal = shutdownSignal();

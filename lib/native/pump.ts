@@ -154,6 +154,107 @@ export async function fastCopy(
   }
 }
 
+/** Options for {@linkcode socketCopy}. */
+export interface SocketCopyOptions extends CopyOptions {
+  /** Aborting stops the pump (call before closing either connection). */
+  signal?: AbortSignal;
+  /** Told of the pump once it runs (for idle checks and progress). */
+  onPump?: (pump: Pump) => void;
+  /** Hand off after this many bytes. @default {HANDOFF_AFTER} */
+  handoffAfter?: number;
+  /** Told why a transfer that reached the hand-off stays on the plain loop. */
+  onDecline?: (why: string) => void;
+}
+
+/**
+ * Copies TCP connection `src` to TCP connection `dst` like
+ * {@linkcode copy}; a bulk transfer moves to a pump thread (Linux, FFI)
+ * working on close-on-exec duplicates of both sockets, each claimed by
+ * its exact identity (identity.ts). The thread closes the source duplicate when it ends and the
+ * destination duplicate is closed only then, so no descriptor number is
+ * ever written to after it could have been reused. Falls back to the
+ * ordinary loop whenever a socket cannot be proved to be the connection's
+ * (`onDecline` says why). Used by `forward`.
+ *
+ * @example Usage (run for real in tests/forward/forward_test.ts: the libc
+ * handle it opens would outlive a doc test)
+ * ```ts ignore
+ * import { socketCopy } from "./pump.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const a = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const a2 = await l.accept();
+ * const b = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+ * const b2 = await l.accept();
+ * await a.write(new Uint8Array(1000).fill(1));
+ * a.close();
+ * assertEquals(await socketCopy(a2, b, { handoffAfter: 100 }), 1000);
+ * b.close();
+ * let got = 0, n;
+ * const buf = new Uint8Array(2048);
+ * while ((n = await b2.read(buf)) !== null) got += n;
+ * assertEquals(got, 1000);
+ * a2.close();
+ * b2.close();
+ * ```
+ */
+export async function socketCopy(
+  src: Deno.Conn,
+  dst: Deno.Conn,
+  options: SocketCopyOptions = {},
+): Promise<number> {
+  const srcId = identityOf(src), dstId = identityOf(dst);
+  const c = srcId && dstId ? libc() : null;
+  if (c === null || !srcId || !dstId || options.signal?.aborted) {
+    return await copy(src, dst, options);
+  }
+  const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
+  let thread: PumpThread | undefined;
+  let first;
+  try {
+    first = await copyUntil(src, dst, (total) => {
+      if (total >= handoffAfter / 4) thread ??= new PumpThread();
+      return total >= handoffAfter && thread?.ready === true;
+    }, options);
+  } catch (err) {
+    thread?.dispose();
+    throw err;
+  }
+  if (first.eof || options.signal?.aborted || thread === undefined) {
+    thread?.dispose();
+    return first.bytes;
+  }
+  const srcClaim = claimSocket(c, srcId);
+  const dstClaim = "fd" in srcClaim ? claimSocket(c, dstId) : srcClaim;
+  if (!("fd" in srcClaim) || !("fd" in dstClaim)) {
+    if ("fd" in srcClaim) c.close(srcClaim.fd);
+    thread.dispose();
+    const why = "declined" in srcClaim ? srcClaim : dstClaim;
+    options.onDecline?.("declined" in why ? why.declined : "");
+    return first.bytes + await copy(src, dst, options);
+  }
+  const srcDup = srcClaim.fd, dstDup = dstClaim.fd;
+  const pump = thread.run(
+    {
+      src: srcDup,
+      dst: dstDup,
+      socket: srcDup,
+      bufferSize: options.bufferSize ?? 256 * 1024,
+    },
+    // The thread has ended: only now may the destination duplicate go.
+    () => c.close(dstDup),
+  );
+  options.onPump?.(pump);
+  const onAbort = () => pump.stop();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return first.bytes + await pump.done;
+  } finally {
+    options.onChunk?.(pump.moved());
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
 /** One worker thread: boots, reports whether libc opened, runs one job. */
 class PumpThread {
   ready: boolean | undefined;
@@ -188,11 +289,11 @@ class PumpThread {
 
   /**
    * Starts the job. `job.socket` is our duplicate of the socket: the thread
-   * only uses it; this side closes it once the thread has ended. Until
-   * then stop() can shut it down without any risk of the number having
-   * been reused.
+   * only uses it; this side closes it once the thread has ended, and then
+   * calls `onEnd`. Until then stop() can shut it down without any risk of
+   * the number having been reused.
    */
-  run(job: Omit<PumpJob, "shared">): Pump {
+  run(job: Omit<PumpJob, "shared">, onEnd?: () => void): Pump {
     const shared = new SharedArrayBuffer(3 * 8);
     const stats = new Float64Array(shared);
     let settled = false;
@@ -201,6 +302,7 @@ class PumpThread {
     this.#end.promise.then((end) => {
       this.#worker.terminate();
       libc()?.close(job.socket);
+      onEnd?.();
       if (settled) return;
       settled = true;
       if (end.errno === -1) reject(new Error("the pump thread failed"));

@@ -1,10 +1,13 @@
 /**
- * The shell server's audit trail: one record per command and one per
- * refused session (failed authentication, busy), as a text line or as
- * JSON.
+ * The shell server's audit trail: a record when a command starts, one when
+ * it ends, and one per refused session (failed authentication, busy), as a
+ * text line or as JSON. Everything a peer chose (the command, names,
+ * directories) is escaped as the transfer code escapes names, so a client
+ * cannot forge a line or send terminal escapes to whoever reads the log.
  *
  * @module
  */
+import { escapeText, show } from "../transfer/show.ts";
 
 /** Longest command recorded in full, in bytes; longer ones are cut. */
 export const MAX_AUDIT_COMMAND = 4096;
@@ -32,6 +35,20 @@ export function auditCommand(command: Uint8Array): string {
   }… (${command.length} bytes)`;
 }
 
+/** A command about to run. */
+export interface StartRecord {
+  /** What happened: a command is starting. */
+  event: "exec-start";
+  /** Peer address, `host:port`. */
+  peer: string;
+  /** The command line (see {@linkcode auditCommand}). */
+  command: string;
+  /** Process id of the command's shell, which is also its process group id. */
+  pid: number;
+  /** Run on a pseudo-terminal. */
+  pty: boolean;
+}
+
 /** One command run by the server. */
 export interface ExecRecord {
   /** The kind of record: a command that ran. */
@@ -50,6 +67,12 @@ export interface ExecRecord {
   truncated: boolean;
   /** Killed because the client went away. */
   disconnected: boolean;
+  /**
+   * Processes that left the group (`setsid`) still held its output open
+   * when the group was gone; the server stopped reading and ended the
+   * command without them.
+   */
+  escaped?: boolean;
   /** Wall time in milliseconds. */
   durationMs: number;
   /** Stdin bytes received from the client. */
@@ -75,7 +98,10 @@ export interface RefusalRecord {
 }
 
 /** Anything the audit trail records. */
-export type AuditRecord = ExecRecord | RefusalRecord;
+export type AuditRecord = StartRecord | ExecRecord | RefusalRecord;
+
+/** A peer-chosen string as the audit shows it: quoted, every control character escaped. */
+const quoted = (text: string) => show(text, Number.MAX_SAFE_INTEGER);
 
 /** Receives audit records. */
 export type AuditSink = (record: AuditRecord) => void;
@@ -93,9 +119,18 @@ export type AuditSink = (record: AuditRecord) => void;
  *   durationMs: 12, bytesIn: 3, bytesOut: 2, bytesErr: 0,
  * });
  * assertEquals(line, `exec peer=127.0.0.1:5000 exit=0 duration=0.012s in=3 out=2 err=0 cmd="wc -c"`);
+ * // A peer cannot end the line or slip terminal escapes into it.
+ * const forged = formatAudit({ event: "exec-refused", peer: "127.0.0.1:1",
+ *   reason: 'x\nexec peer=1.2.3.4:1 exit=0 cmd="rm"\u009b2J' });
+ * assertEquals(forged, 'exec-refused peer=127.0.0.1:1 reason="x\\nexec peer=1.2.3.4:1 exit=0 cmd=\\"rm\\"\\u009b2J"');
  * ```
  */
 export function formatAudit(record: AuditRecord): string {
+  if (record.event === "exec-start") {
+    return `exec-start peer=${record.peer} pid=${record.pid}${
+      record.pty ? " pty" : ""
+    } cmd=${quoted(record.command)}`;
+  }
   if (record.event === "exec") {
     const r = record;
     const how = r.signal ? ` signal=${r.signal}` : "";
@@ -103,18 +138,19 @@ export function formatAudit(record: AuditRecord): string {
       r.timedOut ? " timed-out" : "",
       r.truncated ? " truncated" : "",
       r.disconnected ? " client-gone" : "",
+      r.escaped ? " escaped" : "",
     ].join("");
     return `exec peer=${r.peer} exit=${r.exit}${how}${flags} duration=${
       (r.durationMs / 1000).toFixed(3)
     }s in=${r.bytesIn} out=${r.bytesOut} err=${r.bytesErr} cmd=${
-      JSON.stringify(r.command)
+      quoted(r.command)
     }`;
   }
   const extra = record.failures !== undefined
     ? ` failures=${record.failures} delay=${record.delayMs ?? 0}ms`
     : "";
   return `${record.event} peer=${record.peer}${extra} reason=${
-    JSON.stringify(record.reason)
+    quoted(record.reason)
   }`;
 }
 
@@ -130,5 +166,9 @@ export function formatAudit(record: AuditRecord): string {
  * ```
  */
 export function formatAuditJson(record: AuditRecord): string {
-  return JSON.stringify({ time: new Date().toISOString(), ...record });
+  // JSON escapes C0; C1 and reordering marks get \uXXXX too (still JSON).
+  return escapeText(
+    JSON.stringify({ time: new Date().toISOString(), ...record }),
+    Number.MAX_SAFE_INTEGER,
+  );
 }

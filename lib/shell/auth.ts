@@ -5,8 +5,9 @@
  * client nonce), and the server, once it has checked that in constant
  * time, proves itself with the same HMAC under the server label. Neither
  * side's proof can be replayed as the other's, and the token itself never
- * crosses the wire. Repeated failures from one address are slowed down by
- * {@linkcode AuthThrottle}.
+ * crosses the wire. Tokens are bytes: a token file is never decoded, so two
+ * different binary tokens can never compare equal. Repeated failures from
+ * one source are slowed down by `AuthGate` (`auth_gate.ts`).
  *
  * @module
  */
@@ -29,6 +30,24 @@ const labels: Record<"client" | "server", Uint8Array> = {
 /** Which side a proof comes from. */
 export type AuthRole = keyof typeof labels;
 
+/** A shared secret: bytes, or text taken as its UTF-8 bytes. */
+export type Token = string | Uint8Array;
+
+/**
+ * The bytes of a token: a string's UTF-8 encoding, bytes as they are.
+ *
+ * @example Usage
+ * ```ts
+ * import { tokenBytes } from "./auth.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(tokenBytes("hé").toHex(), "68c3a9");
+ * assertEquals(tokenBytes(new Uint8Array([0xff])).toHex(), "ff");
+ * ```
+ */
+export function tokenBytes(token: Token): Uint8Array {
+  return typeof token === "string" ? new TextEncoder().encode(token) : token;
+}
+
 /**
  * A fresh random nonce.
  *
@@ -46,8 +65,8 @@ export function createNonce(): Uint8Array {
 
 /**
  * `role`'s proof of knowing `token` for one login: HMAC-SHA256 keyed with
- * the token's UTF-8 bytes over the role's label, the server nonce and the
- * client nonce.
+ * the token's bytes ({@linkcode tokenBytes}) over the role's label, the
+ * server nonce and the client nonce.
  *
  * @example The two roles differ
  * ```ts
@@ -61,12 +80,12 @@ export function createNonce(): Uint8Array {
  * ```
  */
 export function authProof(
-  token: string,
+  token: Token,
   role: AuthRole,
   serverNonce: Uint8Array,
   clientNonce: Uint8Array,
 ): Uint8Array {
-  const mac = createHmac("sha256", token).update(labels[role])
+  const mac = createHmac("sha256", tokenBytes(token)).update(labels[role])
     .update(serverNonce).update(clientNonce).digest();
   return new Uint8Array(mac.buffer, mac.byteOffset, mac.byteLength);
 }
@@ -86,10 +105,13 @@ export function authProof(
  * assertEquals(verifyProof("secret", "server", sn, cn, proof), false);
  * assertEquals(verifyProof("other", "client", sn, cn, proof), false);
  * assertEquals(verifyProof("secret", "client", sn, cn, new Uint8Array(3)), false);
+ * // Bytes, never decoded: two different non-UTF-8 tokens differ.
+ * const a = new Uint8Array([0x80, 0xbf]), b = new Uint8Array([0xff, 0xff]);
+ * assertEquals(verifyProof(b, "client", sn, cn, authProof(a, "client", sn, cn)), false);
  * ```
  */
 export function verifyProof(
-  token: string,
+  token: Token,
   role: AuthRole,
   serverNonce: Uint8Array,
   clientNonce: Uint8Array,
@@ -100,84 +122,86 @@ export function verifyProof(
   return timingSafeEqual(expected, proof);
 }
 
-/** Options for {@linkcode AuthThrottle}. */
-export interface AuthThrottleOptions {
-  /** Failures from one address answered without delay. @default {2} */
-  freeFailures?: number;
-  /** Delay after the first slowed failure; doubles with each further one. @default {250} */
-  baseDelayMs?: number;
-  /** Largest delay. @default {8000} */
-  maxDelayMs?: number;
-  /** Failures older than this are forgotten. @default {600000} */
-  forgetAfterMs?: number;
-}
-
 /**
- * Counts authentication failures per peer address and says how long to
- * wait before answering the next attempt from it: nothing for the first
- * `freeFailures`, then `baseDelayMs`, doubling up to `maxDelayMs`.
+ * A token imported once for WebCrypto, for the server's hot path: proofs
+ * computed and checked natively (`crypto.subtle`), the same values as
+ * {@linkcode authProof} and a constant-time check as
+ * {@linkcode verifyProof}, without the garbage a `node:crypto` HMAC object
+ * leaves per login.
  *
- * @example Usage
+ * @example Same proofs as authProof
  * ```ts
- * import { AuthThrottle } from "./auth.ts";
+ * import { AuthKey, authProof } from "./auth.ts";
  * import { assertEquals } from "../_assert.ts";
- * const t = new AuthThrottle({ freeFailures: 1, baseDelayMs: 100 });
- * assertEquals(t.delayFor("10.0.0.1"), 0);
- * t.fail("10.0.0.1");
- * t.fail("10.0.0.1");
- * assertEquals(t.delayFor("10.0.0.1"), 100);
- * t.fail("10.0.0.1");
- * assertEquals(t.delayFor("10.0.0.1"), 200);
- * t.succeed("10.0.0.1");
- * assertEquals(t.delayFor("10.0.0.1"), 0);
+ * const key = await AuthKey.import("secret");
+ * const sn = new Uint8Array(32).fill(1), cn = new Uint8Array(32).fill(2);
+ * assertEquals(await key.proof("server", sn, cn), authProof("secret", "server", sn, cn));
+ * assertEquals(await key.verify("client", sn, cn, authProof("secret", "client", sn, cn)), true);
+ * assertEquals(await key.verify("client", sn, cn, authProof("other", "client", sn, cn)), false);
  * ```
  */
-export class AuthThrottle {
-  readonly #free: number;
-  readonly #base: number;
-  readonly #max: number;
-  readonly #forget: number;
-  readonly #failures = new Map<string, { count: number; last: number }>();
-
-  constructor(options: AuthThrottleOptions = {}) {
-    this.#free = options.freeFailures ?? 2;
-    this.#base = options.baseDelayMs ?? 250;
-    this.#max = options.maxDelayMs ?? 8000;
-    this.#forget = options.forgetAfterMs ?? 600_000;
+export class AuthKey {
+  readonly #key: CryptoKey;
+  private constructor(key: CryptoKey) {
+    this.#key = key;
   }
 
-  /** Failures recorded for `peer` (after forgetting old ones). */
-  failures(peer: string): number {
-    const f = this.#failures.get(peer);
-    if (!f) return 0;
-    if (Date.now() - f.last > this.#forget) {
-      this.#failures.delete(peer);
-      return 0;
-    }
-    return f.count;
+  /** Imports `token` (see {@linkcode tokenBytes}). */
+  static async import(token: Token): Promise<AuthKey> {
+    return new AuthKey(
+      await crypto.subtle.importKey(
+        "raw",
+        tokenBytes(token) as Uint8Array<ArrayBuffer>,
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["sign", "verify"],
+      ),
+    );
   }
 
-  /** Milliseconds to wait before answering `peer`'s next attempt. */
-  delayFor(peer: string): number {
-    const over = this.failures(peer) - this.#free;
-    if (over <= 0 || this.#base <= 0) return 0;
-    return Math.min(this.#max, this.#base * 2 ** Math.min(over - 1, 30));
+  static #message(
+    role: AuthRole,
+    serverNonce: Uint8Array,
+    clientNonce: Uint8Array,
+  ): Uint8Array<ArrayBuffer> {
+    const label = labels[role];
+    const m = new Uint8Array(
+      label.length + serverNonce.length + clientNonce.length,
+    );
+    m.set(label);
+    m.set(serverNonce, label.length);
+    m.set(clientNonce, label.length + serverNonce.length);
+    return m;
   }
 
-  /** Records a failure from `peer`; returns its failure count. */
-  fail(peer: string): number {
-    const count = this.failures(peer) + 1;
-    this.#failures.set(peer, { count, last: Date.now() });
-    if (this.#failures.size > 10_000) {
-      // Bound memory: drop the oldest entry (Map keeps insertion order).
-      const oldest = this.#failures.keys().next().value;
-      if (oldest !== undefined) this.#failures.delete(oldest);
-    }
-    return count;
+  /** `role`'s proof, as {@linkcode authProof}. */
+  async proof(
+    role: AuthRole,
+    serverNonce: Uint8Array,
+    clientNonce: Uint8Array,
+  ): Promise<Uint8Array> {
+    return new Uint8Array(
+      await crypto.subtle.sign(
+        "HMAC",
+        this.#key,
+        AuthKey.#message(role, serverNonce, clientNonce),
+      ),
+    );
   }
 
-  /** Forgets `peer`'s failures after a success. */
-  succeed(peer: string): void {
-    this.#failures.delete(peer);
+  /** Whether `proof` is right, as {@linkcode verifyProof}. */
+  verify(
+    role: AuthRole,
+    serverNonce: Uint8Array,
+    clientNonce: Uint8Array,
+    proof: Uint8Array,
+  ): Promise<boolean> {
+    if (proof.length !== MAC_SIZE) return Promise.resolve(false);
+    return crypto.subtle.verify(
+      "HMAC",
+      this.#key,
+      proof as Uint8Array<ArrayBuffer>,
+      AuthKey.#message(role, serverNonce, clientNonce),
+    );
   }
 }

@@ -8,9 +8,9 @@
 import { hostPort, unbracket } from "../address.ts";
 import { DenocatError, describeError } from "../errors.ts";
 import type { Reader, Writer } from "../frame/reader.ts";
-import { closeQuietly, connect } from "../tcp/connect.ts";
-import { authProof, createNonce, verifyProof } from "./auth.ts";
-import { signalName } from "./process_group.ts";
+import { closeQuietly, connect, type ConnectOptions } from "../tcp/connect.ts";
+import { authProof, createNonce, type Token, verifyProof } from "./auth.ts";
+import { signalName, signalNumber } from "./process_group.ts";
 import {
   DATA_CHUNK_SIZE,
   decodeError,
@@ -19,11 +19,14 @@ import {
   encodeClientHello,
   encodeExec,
   encodeMessage,
+  encodeSignal,
+  encodeWindow,
   ErrorCode,
   type ExitInfo,
   FRAME_HEADER_SIZE,
   MsgType,
   PROTOCOL_VERSION,
+  type PtyRequest,
   ShellProtocolError,
   writeHeader,
 } from "./protocol.ts";
@@ -36,14 +39,19 @@ export const EXIT_SHELL_FAILURE = 255;
 
 /** Options for {@linkcode connectShell}. */
 export interface ConnectShellOptions {
-  /** The shared secret, when the server asks for one. */
-  token?: string;
+  /** The shared secret, when the server asks for one: bytes, or text as UTF-8. */
+  token?: Token;
   /** Use TLS: trust `caCerts` (PEM) or, with `insecure`, anything. */
   tls?: { caCerts?: string[]; insecure?: boolean };
   /** Give up connecting and authenticating after this many ms. */
   timeout?: number;
   /** Restrict a host name to IPv4 or IPv6. */
   family?: Family;
+  /**
+   * TCP keepalive, plain or with timers (see `ConnectOptions.keepalive`);
+   * not with `tls`.
+   */
+  keepalive?: ConnectOptions["keepalive"];
 }
 
 /** Where a command's streams go and come from. */
@@ -58,6 +66,11 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Working directory (if the server allows). */
   cwd?: string;
+  /**
+   * Run on a pseudo-terminal of this size (`stdin` should then be given;
+   * stdout carries the terminal's output, stderr stays empty).
+   */
+  pty?: PtyRequest;
 }
 
 /** How a remote command ended. */
@@ -128,6 +141,7 @@ export class ShellSession implements AsyncDisposable {
             stdin: io.stdin !== undefined,
             ...(io.cwd !== undefined ? { cwd: io.cwd } : {}),
             ...(io.env ? { env: io.env } : {}),
+            ...(io.pty ? { pty: io.pty } : {}),
           }),
         ),
       );
@@ -209,6 +223,35 @@ export class ShellSession implements AsyncDisposable {
     }
   }
 
+  /**
+   * Sends `signal` to the running command's process group (the server
+   * forwards HUP, INT, QUIT, KILL, TERM, USR1, USR2 and ALRM and ignores
+   * others). Returns false when no command is running.
+   */
+  signal(signal: Deno.Signal | number): Promise<boolean> {
+    if (!this.#busy || this.#broken || this.#closed) {
+      return Promise.resolve(false);
+    }
+    const n = typeof signal === "number" ? signal : signalNumber(signal);
+    return this.#writer.send(encodeMessage(MsgType.Signal, encodeSignal(n)))
+      .then(() => true, () => false);
+  }
+
+  /** Tells the server the terminal's new size (pty commands). */
+  resize(rows: number, cols: number): Promise<boolean> {
+    if (!this.#busy || this.#broken || this.#closed) {
+      return Promise.resolve(false);
+    }
+    return this.#writer.send(
+      encodeMessage(MsgType.Window, encodeWindow({ rows, cols })),
+    ).then(() => true, () => false);
+  }
+
+  /** Whether a command is running. */
+  get running(): boolean {
+    return this.#busy;
+  }
+
   /** Ends the session (idempotent). */
   close(): void {
     if (this.#closed) return;
@@ -265,6 +308,7 @@ export async function connectShell(
     } else {
       conn = await connect(endpoint, {
         noDelay: true,
+        ...(options.keepalive ? { keepalive: options.keepalive } : {}),
         ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
         ...(options.family ? { family: options.family } : {}),
       });

@@ -1,7 +1,11 @@
 /**
  * The interactive shell client: a prompt, one command per line, each run
  * remotely with its output shown as it comes and its status shown when it
- * is not zero. Lines stay bytes from end to end.
+ * is not zero. Lines stay bytes from end to end. Ctrl-C (and Ctrl-\) while
+ * a command runs go to that command's process group on the server, and
+ * the prompt comes back once it ends; at the prompt, Ctrl-C starts a fresh
+ * line. Each line is its own `SHELL -c`: for a real shell session (`cd`
+ * that persists, programs that read the terminal) use `shell -t`.
  *
  * @module
  */
@@ -99,6 +103,31 @@ export interface InteractiveOptions {
   stderr: Writer;
   /** The prompt. @default {"denocat> "} */
   prompt?: string;
+  /**
+   * Where Ctrl-C and Ctrl-\ come from: called with a listener, returns the
+   * unsubscribe. The CLI passes the process's SIGINT and SIGQUIT.
+   * @default {none}
+   */
+  interrupts?: (
+    listener: (signal: "SIGINT" | "SIGQUIT") => void,
+  ) => () => void;
+}
+
+/**
+ * Subscribes to this process's SIGINT and SIGQUIT, for
+ * {@linkcode InteractiveOptions.interrupts}.
+ */
+export function processInterrupts(
+  listener: (signal: "SIGINT" | "SIGQUIT") => void,
+): () => void {
+  const onInt = () => listener("SIGINT");
+  const onQuit = () => listener("SIGQUIT");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGQUIT", onQuit);
+  return () => {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGQUIT", onQuit);
+  };
 }
 
 const encoder = new TextEncoder();
@@ -154,6 +183,35 @@ export async function interactiveShell(
 ): Promise<number> {
   const lines = new LineReader(options.input);
   const prompt = encoder.encode(options.prompt ?? "denocat> ");
+  const unsubscribe = options.interrupts?.((signal) => {
+    if (session.running) {
+      session.signal(signal);
+    } else if (signal === "SIGINT") {
+      // The terminal dropped the half-typed line; start a fresh one.
+      writeAll(options.stderr, concatBytes(encoder.encode("\n"), prompt))
+        .catch(() => {});
+    }
+  });
+  try {
+    return await loop(session, options, lines, prompt);
+  } finally {
+    unsubscribe?.();
+  }
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+async function loop(
+  session: ShellSession,
+  options: InteractiveOptions,
+  lines: LineReader,
+  prompt: Uint8Array,
+): Promise<number> {
   for (;;) {
     await writeAll(options.stderr, prompt);
     const line = await lines.next();

@@ -33,7 +33,11 @@ export {
   type ShellExit,
   type ShellSession,
 } from "./client.ts";
-export { type InteractiveOptions, interactiveShell } from "./interactive.ts";
+export {
+  type InteractiveOptions,
+  interactiveShell,
+  processInterrupts,
+} from "./interactive.ts";
 export {
   SEED_MODES,
   type SeedCompatOptions,
@@ -46,12 +50,21 @@ export {
   type AuditSink,
   type ExecRecord,
   type RefusalRecord,
+  type StartRecord,
 } from "./audit.ts";
 export {
   EXIT_TIMED_OUT,
   EXIT_TRUNCATED,
   type ExitInfo,
+  type PtyRequest,
   ShellProtocolError,
 } from "./protocol.ts";
 export { ShellRemoteError } from "./wire.ts";
-export type { AuthThrottleOptions } from "./auth.ts";
+export type { Token } from "./auth.ts";
+export {
+  type AuthAttempt,
+  AuthGate,
+  type AuthThrottleOptions,
+  type GateTicket,
+} from "./auth_gate.ts";
+export { type LocalTerminal, runOnTerminal } from "./terminal.ts";

@@ -188,6 +188,12 @@ export interface SpawnGroupOptions {
   env?: Record<string, string>;
   /** Whether the command gets a stdin pipe; otherwise stdin is /dev/null. @default {false} */
   stdin?: boolean;
+  /**
+   * Run on a pseudo-terminal of this size, with this `TERM`, through
+   * util-linux `script` (see {@linkcode ptyArgs}); an empty command then
+   * runs the shell itself, interactively. stdin is always piped.
+   */
+  pty?: { rows: number; cols: number; term: string };
 }
 
 /**
@@ -207,6 +213,68 @@ export interface GroupProcess extends AsyncDisposable {
    * has not exited by then.
    */
   terminate(graceMs?: number): Promise<void>;
+  /** A pty command only: sets the terminal's size (the kernel sends SIGWINCH). */
+  resize?(rows: number, cols: number): Promise<void>;
+}
+
+/** The program that gives a command a pseudo-terminal. */
+export const PTY_HELPER = "script";
+
+const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The argument list of util-linux `script` that runs `command` with
+ * `shell` on a new pseudo-terminal of `rows` × `cols`: `script -q -e -c
+ * INNER /dev/null`, where INNER sets the size with `stty` and then execs
+ * `shell -c COMMAND` (or `shell` alone for an empty command). `script`
+ * runs INNER with `$SHELL`, so it is given `SHELL=/bin/sh`, and INNER puts
+ * back `shell_env` (the server's own `SHELL`, or unsets it).
+ *
+ * @example Usage
+ * ```ts
+ * import { ptyArgs } from "./process_group.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(ptyArgs("/bin/sh", new TextEncoder().encode("ls"), 24, 80, undefined), [
+ *   "-q", "-e", "-c",
+ *   "stty rows 24 cols 80 2>/dev/null; unset SHELL; exec '/bin/sh' '-c' 'ls'",
+ *   "/dev/null",
+ * ]);
+ * ```
+ */
+export function ptyArgs(
+  shell: string,
+  command: Uint8Array,
+  rows: number,
+  cols: number,
+  shellEnv: string | undefined,
+): string[] {
+  const run = command.length > 0
+    ? [shell, ...shellArgs(command)].map(quote).join(" ")
+    : quote(shell);
+  const size = rows > 0 && cols > 0
+    ? `stty rows ${rows | 0} cols ${cols | 0} 2>/dev/null; `
+    : "";
+  const env = shellEnv !== undefined
+    ? `SHELL=${quote(shellEnv)}; export SHELL`
+    : "unset SHELL";
+  return ["-q", "-e", "-c", `${size}${env}; exec ${run}`, "/dev/null"];
+}
+
+/** The pids whose parent is `ppid` (from /proc; empty where there is none). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        if (Number(fields[1]) === ppid) out.push(Number(e.name));
+      } catch { /* gone meanwhile */ }
+    }
+  } catch { /* no /proc */ }
+  return out;
 }
 
 /**
@@ -233,23 +301,62 @@ export function spawnGroup(
   options: SpawnGroupOptions = {},
 ): GroupProcess {
   requireProcessGroups();
-  const child = new Deno.Command(shell, {
-    args: shellArgs(command),
-    stdin: options.stdin ? "piped" : "null",
+  const pty = options.pty;
+  const env = commandEnv(options.env);
+  let program = shell;
+  let args = shellArgs(command);
+  if (pty) {
+    const shellEnv = env.SHELL;
+    env.SHELL = "/bin/sh";
+    env.TERM = pty.term || "dumb";
+    program = PTY_HELPER;
+    args = ptyArgs(shell, command, pty.rows, pty.cols, shellEnv);
+  }
+  const child = new Deno.Command(program, {
+    args,
+    stdin: options.stdin || pty ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
     detached: true,
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     clearEnv: true,
-    env: commandEnv(options.env),
+    env,
   }).spawn();
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
     return s;
   });
-  const kill = (signal: Deno.Signal = "SIGTERM") =>
-    killGroup(child.pid, signal);
+  // A pty command's shell leads a session of its own under `script`.
+  let session: number | undefined;
+  const ptySession = () => {
+    if (!pty || exited) return session;
+    session ??= childrenOf(child.pid)[0];
+    return session;
+  };
+  const kill = (signal: Deno.Signal = "SIGTERM") => {
+    const inner = ptySession();
+    const a = inner !== undefined && killGroup(inner, signal);
+    const b = killGroup(child.pid, signal);
+    return a || b;
+  };
+  const resize = async (rows: number, cols: number) => {
+    const inner = ptySession();
+    if (inner === undefined) return;
+    let tty: string;
+    try {
+      tty = Deno.readLinkSync(`/proc/${inner}/fd/0`);
+    } catch {
+      return;
+    }
+    if (!tty.startsWith("/dev/pts/")) return;
+    await new Deno.Command("stty", {
+      args: ["-F", tty, "rows", String(rows | 0), "cols", String(cols | 0)],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => {});
+  };
   const terminate = async (graceMs = 2000) => {
     if (!kill("SIGTERM")) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -265,6 +372,7 @@ export function spawnGroup(
     status,
     kill,
     terminate,
+    ...(pty ? { resize } : {}),
     async [Symbol.asyncDispose]() {
       kill("SIGKILL");
       await status;

@@ -11,13 +11,20 @@ import { DenocatError } from "../errors.ts";
 import { writePrefix } from "../frame/prefix.ts";
 
 /** Protocol version spoken by this implementation. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The four bytes opening both hellos: ASCII `DCSH`. */
 export const MAGIC: Uint8Array = new Uint8Array([0x44, 0x43, 0x53, 0x48]);
 /** Bytes before a body: the u32be length and the type byte. */
 export const FRAME_HEADER_SIZE = 5;
 /** Largest frame length (type byte + body) either side accepts: 1 MiB + 1. */
 export const MAX_FRAME_LENGTH = 1024 * 1024 + 1;
+/**
+ * Largest frame (type byte + body) a server reads before the client has
+ * authenticated: a CLIENT_HELLO is at most 70. Anything longer is a
+ * protocol error, so an unauthenticated peer never makes the server buffer
+ * more than this.
+ */
+export const PRE_AUTH_MAX_FRAME = 256;
 /** Largest data chunk put in one stdin/stdout/stderr frame: 256 KiB. */
 export const DATA_CHUNK_SIZE = 256 * 1024;
 
@@ -43,6 +50,10 @@ export const MsgType = {
   Exit: 0x15,
   /** server → client: empty; checks that a half-closed client is still there. Ignored. */
   Probe: 0x16,
+  /** client → server: u8 signal number for the running command's process group. */
+  Signal: 0x17,
+  /** client → server: u16be rows, u16be columns: the terminal's new size (pty commands). */
+  Window: 0x18,
   /** server → client: a refusal or failure, with a code and a message. */
   Error: 0x7f,
 } as const;
@@ -202,8 +213,8 @@ export interface ClientHello {
  * import { assertEquals } from "../_assert.ts";
  * const nonce = new Uint8Array(32).fill(2);
  * const mac = new Uint8Array(32).fill(1);
- * assertEquals(decodeClientHello(encodeClientHello({ version: 2, nonce, mac })), { version: 2, nonce, mac });
- * assertEquals(decodeClientHello(encodeClientHello({ version: 2 })), { version: 2 });
+ * assertEquals(decodeClientHello(encodeClientHello({ version: 3, nonce, mac })), { version: 3, nonce, mac });
+ * assertEquals(decodeClientHello(encodeClientHello({ version: 3 })), { version: 3 });
  * assertEquals(decodeClientHello(new Uint8Array([0x44, 0x43, 0x53, 0x48, 1, 7])), { version: 1 });
  * ```
  */
@@ -232,6 +243,16 @@ export function decodeClientHello(body: Uint8Array): ClientHello {
   );
 }
 
+/** A terminal for the command (`shell -t`). */
+export interface PtyRequest {
+  /** Rows of the client's terminal. */
+  rows: number;
+  /** Columns of the client's terminal. */
+  cols: number;
+  /** The client's `TERM` (at most 64 bytes of printable ASCII). */
+  term: string;
+}
+
 /** A request to run one command. */
 export interface ExecRequest {
   /** The command line, as bytes, run by the server's shell (`-c`). */
@@ -242,13 +263,20 @@ export interface ExecRequest {
   cwd?: string;
   /** Extra environment variables, if the client sets any. */
   env?: Record<string, string>;
+  /** Run on a pseudo-terminal of this size (an empty command: the shell itself). */
+  pty?: PtyRequest;
 }
 
+/** Longest `TERM` a PTY request carries. */
+export const MAX_TERM = 64;
+
 /**
- * Body of an EXEC: u8 flags (bit 0: stdin follows), u32be command length,
- * command bytes, u16be cwd length (0: the server's default), cwd bytes,
- * u16be variable count, then per variable u16be name length, name, u32be
- * value length, value. Names and values are UTF-8.
+ * Body of an EXEC: u8 flags (bit 0: stdin follows, bit 1: pty), u32be
+ * command length, command bytes, u16be cwd length (0: the server's
+ * default), cwd bytes, u16be variable count, then per variable u16be name
+ * length, name, u32be value length, value. Names and values are UTF-8.
+ * With bit 1, the body ends with u16be rows, u16be columns, u8 TERM
+ * length and TERM (ASCII).
  *
  * @example Round trip
  * ```ts
@@ -257,6 +285,9 @@ export interface ExecRequest {
  * const req = { command: new TextEncoder().encode("ls"), stdin: true, cwd: "/tmp", env: { A: "1" } };
  * assertEquals(decodeExec(encodeExec(req)), req);
  * assertEquals(encodeExec({ command: new Uint8Array([0x6c]), stdin: false }).toHex(), "00000000016c00000000");
+ * const pty = { command: new Uint8Array(0), stdin: true, pty: { rows: 24, cols: 80, term: "xterm" } };
+ * assertEquals(decodeExec(encodeExec(pty)), pty);
+ * assertEquals(encodeExec(pty).toHex(), "030000000000000000" + "00180050" + "05" + "787465726d");
  * ```
  */
 export function encodeExec(req: ExecRequest): Uint8Array {
@@ -267,7 +298,12 @@ export function encodeExec(req: ExecRequest): Uint8Array {
   if ((cwd?.length ?? 0) > 0xffff || env.length > 0xffff) {
     throw new DenocatError("cannot send command: cwd or env too large");
   }
-  let size = 1 + 4 + req.command.length + 2 + (cwd?.length ?? 0) + 2;
+  const term = req.pty ? encoder.encode(req.pty.term) : undefined;
+  if (term && term.length > MAX_TERM) {
+    throw new DenocatError("cannot send command: TERM too long");
+  }
+  let size = 1 + 4 + req.command.length + 2 + (cwd?.length ?? 0) + 2 +
+    (term ? 5 + term.length : 0);
   for (const [k, v] of env) {
     if (k.length > 0xffff) {
       throw new DenocatError("cannot send command: env name too long");
@@ -277,7 +313,7 @@ export function encodeExec(req: ExecRequest): Uint8Array {
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
   let at = 0;
-  out[at++] = req.stdin ? 1 : 0;
+  out[at++] = (req.stdin ? 1 : 0) | (req.pty ? 2 : 0);
   dv.setUint32(at, req.command.length);
   out.set(req.command, at + 4);
   at += 4 + req.command.length;
@@ -294,8 +330,16 @@ export function encodeExec(req: ExecRequest): Uint8Array {
     out.set(v, at + 4);
     at += 4 + v.length;
   }
+  if (req.pty && term) {
+    dv.setUint16(at, clamp16(req.pty.rows));
+    dv.setUint16(at + 2, clamp16(req.pty.cols));
+    out[at + 4] = term.length;
+    out.set(term, at + 5);
+  }
   return out;
 }
+
+const clamp16 = (n: number) => Math.max(0, Math.min(0xffff, Math.trunc(n)));
 
 /** Decodes an EXEC body; see {@linkcode encodeExec}. */
 export function decodeExec(body: Uint8Array): ExecRequest {
@@ -350,12 +394,88 @@ export function decodeExec(body: Uint8Array): ExecRequest {
     }
     req.env = env;
   }
+  if (flags & 2) {
+    need(5);
+    const rows = dv.getUint16(at);
+    const cols = dv.getUint16(at + 2);
+    const termLen = body[at + 4]!;
+    at += 5;
+    need(termLen);
+    const term = text(body.subarray(at, at + termLen), "TERM");
+    if (termLen > MAX_TERM || !/^[\x21-\x7e]*$/.test(term)) {
+      throw new ShellProtocolError(
+        "protocol error: TERM is not printable ASCII",
+      );
+    }
+    at += termLen;
+    req.pty = { rows, cols, term };
+  }
+  if (flags & ~3) {
+    throw new ShellProtocolError(
+      `protocol error: unknown exec flags 0x${flags.toString(16)}`,
+    );
+  }
   if (at !== body.length) {
     throw new ShellProtocolError(
       `protocol error: ${body.length - at} stray bytes after exec request`,
     );
   }
   return req;
+}
+
+/**
+ * Body of a SIGNAL: the signal number, one byte.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeSignal, encodeSignal } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(encodeSignal(2).toHex(), "02");
+ * assertEquals(decodeSignal(encodeSignal(2)), 2);
+ * ```
+ */
+export function encodeSignal(signal: number): Uint8Array {
+  return new Uint8Array([signal]);
+}
+
+/** Decodes a SIGNAL body; see {@linkcode encodeSignal}. */
+export function decodeSignal(body: Uint8Array): number {
+  if (body.length !== 1) {
+    throw new ShellProtocolError(
+      `protocol error: signal message of ${body.length} bytes, expected 1`,
+    );
+  }
+  return body[0]!;
+}
+
+/**
+ * Body of a WINDOW: u16be rows, u16be columns.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decodeWindow, encodeWindow } from "./protocol.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(encodeWindow({ rows: 40, cols: 120 }).toHex(), "00280078");
+ * assertEquals(decodeWindow(encodeWindow({ rows: 40, cols: 120 })), { rows: 40, cols: 120 });
+ * ```
+ */
+export function encodeWindow(size: { rows: number; cols: number }): Uint8Array {
+  const out = new Uint8Array(4);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(0, clamp16(size.rows));
+  dv.setUint16(2, clamp16(size.cols));
+  return out;
+}
+
+/** Decodes a WINDOW body; see {@linkcode encodeWindow}. */
+export function decodeWindow(body: Uint8Array): { rows: number; cols: number } {
+  if (body.length !== 4) {
+    throw new ShellProtocolError(
+      `protocol error: window message of ${body.length} bytes, expected 4`,
+    );
+  }
+  const dv = new DataView(body.buffer, body.byteOffset, 4);
+  return { rows: dv.getUint16(0), cols: dv.getUint16(2) };
 }
 
 /** How a command ended. */

@@ -18,23 +18,27 @@ import {
   type ListenOptions,
 } from "../tcp/connect.ts";
 import { listen } from "../tcp/connect.ts";
+import { safeLogger, show } from "../transfer/show.ts";
+import { envPolicy, refusedNames } from "./accept_env.ts";
 import {
   auditCommand,
   type AuditRecord,
   type AuditSink,
   type ExecRecord,
 } from "./audit.ts";
+import { AuthKey, createNonce, type Token, tokenBytes } from "./auth.ts";
 import {
-  authProof,
-  AuthThrottle,
+  type AuthAttempt,
+  AuthGate,
   type AuthThrottleOptions,
-  createNonce,
-  verifyProof,
-} from "./auth.ts";
+  sourceKey,
+} from "./auth_gate.ts";
 import { checkBindPolicy } from "./policy.ts";
 import {
   type GroupProcess,
+  PTY_HELPER,
   requireProcessGroups,
+  signalName,
   signalNumber,
   spawnGroup,
 } from "./process_group.ts";
@@ -42,6 +46,8 @@ import {
   DATA_CHUNK_SIZE,
   decodeClientHello,
   decodeExec,
+  decodeSignal,
+  decodeWindow,
   encodeError,
   encodeExit,
   encodeMessage,
@@ -49,7 +55,9 @@ import {
   ErrorCode,
   type ExecRequest,
   FRAME_HEADER_SIZE,
+  MAX_FRAME_LENGTH,
   MsgType,
+  PRE_AUTH_MAX_FRAME,
   PROTOCOL_VERSION,
   ShellProtocolError,
   writeHeader,
@@ -59,8 +67,8 @@ import { MessageReader, MessageWriter } from "./wire.ts";
 
 /** Options for {@linkcode shellServer}. */
 export interface ShellServerOptions extends ListenOptions {
-  /** Shared secret clients must prove they know. */
-  token?: string;
+  /** Shared secret clients must prove they know: bytes, or text as UTF-8. */
+  token?: Token;
   /** Serve without a token (loopback only). @default {false} */
   insecureNoAuth?: boolean;
   /** The shell that runs commands (`SHELL -c COMMAND`). @default {"/bin/sh"} */
@@ -74,16 +82,27 @@ export interface ShellServerOptions extends ListenOptions {
   /** Sessions served at once; more are told the server is busy. @default {8} */
   maxSessions?: number;
   /**
-   * Connections still authenticating at once; they do not hold a session
-   * slot. Beyond this many, the one waiting longest is dropped, so idle
-   * connections cannot lock out a client that authenticates at once.
+   * Connections that have not sent their hello yet, at once; they hold no
+   * session slot. Beyond this many, the oldest of the source holding the
+   * most is dropped. A connection that has sent its hello is never dropped
+   * this way.
    * @default {64}
    */
   maxPending?: number;
+  /**
+   * Such connections from one source (an IPv4 address or an IPv6 /64);
+   * beyond this many, that source's oldest is dropped.
+   * @default {8}
+   */
+  maxPendingPerSource?: number;
   /** Serve over TLS with this PEM certificate chain and key. */
   tls?: { cert: string; key: string };
-  /** Let clients set environment variables. @default {true} */
-  allowEnv?: boolean;
+  /**
+   * Environment variables clients may set: names, or patterns with `*` and
+   * `?` (ssh's `AcceptEnv`). A command setting any other is refused.
+   * @default {[] (none)}
+   */
+  acceptEnv?: string[];
   /** Let clients choose the working directory. @default {true} */
   allowCwd?: boolean;
   /** Time allowed for the hello and authentication, in ms. @default {10000} */
@@ -102,11 +121,18 @@ export interface ShellServerOptions extends ListenOptions {
    * @default {1000}
    */
   lingerMs?: number;
+  /**
+   * Once the group is killed, how long its output pipes may stay open
+   * (held by processes that left the group with `setsid`) before the
+   * server stops reading them and ends the command anyway, in ms.
+   * @default {250}
+   */
+  pipeGraceMs?: number;
   /** How repeated authentication failures are slowed down. */
   throttle?: AuthThrottleOptions;
-  /** Receives the `-v` diagnostics. @default {silent} */
+  /** Receives the `-v` diagnostics (peer text in them is escaped). @default {silent} */
   logger?: Logger;
-  /** Receives one record per command and per refused session. */
+  /** Receives a record per command start and end, and per refused session. */
   audit?: AuditSink;
 }
 
@@ -116,9 +142,14 @@ export interface ShellServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** Sessions open now. */
   readonly active: number;
+  /** Connections that have not sent their hello yet. */
+  readonly pending: number;
   /** Commands run so far. */
   readonly commands: number;
-  /** Stops accepting, kills running commands, ends every session. Idempotent. */
+  /**
+   * Stops accepting, kills running commands, ends every session; done
+   * within {@linkcode SHUTDOWN_MS} whatever the commands do. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -137,18 +168,34 @@ interface Session {
   conn: SessionConn;
   writer: MessageWriter;
   command: CommandRun | undefined;
+  /** `host:port` of the peer. */
+  peer: string;
+  /** What the peer counts against ({@linkcode sourceKey}). */
+  source: string;
+  /** Set when the connection is dropped while pending (see GateTicket). */
+  dropped: boolean;
+  /** Past the authentication gate (it may be written to). */
+  admitted: boolean;
+  /** When the handshake must be over (performance.now()), while it runs. */
+  deadline: number;
 }
 
 interface CommandRun {
   proc: GroupProcess;
   stdin?: WritableStreamDefaultWriter<Uint8Array>;
   stdinOpen: boolean;
+  /** Resolves when the server stops feeding stdin. */
+  stdinStopped: Promise<void>;
+  stopStdin(): void;
   bytesIn: number;
   disconnected: boolean;
+  /** EXIT is queued: the output pumps send nothing more. */
+  outputClosed: boolean;
   finished: Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long {@linkcode ShellServer.close} may take at most, in ms. */
+export const SHUTDOWN_MS = 5000;
 
 /**
  * How long an ERROR written just before the server drops a connection may
@@ -166,6 +213,85 @@ const PROBE_FRAME = encodeMessage(MsgType.Probe);
  * fails) is noticed even when the command prints nothing.
  */
 const PROBE_INTERVAL_MS = 500;
+
+/** Signals a client may send to its command's process group (ssh's list). */
+const FORWARDED_SIGNALS: ReadonlySet<string> = new Set([
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGKILL",
+  "SIGTERM",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGALRM",
+]);
+
+/** Whether `promise` settles within `ms`; never rejects. */
+async function settlesWithin(
+  promise: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
+/** Whether an executable `name` is on PATH. */
+function onPath(name: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    try {
+      if (Deno.statSync(`${dir || "."}/${name}`).isFile) return true;
+    } catch { /* not here */ }
+  }
+  return false;
+}
+
+/**
+ * Reads the CLIENT_HELLO's body, exactly its bytes and no more (the
+ * session's own reader takes over after it), in a buffer of
+ * {@linkcode PRE_AUTH_MAX_FRAME} + 4 bytes: a longer frame, or any other
+ * message, is a protocol error before its body is read.
+ */
+async function readHello(conn: SessionConn): Promise<Uint8Array> {
+  const buf = new Uint8Array(FRAME_HEADER_SIZE - 1 + PRE_AUTH_MAX_FRAME);
+  let got = 0;
+  let want = FRAME_HEADER_SIZE;
+  for (;;) {
+    while (got < want) {
+      const n = await conn.read(buf.subarray(got, want));
+      if (n === null) {
+        throw new ShellProtocolError(
+          "connection closed by the client while waiting for the client hello",
+        );
+      }
+      got += n;
+    }
+    if (want > FRAME_HEADER_SIZE) break;
+    const length = (buf[0]! << 24 >>> 0) + (buf[1]! << 16) + (buf[2]! << 8) +
+      buf[3]!;
+    if (length < 1 || length > PRE_AUTH_MAX_FRAME) {
+      throw new ShellProtocolError(
+        length >= 1 && length <= MAX_FRAME_LENGTH
+          ? `protocol error: message of ${length} bytes before authentication (limit ${PRE_AUTH_MAX_FRAME})`
+          : `protocol error: frame length ${length} out of range (not a denocat shell peer?)`,
+      );
+    }
+    if (buf[4] !== MsgType.ClientHello) {
+      throw new ShellProtocolError(
+        `protocol error: expected the client hello, got message type 0x${
+          buf[4]!.toString(16)
+        }`,
+      );
+    }
+    want = FRAME_HEADER_SIZE - 1 + length;
+    if (want === FRAME_HEADER_SIZE) break;
+  }
+  return buf.subarray(FRAME_HEADER_SIZE, want);
+}
 
 /**
  * Starts a shell server on `endpoint` (127.0.0.1 when no hostname is given).
@@ -197,7 +323,9 @@ export function shellServer(
 ): ShellServer {
   requireProcessGroups();
   const hostname = endpoint.hostname ?? "127.0.0.1";
-  const token = options.token;
+  const token = options.token !== undefined
+    ? tokenBytes(options.token)
+    : undefined;
   if (token !== undefined && token.length === 0) {
     throw new ShellProtocolError("cannot use an empty token");
   }
@@ -210,14 +338,19 @@ export function shellServer(
   const timeout = options.timeout ?? 300_000;
   const maxOutput = options.maxOutput ?? Infinity;
   const maxSessions = options.maxSessions ?? 8;
-  const allowEnv = options.allowEnv ?? true;
+  const acceptEnv = envPolicy(options.acceptEnv ?? []);
   const allowCwd = options.allowCwd ?? true;
   const handshakeTimeout = options.handshakeTimeout ?? 10_000;
   const killGrace = options.killGraceMs ?? 2000;
   const linger = options.lingerMs ?? 1000;
-  const logger = options.logger ?? silent;
+  const pipeGrace = options.pipeGraceMs ?? 250;
+  const logger = safeLogger(options.logger ?? silent);
   const audit = (r: AuditRecord) => options.audit?.(r);
-  const throttle = new AuthThrottle(options.throttle);
+  const gate = new AuthGate(options.throttle);
+  const authKey = token !== undefined ? AuthKey.import(token) : undefined;
+  const maxPending = options.maxPending ?? 64;
+  const maxPendingPerSource = options.maxPendingPerSource ?? 8;
+  let ptyAvailable: boolean | undefined;
 
   let tlsContext: ReturnType<typeof serverTlsContext> | undefined;
   if (options.tls) {
@@ -229,20 +362,27 @@ export function shellServer(
   }
   const listener = listen(
     { hostname, port: endpoint.port },
-    options.family ? { family: options.family } : {},
+    {
+      ...(options.family ? { family: options.family } : {}),
+      ...(options.keepalive ? { keepalive: true } : {}),
+    },
   );
   const sessions = new Set<Session>();
-  const pending = new Set<Session>();
-  const maxPending = options.maxPending ?? 64;
+  /** Connections that have not sent their hello, per source, oldest first. */
+  const pending = new Map<string, Session[]>();
+  let pendingCount = 0;
   const idleMs = options.idleTimeout;
   const idle = idleMs
     ? new IdleWatch<Session>(idleMs, (s) => {
-      logger.log(`${formatAddr(s.conn.remoteAddr)}: idle, session closed`);
+      logger.log(`${s.peer}: idle, session closed`);
       dropWithError(s, ErrorCode.Timeout, `idle for ${idleMs / 1000} s`);
     })
     : undefined;
   let commands = 0;
   let closing = false;
+  let closed: Promise<void> | undefined;
+  let evicted = 0;
+  let evictLogged = -Infinity;
 
   const sendError = (s: Session, code: number, message: string) =>
     s.writer.send(encodeMessage(MsgType.Error, encodeError(code, message)))
@@ -250,20 +390,30 @@ export function shellServer(
 
   /**
    * Sends an ERROR and closes the connection, waiting for the write at
-   * most {@linkcode ERROR_GRACE_MS}: never longer, whatever the peer does.
+   * most {@linkcode ERROR_GRACE_MS} (and a sweep): never longer, whatever
+   * the peer does.
    */
-  async function dropWithError(
+  function dropWithError(
     s: Session,
     code: number,
     message: string,
   ): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      sendError(s, code, message),
-      new Promise((r) => timer = setTimeout(r, ERROR_GRACE_MS)),
-    ]);
-    clearTimeout(timer);
-    closeQuietly(s.conn);
+    return new Promise((resolve) => {
+      let done = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const end = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearDeadline(s);
+        closeQuietly(s.conn);
+        resolve();
+      };
+      // While shutting down the sweep is gone: a timer of its own then.
+      if (closed) timer = setTimeout(end, ERROR_GRACE_MS);
+      else setDeadline(s, ERROR_GRACE_MS, end);
+      sendError(s, code, message).then(end);
+    });
   }
 
   /** Half-closes, lets the peer read what was sent, then closes (within 1 s). */
@@ -273,19 +423,88 @@ export function shellServer(
       await closeWriteQuietly(conn as unknown as Deno.TcpConn);
     } catch { /* a TLS peer that vanished mid-handshake */ }
     try {
-      const buf = new Uint8Array(4096);
+      const buf = new Uint8Array(512);
       while ((await conn.read(buf)) !== null) { /* drain */ }
     } catch { /* closed or reset */ }
     clearTimeout(timer);
     closeQuietly(conn);
   }
 
+  function addPending(s: Session): void {
+    const own = pending.get(s.source);
+    if (own && own.length >= maxPendingPerSource) {
+      evict(
+        own[0]!,
+        `${own.length} connections from ${s.source} authenticating, limit ${maxPendingPerSource}`,
+      );
+    } else if (pendingCount >= maxPending) {
+      let most: Session[] | undefined;
+      for (const list of pending.values()) {
+        if (!most || list.length > most.length) most = list;
+      }
+      if (most?.length) {
+        evict(
+          most[0]!,
+          `${maxPending} connections authenticating, limit reached (${most.length} from ${
+            most[0]!.source
+          })`,
+        );
+      }
+    }
+    const list = pending.get(s.source);
+    if (list) list.push(s);
+    else pending.set(s.source, [s]);
+    pendingCount++;
+  }
+
+  function removePending(s: Session): void {
+    const list = pending.get(s.source);
+    const i = list?.indexOf(s) ?? -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) pending.delete(s.source);
+    pendingCount--;
+  }
+
+  /**
+   * Drops a connection that has not sent its hello, to make room. Audited
+   * at most once a second, with the count since the last record, so that a
+   * flood cannot fill the log.
+   */
+  function evict(victim: Session, reason: string): void {
+    removePending(victim);
+    evicted++;
+    const now = performance.now();
+    if (now - evictLogged >= 1000) {
+      audit({
+        event: "busy",
+        peer: victim.peer,
+        reason: `dropped: ${reason}${
+          evicted > 1 ? ` (${evicted} dropped since the last record)` : ""
+        }`,
+      });
+      evictLogged = now;
+      evicted = 0;
+    }
+    victim.dropped = true;
+    gate.cancel(victim.source, victim);
+    if (victim.admitted) {
+      dropWithError(victim, ErrorCode.Busy, `server busy: ${reason}`);
+    } else {
+      closeQuietly(victim.conn);
+    }
+  }
+
+  /**
+   * Sends the hello, reads the client's (at most PRE_AUTH_MAX_FRAME bytes)
+   * and checks its proof. Returns the server's proof for READY, or
+   * `undefined` when the connection is to be closed at once.
+   */
   async function handshake(
     s: Session,
-    reader: MessageReader,
-    peer: string,
-    ip: string,
+    attempt: AuthAttempt | undefined,
   ): Promise<Uint8Array | undefined> {
+    const { peer } = s;
     idle?.add(s);
     const nonce = token !== undefined ? createNonce() : undefined;
     await s.writer.send(
@@ -298,30 +517,31 @@ export function shellServer(
         ),
       ),
     );
-    const hello = decodeClientHello(
-      await reader.expect(MsgType.ClientHello, "the client hello"),
-    );
-    idle?.delete(s); // the client has spoken; the rest is our turn
+    const body = await readHello(s.conn);
+    // It has spoken: from now on it is never dropped to make room.
+    removePending(s);
+    idle?.delete(s); // the rest is our turn
+    const hello = decodeClientHello(body);
     if (hello.version !== PROTOCOL_VERSION) {
-      await sendError(
-        s,
-        ErrorCode.Version,
-        `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
-      );
       audit({
         event: "protocol-error",
         peer,
         reason: `version ${hello.version}`,
       });
+      await dropWithError(
+        s,
+        ErrorCode.Version,
+        `unsupported protocol version ${hello.version} (server speaks ${PROTOCOL_VERSION})`,
+      );
       return undefined;
     }
     if (token !== undefined && nonce) {
+      const key = await authKey!;
       if (
         !hello.nonce || !hello.mac ||
-        !verifyProof(token, "client", nonce, hello.nonce, hello.mac)
+        !(await key.verify("client", nonce, hello.nonce, hello.mac))
       ) {
-        const failures = throttle.fail(ip);
-        const delayMs = throttle.delayFor(ip);
+        const { failures, delayMs } = attempt!.fail();
         audit({
           event: "auth-failed",
           peer,
@@ -329,13 +549,13 @@ export function shellServer(
           failures,
           delayMs,
         });
-        if (delayMs > 0) await sleep(delayMs);
-        await sendError(s, ErrorCode.Auth, "authentication failed");
+        // Answered and closed at once: the penalty waits for the next attempt.
+        await dropWithError(s, ErrorCode.Auth, "authentication failed");
         return undefined;
       }
-      throttle.succeed(ip);
+      attempt!.succeed();
       // The server's own proof, sent with READY.
-      return authProof(token, "server", nonce, hello.nonce);
+      return await key.proof("server", nonce, hello.nonce);
     }
     return new Uint8Array(0); // the caller sends READY once a slot is free
   }
@@ -343,20 +563,40 @@ export function shellServer(
   function startCommand(
     s: Session,
     req: ExecRequest,
-    peer: string,
   ): CommandRun | undefined {
+    const { peer } = s;
     const t0 = performance.now();
     const cmdText = auditCommand(req.command);
     const refuse = (reason: string) => {
       audit({ event: "exec-refused", peer, reason: `${reason}: ${cmdText}` });
+      logger.log(`${peer}: command refused: ${reason}`);
       sendError(s, ErrorCode.Refused, reason);
       return undefined;
     };
-    if (req.env && !allowEnv) {
-      return refuse("this server does not let clients set the environment");
+    const refused = req.env ? refusedNames(acceptEnv, req.env) : [];
+    if (refused.length > 0) {
+      const names = refused.slice(0, 5).map((n) => show(n, 64)).join(", ");
+      return refuse(
+        `environment variable${refused.length > 1 ? "s" : ""} ${names}${
+          refused.length > 5 ? ` and ${refused.length - 5} more` : ""
+        } not accepted by this server (it accepts ${
+          acceptEnv.patterns.length ? acceptEnv.patterns.join(",") : "none"
+        }; see --accept-env)`,
+      );
     }
     if (req.cwd !== undefined && !allowCwd) {
       return refuse("this server does not let clients choose the directory");
+    }
+    if (req.pty) {
+      // util-linux's script; the BSD one (macOS) takes other arguments.
+      ptyAvailable ??= Deno.build.os === "linux" && onPath(PTY_HELPER);
+      if (!ptyAvailable) {
+        return refuse(
+          Deno.build.os === "linux"
+            ? `this server cannot give commands a terminal: util-linux ${PTY_HELPER} is not installed`
+            : `this server cannot give commands a terminal: it needs util-linux ${PTY_HELPER} (Linux only)`,
+        );
+      }
     }
     let proc: GroupProcess;
     try {
@@ -365,28 +605,44 @@ export function shellServer(
         stdin: req.stdin,
         ...(cwd !== undefined ? { cwd } : {}),
         ...(req.env ? { env: req.env } : {}),
+        ...(req.pty ? { pty: req.pty } : {}),
       });
     } catch (err) {
       const where = req.cwd ?? options.cwd;
       return refuse(
-        `cannot start ${shell}${where !== undefined ? ` in ${where}` : ""}: ${
-          describeError(err)
-        }`,
+        `cannot start ${req.pty ? PTY_HELPER : shell}${
+          where !== undefined ? ` in ${show(where)}` : ""
+        }: ${describeError(err)}`,
       );
     }
     commands++;
+    audit({
+      event: "exec-start",
+      peer,
+      command: cmdText,
+      pid: proc.child.pid,
+      pty: req.pty !== undefined,
+    });
     let timedOut = false;
     let truncated = false;
     let outputTotal = 0;
     const counts = { [MsgType.Stdout]: 0, [MsgType.Stderr]: 0 };
+    let stopStdin = () => {};
     const run: CommandRun = {
       proc,
-      stdinOpen: req.stdin,
+      stdinOpen: req.stdin || req.pty !== undefined,
+      stdinStopped: new Promise<void>((r) => stopStdin = r),
+      stopStdin: () => {},
       bytesIn: 0,
       disconnected: false,
+      outputClosed: false,
       finished: Promise.resolve(),
     };
-    if (req.stdin) run.stdin = proc.child.stdin.getWriter();
+    run.stopStdin = () => {
+      run.stdinOpen = false;
+      stopStdin();
+    };
+    if (run.stdinOpen) run.stdin = proc.child.stdin.getWriter();
 
     const timer = timeout > 0
       ? setTimeout(() => {
@@ -396,18 +652,20 @@ export function shellServer(
       }, timeout)
       : undefined;
 
+    const readers: ReadableStreamBYOBReader[] = [];
     const pump = async (
       stream: ReadableStream<Uint8Array>,
       type: typeof MsgType.Stdout | typeof MsgType.Stderr,
     ) => {
       const reader = stream.getReader({ mode: "byob" });
+      readers.push(reader);
       let buf = new Uint8Array(FRAME_HEADER_SIZE + DATA_CHUNK_SIZE);
       try {
         for (;;) {
           const { value, done } = await reader.read(
             buf.subarray(FRAME_HEADER_SIZE),
           );
-          if (done || !value) break;
+          if (done || !value || run.outputClosed) break;
           buf = new Uint8Array(value.buffer);
           let n = value.length;
           if (outputTotal + n > maxOutput) {
@@ -427,7 +685,7 @@ export function shellServer(
           }
         }
       } catch (err) {
-        if (!run.disconnected) {
+        if (!run.disconnected && !run.outputClosed) {
           run.disconnected = true;
           logger.log(`${peer}: client gone (${describeError(err)}), killing`);
           proc.terminate(killGrace);
@@ -444,27 +702,31 @@ export function shellServer(
       ]);
       const status = await proc.status;
       // Processes the shell left behind get `linger` ms to finish writing.
-      let lingerTimer: ReturnType<typeof setTimeout> | undefined;
-      const lingered = await Promise.race([
-        pumps.then(() => false),
-        new Promise<boolean>((r) => {
-          lingerTimer = setTimeout(() => r(true), linger);
-        }),
-      ]);
-      clearTimeout(lingerTimer);
-      if (lingered) proc.kill("SIGTERM");
+      const drained = await settlesWithin(pumps, linger);
+      if (!drained) proc.kill("SIGTERM");
       proc.kill("SIGKILL");
-      await pumps;
+      // The group is gone now; whatever still holds the pipes left it.
+      let escaped = false;
+      if (!drained && !(await settlesWithin(pumps, pipeGrace))) {
+        escaped = true;
+        logger.log(
+          `${peer}: processes outside the command's group (setsid?) hold its output open; no longer reading it`,
+        );
+      }
       clearTimeout(timer);
+      run.outputClosed = true;
+      for (const r of readers) r.cancel().catch(() => {});
       if (run.stdin) {
-        run.stdinOpen = false;
-        await run.stdin.close().catch(() => {});
+        run.stopStdin();
+        run.stdin.abort().catch(() => {});
       }
       const durationMs = performance.now() - t0;
       const signal = status.signal ? signalNumber(status.signal) : 0;
       s.command = undefined;
       if (sessions.has(s) && !run.disconnected) idle?.add(s);
-      await s.writer.send(
+      // Queued behind any output frame already on its way; not awaited, so
+      // that a client that does not read cannot hold back the audit.
+      s.writer.send(
         encodeMessage(
           MsgType.Exit,
           encodeExit({
@@ -485,6 +747,7 @@ export function shellServer(
         timedOut,
         truncated,
         disconnected: run.disconnected,
+        ...(escaped ? { escaped } : {}),
         durationMs: Math.round(durationMs),
         bytesIn: run.bytesIn,
         bytesOut: counts[MsgType.Stdout],
@@ -500,20 +763,17 @@ export function shellServer(
    * it finish and deliver its output, and probe the connection meanwhile so
    * a client that is really gone still gets its command killed.
    */
-  async function halfClosed(
-    s: Session,
-    run: CommandRun,
-    peer: string,
-  ): Promise<void> {
+  async function halfClosed(s: Session, run: CommandRun): Promise<void> {
+    const { peer } = s;
     logger.log(`${peer}: client finished sending; the command runs on`);
     if (run.stdin && run.stdinOpen) {
-      run.stdinOpen = false;
+      run.stopStdin();
       run.stdin.close().catch(() => {});
     }
     let seen = s.writer.written;
     let probing = false;
     const probe = setInterval(() => {
-      if (probing || run.disconnected) return;
+      if (probing || run.disconnected || run.outputClosed) return;
       if (s.writer.written !== seen) {
         seen = s.writer.written;
         return;
@@ -536,156 +796,244 @@ export function shellServer(
     }
   }
 
-  async function serve(conn: SessionConn): Promise<void> {
-    const peerAddr = conn.remoteAddr as Deno.NetAddr;
-    const peer = formatAddr(peerAddr);
-    const ip = peerAddr.hostname;
-    const session: Session = {
-      conn,
-      writer: new MessageWriter(conn),
-      command: undefined,
-    };
-    // One deadline covers the TLS handshake, a busy refusal and the login:
-    // when it passes, the connection is closed at once, whatever is pending
-    // on it (a write to a TLS peer that never handshakes waits forever).
-    let handshakeExpired = false;
-    let refused = false;
-    const hsTimer = setTimeout(() => {
-      handshakeExpired = true;
-      if (refused) {
-        closeQuietly(conn);
+  /** Serves one authenticated session's messages until it ends. */
+  async function session(s: Session, reader: MessageReader): Promise<void> {
+    const { peer } = s;
+    for (;;) {
+      const head = await reader.next();
+      if (head === null) {
+        // End of input from the client: no more messages, not "gone".
+        // A running command gets STDIN_EOF and runs to its end.
+        if (s.command) await halfClosed(s, s.command);
         return;
       }
-      audit({ event: "protocol-error", peer, reason: "handshake timed out" });
-      dropWithError(session, ErrorCode.Timeout, "handshake timed out");
-    }, handshakeTimeout);
-    if (sessions.size >= maxSessions || closing) {
-      refused = true;
-      const reason = closing
-        ? "server shutting down"
-        : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
-      audit({ event: "busy", peer, reason });
-      try {
-        await conn.handshake?.();
-        await sendError(
-          session,
-          closing ? ErrorCode.Shutdown : ErrorCode.Busy,
-          reason,
-        );
-        if (!handshakeExpired) await finish(conn);
-      } catch {
-        // closed by the deadline, or a failed TLS handshake
-      } finally {
-        clearTimeout(hsTimer);
-        closeQuietly(conn);
+      idle?.touch(s);
+      const run = s.command;
+      switch (head.type) {
+        case MsgType.Exec: {
+          const body = await reader.body(head.length);
+          if (run) {
+            throw new ShellProtocolError(
+              "protocol error: exec while a command is running",
+            );
+          }
+          const req = decodeExec(body);
+          s.command = startCommand(s, req);
+          if (s.command) idle?.delete(s);
+          break;
+        }
+        case MsgType.Stdin:
+          if (run?.stdin && run.stdinOpen) {
+            const w = run.stdin;
+            run.bytesIn += head.length;
+            await reader.copyBody({
+              write: async (p) => {
+                // A command that closed its stdin discards the rest; one
+                // that ended stops waiting for a reader that never comes.
+                if (run.stdinOpen) {
+                  await Promise.race([
+                    w.write(p).catch(() => run.stopStdin()),
+                    run.stdinStopped,
+                  ]);
+                }
+                return p.length;
+              },
+            }, head.length);
+          } else {
+            await reader.skip(head.length);
+          }
+          break;
+        case MsgType.StdinEof:
+          await reader.skip(head.length);
+          if (run?.stdin && run.stdinOpen) {
+            run.stopStdin();
+            run.stdin.close().catch(() => {});
+          }
+          break;
+        case MsgType.Signal: {
+          const number = decodeSignal(await reader.body(head.length));
+          const name = signalName(number);
+          if (!run) break; // it ended meanwhile
+          if (!FORWARDED_SIGNALS.has(name)) {
+            logger.log(`${peer}: ${name} not forwarded (not allowed)`);
+            break;
+          }
+          logger.log(`${peer}: ${name} to the command's process group`);
+          run.proc.kill(name as Deno.Signal);
+          break;
+        }
+        case MsgType.Window: {
+          const size = decodeWindow(await reader.body(head.length));
+          run?.proc.resize?.(size.rows, size.cols);
+          break;
+        }
+        default:
+          throw new ShellProtocolError(
+            `protocol error: unexpected message type 0x${
+              head.type.toString(16)
+            }`,
+          );
+      }
+    }
+  }
+
+  /**
+   * Deadlines of connections in their handshake or being dropped, kept by
+   * one sweep for all: a timer per connection costs more than the rest of
+   * a pending connection, and creating one per connection made the
+   * server's memory grow with every guess.
+   */
+  const deadlines = new Map<Session, { at: number; expire: () => void }>();
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  const sweepMs = Math.min(250, Math.max(10, handshakeTimeout / 4));
+
+  function setDeadline(s: Session, ms: number, expire: () => void): void {
+    deadlines.set(s, { at: performance.now() + ms, expire });
+    if (sweep !== undefined || closed) return;
+    sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [h, d] of deadlines) {
+        if (d.at > now) continue;
+        deadlines.delete(h);
+        d.expire();
+      }
+    }, sweepMs);
+    Deno.unrefTimer(sweep);
+  }
+
+  function clearDeadline(s: Session): void {
+    deadlines.delete(s);
+  }
+
+  /** Refusals of a penalized source's surplus, counted, not logged one by one. */
+  let surplus = 0;
+  let surplusLogged = 0;
+
+  async function serve(raw: Deno.TcpConn): Promise<void> {
+    const peerAddr = raw.remoteAddr as Deno.NetAddr;
+    const source = sourceKey(peerAddr.hostname);
+    // A source that has failed to authenticate and already has its fill
+    // waiting is turned away before anything is allocated for it: its
+    // queue is served in order anyway, and a guesser reconnecting in a loop
+    // must cost no more than an accept.
+    if (
+      token !== undefined &&
+      (pending.get(source)?.length ?? 0) >= maxPendingPerSource &&
+      gate.failures(source) > 0
+    ) {
+      closeQuietly(raw);
+      surplus++;
+      const now = performance.now();
+      if (now - surplusLogged >= 1000) {
+        surplusLogged = now;
+        audit({
+          event: "busy",
+          peer: formatAddr(peerAddr),
+          reason:
+            `refused: ${maxPendingPerSource} connections from ${source} already wait for their turn after failed logins (${surplus} refused so far)`,
+        });
       }
       return;
     }
-    if (pending.size >= maxPending) {
-      // Unauthenticated connections hold no session slot, and the oldest
-      // makes way: idle connections cannot lock out a real client.
-      const oldest: Session = pending.values().next().value!;
-      pending.delete(oldest);
-      const reason =
-        `dropped: ${maxPending} connections authenticating, limit reached`;
-      audit({
-        event: "busy",
-        peer: formatAddr(oldest.conn.remoteAddr),
-        reason,
-      });
-      dropWithError(oldest, ErrorCode.Busy, `server busy: ${reason}`);
-    }
-    pending.add(session);
-    const reader = new MessageReader(conn);
+    raw.setNoDelay(true);
+    const s: Session = {
+      conn: raw,
+      writer: new MessageWriter(raw),
+      command: undefined,
+      peer: formatAddr(peerAddr),
+      source,
+      dropped: false,
+      admitted: false,
+      deadline: 0,
+    };
+    const { peer } = s;
+    addPending(s);
+    let attempt: AuthAttempt | undefined;
+    let authenticated = false;
+    let expired = false;
     try {
-      await conn.handshake?.();
-      const proof = await handshake(session, reader, peer, ip);
-      clearTimeout(hsTimer);
-      pending.delete(session);
+      if (token !== undefined) {
+        // The source's penalty is served here, before a byte is read.
+        attempt = gate.admitNow(s.source) ?? await gate.admit(s.source, s);
+        if (!attempt) return;
+      }
+      if (s.dropped || closing) return;
+      // One deadline covers the TLS handshake, a busy refusal and the
+      // login: when it passes, the connection is closed at once, whatever
+      // is pending on it (a write to a TLS peer that never handshakes waits
+      // forever).
+      setDeadline(s, handshakeTimeout, () => {
+        expired = true;
+        audit({ event: "protocol-error", peer, reason: "handshake timed out" });
+        if (s.admitted) {
+          dropWithError(s, ErrorCode.Timeout, "handshake timed out");
+        } else closeQuietly(s.conn);
+      });
+      if (tlsContext) {
+        // The TLS state (tens of KiB) waits for the peer's first bytes: a
+        // silent connection costs no more than a plain one.
+        const first = new Uint8Array(256);
+        const n = await raw.read(first).catch(() => null);
+        if (n === null || s.dropped || closing) return;
+        s.conn = acceptTls(raw, tlsContext, first.subarray(0, n));
+        s.writer = new MessageWriter(s.conn);
+      }
+      s.admitted = true;
+      await s.conn.handshake?.();
+      if (sessions.size >= maxSessions || closing) {
+        removePending(s);
+        const reason = closing
+          ? "server shutting down"
+          : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
+        audit({ event: "busy", peer, reason });
+        await sendError(
+          s,
+          closing ? ErrorCode.Shutdown : ErrorCode.Busy,
+          reason,
+        );
+        if (!expired) await finish(s.conn);
+        return;
+      }
+      const proof = await handshake(s, attempt);
+      clearDeadline(s);
       if (!proof) return;
       if (sessions.size >= maxSessions || closing) {
         const reason = closing
           ? "server shutting down"
           : `server busy: ${sessions.size} sessions active, limit ${maxSessions}`;
         audit({ event: "busy", peer, reason });
-        await sendError(
-          session,
+        await dropWithError(
+          s,
           closing ? ErrorCode.Shutdown : ErrorCode.Busy,
           reason,
         );
         return;
       }
-      sessions.add(session);
+      authenticated = true;
+      sessions.add(s);
       logger.log(`${peer}: session opened (${sessions.size} active)`);
-      await session.writer.send(encodeMessage(MsgType.Ready, proof));
-      idle?.add(session);
-      for (;;) {
-        const head = await reader.next();
-        if (head === null) {
-          // End of input from the client: no more messages, not "gone".
-          // A running command gets STDIN_EOF and runs to its end.
-          if (session.command) await halfClosed(session, session.command, peer);
-          break;
-        }
-        idle?.touch(session);
-        const run = session.command;
-        switch (head.type) {
-          case MsgType.Exec: {
-            const body = await reader.body(head.length);
-            if (run) {
-              throw new ShellProtocolError(
-                "protocol error: exec while a command is running",
-              );
-            }
-            const req = decodeExec(body);
-            session.command = startCommand(session, req, peer);
-            if (session.command) idle?.delete(session);
-            break;
-          }
-          case MsgType.Stdin:
-            if (run?.stdin && run.stdinOpen) {
-              const w = run.stdin;
-              run.bytesIn += head.length;
-              await reader.copyBody({
-                write: async (p) => {
-                  // A command that closed its stdin discards the rest.
-                  if (run.stdinOpen) {
-                    await w.write(p).catch(() => (run.stdinOpen = false));
-                  }
-                  return p.length;
-                },
-              }, head.length);
-            } else {
-              await reader.skip(head.length);
-            }
-            break;
-          case MsgType.StdinEof:
-            await reader.skip(head.length);
-            if (run?.stdin && run.stdinOpen) {
-              run.stdinOpen = false;
-              run.stdin.close().catch(() => {});
-            }
-            break;
-          default:
-            throw new ShellProtocolError(
-              `protocol error: unexpected message type 0x${
-                head.type.toString(16)
-              }`,
-            );
-        }
-      }
+      await s.writer.send(encodeMessage(MsgType.Ready, proof));
+      idle?.add(s);
+      // Authenticated: a full-size buffer (the hello was read exactly).
+      await session(s, new MessageReader(s.conn));
     } catch (err) {
-      clearTimeout(hsTimer);
-      if (!handshakeExpired && !closing) {
+      if (!expired && !closing) {
         if (err instanceof ShellProtocolError) {
           audit({ event: "protocol-error", peer, reason: err.message });
-          await sendError(session, ErrorCode.Protocol, err.message);
+          if (authenticated) {
+            await sendError(s, ErrorCode.Protocol, err.message);
+          } else {
+            await dropWithError(s, ErrorCode.Protocol, err.message);
+          }
         } else {
           logger.log(`${peer}: ${describeError(err)}`);
         }
       }
     } finally {
-      const run = session.command;
+      clearDeadline(s);
+      attempt?.abandon();
+      removePending(s);
+      const run = s.command;
       if (run) {
         // The client went away (or broke the protocol) mid-command.
         run.disconnected = true;
@@ -693,37 +1041,46 @@ export function shellServer(
         await run.proc.terminate(killGrace);
         await run.finished;
       }
-      idle?.delete(session);
-      pending.delete(session);
-      await finish(conn);
-      if (sessions.delete(session)) {
+      idle?.delete(s);
+      if (authenticated && !closing) await finish(s.conn);
+      else closeQuietly(s.conn);
+      if (sessions.delete(s)) {
         logger.log(`${peer}: session closed (${sessions.size} active)`);
       }
     }
   }
 
-  const loop = acceptLoop(listener as Deno.TcpListener, async (conn) => {
-    conn.setNoDelay(true);
-    await serve(tlsContext ? acceptTls(conn, tlsContext) : conn);
-  }, { logger });
+  const loop = acceptLoop(listener as Deno.TcpListener, serve, { logger });
 
-  let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
+      const t0 = performance.now();
+      const left = () => SHUTDOWN_MS - (performance.now() - t0);
       closing = true;
       closeQuietly(listener);
+      gate.close();
       await loop.stopped;
-      for (const s of pending) closeQuietly(s.conn);
-      await Promise.all([...sessions].map(async (s) => {
+      for (const list of pending.values()) {
+        for (const s of list) {
+          s.dropped = true;
+          closeQuietly(s.conn);
+        }
+      }
+      const graceful = Promise.all([...sessions].map(async (s) => {
         const run = s.command;
         if (run) {
           await run.proc.terminate(killGrace);
           await run.finished;
         }
-        await sendError(s, ErrorCode.Shutdown, "server shutting down");
-        closeQuietly(s.conn);
+        await dropWithError(s, ErrorCode.Shutdown, "server shutting down");
       }));
-      await loop.drain();
+      // Whatever the commands and clients do, the end is bounded.
+      await settlesWithin(graceful, Math.max(0, left() - 1000));
+      for (const s of sessions) closeQuietly(s.conn);
+      await settlesWithin(loop.drain(), Math.max(0, left() - 200));
+      clearInterval(sweep);
+      for (const d of deadlines.values()) d.expire();
+      deadlines.clear();
       idle?.[Symbol.dispose]();
     })();
 
@@ -731,6 +1088,9 @@ export function shellServer(
     addr: listener.addr as Deno.NetAddr,
     get active() {
       return sessions.size;
+    },
+    get pending() {
+      return pendingCount;
     },
     get commands() {
       return commands;

@@ -27,13 +27,36 @@ export interface TlsServerConn {
   close(): void;
 }
 
-/** A node Duplex over a Deno TCP connection. */
-function duplexOf(conn: Deno.TcpConn): Duplex {
-  const buf = new Uint8Array(64 * 1024);
+/** Largest read buffer of {@linkcode duplexOf}. */
+const MAX_READ = 64 * 1024;
+
+/**
+ * A node Duplex over a Deno TCP connection. Its read buffer starts at 2 KiB
+ * (a TLS ClientHello fits) and grows only when reads fill it, so a
+ * connection that never completes its handshake costs little.
+ */
+function duplexOf(conn: Deno.TcpConn, first?: Uint8Array): Duplex {
+  let buf = new Uint8Array(2048);
+  let early = first;
   return new Duplex({
     read() {
+      if (early) {
+        this.push(early);
+        early = undefined;
+        return;
+      }
       conn.read(buf).then(
-        (n) => this.push(n === null ? null : buf.slice(0, n)),
+        (n) => {
+          if (n === null) {
+            this.push(null);
+            return;
+          }
+          const full = n === buf.length;
+          this.push(buf.slice(0, n));
+          if (full && buf.length < MAX_READ) {
+            buf = new Uint8Array(buf.length * 4);
+          }
+        },
         (err) => this.destroy(err),
       );
     },
@@ -55,7 +78,8 @@ function duplexOf(conn: Deno.TcpConn): Duplex {
 
 /**
  * Starts TLS (server side) on an accepted TCP connection with `context`
- * (see {@linkcode serverTlsContext}). The handshake starts at once;
+ * (see {@linkcode serverTlsContext}). `first`: bytes already read from the
+ * connection (the start of the ClientHello). The handshake starts at once;
  * `close()` never waits for it.
  *
  * @example A peer that never handshakes is closed at once
@@ -76,9 +100,10 @@ function duplexOf(conn: Deno.TcpConn): Duplex {
 export function acceptTls(
   raw: Deno.TcpConn,
   context: tls.SecureContext,
+  first?: Uint8Array,
 ): TlsServerConn {
   let closed = false;
-  const sock = new tls.TLSSocket(duplexOf(raw), {
+  const sock = new tls.TLSSocket(duplexOf(raw, first), {
     isServer: true,
     secureContext: context,
   });

@@ -9,6 +9,7 @@
 import { DenocatError } from "../errors.ts";
 import { decodePrefix } from "../frame/prefix.ts";
 import { BufferedReader, type Reader, type Writer } from "../frame/reader.ts";
+import { escapeText } from "../transfer/show.ts";
 import {
   decodeError,
   FRAME_HEADER_SIZE,
@@ -17,15 +18,33 @@ import {
   ShellProtocolError,
 } from "./protocol.ts";
 
-/** An ERROR message received from the peer. */
+/**
+ * An ERROR message received from the peer. Its `message` is the peer's
+ * text with every control and reordering character escaped (the same
+ * escaping the transfer code applies to names), since it is printed on a
+ * terminal: an unauthenticated peer must not be able to send terminal
+ * escapes (clipboard writes, titles, screen clears) through it.
+ *
+ * @example Escapes are shown, not obeyed
+ * ```ts
+ * import { ShellRemoteError } from "./wire.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const e = new ShellRemoteError(2, "busy\x1b]52;c;ZXZpbA==\x07\x1b[2J");
+ * assertEquals(e.message, "busy\\u001b]52;c;ZXZpbA==\\u0007\\u001b[2J");
+ * assertEquals(e.remoteMessage.length, 24);
+ * ```
+ */
 export class ShellRemoteError extends DenocatError {
   /** The {@linkcode ErrorCode} the peer sent. */
   readonly code: number;
-  /** Creates the error from the server's ERROR `code` and `message`. */
+  /** The peer's text as it came (unsafe to print). */
+  readonly remoteMessage: string;
+  /** Creates the error from the server's ERROR `code` and `message` (escaped). */
   constructor(code: number, message: string) {
-    super(message, 255);
+    super(escapeText(message), 255);
     this.name = "ShellRemoteError";
     this.code = code;
+    this.remoteMessage = message;
   }
 }
 
@@ -68,8 +87,12 @@ export class MessageReader {
     this.#br = new BufferedReader(reader, options);
   }
 
-  /** The next message header, or `null` on a clean end of input between messages. */
-  async next(): Promise<MessageHead | null> {
+  /**
+   * The next message header, or `null` on a clean end of input between
+   * messages. A frame longer than `maxLength` (type byte included) is a
+   * protocol error, raised before any of its body is read.
+   */
+  async next(maxLength = MAX_FRAME_LENGTH): Promise<MessageHead | null> {
     const first = await this.#br.readSome(FRAME_HEADER_SIZE);
     if (first === null) return null;
     const got = first.length;
@@ -78,9 +101,12 @@ export class MessageReader {
       await this.#br.readInto(this.#head.subarray(got));
     }
     const length = decodePrefix(this.#head, "u32be")!.length;
-    if (length < 1 || length > MAX_FRAME_LENGTH) {
+    if (length < 1 || length > maxLength) {
       throw new ShellProtocolError(
-        `protocol error: frame length ${length} out of range (not a denocat shell peer?)`,
+        maxLength < MAX_FRAME_LENGTH && length >= 1 &&
+          length <= MAX_FRAME_LENGTH
+          ? `protocol error: message of ${length} bytes before authentication (limit ${maxLength})`
+          : `protocol error: frame length ${length} out of range (not a denocat shell peer?)`,
       );
     }
     return { type: this.#head[4]!, length: length - 1 };
@@ -102,11 +128,25 @@ export class MessageReader {
   }
 
   /**
-   * Reads the next message, which must be of `type` (an ERROR becomes a
-   * thrown {@linkcode ShellRemoteError}); returns its body.
+   * Bytes read from the source but not yet handed out, taken out of this
+   * reader (to hand a connection over to a reader with a larger buffer).
    */
-  async expect(type: number, what: string): Promise<Uint8Array> {
-    const head = await this.next();
+  async takeBuffered(): Promise<Uint8Array> {
+    const n = this.#br.buffered;
+    return n > 0 ? await this.#br.readExact(n) : new Uint8Array(0);
+  }
+
+  /**
+   * Reads the next message, which must be of `type` (an ERROR becomes a
+   * thrown {@linkcode ShellRemoteError}); returns its body. `maxLength` as
+   * in {@linkcode next}.
+   */
+  async expect(
+    type: number,
+    what: string,
+    maxLength = MAX_FRAME_LENGTH,
+  ): Promise<Uint8Array> {
+    const head = await this.next(maxLength);
     if (head === null) {
       throw new ShellProtocolError(
         `connection closed by the server while waiting for ${what}`,

@@ -43,11 +43,12 @@ export interface EchoOptions extends ListenOptions {
    * How to serve TCP: `auto` runs `threads` echo threads, each an epoll
    * loop through libc, where it can (Linux, `--allow-ffi`; see
    * {@linkcode EchoServer.ready}) and otherwise falls back to `deno`, which
-   * serves on the main thread with Deno's async I/O. Unix sockets always
-   * use `deno`. The threads accept on a listening socket the engine made
-   * itself; for a host name (not an IP literal) Deno binds it and the
-   * threads get a duplicate proved to be that listener, or the server runs
-   * on `deno` (the logger says why). @default {"auto"}
+   * serves on the main thread with Deno's async I/O. Unix sockets, and
+   * servers with `keepalive`, always use `deno`. The threads accept on a
+   * listening socket the engine made itself; for a host name (not an IP
+   * literal) Deno binds it and the threads get a duplicate proved to be
+   * that listener, or the server runs on `deno` (the logger says why).
+   * @default {"auto"}
    */
   engine?: "auto" | "deno";
   /** Echo threads of the `epoll` engine. @default {1} */
@@ -88,7 +89,9 @@ export function echoServer(
   endpoint: Endpoint,
   options: EchoOptions = {},
 ): EchoServer {
-  const engine = options.engine ?? "auto";
+  // Keepalive is switched on as Deno accepts (connect.ts); the epoll threads
+  // accept on their own, so a keepalive server runs on the event loop.
+  const engine = options.keepalive ? "deno" : options.engine ?? "auto";
   const c = engine !== "deno" && endpoint.path === undefined && ffiAllowed()
     ? libc()
     : null;

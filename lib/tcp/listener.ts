@@ -31,6 +31,11 @@ export interface ListenerOptions extends ListenOptions, PipeOptions {
   keep?: boolean;
   /** Disable Nagle's algorithm on accepted connections (interactive use). @default {false} */
   noDelay?: boolean;
+  /**
+   * With `keep`: serve at most this many clients at once; a client beyond
+   * that is closed as soon as it is accepted (logged). @default {Infinity}
+   */
+  maxConns?: number;
   /** Called once bound, with the local address. */
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`). */
@@ -206,6 +211,15 @@ async function serveMany(
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
     async (conn) => {
+      if (clients.size >= (options.maxConns ?? Infinity)) {
+        logger.log(
+          `${
+            formatAddr(conn.remoteAddr)
+          }: closed, ${clients.size} clients already (--max-conns)`,
+        );
+        closeQuietly(conn);
+        return;
+      }
       connections++;
       if (options.noDelay) setNoDelay(conn);
       logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);

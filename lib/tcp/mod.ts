@@ -39,9 +39,13 @@ export {
 export { pipeDuplex, type PipeOptions, type PipeResult } from "./pipe.ts";
 export { type EchoOptions, type EchoServer, echoServer } from "./echo.ts";
 export {
+  parsePortList,
   parsePortRange,
   probeTcp,
   type ProbeTcpOptions,
+  scanPorts,
+  type ScanPortsOptions,
   type TcpPortResult,
   type TcpProbeReport,
 } from "./probe.ts";
+export type { KeepaliveTimers } from "../native/socket_fd.ts";

@@ -5,8 +5,9 @@
  * @module
  */
 import type { Family } from "../address.ts";
-import { hostPort } from "../address.ts";
+import { hostPort, serviceName, servicePort } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
+import { udpPortState } from "../native/socket_fd.ts";
 import {
   CLOSED,
   nativeScan,
@@ -80,8 +81,18 @@ export interface TcpProbeReport {
  * assertThrows(() => parsePortRange("9-1"), Error, "invalid port range");
  * ```
  */
-export function parsePortRange(text: string): number[] {
+export function parsePortRange(
+  text: string,
+  protocol: "tcp" | "udp" = "tcp",
+): number[] {
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m && /^[a-zA-Z][\w.+-]*$/.test(text)) {
+    const named = servicePort(text, protocol);
+    if (named !== undefined) return [named];
+    throw new UsageError(
+      `invalid port: ${text} (not a ${protocol} service in /etc/services)`,
+    );
+  }
   const lo = Number(m?.[1]);
   const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
   if (!m || lo < 1 || hi > 65535 || hi < lo) {
@@ -90,6 +101,35 @@ export function parsePortRange(text: string): number[] {
     );
   }
   return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+}
+
+/**
+ * Parses the port arguments of a scan (`nc -z HOST 22 80-90 http`,
+ * `denocat probe HOST 80,443`): each argument a comma-separated list of
+ * ports, ranges and service names. Duplicates are dropped, order kept.
+ *
+ * @example Usage
+ * ```ts
+ * import { parsePortList } from "./probe.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(parsePortList(["80,443", "8000-8002", "443"]), [80, 443, 8000, 8001, 8002]);
+ * ```
+ */
+export function parsePortList(
+  args: readonly string[],
+  protocol: "tcp" | "udp" = "tcp",
+): number[] {
+  const seen = new Set<number>();
+  for (const arg of args) {
+    for (const part of arg.split(",")) {
+      if (part === "") {
+        throw new UsageError(`invalid port list: ${arg} (an empty item)`);
+      }
+      for (const p of parsePortRange(part, protocol)) seen.add(p);
+    }
+  }
+  if (seen.size === 0) throw new UsageError("missing PORT (see --help)");
+  return [...seen];
 }
 
 async function tryPort(
@@ -261,6 +301,90 @@ export async function probeTcp(
     results,
     open: results.filter((r) => r.state === "open").map((r) => r.port),
   };
+}
+
+/** Options for {@linkcode scanPorts}. */
+export interface ScanPortsOptions extends ProbeTcpOptions {
+  /**
+   * `tcp`: a connect probe per port ({@linkcode probeTcp}); `udp`: one byte
+   * to each port on a connected UDP socket, closed when the system reports
+   * "port unreachable" (Linux with FFI, as `nc -zu`). @default {"tcp"}
+   */
+  protocol?: "tcp" | "udp";
+}
+
+/**
+ * The scan behind `denocat -z` and `denocat probe HOST PORTS`: TCP connect
+ * probes, or nc's UDP test. A UDP port that answers nothing counts as
+ * `open` (it may be filtered: UDP cannot tell).
+ *
+ * @example Usage
+ * ```ts
+ * import { scanPorts } from "./probe.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const r = await scanPorts({ hostname: "127.0.0.1", ports: [l.addr.port] });
+ * assertEquals(r.open, [l.addr.port]);
+ * ```
+ */
+export async function scanPorts(
+  options: ScanPortsOptions,
+): Promise<TcpProbeReport> {
+  if ((options.protocol ?? "tcp") === "tcp") return await probeTcp(options);
+  const timeout = options.timeout ?? 1000;
+  const host = await resolveIp(options.hostname, options.family);
+  const results: TcpPortResult[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < options.ports.length && !options.signal?.aborted) {
+      const port = options.ports[next++]!;
+      const start = performance.now();
+      try {
+        const state = await udpPortState(host, port, Math.min(timeout, 1000));
+        results.push(
+          state === "open"
+            ? { port, state, connectTime: performance.now() - start }
+            : { port, state, reason: "connection refused" },
+        );
+      } catch (err) {
+        results.push({ port, state: "error", reason: describeError(err) });
+      }
+    }
+  };
+  await Promise.all(
+    Array.from(
+      { length: Math.min(options.concurrency ?? 64, options.ports.length) },
+      worker,
+    ),
+  );
+  results.sort((a, b) => a.port - b.port);
+  return {
+    host,
+    results,
+    open: results.filter((r) => r.state === "open").map((r) => r.port),
+  };
+}
+
+/**
+ * One result as `nc -zv` prints it on stderr (`Connection to HOST PORT port
+ * [tcp/NAME] succeeded!` and `denocat: connect to HOST port PORT (tcp)
+ * failed: REASON`); `undefined` for a closed UDP port, which nc does not
+ * print. `asked` is the host as typed, `ip` what it resolved to.
+ */
+export function ncScanLine(
+  asked: string,
+  ip: string,
+  protocol: "tcp" | "udp",
+  r: TcpPortResult,
+): string | undefined {
+  const host = asked === ip ? ip : `${asked} (${ip})`;
+  if (r.state === "open") {
+    return `Connection to ${host} ${r.port} port [${protocol}/${
+      serviceName(r.port, protocol) ?? "*"
+    }] succeeded!`;
+  }
+  if (protocol === "udp" && r.state === "closed") return undefined;
+  return `denocat: connect to ${host} port ${r.port} (${protocol}) failed: ${r.reason}`;
 }
 
 /** Formats a port result as `HOST:PORT open 0.123 ms` / `... closed (reason)`. */

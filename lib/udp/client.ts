@@ -7,10 +7,17 @@
  */
 import { datagramsFrom, type SplitMode } from "./_datagram_input.ts";
 import type { Family } from "../address.ts";
-import { formatAddr } from "../address.ts";
+import { formatAddr, ipFamily } from "../address.ts";
 import { type Reader, writeAll, type Writer } from "../copy.ts";
 import { type Logger, silent } from "../log.ts";
-import { bindUdpFor, maxPayload, resolveUdp, sameUdpAddr } from "./socket.ts";
+import {
+  bindUdp,
+  bindUdpFor,
+  maxPayload,
+  resolveIp,
+  resolveUdp,
+  sameUdpAddr,
+} from "./socket.ts";
 
 /** Options for {@linkcode udpClient}. */
 export interface UdpClientOptions {
@@ -26,6 +33,10 @@ export interface UdpClientOptions {
   quitAfterEof?: number;
   /** Restrict a host name to IPv4 or IPv6. */
   family?: Family;
+  /** The local address to send from (`-s`); it also picks the family. */
+  sourceHost?: string;
+  /** The local port to send from (`-p`). @default {0: any} */
+  sourcePort?: number;
   /** Stop early. */
   signal?: AbortSignal;
   /** Diagnostic lines (`-v`). */
@@ -73,8 +84,20 @@ export async function udpClient(
 ): Promise<UdpClientResult> {
   const logger = options.logger ?? silent;
   const wait = options.wait ?? 1000;
-  const target = await resolveUdp(hostname, port, options.family);
-  using socket = bindUdpFor(target);
+  let family = options.family;
+  let local: string | undefined;
+  if (options.sourceHost !== undefined) {
+    local = await resolveIp(options.sourceHost, family);
+    family = ipFamily(local);
+  }
+  const target = await resolveUdp(hostname, port, family);
+  using socket = local === undefined && options.sourcePort === undefined
+    ? bindUdpFor(target)
+    : bindUdp({
+      hostname: local ??
+        (ipFamily(target.hostname) === 6 ? "::" : "0.0.0.0"),
+      port: options.sourcePort ?? 0,
+    });
   logger.log(
     `sending to udp ${formatAddr(target)} from ${formatAddr(socket.addr)}`,
   );

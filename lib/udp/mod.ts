@@ -53,3 +53,10 @@ export {
   type ProbeUdpOptions,
   type RttStats,
 } from "./probe.ts";
+export {
+  unixDatagramClient,
+  type UnixDatagramClientOptions,
+  unixDatagramListen,
+  type UnixDatagramListenOptions,
+  type UnixDatagramResult,
+} from "./unix_datagram.ts";

@@ -179,7 +179,14 @@ export function socketsOf(pid: number | "self"): string[] {
  */
 export function inheritable(pid: number): string[] {
   const out: string[] = [];
-  for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(`/proc/${pid}/fd`)];
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return out; // it has exited
+    throw err;
+  }
+  for (const e of entries) {
     try {
       const target = Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`);
       if (!/^(socket|anon_inode):/.test(target)) continue;

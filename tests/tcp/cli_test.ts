@@ -172,8 +172,11 @@ Deno.test("errors: port in use is exit 1", async () => {
 Deno.test("errors: bad port, bad flag, missing and extra arguments are exit 2", async () => {
   const cases: Array<[string[], RegExp]> = [
     [["127.0.0.1", "70000"], /^denocat: invalid port: 70000\n$/],
-    [["127.0.0.1", "http"], /^denocat: invalid port: http\n$/],
-    [["--frobnicate", "h", "1"], /^denocat: Unknown option '--frobnicate'/],
+    [
+      ["127.0.0.1", "no-such-service"],
+      /^denocat: invalid port: no-such-service \(not a tcp service in \/etc\/services\)\n$/,
+    ],
+    [["--frobnicate", "h", "1"], /^denocat: unknown option --frobnicate/],
     [["127.0.0.1"], /^denocat: missing HOST and PORT/],
     [["-w", "soon", "127.0.0.1", "1"], /^denocat: invalid -w value: soon/],
     [["-k", "127.0.0.1", "1"], /^denocat: -k needs -l\n$/],

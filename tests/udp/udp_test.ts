@@ -248,11 +248,12 @@ Deno.test("denocat -u -w 0.1 gives up before a reply that takes 300 ms", async (
   assertOk(performance.now() - t0 < 5000);
 });
 
-Deno.test("denocat -u sends one datagram per line, or per read with --split chunk", async () => {
+Deno.test("denocat -u sends a piped stdin one read per datagram (as nc), or one per line with --split line", async () => {
   using sink = bindUdp({ hostname: "127.0.0.1" });
-  const out = await runCli(["-u", "127.0.0.1", String(sink.addr.port)], {
-    stdin: "a\nbb\nccc",
-  });
+  const out = await runCli(
+    ["-u", "--split", "line", "127.0.0.1", String(sink.addr.port)],
+    { stdin: "a\nbb\nccc" },
+  );
   assertEquals(out.code, 0);
   const got = [];
   for (let i = 0; i < 3; i++) {
@@ -260,20 +261,18 @@ Deno.test("denocat -u sends one datagram per line, or per read with --split chun
   }
   assertEquals(got, ["a\n", "bb\n", "ccc"]);
 
-  const chunk = await runCli(
-    [
-      "-u",
-      "--split",
-      "chunk",
-      "-w",
-      "0.1",
-      "127.0.0.1",
-      String(sink.addr.port),
-    ],
-    { stdin: "x\ny\n" },
-  );
-  assertEquals(chunk.code, 0);
-  assertEquals(decoder.decode((await receiveWithin(sink)).data), "x\ny\n");
+  for (const split of [[], ["--split", "chunk"]]) {
+    const chunk = await runCli(
+      ["-u", ...split, "-w", "0.1", "127.0.0.1", String(sink.addr.port)],
+      { stdin: "x\ny\n" },
+    );
+    assertEquals(chunk.code, 0);
+    assertEquals(
+      decoder.decode((await receiveWithin(sink)).data),
+      "x\ny\n",
+      split.join(" "),
+    );
+  }
 });
 
 test("denocat -u -l prints datagrams from several peers, names them with -v, and answers the latest", async () => {
@@ -324,7 +323,7 @@ test("denocat -u rejects bad command lines with one line and exit 2", async () =
   const cases: Array<[string[], string]> = [
     [["-u"], "missing HOST and PORT"],
     [["-u", "127.0.0.1", "99999"], "invalid port"],
-    [["-u", "-U", "/tmp/x"], "-u cannot be combined with -U"],
+    [["-u", "-U"], "missing PATH for -U"],
     [["-u", "--split", "word", "127.0.0.1", "9"], "invalid --split value"],
     [["--split", "chunk", "127.0.0.1", "9"], "--split needs -u"],
     [["echo", "-u", "--max-conns", "3", "0"], "--max-conns does not apply"],
@@ -346,9 +345,10 @@ test("denocat -u rejects bad command lines with one line and exit 2", async () =
 
 Deno.test("denocat -u refuses a line too long for one datagram, saying so", async () => {
   using sink = bindUdp({ hostname: "127.0.0.1" });
-  const out = await runCli(["-u", "127.0.0.1", String(sink.addr.port)], {
-    stdin: "x".repeat(70000) + "\n",
-  });
+  const out = await runCli(
+    ["-u", "--split", "line", "127.0.0.1", String(sink.addr.port)],
+    { stdin: "x".repeat(70000) + "\n" },
+  );
   assertEquals(out.code, 1);
   assertOk(
     /^denocat: cannot send a line of more than 65507 bytes/.test(out.stderr),
