@@ -130,13 +130,13 @@ export async function copyUntil(
       return { bytes: total, eof: false };
     }
     const nextRead = src.read(cur);
-    try {
-      await writeAll(dst, chunk);
-    } catch (err) {
-      // Let the pending read settle on its own; its result is irrelevant now.
-      nextRead.catch(() => {});
-      throw err;
-    }
+    // The read is pending while the chunk is written. If it fails first (the
+    // peer reset the connection), nothing would be waiting on it yet, and an
+    // unhandled rejection ends the whole process: mark it handled now. The
+    // `await` below still receives the error; after a failed write its
+    // result is simply dropped.
+    nextRead.catch(() => {});
+    await writeAll(dst, chunk);
     total += n;
     onChunk?.(n);
     n = await nextRead;

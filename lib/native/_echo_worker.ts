@@ -19,11 +19,13 @@ import {
   EINTR,
   EMFILE,
   ENFILE,
+  EPOLL_CLOEXEC,
   errnoReader,
-  findBoundSocket,
   type Libc,
   libc,
   osError,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
   sockaddrToAddr,
 } from "./libc.ts";
 import { workerScope } from "./_worker_scope.ts";
@@ -32,7 +34,6 @@ const scope = workerScope<EchoJob>();
 
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLEXCLUSIVE = 1 << 28;
 const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
-const SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const IPPROTO_TCP = 6, TCP_NODELAY = 1;
 /** Wake-ups at least this often, to see a stop request and sweep idlers. */
 const TICK_MS = 50;
@@ -57,9 +58,9 @@ scope.onmessage = (e: MessageEvent<EchoJob>) => {
     return;
   }
   const job = e.data;
-  const lfd = findBoundSocket(c, 1, job.port, true);
-  const ep = c.epoll_create1(SOCK_CLOEXEC);
-  if (lfd === undefined || ep < 0) {
+  const lfd = job.fd;
+  const ep = c.epoll_create1(EPOLL_CLOEXEC);
+  if (lfd < 0 || ep < 0) {
     if (ep >= 0) c.close(ep);
     scope.postMessage({ ready: false });
     return;

@@ -16,7 +16,6 @@ import {
   EAGAIN,
   EINTR,
   errnoReader,
-  findBoundSocket,
   libc,
   osError,
   sockaddrToAddr,
@@ -28,6 +27,12 @@ const scope = workerScope<UdpEchoJob>();
 
 /** What the UDP echo thread serves. */
 export interface UdpEchoJob {
+  /**
+   * The socket: a close-on-exec duplicate the main thread claimed by its
+   * identity (identity.ts) and closes once this thread has stopped.
+   */
+  fd: number;
+  /** The port it is bound to (a datagram from it is a loop source). */
   port: number;
   upper: boolean;
   /** Log each datagram's size and sender. */
@@ -59,10 +64,7 @@ const SOL_SOCKET = 1, SO_RCVTIMEO = 20;
 const c = libc();
 scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
   const job = e.data;
-  const found = c === null ? undefined : findBoundSocket(c, 2, job.port, false);
-  // Our own descriptor: the main thread closes Deno's once we are ready, so
-  // its event loop stops being woken by every datagram.
-  const fd = found === undefined ? -1 : c!.dup(found);
+  const fd = job.fd;
   if (c === null || fd < 0) {
     scope.postMessage({ ready: false });
     return;
@@ -121,7 +123,6 @@ scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {
     if (sent >= 0) echoedOut[0] = ++echoed;
     else if (job.verbose) log(describeError(osError(c, errno())));
   }
-  c.close(fd);
   scope.postMessage({ closed: true });
 };
 

@@ -11,8 +11,12 @@ export const OPEN = 1, SERVED = 2;
 
 /** What an echo thread serves. */
 export interface EchoJob {
-  /** The listening socket's port (the thread finds its descriptor). */
-  port: number;
+  /**
+   * The listening socket: one the engine made itself (listener.ts) or a
+   * duplicate proved to be Deno's listener (identity.ts). Non-blocking,
+   * close-on-exec; echo.ts closes it once every thread has stopped.
+   */
+  fd: number;
   upper: boolean;
   /** -1: no limit. Counted across all threads. */
   maxConns: number;

@@ -1,8 +1,12 @@
 /**
- * The C library through Deno FFI, for the Linux fast paths (pipe sizing and
- * the threaded byte pump). Opened once per thread on first use; `null` where
- * the platform is not Linux or `--allow-ffi` was not granted, and every
- * caller then keeps to the portable Deno APIs.
+ * The C library through Deno FFI, for the Linux fast paths (pipe sizing,
+ * the threaded byte pump, the echo engines). Opened once per thread on
+ * first use; `null` where the platform is not Linux or `--allow-ffi` was
+ * not granted, and every caller then keeps to the portable Deno APIs.
+ *
+ * Every descriptor made through these bindings is close-on-exec
+ * (`F_DUPFD_CLOEXEC`, `SOCK_CLOEXEC`, `EPOLL_CLOEXEC`; `opendir` sets it
+ * itself), so no child process ever inherits one.
  *
  * @module
  */
@@ -12,7 +16,6 @@ const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  dup: { parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -35,6 +38,12 @@ const SYMBOLS = {
     result: "isize",
   },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
@@ -46,66 +55,22 @@ const SYMBOLS = {
 /** The libc functions denocat calls. */
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/** Descriptors the socket searches below look at: 0 to 4095. */
-const FD_SCAN = 4096;
-
-/**
- * The one descriptor below 4096 for which `test` holds; `undefined` when
- * none or several do. This is how the fast paths find a socket Deno opened,
- * whose descriptor Deno does not expose.
- */
-export function uniqueFd(test: (fd: number) => boolean): number | undefined {
-  let found: number | undefined;
-  for (let fd = 0; fd < FD_SCAN; fd++) {
-    if (!test(fd)) continue;
-    if (found !== undefined) return undefined;
-    found = fd;
-  }
-  return found;
-}
-
-const saBuf = new Uint8Array(128);
-const lenBuf = new Uint32Array(1);
-const lenBytes = new Uint8Array(lenBuf.buffer);
-const optBuf = new Int32Array(1);
-const optBytes = new Uint8Array(optBuf.buffer);
-
-/** The local (`getsockname`) or peer (`getpeername`) port of `fd`; -1 when it has none. */
-export function socketPort(
-  c: Libc,
-  fd: number,
-  side: "local" | "peer",
-): number {
-  lenBuf[0] = saBuf.length;
-  const get = side === "local" ? c.getsockname : c.getpeername;
-  if (get(fd, saBuf, lenBytes) !== 0) return -1;
-  return sockaddrToAddr(saBuf)?.port ?? -1;
-}
-
-/** An integer `SOL_SOCKET` option of `fd` (`SO_TYPE` 3, `SO_ACCEPTCONN` 30); -1 on failure. */
-export function socketOption(c: Libc, fd: number, name: number): number {
-  lenBuf[0] = 4;
-  return c.getsockopt(fd, 1, /* SOL_SOCKET */ name, optBytes, lenBytes) === 0
-    ? optBuf[0]!
-    : -1;
-}
-
-/**
- * The one socket of this process of `type` (1 stream, 2 datagram) bound to
- * `port`, listening when `listening` (stream sockets); see {@linkcode uniqueFd}.
- */
-export function findBoundSocket(
-  c: Libc,
-  type: 1 | 2,
-  port: number,
-  listening: boolean,
-): number | undefined {
-  return uniqueFd((fd) =>
-    socketPort(c, fd, "local") === port &&
-    socketOption(c, fd, 3 /* SO_TYPE */) === type &&
-    (socketOption(c, fd, 30 /* SO_ACCEPTCONN */) === 1) === listening
-  );
-}
+/** `fcntl` command: duplicate to the lowest free number >= arg, close-on-exec. */
+export const F_DUPFD_CLOEXEC = 1030;
+/** `socket` type flags and `epoll_create1` flag (the same bit as `O_CLOEXEC`). */
+export const SOCK_NONBLOCK = 0o4000,
+  SOCK_CLOEXEC = 0o2000000,
+  EPOLL_CLOEXEC = 0o2000000;
+/** `SOL_SOCKET` options read or set by the fast paths. */
+export const SOL_SOCKET = 1,
+  SO_REUSEADDR = 2,
+  SO_TYPE = 3,
+  SO_ACCEPTCONN = 30,
+  SO_PROTOCOL = 38;
+/** Socket types and protocols. */
+export const SOCK_STREAM = 1, SOCK_DGRAM = 2, IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+/** Address families. */
+export const AF_INET = 2, AF_INET6 = 10;
 
 /** errno values the fast paths act on. */
 export const EINTR = 4;
@@ -117,6 +82,8 @@ export const POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16;
 export const SHUT_RDWR = 2;
 /** Broken pipe, connection reset, too many open files (process, system). */
 export const EPIPE = 32, ECONNRESET = 104, EMFILE = 24, ENFILE = 23;
+/** Binding: permission denied, address in use, address not available. */
+export const EACCES = 13, EADDRINUSE = 98, EADDRNOTAVAIL = 99;
 
 let lib: Libc | null | undefined;
 
@@ -141,6 +108,12 @@ export function libc(): Libc | null {
   }
   return lib;
 }
+
+// Opened as this module loads (where FFI is allowed), not on first use: the
+// handle lives as long as the thread, and a library user's test that starts
+// an echo server (which binds through libc at once) would otherwise see it
+// reported by the resource sanitizer as a leak of that test.
+libc();
 
 /**
  * A reader of the calling thread's `errno`. Take it once per thread: the
@@ -173,6 +146,12 @@ export function osError(c: Libc | null, code: number, op?: string): Error {
       return new Deno.errors.BrokenPipe(text);
     case ECONNRESET:
       return new Deno.errors.ConnectionReset(text);
+    case EADDRINUSE:
+      return new Deno.errors.AddrInUse(text);
+    case EADDRNOTAVAIL:
+      return new Deno.errors.AddrNotAvailable(text);
+    case EACCES:
+      return new Deno.errors.PermissionDenied(text);
     case 107:
       return new Deno.errors.NotConnected(text);
     case 110:
@@ -235,4 +214,78 @@ export function sockaddrToAddr(sa: Uint8Array): Deno.NetAddr | undefined {
     ? hex(groups)
     : `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
   return { transport: "tcp", hostname, port };
+}
+
+/**
+ * The `sockaddr_in`/`sockaddr_in6` for an IP literal and port (the reverse
+ * of {@linkcode sockaddrToAddr}); `undefined` when `hostname` is not a
+ * literal this parser accepts (a name, or an IPv6 zone such as `%eth0`).
+ *
+ * @example Usage
+ * ```ts
+ * import { sockaddrOf, sockaddrToAddr } from "./libc.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * for (const hostname of ["127.0.0.2", "::1", "::", "::ffff:10.0.0.7", "2001:db8::1:0:0:1"]) {
+ *   const sa = sockaddrOf(hostname, 4242)!;
+ *   assertEquals(sockaddrToAddr(sa), { transport: "tcp", hostname, port: 4242 });
+ * }
+ * assertEquals(sockaddrOf("localhost", 1), undefined);
+ * assertEquals(sockaddrOf("256.0.0.1", 1), undefined);
+ * assertEquals(sockaddrOf("1::2::3", 1), undefined);
+ * ```
+ */
+export function sockaddrOf(
+  hostname: string,
+  port: number,
+): Uint8Array | undefined {
+  const v4 = ipv4Bytes(hostname);
+  if (v4 !== undefined) {
+    const sa = new Uint8Array(16);
+    sa.set([AF_INET, 0, port >> 8, port & 0xff]);
+    sa.set(v4, 4);
+    return sa;
+  }
+  const v6 = ipv6Bytes(hostname);
+  if (v6 === undefined) return undefined;
+  const sa = new Uint8Array(28);
+  sa.set([AF_INET6, 0, port >> 8, port & 0xff]);
+  sa.set(v6, 8);
+  return sa;
+}
+
+function ipv4Bytes(s: string): number[] | undefined {
+  const parts = s.split(".");
+  if (parts.length !== 4) return undefined;
+  const bytes = parts.map((p) => /^\d{1,3}$/.test(p) ? Number(p) : 256);
+  return bytes.every((b) => b <= 255) ? bytes : undefined;
+}
+
+function ipv6Bytes(s: string): Uint8Array | undefined {
+  if (!s.includes(":") || s.includes("%")) return undefined;
+  const halves = s.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const pieces = part.split(":");
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
+      if (i === pieces.length - 1 && p.includes(".")) {
+        const v4 = ipv4Bytes(p);
+        if (v4 === undefined) return undefined;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) out.push(parseInt(p, 16));
+      else return undefined;
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
+  const bytes = new Uint8Array(16);
+  all.forEach((g, i) => bytes.set([g >> 8, g & 0xff], 2 * i));
+  return bytes;
 }

@@ -11,10 +11,12 @@
  * `read`/`write` loop through libc. Small and interactive transfers never
  * pay for the thread; everywhere else the plain loop runs to the end.
  *
- * The worker works on a `dup` of the socket, so the connection's own
- * descriptor stays Deno's; {@linkcode Pump.stop} shuts the socket down
- * (which wakes the worker wherever it waits on it) before the caller closes
- * the connection.
+ * The worker works on a close-on-exec duplicate of the socket, claimed by
+ * the connection's exact identity (identity.ts), so the connection's own
+ * descriptor stays Deno's; when the socket cannot be proved to be the
+ * connection's, the plain loop carries on and `onDecline` says why.
+ * {@linkcode Pump.stop} shuts the socket down (which wakes the worker
+ * wherever it waits on it) before the caller closes the connection.
  *
  * @module
  */
@@ -25,7 +27,8 @@ import {
   type Reader,
   type Writer,
 } from "../copy.ts";
-import { libc, osError, SHUT_RDWR, socketPort, uniqueFd } from "./libc.ts";
+import { libc, osError, SHUT_RDWR } from "./libc.ts";
+import { claimSocket, findSocket, identityOf } from "./identity.ts";
 import type { PumpEnd, PumpJob } from "./_pump_worker.ts";
 
 /** Bytes copied the ordinary way before a hand-off to the pump thread. */
@@ -56,6 +59,11 @@ export interface FastCopyOptions extends CopyOptions {
   onPump?: (pump: Pump) => void;
   /** Hand off after this many bytes. @default {HANDOFF_AFTER} */
   handoffAfter?: number;
+  /**
+   * Told why a transfer that reached the hand-off stays on the plain loop:
+   * the socket could not be proved to be `conn`'s.
+   */
+  onDecline?: (why: string) => void;
 }
 
 /**
@@ -92,8 +100,12 @@ export async function fastCopy(
   const socketIsSrc = (src as unknown) === conn;
   const otherFd = socketIsSrc ? dst.fd : src.fd;
   // (libc is opened only for a copy that could use it.)
-  const c = otherFd === undefined ? null : libc();
-  if (c === null || otherFd === undefined || options.signal?.aborted) {
+  const id = identityOf(conn);
+  const c = otherFd === undefined || id === undefined ? null : libc();
+  if (
+    c === null || otherFd === undefined || id === undefined ||
+    options.signal?.aborted
+  ) {
     return await copy(src, dst, options);
   }
   const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
@@ -113,15 +125,15 @@ export async function fastCopy(
     thread?.dispose();
     return first.bytes;
   }
-  // Our own duplicates have the connection's ports too: skip them, so the
-  // other direction of the same connection can be pumped as well.
-  const fd = socketFd(conn, liveDups);
-  const dup = fd === undefined ? -1 : c.dup(fd);
-  if (fd === undefined || dup < 0) {
+  // The pump gets its own close-on-exec duplicate, proved to be this very
+  // connection (identity.ts), or nothing: then the plain loop goes on.
+  const claim = claimSocket(c, id);
+  if ("declined" in claim) {
     thread.dispose();
+    options.onDecline?.(claim.declined);
     return first.bytes + await copy(src, dst, options);
   }
-  liveDups.add(dup);
+  const dup = claim.fd;
   const pump = thread.run(
     {
       src: socketIsSrc ? dup : otherFd,
@@ -129,7 +141,6 @@ export async function fastCopy(
       socket: dup,
       bufferSize: options.bufferSize ?? 256 * 1024,
     },
-    () => liveDups.delete(dup),
   );
   options.onPump?.(pump);
   const onAbort = () => pump.stop();
@@ -151,16 +162,19 @@ export interface SocketCopyOptions extends CopyOptions {
   onPump?: (pump: Pump) => void;
   /** Hand off after this many bytes. @default {HANDOFF_AFTER} */
   handoffAfter?: number;
+  /** Told why a transfer that reached the hand-off stays on the plain loop. */
+  onDecline?: (why: string) => void;
 }
 
 /**
  * Copies TCP connection `src` to TCP connection `dst` like
  * {@linkcode copy}; a bulk transfer moves to a pump thread (Linux, FFI)
- * working on duplicates of both sockets, found by their full address
- * identity. The thread closes the source duplicate when it ends and the
+ * working on close-on-exec duplicates of both sockets, each claimed by
+ * its exact identity (identity.ts). The thread closes the source duplicate when it ends and the
  * destination duplicate is closed only then, so no descriptor number is
  * ever written to after it could have been reused. Falls back to the
- * ordinary loop whenever a socket cannot be found. Used by `forward`.
+ * ordinary loop whenever a socket cannot be proved to be the connection's
+ * (`onDecline` says why). Used by `forward`.
  *
  * @example Usage (run for real in tests/forward/forward_test.ts: the libc
  * handle it opens would outlive a doc test)
@@ -189,10 +203,9 @@ export async function socketCopy(
   dst: Deno.Conn,
   options: SocketCopyOptions = {},
 ): Promise<number> {
-  const tcp = src.remoteAddr.transport === "tcp" &&
-    dst.remoteAddr.transport === "tcp";
-  const c = tcp ? libc() : null;
-  if (c === null || options.signal?.aborted) {
+  const srcId = identityOf(src), dstId = identityOf(dst);
+  const c = srcId && dstId ? libc() : null;
+  if (c === null || !srcId || !dstId || options.signal?.aborted) {
     return await copy(src, dst, options);
   }
   const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
@@ -211,16 +224,16 @@ export async function socketCopy(
     thread?.dispose();
     return first.bytes;
   }
-  const srcFd = socketFd(src, liveDups);
-  const dstFd = socketFd(dst, liveDups);
-  const srcDup = srcFd === undefined ? -1 : c.dup(srcFd);
-  const dstDup = dstFd === undefined || srcDup < 0 ? -1 : c.dup(dstFd);
-  if (srcDup < 0 || dstDup < 0) {
-    if (srcDup >= 0) c.close(srcDup);
+  const srcClaim = claimSocket(c, srcId);
+  const dstClaim = "fd" in srcClaim ? claimSocket(c, dstId) : srcClaim;
+  if (!("fd" in srcClaim) || !("fd" in dstClaim)) {
+    if ("fd" in srcClaim) c.close(srcClaim.fd);
     thread.dispose();
+    const why = "declined" in srcClaim ? srcClaim : dstClaim;
+    options.onDecline?.("declined" in why ? why.declined : "");
     return first.bytes + await copy(src, dst, options);
   }
-  liveDups.add(srcDup).add(dstDup);
+  const srcDup = srcClaim.fd, dstDup = dstClaim.fd;
   const pump = thread.run(
     {
       src: srcDup,
@@ -228,12 +241,8 @@ export async function socketCopy(
       socket: srcDup,
       bufferSize: options.bufferSize ?? 256 * 1024,
     },
-    () => {
-      // The thread has ended: only now may the destination duplicate go.
-      c.close(dstDup);
-      liveDups.delete(srcDup);
-      liveDups.delete(dstDup);
-    },
+    // The thread has ended: only now may the destination duplicate go.
+    () => c.close(dstDup),
   );
   options.onPump?.(pump);
   const onAbort = () => pump.stop();
@@ -245,9 +254,6 @@ export async function socketCopy(
     options.signal?.removeEventListener("abort", onAbort);
   }
 }
-
-/** Descriptors duplicated for pumps whose threads have not closed them yet. */
-const liveDups = new Set<number>();
 
 /** One worker thread: boots, reports whether libc opened, runs one job. */
 class PumpThread {
@@ -287,7 +293,7 @@ class PumpThread {
    * calls `onEnd`. Until then stop() can shut it down without any risk of
    * the number having been reused.
    */
-  run(job: Omit<PumpJob, "shared">, onEnd: () => void): Pump {
+  run(job: Omit<PumpJob, "shared">, onEnd?: () => void): Pump {
     const shared = new SharedArrayBuffer(3 * 8);
     const stats = new Float64Array(shared);
     let settled = false;
@@ -296,7 +302,7 @@ class PumpThread {
     this.#end.promise.then((end) => {
       this.#worker.terminate();
       libc()?.close(job.socket);
-      onEnd();
+      onEnd?.();
       if (settled) return;
       settled = true;
       if (end.errno === -1) reject(new Error("the pump thread failed"));
@@ -323,22 +329,16 @@ class PumpThread {
 }
 
 /**
- * The descriptor behind a TCP connection (Linux, FFI): the one socket of
- * this process (below 4096) whose local and peer ports are the connection's, leaving out
- * `exclude`. `undefined` when FFI is unavailable, the connection is not TCP,
- * or not exactly one descriptor matches.
+ * The descriptor behind a TCP connection (Linux, FFI): the socket whose
+ * family, local and remote addresses and ports are the connection's (see
+ * identity.ts). `undefined` when FFI is unavailable, the connection is not
+ * TCP, or no single socket matches. For tests and diagnostics: the pump
+ * claims its own duplicate instead.
  */
-export function socketFd(
-  conn: Deno.Conn,
-  exclude: ReadonlySet<number> = new Set(),
-): number | undefined {
+export function socketFd(conn: Deno.Conn): number | undefined {
   const c = libc();
-  const la = conn.localAddr, ra = conn.remoteAddr;
-  if (c === null || la.transport !== "tcp" || ra.transport !== "tcp") {
-    return undefined;
-  }
-  return uniqueFd((fd) =>
-    !exclude.has(fd) && socketPort(c, fd, "local") === la.port &&
-    socketPort(c, fd, "peer") === ra.port
-  );
+  const id = identityOf(conn);
+  if (c === null || id === undefined) return undefined;
+  const found = findSocket(c, id);
+  return "fd" in found ? found.fd : undefined;
 }

@@ -10,8 +10,13 @@ import { describeError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { upperAsciiInPlace } from "../upper.ts";
 import { type Logger, silent } from "../log.ts";
+import { bindAddress } from "../bind.ts";
+import { netError } from "../errors.ts";
+import { hostPort } from "../address.ts";
 import { type EchoJob, OPEN, SERVED } from "../native/echo_job.ts";
-import { ffiAllowed } from "../native/libc.ts";
+import { ffiAllowed, libc } from "../native/libc.ts";
+import { claimSocket } from "../native/identity.ts";
+import { listenNative, type NativeListener } from "../native/listener.ts";
 import { ThreadGroup } from "../native/threads.ts";
 import {
   closeQuietly,
@@ -39,7 +44,11 @@ export interface EchoOptions extends ListenOptions {
    * loop through libc, where it can (Linux, `--allow-ffi`; see
    * {@linkcode EchoServer.ready}) and otherwise falls back to `deno`, which
    * serves on the main thread with Deno's async I/O. Unix sockets, and
-   * servers with `keepalive`, always use `deno`. @default {"auto"}
+   * servers with `keepalive`, always use `deno`. The threads accept on a
+   * listening socket the engine made itself; for a host name (not an IP
+   * literal) Deno binds it and the threads get a duplicate proved to be
+   * that listener, or the server runs on `deno` (the logger says why).
+   * @default {"auto"}
    */
   engine?: "auto" | "deno";
   /** Echo threads of the `epoll` engine. @default {1} */
@@ -80,7 +89,33 @@ export function echoServer(
   endpoint: Endpoint,
   options: EchoOptions = {},
 ): EchoServer {
-  const listener: Listener = listen(endpoint, options);
+  // Keepalive is switched on as Deno accepts (connect.ts); the epoll threads
+  // accept on their own, so a keepalive server runs on the event loop.
+  const engine = options.keepalive ? "deno" : options.engine ?? "auto";
+  const c = engine !== "deno" && endpoint.path === undefined && ffiAllowed()
+    ? libc()
+    : null;
+  // The epoll engine binds its own socket through libc (native/listener.ts),
+  // so there is no listener to find among the process's descriptors; only a
+  // host name is left to Deno to resolve and bind.
+  let own: NativeListener | undefined;
+  let listener: Listener | undefined;
+  if (c === null) listener = listen(endpoint, options);
+  else {
+    const port = endpoint.port!;
+    const bound = bindAddress(
+      endpoint.hostname,
+      port,
+      options.family,
+      "",
+      (hostname) =>
+        listenNative(c, hostname, port) ??
+          Deno.listen({ hostname, port, transport: "tcp" }),
+    );
+    if ("fd" in bound) own = bound;
+    else listener = bound;
+  }
+  const addr: Deno.Addr = own ? own.addr : listener!.addr;
   const logger = options.logger ?? silent;
   const maxConns = options.maxConns ?? Infinity;
   const bufferSize = options.bufferSize ?? 16384;
@@ -91,10 +126,10 @@ export function echoServer(
   let threads: ThreadGroup | undefined;
   let deno: { close(): Promise<void> } | undefined;
   const serveWithDeno = (): "deno" => {
-    deno = denoEngine();
+    deno = denoEngine(listener!);
     return "deno";
   };
-  const denoEngine = () => {
+  const denoEngine = (listener: Listener) => {
     // Closed for idling: their handler's failing read is not news.
     const idled = new WeakSet<Conn>();
     const idle = options.idleTimeout
@@ -167,30 +202,64 @@ export function echoServer(
       },
     };
   };
-  // Keepalive is switched on as Deno accepts (connect.ts); the epoll threads
-  // accept on their own, so a keepalive server runs on the event loop.
-  const engine = options.keepalive ? "deno" : options.engine ?? "auto";
-  const ready: Promise<"epoll" | "deno"> =
-    engine !== "deno" && listener.addr.transport === "tcp" && ffiAllowed()
-      ? startThreads(listener.addr.port, options).then((t) => {
-        if (t === undefined) return serveWithDeno();
+  // The threads' listening descriptor: our own socket, or a close-on-exec
+  // duplicate of Deno's listener proved to be it by its exact identity
+  // (native/identity.ts). Closed here once the threads have stopped.
+  let fd = own?.fd ?? -1;
+  if (c !== null && listener !== undefined) {
+    const claim = claimSocket(c, {
+      kind: "listener",
+      local: addr as Deno.NetAddr,
+    });
+    if ("fd" in claim) fd = claim.fd;
+    else {
+      logger.log(
+        `epoll engine not used: ${claim.declined}; serving on the event loop`,
+      );
+    }
+  }
+  const ready: Promise<"epoll" | "deno"> = fd < 0
+    ? Promise.resolve(serveWithDeno())
+    : startThreads(fd, options).then((t) => {
+      if (t !== undefined) {
         threads = t;
         return "epoll";
-      })
-      : Promise.resolve(serveWithDeno());
+      }
+      if (own === undefined) c!.close(fd);
+      else {
+        // No thread could start: give the address to Deno instead.
+        own.close();
+        own = undefined;
+        const { hostname, port } = addr as Deno.NetAddr;
+        try {
+          listener = Deno.listen({ hostname, port, transport: "tcp" });
+        } catch (err) {
+          throw netError(`listen on ${hostPort(hostname, port)}`, err);
+        }
+      }
+      logger.log("epoll engine not used: no thread started");
+      return serveWithDeno();
+    });
+  // Whoever awaits `ready` gets a failure too; marked handled here so that
+  // a caller who never looks does not lose the process to it.
+  ready.catch((err) => logger.log(describeError(err)));
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       closing = true;
-      await ready;
-      if (threads) await threads.stop();
-      closeQuietly(listener);
+      await ready.catch(() => {});
+      if (threads) {
+        await threads.stop();
+        if (own) own.close();
+        else c!.close(fd);
+      }
+      if (listener) closeQuietly(listener);
       await deno?.close();
     })();
 
   return {
-    addr: listener.addr,
+    addr,
     ready,
     get active() {
       return threads ? threads.counter(OPEN) : conns.size;
@@ -203,13 +272,16 @@ export function echoServer(
   };
 }
 
-/** The epoll engine (lib/native/_echo_worker.ts) on `options.threads` threads. */
+/**
+ * The epoll engine (lib/native/_echo_worker.ts) on `options.threads`
+ * threads, accepting on listening descriptor `fd`.
+ */
 function startThreads(
-  port: number,
+  fd: number,
   options: EchoOptions,
 ): Promise<ThreadGroup | undefined> {
   const job: EchoJob = {
-    port,
+    fd,
     upper: options.upper ?? false,
     maxConns: options.maxConns ?? -1,
     idleMs: options.idleTimeout ?? 0,

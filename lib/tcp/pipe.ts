@@ -6,6 +6,7 @@
  */
 import { type Reader, writeAll, type Writer } from "../copy.ts";
 import { DenocatError, netError, OutputClosedError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import { fastCopy, type Pump } from "../native/pump.ts";
 import { readyNow } from "../native/ready.ts";
 import { closeQuietly, closeWriteQuietly, type Conn } from "./connect.ts";
@@ -40,6 +41,11 @@ export interface PipeOptions {
   signal?: AbortSignal;
   /** Copy buffer size. @default {256 KiB} */
   bufferSize?: number;
+  /**
+   * Diagnostic lines: said once when a bulk transfer stays off the pump
+   * threads because its socket could not be proved to be this connection's.
+   */
+  logger?: Logger;
 }
 
 /** What {@linkcode pipeDuplex} moved. */
@@ -122,15 +128,28 @@ export async function pipeDuplex(
   const pumps: Pump[] = [];
   let upstreamPumped = false;
   const stopPumps = new AbortController();
+  let declineTold = false;
   const pumpOptions = {
     conn,
     signal: stopPumps.signal,
     ...(bufferSize ? { bufferSize } : {}),
+    onDecline: (why: string) => {
+      if (declineTold) return;
+      declineTold = true;
+      options.logger?.log(`pump threads not used: ${why}; Deno's loop goes on`);
+    },
   };
   // Once our FIN is out and the download runs on a pump thread, Deno has
   // nothing left to do with the socket: its descriptor is closed early (the
   // pump keeps its own), so Deno's reactor is no longer woken by every
   // arrival of data (measured: 1.53-1.68 against 1.48-1.52 GB/s).
+  // This close cannot hit a descriptor that belongs to anything else: it
+  // goes through Deno's resource (by resource id, never reused), which
+  // closes the number Deno itself holds, once; every later close of `conn`
+  // below is a no-op on the closed resource (BadResource, ignored). The
+  // pumps never use Deno's number: each has its own duplicate, open until
+  // its thread has ended, so stop() shuts down the right socket even after
+  // the number Deno held has been reused (tests/native/identity_test.ts).
   let finSent = false, downstreamPumped = false;
   const release = () => {
     if (finSent && downstreamPumped && !closed) closeQuietly(conn);

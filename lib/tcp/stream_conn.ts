@@ -12,6 +12,7 @@
  */
 import type { Reader, Writer } from "../copy.ts";
 import type { Conn } from "./connect.ts";
+import { LAYERED } from "../native/identity.ts";
 
 /** What a layer on a connection offers. */
 export interface LayeredStream {
@@ -51,6 +52,8 @@ export function streamConn(stream: LayeredStream, raw: Conn): Conn {
       }
     },
     [Symbol.dispose]: () => stream.close(),
+    // Never a socket's identity (native/identity.ts): no pump may attach.
+    [LAYERED]: true,
   };
   return conn as unknown as Conn;
 }

@@ -10,7 +10,8 @@ import { describeError } from "../errors.ts";
 import { upperAsciiInPlace } from "../upper.ts";
 import { type Logger, silent } from "../log.ts";
 import { bindUdp, type BindUdpOptions } from "./socket.ts";
-import { ffiAllowed } from "../native/libc.ts";
+import { ffiAllowed, libc } from "../native/libc.ts";
+import { claimSocket } from "../native/identity.ts";
 import { ThreadGroup } from "../native/threads.ts";
 import type { UdpEchoJob } from "../native/_udp_echo_worker.ts";
 import {
@@ -142,7 +143,27 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
 
   let thread: ThreadGroup | undefined;
   let loop: Promise<void> | undefined;
+  const onLoop = () => {
+    loop = echoOnLoop();
+    return "deno" as const;
+  };
+  // The thread gets its own close-on-exec duplicate of the socket, proved
+  // to be this very socket by its exact identity (native/identity.ts): a
+  // UDP socket bound to this family, address and port, and no other.
+  const c = (options.engine ?? "auto") === "auto" && ffiAllowed()
+    ? libc()
+    : null;
+  const claim = c === null
+    ? undefined
+    : claimSocket(c, { kind: "datagram", local: socket.addr });
+  if (claim !== undefined && "declined" in claim) {
+    logger.log(
+      `echo thread not used: ${claim.declined}; serving on the event loop`,
+    );
+  }
+  const fd = claim !== undefined && "fd" in claim ? claim.fd : -1;
   const job: UdpEchoJob = {
+    fd,
     port: socket.addr.port,
     upper,
     logDatagrams,
@@ -153,33 +174,40 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     echoed: new SharedArrayBuffer(32),
   };
   const threadEchoed = new Float64Array(job.echoed);
-  const ready: Promise<"thread" | "deno"> =
-    (options.engine ?? "auto") === "auto" && ffiAllowed()
-      ? ThreadGroup.start(
-        new URL("../native/_udp_echo_worker.ts", import.meta.url),
-        1,
-        job,
-        logger,
-      ).then((t) => {
-        if (t) {
-          // The thread echoes on its own descriptor of the socket.
-          thread = t;
-          socket.close();
-          return "thread" as const;
-        }
-        loop = echoOnLoop();
-        return "deno" as const;
-      })
-      : Promise.resolve().then(() => {
-        loop = echoOnLoop();
-        return "deno" as const;
-      });
+  const ready: Promise<"thread" | "deno"> = fd >= 0
+    ? ThreadGroup.start(
+      new URL("../native/_udp_echo_worker.ts", import.meta.url),
+      1,
+      job,
+      logger,
+    ).then((t) => {
+      if (t === undefined) {
+        c!.close(fd);
+        return onLoop();
+      }
+      thread = t;
+      // Deno's descriptor is closed early: the thread echoes on its own
+      // duplicate, and Deno's event loop stops being woken by every
+      // datagram. This close cannot hit anything else's descriptor: it goes
+      // through Deno's resource (by resource id, never reused), so it
+      // closes the number Deno holds, once, and the later close() below is
+      // a no-op; nothing here uses Deno's number again, only the
+      // duplicate, which stays open until the thread has stopped
+      // (tests/native/identity_test.ts).
+      socket.close();
+      return "thread" as const;
+    })
+    : Promise.resolve().then(onLoop);
 
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       await ready;
-      if (thread) await thread.stop();
+      if (thread) {
+        await thread.stop();
+        // The thread has ended (or been ended): the duplicate is ours to close.
+        c!.close(fd);
+      }
       socket.close();
       await loop;
     })();

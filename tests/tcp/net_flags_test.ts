@@ -476,3 +476,47 @@ test("denocat --hex-dump and --session-log record the session; a recorded relay 
   const usage = await runCli(["--append", "127.0.0.1", "9"]);
   assertEquals(usage.code, 2);
 });
+
+test({
+  name:
+    "TLS relays never reach the pump threads: 24 MiB each way through --ssl and -l --ssl-cert from pipes arrive intact",
+  ignore: needs("openssl") || Deno.build.os !== "linux",
+  fn: async () => {
+    await using dir = await tempDir();
+    const p = await pki(dir.path);
+    const up = randomBytes(24 << 20), down = randomBytes(24 << 20);
+    await Deno.writeFile(`${dir.path}/up`, up);
+    await Deno.writeFile(`${dir.path}/down`, down);
+    // stdin through a pipe (cat), so the relays would be eligible for pumps.
+    const port = (() => {
+      using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      return l.addr.port;
+    })();
+    const cli = new URL("../../cli.ts", import.meta.url).pathname;
+    const deno = Deno.execPath();
+    await using server = spawn("sh", [
+      "-c",
+      `cat ${dir.path}/down | ${deno} run -A ${cli} -v -l --ssl-cert ${p.cert} --ssl-key ${p.key} 127.0.0.1 ${port} > ${dir.path}/got-up`,
+    ], { timeout: 60000 });
+    await waitForPort(port).catch(() => {});
+    const client = spawn("sh", [
+      "-c",
+      `cat ${dir.path}/up | ${deno} run -A ${cli} -v --no-shutdown --ssl --ca ${p.ca} 127.0.0.1 ${port} > ${dir.path}/got-down`,
+    ], { timeout: 60000 });
+    const c = await client.output;
+    const s = await server.output;
+    assertEquals(
+      sha256(await Deno.readFile(`${dir.path}/got-up`)),
+      sha256(up),
+      s.stderr,
+    );
+    assertEquals(
+      sha256(await Deno.readFile(`${dir.path}/got-down`)),
+      sha256(down),
+      c.stderr,
+    );
+    for (const log of [c.stderr, s.stderr]) {
+      assertOk(!/pump/.test(log), log);
+    }
+  },
+});
