@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { DenocatError, describeError, EXIT_FAILURE } from "./lib/errors.ts";
+import {
+  DenocatError,
+  describeError,
+  EXIT_FAILURE,
+  OutputClosedError,
+} from "./lib/errors.ts";
 import { VERSION } from "./lib/version.ts";
 
 type Command = { run(args: string[]): Promise<number> };
@@ -35,9 +40,19 @@ export async function main(args: string[]): Promise<number> {
       : await import("./lib/commands/netcat.ts");
     return await command.run(load ? args.slice(1) : args);
   } catch (err) {
+    // `denocat … | head`: the reader has all it wanted; nc exits 0 quietly.
+    if (outputClosed(err)) return 0;
     console.error(`denocat: ${describeError(err)}`);
     return err instanceof DenocatError ? err.exitCode : EXIT_FAILURE;
   }
+}
+
+function outputClosed(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof OutputClosedError) return true;
+    e = e.cause;
+  }
+  return false;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -47,6 +47,18 @@ export class IntegrityError extends DenocatError {
 }
 
 /**
+ * Standard output (or error) was closed by its reader, as `denocat … | head`
+ * does: the program stops quietly with exit code 0, like nc.
+ */
+export class OutputClosedError extends DenocatError {
+  /** Creates the error for descriptor `fd` (1 stdout, 2 stderr). */
+  constructor(fd: number = 1, options?: ErrorOptions) {
+    super(`${fd === 2 ? "stderr" : "stdout"} closed`, 0, options);
+    this.name = "OutputClosedError";
+  }
+}
+
+/**
  * A short, lower-case phrase naming what went wrong with a socket call.
  *
  * @example Usage

@@ -28,7 +28,7 @@ export interface SessionLogOptions {
 const encoder = new TextEncoder();
 
 /** Records one session's bytes; see the module doc. */
-export class SessionRecorder {
+export class SessionRecorder implements Disposable {
   #hex: Deno.FsFile | undefined;
   #raw: Deno.FsFile | undefined;
   #sentAt = 0;
@@ -122,6 +122,11 @@ export class SessionRecorder {
     this.#hex?.close();
     this.#raw?.close();
     this.#hex = this.#raw = undefined;
+  }
+
+  /** Closes the files (the same as {@linkcode SessionRecorder.close}). */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 

@@ -312,6 +312,22 @@ export async function waitForPort(
   }
 }
 
+/**
+ * Waits until `ss` shows a TCP listener on `port` (without connecting to
+ * it, which would use up a one-shot `-l`).
+ */
+export async function waitForListen(port: number, ms = 10000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    const ss = await new Deno.Command("ss", {
+      args: ["-Hltn", `sport = :${port}`],
+    }).output();
+    if (decoder.decode(ss.stdout).includes(`:${port}`)) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Reads a connection to EOF. */
 export async function readAll(
   r: { read(p: Uint8Array): Promise<number | null> },

@@ -199,7 +199,14 @@ export async function smoke(
     const up = pattern(size, 1), down = pattern(size, 2);
     await using listener = start(command, ["-l", "-v", "127.0.0.1", "0"]);
     const port = await listener.port();
-    await using client = start(command, ["127.0.0.1", String(port)]);
+    // --no-shutdown: -l ends its session once the client's side has ended
+    // (nc's rule), so a client that finished sending first would cut the
+    // listener's direction short; without FIN it receives it all.
+    await using client = start(command, [
+      "--no-shutdown",
+      "127.0.0.1",
+      String(port),
+    ]);
     const began = performance.now();
     const [atListener, atClient] = await Promise.all([
       drain(listener),

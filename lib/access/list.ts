@@ -134,6 +134,11 @@ export class AccessList {
     );
   }
 
+  /** Whether an allow list is set (only the peers it names may connect). */
+  get allowsOnlyListed(): boolean {
+    return this.#restrictive;
+  }
+
   /** Whether the list restricts anything at all. */
   get active(): boolean {
     return this.#restrictive || this.#deny.length > 0;

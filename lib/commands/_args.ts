@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type Family, parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import type { KeepaliveTimers } from "../native/socket_fd.ts";
+import { writeStdoutSync } from "../stdio.ts";
 import type { Endpoint } from "../tcp/connect.ts";
 
 /** Options every command accepts. */
@@ -316,10 +317,9 @@ export function shutdownSignal(): AbortSignal & Disposable {
 
 const encoder = new TextEncoder();
 
-/** Writes help or other text to stdout. */
+/** Writes help or other text to stdout (waiting while a non-blocking stdout is full). */
 export function print(text: string): void {
-  const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
-  for (let off = 0; off < bytes.length;) {
-    off += Deno.stdout.writeSync(bytes.subarray(off));
-  }
+  writeStdoutSync(
+    encoder.encode(text.endsWith("\n") ? text : text + "\n"),
+  );
 }

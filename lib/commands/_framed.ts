@@ -27,6 +27,8 @@ import {
 export interface FramedNetcatFlags {
   frame: string;
   output: string | undefined;
+  /** `--max-frame` in bytes. */
+  maxFrame?: number | undefined;
   split: string | undefined;
   listen: boolean;
   keep: boolean;
@@ -72,12 +74,15 @@ export async function runFramedNetcat(
   positionals: string[],
   flags: FramedNetcatFlags,
 ): Promise<number> {
-  const framing = framingByName(flags.frame);
-  if (framing === undefined) {
+  const named = framingByName(flags.frame);
+  if (named === undefined) {
     throw new UsageError(
       `invalid --frame value: ${flags.frame} (${FRAME_NAMES.join(", ")})`,
     );
   }
+  const framing = flags.maxFrame === undefined
+    ? named
+    : { ...named, maxFrameSize: flags.maxFrame };
   if (flags.udp && flags.unix) {
     throw new UsageError("-u cannot be combined with -U");
   }
@@ -154,7 +159,7 @@ export async function runFramedNetcat(
       ...framing,
       split,
       input: stdinReader(),
-      output: Deno.stdout,
+      output: stdoutWriter(),
       signal,
       logger,
       ...(flags.family ? { family: flags.family } : {}),

@@ -5,6 +5,10 @@
  * @module
  */
 import type { Family } from "../address.ts";
+import type { AccessList } from "../access/list.ts";
+import { execPerPeer, execToPeer } from "../exec/datagram.ts";
+import type { ExecSpec } from "../exec/stream.ts";
+import { bindUdp, bindUdpFor, resolveUdp } from "../udp/socket.ts";
 import { formatAddr } from "../address.ts";
 import { DenocatError, UsageError } from "../errors.ts";
 import { sourceSocketsUnavailable } from "../native/socket_fd.ts";
@@ -13,6 +17,7 @@ import { udpClient } from "../udp/client.ts";
 import { udpEcho } from "../udp/echo.ts";
 import { DEFAULT_RATE } from "../source_guard.ts";
 import { udpListen } from "../udp/listener.ts";
+import { stdinReader, stdoutWriter } from "../stdio.ts";
 import type { SplitMode } from "../udp/_datagram_input.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
 import {
@@ -39,6 +44,10 @@ export interface UdpNetcatFlags {
   sourcePort?: number | undefined;
   family: Family | undefined;
   logger: Logger;
+  /** `--allow`/`--deny` (listener only). */
+  access?: AccessList;
+  /** `-e`/`-c`: a program per peer (listener) or for the one peer (client). */
+  exec?: ExecSpec;
 }
 
 /**
@@ -50,6 +59,43 @@ export function datagramSplit(value: string | undefined): SplitMode {
   return Deno.stdin.isTerminal() ? "line" : "chunk";
 }
 
+/**
+ * `-u -l -e PROG`: a child per peer (ncat's UDP exec); `-u -e PROG HOST
+ * PORT`: one child talking to that peer.
+ */
+async function runUdpExec(
+  positionals: string[],
+  flags: UdpNetcatFlags,
+  spec: ExecSpec,
+  signal: AbortSignal,
+): Promise<number> {
+  if (flags.listen) {
+    const ep = serverEndpoint(positionals, undefined, undefined, "udp");
+    const socket = bindUdp({
+      port: ep.port!,
+      ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
+      ...(flags.family ? { family: flags.family } : {}),
+    });
+    flags.logger.log(`listening on udp ${formatAddr(socket.addr)}`);
+    const access = flags.access;
+    const r = await execPerPeer(socket, spec, {
+      signal,
+      logger: flags.logger,
+      ...(access?.active ? { accept: (a) => access.allows(a.hostname) } : {}),
+    });
+    flags.logger.log(
+      `shutting down: ${r.sessions} sessions served, ${r.dropped} datagrams dropped`,
+    );
+    return 0;
+  }
+  const target = hostAndPort(positionals, "udp");
+  const peer = await resolveUdp(target.hostname, target.port, flags.family);
+  const socket = bindUdpFor(peer);
+  const code = await execToPeer(socket, peer, spec, { signal });
+  flags.logger.log(`program exited with ${code}`);
+  return 0;
+}
+
 /** `denocat -u HOST PORT` and `denocat -u -l [HOST] PORT`. */
 export async function runUdpNetcat(
   positionals: string[],
@@ -58,18 +104,25 @@ export async function runUdpNetcat(
   const split = datagramSplit(flags.split);
   if (flags.unix) return await runUnixDatagram(positionals, flags, split);
   const common = {
-    output: Deno.stdout,
+    output: stdoutWriter(),
     split,
     logger: flags.logger,
     ...(flags.family ? { family: flags.family } : {}),
   };
   using signal = shutdownSignal();
+  const accept = flags.access?.active
+    ? (a: Deno.NetAddr) => flags.access!.allows(a.hostname)
+    : undefined;
+  if (flags.exec) {
+    return await runUdpExec(positionals, flags, flags.exec, signal);
+  }
   if (flags.listen) {
     const ep = serverEndpoint(positionals, undefined, undefined, "udp");
     await udpListen({
+      ...(accept ? { accept } : {}),
       ...common,
       port: ep.port!,
-      input: Deno.stdin,
+      input: stdinReader(),
       signal,
       ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
     });
@@ -78,7 +131,7 @@ export async function runUdpNetcat(
   const target = hostAndPort(positionals, "udp");
   await udpClient(target.hostname, target.port, {
     ...common,
-    input: Deno.stdin,
+    input: stdinReader(),
     signal,
     ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
@@ -107,8 +160,8 @@ async function runUnixDatagram(
   if (flags.listen) {
     await removeStaleSocket(path, flags.logger);
     await unixDatagramListen(path, {
-      input: Deno.stdin,
-      output: Deno.stdout,
+      input: stdinReader(),
+      output: stdoutWriter(),
       split,
       signal,
       logger: flags.logger,
@@ -119,8 +172,8 @@ async function runUnixDatagram(
     await removeStaleSocket(unixPath([flags.source]), flags.logger);
   }
   await unixDatagramClient(path, {
-    input: Deno.stdin,
-    output: Deno.stdout,
+    input: stdinReader(),
+    output: stdoutWriter(),
     split,
     signal,
     logger: flags.logger,

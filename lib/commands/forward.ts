@@ -5,18 +5,21 @@
  * @module
  */
 import { formatAddr, parsePort } from "../address.ts";
-import { netError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { stderrLogger } from "../log.ts";
-import { buildAccessList } from "../access/list.ts";
-import {
-  parseProxy,
-  parseProxyType,
-  type ProxySpec,
-} from "../proxy/connect.ts";
 import type { Endpoint } from "../tcp/connect.ts";
 import { forwardTcp } from "../forward/tcp.ts";
 import { forwardUdp } from "../forward/udp.ts";
-import { type ClientTlsOptions, parsePin } from "../forward/tls.ts";
+import {
+  ACCESS_OPTIONS,
+  accessFrom,
+  CLIENT_TLS_OPTIONS,
+  clientTlsFrom,
+  PROXY_OPTIONS,
+  proxyFrom,
+  SERVER_TLS_OPTIONS,
+  serverTlsFrom,
+} from "./_net.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -89,33 +92,11 @@ const OPTIONS = {
   "max-conns": { type: "string" },
   "idle-timeout": { type: "string" },
   wait: { type: "string", short: "w" },
-  allow: { type: "string", multiple: true },
-  deny: { type: "string", multiple: true },
-  allowfile: { type: "string", multiple: true },
-  denyfile: { type: "string", multiple: true },
-  proxy: { type: "string", short: "x" },
-  "proxy-type": { type: "string", short: "X" },
-  "proxy-auth": { type: "string", short: "P" },
-  "proxy-dns": { type: "string" },
-  ssl: { type: "boolean" },
-  tls: { type: "boolean" },
-  "ssl-trustfile": { type: "string", multiple: true },
-  ca: { type: "string", multiple: true },
-  "ssl-servername": { type: "string" },
-  "ssl-alpn": { type: "string" },
-  insecure: { type: "boolean" },
-  "ssl-pin": { type: "string", multiple: true },
-  "ssl-cert": { type: "string" },
-  "ssl-key": { type: "string" },
+  ...ACCESS_OPTIONS,
+  ...PROXY_OPTIONS,
+  ...CLIENT_TLS_OPTIONS,
+  ...SERVER_TLS_OPTIONS,
 } as const;
-
-async function readPem(path: string, flag: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw netError(`read ${flag} ${path}`, err);
-  }
-}
 
 /** Splits the positionals into the listening and the target side. */
 function sides(
@@ -175,96 +156,18 @@ export async function run(args: string[]): Promise<number> {
   const wait = seconds(values.wait, "--wait") ?? 10_000;
   const logger = stderrLogger(values.verbose ?? false);
 
-  // Proxy toward the target.
-  const proxyFlags = ["proxy-type", "proxy-auth", "proxy-dns"] as const;
-  let proxy: ProxySpec | undefined;
-  if (values.proxy !== undefined) {
-    if (target.path !== undefined) {
-      throw new UsageError(
-        "--proxy needs TARGET_HOST TARGET_PORT, not --target-unix",
-      );
-    }
-    const auth = values["proxy-auth"] ?? Deno.env.get("DENOCAT_PROXY_AUTH");
-    proxy = parseProxy(values.proxy, {
-      type: parseProxyType(values["proxy-type"] ?? "socks5"),
-      ...(auth !== undefined && auth !== "" ? { auth } : {}),
-      ...(values["proxy-dns"] !== undefined
-        ? { dns: values["proxy-dns"] }
-        : {}),
-    });
-  } else {
-    for (const f of proxyFlags) {
-      if (values[f] !== undefined) throw new UsageError(`--${f} needs --proxy`);
-    }
+  // Proxy and TLS toward the target, TLS toward clients.
+  const proxy = proxyFrom(values);
+  if (proxy && target.path !== undefined) {
+    throw new UsageError(
+      "--proxy needs TARGET_HOST TARGET_PORT, not --target-unix",
+    );
   }
+  const targetTls = await clientTlsFrom(values, "target");
+  const ssl = targetTls !== undefined;
+  const listenTls = await serverTlsFrom(values);
 
-  // TLS toward the target.
-  const ssl = values.ssl || values.tls || false;
-  const trustFiles = [...(values["ssl-trustfile"] ?? []), ...(values.ca ?? [])];
-  const clientTlsFlags: Array<[string, unknown]> = [
-    ["--ssl-trustfile/--ca", trustFiles.length ? trustFiles : undefined],
-    ["--ssl-servername", values["ssl-servername"]],
-    ["--ssl-alpn", values["ssl-alpn"]],
-    ["--insecure", values.insecure],
-    ["--ssl-pin", values["ssl-pin"]],
-  ];
-  let targetTls: ClientTlsOptions | undefined;
-  if (ssl) {
-    targetTls = {};
-    if (trustFiles.length) {
-      targetTls.caCerts = await Promise.all(
-        trustFiles.map((f) => readPem(f, "--ssl-trustfile")),
-      );
-    }
-    if (values["ssl-servername"] !== undefined) {
-      targetTls.serverName = values["ssl-servername"];
-    }
-    if (values["ssl-alpn"] !== undefined) {
-      targetTls.alpn = values["ssl-alpn"].split(",").filter((s) => s !== "");
-    }
-    if (values["ssl-pin"] !== undefined) {
-      if (values.insecure) {
-        throw new UsageError("--ssl-pin and --insecure cannot be combined");
-      }
-      if (trustFiles.length) {
-        throw new UsageError(
-          "--ssl-pin replaces chain verification: drop --ssl-trustfile/--ca",
-        );
-      }
-      targetTls.pins = values["ssl-pin"].map(parsePin);
-    }
-    if (values.insecure) {
-      targetTls.insecure = true;
-      console.error(
-        "denocat: warning: --insecure: the target's TLS certificate is NOT verified; anyone on the path can read and change the traffic",
-      );
-    }
-  } else {
-    for (const [flag, v] of clientTlsFlags) {
-      if (v !== undefined) throw new UsageError(`${flag} needs --ssl`);
-    }
-  }
-
-  // TLS toward clients.
-  let listenTls: { cert: string; key: string } | undefined;
-  if (
-    (values["ssl-cert"] === undefined) !== (values["ssl-key"] === undefined)
-  ) {
-    throw new UsageError("--ssl-cert and --ssl-key go together");
-  }
-  if (values["ssl-cert"] !== undefined) {
-    listenTls = {
-      cert: await readPem(values["ssl-cert"], "--ssl-cert"),
-      key: await readPem(values["ssl-key"]!, "--ssl-key"),
-    };
-  }
-
-  const access = await buildAccessList({
-    ...(values.allow ? { allow: values.allow } : {}),
-    ...(values.deny ? { deny: values.deny } : {}),
-    ...(values.allowfile ? { allowFiles: values.allowfile } : {}),
-    ...(values.denyfile ? { denyFiles: values.denyfile } : {}),
-  });
+  const access = await accessFrom(values);
   if (access.active && values.unix) {
     throw new UsageError(
       "--allow/--deny apply to TCP and UDP peers, not to -U",

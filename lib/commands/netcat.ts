@@ -13,6 +13,28 @@ import { tcpClient } from "../tcp/client.ts";
 import { checkNumeric } from "../tcp/connect.ts";
 import { tcpListen } from "../tcp/listener.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
+import { isLoopback } from "../shell/policy.ts";
+import type { Conn, Endpoint } from "../tcp/connect.ts";
+import { streamConn, withoutFd } from "../tcp/stream_conn.ts";
+import { SessionRecorder } from "../session_log.ts";
+import type { AccessList } from "../access/list.ts";
+import type { ClientTlsOptions } from "../forward/tls.ts";
+import type { ProxySpec } from "../proxy/connect.ts";
+import type { ExecSpec } from "../exec/stream.ts";
+import {
+  ACCESS_OPTIONS,
+  accessFrom,
+  CLIENT_TLS_OPTIONS,
+  clientTlsFrom,
+  EXEC_OPTIONS,
+  execFrom,
+  PROXY_OPTIONS,
+  proxyFrom,
+  SERVER_TLS_OPTIONS,
+  serverTlsFrom,
+  SESSION_LOG_OPTIONS,
+  sessionLogFrom,
+} from "./_net.ts";
 import {
   clientEndpoint,
   COMMON_OPTIONS,
@@ -70,10 +92,12 @@ Options:
                       already what denocat does (--no-shutdown turns it off)
   -q SECS             quit SECS seconds after stdin EOF (0: at once; -1: never,
                       the default)
-  -w SECS             timeout for connecting and for idle connections
+  -w SECS             timeout for connecting (exit 1) and for idle
+                      connections (a normal end, exit 0, like nc -w)
       --idle-timeout SECS
                       with -l (TCP, -k and --frame included): close a client
-                      that moves no byte for SECS (default: never)
+                      that moves no byte for SECS (default: never); like the
+                      client ending (exit 0), except mid-frame (exit 1)
       --no-shutdown   do not send FIN when stdin ends (keep the write side open)
   -d, --no-stdin      never read stdin; the write side stays open (nc's -d;
                       ncat's -d is a delay, not supported)
@@ -112,16 +136,59 @@ Options:
                       and others are served; whole frames never interleave.
                       With -u each datagram carries exactly one frame; a
                       malformed one is reported (-v names the peer) and skipped
+      --max-frame BYTES
+                      with --frame: the largest payload (or JSON body) sent
+                      or accepted (default 16777216 = 16 MiB; at most
+                      4294967295). A receiver allocates a frame's size once
+                      its length has passed this cap: raise it only as far
+                      as the peers are trusted
       --output MODE   with -l --frame: print each payload as 'lines' (payload
                       and a newline; default), 'raw', 'hex' (one line per
                       frame) or 'json' ({"len":n,"data":"<base64>"} per line,
                       plus "header" for json/seed-json frames)
+  -e, --exec PROG     run PROG (split at spaces, no shell) with the connection
+                      as its stdin and stdout; -c, --sh-exec CMD runs CMD with
+                      /bin/sh. Connecting: one child; -l: one per client (-k:
+                      concurrently); -u -l: one per peer address. The peer's
+                      FIN closes the child's stdin; the child's exit closes
+                      the connection. NCAT_REMOTE_ADDR/PORT, NCAT_LOCAL_ADDR/
+                      PORT and NCAT_PROTO are set. Off loopback, -l with -e/-c
+                      needs --allow
+      --allow LIST, --deny LIST
+                      with -l (TCP or UDP): accept only / refuse these peers:
+                      addresses, CIDR blocks, host names (resolved at start),
+                      comma-separated, repeatable; --deny wins. Refused peers
+                      are closed at once (UDP: ignored), logged with -v
+      --allowfile FILE, --denyfile FILE
+                      the same lists, one entry per line (# comments)
+  -x, --proxy ADDR[:PORT]
+                      connect through a proxy (TCP); -X, --proxy-type
+                      4|5|connect (or socks4, socks5, http; default socks5);
+                      -P, --proxy-auth USER[:PASS] (or DENOCAT_PROXY_AUTH);
+                      --proxy-dns local|remote (default remote)
+      --ssl, --tls    connect with TLS, the certificate verified against the
+                      system roots and --ssl-trustfile/--ca FILE; also
+                      --ssl-servername NAME, --ssl-alpn LIST, --ssl-pin
+                      sha256:HEX (accept exactly that certificate, e.g. an
+                      openssl req -x509 one), --insecure (no verification; said
+                      on stderr)
+      --ssl-cert FILE --ssl-key FILE
+                      with -l (TCP): clients speak TLS (PEM files)
+      --hex-dump FILE both directions as a hex dump; --session-log FILE the
+                      raw bytes received; --append appends to either (TCP
+                      relays; a recorded relay stays off the pump threads)
   -v, --verbose       log connections, byte counts and rates to stderr
   -h, --help          this help
       --version       print the version
 
 On stdin EOF denocat half-closes (sends FIN) and keeps printing until the
-peer closes, so 'echo hi | denocat HOST PORT' always gets the reply.
+peer closes, so 'echo hi | denocat HOST PORT' always gets the reply. A client
+ends when both directions are done; a listener (-l, each -k client) ends once
+its client's side has ended and all it sent is written out, even while stdin
+is still open (OpenBSD nc's rule). A closed stdout ('| head') ends quietly
+with exit 0. Non-blocking stdin/stdout (from rsync -e, say) are waited for
+with poll, never switched to blocking.
+
 Letters that differ from nc or ncat: -m (ncat's max-conns, not nc's minttl),
 -d (nc's detach from stdin, not ncat's delay), -s/-p (nc's meaning; ncat
 uses -p for the listen port too, which -l -p also accepts). In 'denocat
@@ -129,7 +196,8 @@ probe', -s is the probe size and -c the count, not ncat's --sh-exec; in
 'denocat shell', -e sets a variable and -n means no stdin, not nc's exec and
 numeric flags; 'recv -o' is a directory, not ncat's output log.
 
-Exit codes: 0 ok, 1 network or runtime failure, 2 usage error, 3 integrity failure.
+Exit codes: 0 ok (idle timeouts and a closed stdout included), 1 network or
+runtime failure, 2 usage error, 3 integrity failure.
 `;
 
 const OPTIONS = {
@@ -155,7 +223,28 @@ const OPTIONS = {
   split: { type: "string" },
   frame: { type: "string" },
   output: { type: "string" },
+  "max-frame": { type: "string" },
+  ...EXEC_OPTIONS,
+  ...ACCESS_OPTIONS,
+  ...PROXY_OPTIONS,
+  ...CLIENT_TLS_OPTIONS,
+  ...SERVER_TLS_OPTIONS,
+  ...SESSION_LOG_OPTIONS,
 } as const;
+
+/** Largest `--max-frame`: 4 GiB - 1, a frame must fit one buffer. */
+const MAX_FRAME_LIMIT = 2 ** 32 - 1;
+
+/** Parses `--max-frame BYTES` (a plain byte count, 1 to 4 GiB - 1). */
+function maxFrameSize(value: string | undefined): number | undefined {
+  const n = positiveInt(value, "--max-frame");
+  if (n !== undefined && n > MAX_FRAME_LIMIT) {
+    throw new UsageError(
+      `invalid --max-frame value: ${value} (at most ${MAX_FRAME_LIMIT})`,
+    );
+  }
+  return n;
+}
 
 /** Runs the netcat modes; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -216,6 +305,15 @@ export async function run(args: string[]): Promise<number> {
         ["--output", values.output !== undefined],
         ["--no-shutdown", values["no-shutdown"]],
         ["--idle-timeout", values["idle-timeout"] !== undefined],
+        ["-e/-c", values.exec !== undefined || values["sh-exec"] !== undefined],
+        ["--proxy", values.proxy !== undefined],
+        ["--ssl", values.ssl || values.tls],
+        ["--ssl-cert", values["ssl-cert"] !== undefined],
+        ["--allow/--deny", values.allow || values.deny],
+        [
+          "--hex-dump/--session-log",
+          values["hex-dump"] || values["session-log"],
+        ],
       ] as const
     ).find(([, set]) => set);
     if (bad) throw new UsageError(`${bad[0]} does not apply to -z`);
@@ -228,6 +326,7 @@ export async function run(args: string[]): Promise<number> {
       wait,
     });
   }
+  const net = await netFlags(values);
   const sourcePort = values["source-port"] === undefined
     ? undefined
     : parsePortNumeric(values["source-port"], numeric, protocol, true);
@@ -253,6 +352,10 @@ export async function run(args: string[]): Promise<number> {
   }
 
   if (values.frame !== undefined) {
+    const unsupported = netFlagsSet(net).find(([, set]) => set);
+    if (unsupported) {
+      throw new UsageError(`${unsupported[0]} does not apply to --frame`);
+    }
     for (const [flag, set] of nonFramedFlags(values)) {
       // Framed TCP connects and listens like the plain modes.
       if (flag === "--keepalive" && !values.udp) continue;
@@ -269,6 +372,7 @@ export async function run(args: string[]): Promise<number> {
     return await runFramedNetcat(positionals, {
       frame: values.frame,
       output: values.output,
+      maxFrame: maxFrameSize(values["max-frame"]),
       split: values.split,
       listen: values.listen ?? false,
       keep: values["keep-open"] ?? false,
@@ -292,12 +396,31 @@ export async function run(args: string[]): Promise<number> {
   if (values.output !== undefined) {
     throw new UsageError("--output needs --frame and -l");
   }
+  if (values["max-frame"] !== undefined) {
+    throw new UsageError("--max-frame needs --frame");
+  }
   if (values.udp) {
     if (values["no-shutdown"]) {
       throw new UsageError("--no-shutdown does not apply to -u");
     }
     for (const [flag, set] of nonFramedFlags(values)) {
       if (set) throw new UsageError(`${flag} does not apply to -u`);
+    }
+    const tcpOnly = netFlagsSet(net).find(([flag, set]) =>
+      set && flag !== "-e/-c" && flag !== "--allow/--deny"
+    );
+    if (tcpOnly) throw new UsageError(`${tcpOnly[0]} does not apply to -u`);
+    if (net.access.active && !values.listen) {
+      throw new UsageError("--allow/--deny apply to listeners (-l)");
+    }
+    if (net.access.active && values.unix) {
+      throw new UsageError("--allow/--deny apply to IP peers, not to -U");
+    }
+    if (net.exec && values.unix) {
+      throw new UsageError("-e/-c with -u apply to UDP over IP, not to -U");
+    }
+    if (net.exec && values.listen) {
+      checkExecPolicy(positionalsHost(positionals), net.access);
     }
     const { runUdpNetcat } = await import("./_udp.ts");
     return await runUdpNetcat(positionals, {
@@ -310,22 +433,48 @@ export async function run(args: string[]): Promise<number> {
       sourcePort: values.listen ? undefined : sourcePort,
       family,
       logger,
+      ...(net.access.active ? { access: net.access } : {}),
+      ...(net.exec ? { exec: net.exec } : {}),
     });
   }
   if (values.split !== undefined) {
     throw new UsageError("--split needs -u or --frame");
   }
+  checkTcpNetFlags(values, net, sourcePort);
+  if (net.exec) {
+    return await runExec(positionals, values, net, net.exec, {
+      family,
+      logger,
+      numeric,
+      wait,
+      maxConns,
+      sourcePort,
+      keepalive,
+    });
+  }
   const interactive = Deno.stdin.isTerminal();
   let input: Reader = noStdin ? NO_INPUT : stdinReader();
   if (values.crlf) input = crlfReader(input);
+  let output: Writer = sendOnly ? DISCARD : stdoutWriter();
+  // A TLS layer must never reach the pump threads (they would move bytes
+  // past it): its relay copies in JavaScript, as does a recorded one.
+  if (net.clientTls || net.serverTls) {
+    input = withoutFd(input);
+    output = withoutFd(output);
+  }
+  using recorder = net.sessionLog
+    ? SessionRecorder.open(net.sessionLog)
+    : undefined;
+  if (recorder) {
+    input = recorder.tapInput(input);
+    output = recorder.tapOutput(output);
+  }
   const common = {
     input,
-    output: sendOnly ? DISCARD : stdoutWriter(),
+    output,
     // -d keeps the write side open, as nc does: a peer that ends its session
     // on our FIN (nc -l does) still sends everything.
     halfClose: !values["no-shutdown"] && !noStdin,
-    // A person at a terminal expects the session to end when the peer hangs up.
-    endOnPeerEof: interactive && !noStdin,
     logger,
     ...(family ? { family } : {}),
     ...(sendOnly
@@ -344,21 +493,37 @@ export async function run(args: string[]): Promise<number> {
       await removeStaleSocket(endpoint.path, logger);
     }
     using signal = shutdownSignal();
-    await tcpListen(endpoint, {
+    const served = await tcpListen(endpoint, {
       ...common,
       ...(idle !== undefined ? { idleTimeout: idle } : {}),
       keep: values["keep-open"] ?? false,
       noDelay: interactive,
       ...(keepalive ? { keepalive: true } : {}),
       ...(maxConns !== undefined ? { maxConns } : {}),
+      ...(net.access.active
+        ? { accept: (a: Deno.Addr) => net.access.allowsAddr(a) }
+        : {}),
+      ...(net.serverTls ? { wrap: await tlsServerWrap(net.serverTls) } : {}),
       signal,
     });
+    if (served.inputLeft) {
+      // nc's rule cut stdin short: say so, not an error (nc is silent).
+      console.error(
+        "denocat: the client ended first: stdin was not sent in full (a client keeps its side open with --no-shutdown)",
+      );
+    }
     return 0;
   }
   if (values["keep-open"]) throw new UsageError("-k needs -l");
   const endpoint = clientEndpoint(positionals, values.unix);
+  const dial = dialer(endpoint, net, { family, wait });
   await tcpClient(endpoint, {
     ...common,
+    ...(dial ? { dial } : {}),
+    // A person at a terminal expects the session to end when the peer
+    // hangs up; otherwise the client waits for both directions. (A
+    // listener always ends with its client: tcpListen's default.)
+    endOnPeerEof: interactive && !noStdin,
     noDelay: interactive,
     numeric,
     ...(values.source !== undefined ? { sourceHost: values.source } : {}),
@@ -441,3 +606,226 @@ function parsePortNumeric(
 const NO_INPUT: Reader = { read: () => Promise.resolve(null) };
 /** Swallows everything: `--send-only`. */
 const DISCARD: Writer = { write: (p) => Promise.resolve(p.length) };
+
+/** The shared flag groups of the TCP and UDP modes, parsed. */
+interface NetFlags {
+  exec: ExecSpec | undefined;
+  access: AccessList;
+  proxy: ProxySpec | undefined;
+  clientTls: ClientTlsOptions | undefined;
+  serverTls: { cert: string; key: string } | undefined;
+  sessionLog: ReturnType<typeof sessionLogFrom>;
+}
+
+async function netFlags(values: Values): Promise<NetFlags> {
+  return {
+    exec: execFrom(values),
+    access: await accessFrom(values),
+    proxy: proxyFrom(values),
+    clientTls: await clientTlsFrom(values),
+    serverTls: await serverTlsFrom(values),
+    sessionLog: sessionLogFrom(values),
+  };
+}
+
+/** Which groups were given, by flag name. */
+function netFlagsSet(net: NetFlags): Array<[string, boolean]> {
+  return [
+    ["-e/-c", net.exec !== undefined],
+    ["--allow/--deny", net.access.active],
+    ["--proxy", net.proxy !== undefined],
+    ["--ssl", net.clientTls !== undefined],
+    ["--ssl-cert", net.serverTls !== undefined],
+    ["--hex-dump/--session-log", net.sessionLog !== undefined],
+  ];
+}
+
+/** The combinations of the TCP modes that cannot work, as usage errors. */
+function checkTcpNetFlags(
+  values: Values,
+  net: NetFlags,
+  sourcePort: number | undefined,
+): void {
+  const listen = values.listen ?? false;
+  if (net.access.active && !listen) {
+    throw new UsageError("--allow/--deny apply to listeners (-l)");
+  }
+  if (net.access.active && values.unix) {
+    throw new UsageError("--allow/--deny apply to IP peers, not to -U");
+  }
+  if (net.proxy) {
+    if (listen) throw new UsageError("--proxy applies when connecting");
+    if (values.unix) throw new UsageError("--proxy needs HOST PORT, not -U");
+    if (values.source !== undefined || sourcePort !== undefined) {
+      throw new UsageError(
+        "-s/-p cannot be combined with --proxy (the proxy makes the connection)",
+      );
+    }
+  }
+  if (net.clientTls && listen) {
+    throw new UsageError(
+      "--ssl is for connecting; a listener takes --ssl-cert and --ssl-key",
+    );
+  }
+  if (net.serverTls && !listen) {
+    throw new UsageError("--ssl-cert/--ssl-key apply to listeners (-l)");
+  }
+  if (net.serverTls && values.unix) {
+    throw new UsageError("--ssl-cert/--ssl-key apply to TCP, not to -U");
+  }
+  if (net.exec) {
+    const conflicts: Array<[string, unknown]> = [
+      ["-C", values.crlf],
+      ["-d/--recv-only", values["no-stdin"] || values["recv-only"]],
+      ["--send-only", values["send-only"]],
+      ["-q", values.quit],
+      ["--no-shutdown", values["no-shutdown"]],
+      ["--hex-dump/--session-log", net.sessionLog],
+    ];
+    const bad = conflicts.find(([, v]) => v !== undefined && v !== false);
+    if (bad) throw new UsageError(`${bad[0]} does not apply to -e/-c`);
+    if (values["keep-open"] && !listen) throw new UsageError("-k needs -l");
+  }
+}
+
+/** The HOST of `[HOST] PORT` (listener), or `undefined` (every interface). */
+function positionalsHost(positionals: string[]): string | undefined {
+  return positionals.length >= 2 ? positionals[0] : undefined;
+}
+
+/**
+ * A listener that runs programs for whoever connects is a remote shell: off
+ * loopback it needs an allow list naming who may.
+ */
+function checkExecPolicy(host: string | undefined, access: AccessList): void {
+  if (host !== undefined && isLoopback(host)) return;
+  if (access.allowsOnlyListed) return;
+  throw new UsageError(
+    `-e/-c on ${
+      host ?? "every interface"
+    } would run the program for anyone who connects: give --allow LIST (who may), or listen on 127.0.0.1`,
+  );
+}
+
+/** How the client connects when it is not a plain connect: a proxy, TLS, or both. */
+function dialer(
+  endpoint: Endpoint,
+  net: NetFlags,
+  options: { family: 4 | 6 | undefined; wait: number | undefined },
+): (() => Promise<Conn>) | undefined {
+  const { proxy, clientTls } = net;
+  if (!proxy && !clientTls) return undefined;
+  return async () => {
+    let raw: Conn;
+    if (proxy) {
+      const { connectViaProxy } = await import("../proxy/connect.ts");
+      raw = await connectViaProxy(proxy, {
+        hostname: endpoint.hostname!,
+        port: endpoint.port!,
+      }, {
+        ...(options.family ? { family: options.family } : {}),
+        ...(options.wait !== undefined ? { timeout: options.wait } : {}),
+      });
+    } else {
+      const { connect } = await import("../tcp/connect.ts");
+      raw = await connect(endpoint, {
+        ...(options.family ? { family: options.family } : {}),
+        ...(options.wait !== undefined ? { timeout: options.wait } : {}),
+      });
+    }
+    if (!clientTls) return raw;
+    const { startClientTls } = await import("../forward/tls.ts");
+    const host = endpoint.hostname ?? endpoint.path ?? "";
+    const stream = await startClientTls(
+      raw as Deno.TcpConn,
+      host,
+      clientTls,
+    );
+    return streamConn(stream, raw);
+  };
+}
+
+/** Terminates TLS on each accepted connection (10 s for the handshake). */
+async function tlsServerWrap(
+  pair: { cert: string; key: string },
+): Promise<(conn: Conn) => Promise<Conn>> {
+  const { acceptServerTls, serverTlsContext } = await import(
+    "../forward/tls.ts"
+  );
+  const context = serverTlsContext(pair);
+  return async (conn) =>
+    streamConn(
+      await acceptServerTls(conn as Deno.TcpConn, context, TLS_HANDSHAKE_MS),
+      conn,
+    );
+}
+
+const TLS_HANDSHAKE_MS = 10_000;
+
+/** `-e PROG` / `-c CMD` over TCP or a Unix socket, connecting or listening. */
+async function runExec(
+  positionals: string[],
+  values: Values,
+  net: NetFlags,
+  spec: ExecSpec,
+  o: {
+    family: 4 | 6 | undefined;
+    logger: ReturnType<typeof stderrLogger>;
+    numeric: boolean;
+    wait: number | undefined;
+    maxConns: number | undefined;
+    sourcePort: number | undefined;
+    keepalive: ReturnType<typeof keepaliveOption>;
+  },
+): Promise<number> {
+  using signal = shutdownSignal();
+  const proto = net.serverTls || net.clientTls
+    ? "SSL"
+    : values.unix
+    ? "UNIX"
+    : "TCP";
+  if (values.listen) {
+    const endpoint = serverEndpoint(positionals, values.unix);
+    if (endpoint.hostname !== undefined) {
+      checkNumeric(endpoint.hostname, o.numeric);
+    }
+    if (endpoint.path === undefined) {
+      checkExecPolicy(endpoint.hostname, net.access);
+    } else await removeStaleSocket(endpoint.path, o.logger);
+    const { execListen } = await import("../exec/listen.ts");
+    const wrap = net.serverTls ? await tlsServerWrap(net.serverTls) : undefined;
+    await execListen(endpoint, spec, {
+      keep: values["keep-open"] ?? false,
+      logger: o.logger,
+      signal,
+      proto,
+      ...(o.family ? { family: o.family } : {}),
+      ...(o.maxConns !== undefined ? { maxConns: o.maxConns } : {}),
+      ...(net.access.active
+        ? { accept: (a: Deno.Addr) => net.access.allowsAddr(a) }
+        : {}),
+      ...(wrap ? { wrap } : {}),
+    });
+    return 0;
+  }
+  const endpoint = clientEndpoint(positionals, values.unix);
+  const dial = dialer(endpoint, net, { family: o.family, wait: o.wait });
+  const { connect } = await import("../tcp/connect.ts");
+  const conn = dial ? await dial() : await connect(endpoint, {
+    numeric: o.numeric,
+    ...(o.family ? { family: o.family } : {}),
+    ...(o.wait !== undefined ? { timeout: o.wait } : {}),
+    ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+    ...(o.sourcePort !== undefined ? { sourcePort: o.sourcePort } : {}),
+    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
+  });
+  o.logger.log(`connected: running the program`);
+  const { execOver } = await import("../exec/stream.ts");
+  const r = await execOver(conn, spec, { signal, proto });
+  o.logger.log(
+    `program exited with ${r.code}${
+      r.signal ? ` (${r.signal})` : ""
+    }; sent ${r.sent} bytes, received ${r.received} bytes`,
+  );
+  return 0;
+}

@@ -164,18 +164,32 @@ export async function run(args: string[]): Promise<number> {
   const interval = seconds(values.interval, "-i");
   const size = positiveInt(values.size, "-s");
   const json = values.json ?? false;
+  // A reply line that finds stdout closed (`probe … | head -3`) ends the
+  // probe; the error then surfaces from print() below, which exits 0.
+  const stop = new AbortController();
+  let stdoutClosed: unknown;
+  const onReply = (r: ProbeReply) => {
+    if (stdoutClosed !== undefined) return;
+    try {
+      print(replyLine(r));
+    } catch (err) {
+      stdoutClosed = err;
+      stop.abort();
+    }
+  };
   const report = await probeUdp({
     hostname,
     port,
-    signal,
+    signal: AbortSignal.any([signal, stop.signal]),
     logger: stderrLogger(values.verbose ?? false),
     ...(count !== undefined ? { count } : {}),
     ...(interval !== undefined ? { interval } : {}),
     ...(size !== undefined ? { size } : {}),
     ...(wait !== undefined ? { wait } : {}),
     ...(family ? { family } : {}),
-    ...(json ? {} : { onReply: (r: ProbeReply) => print(replyLine(r)) }),
+    ...(json ? {} : { onReply }),
   });
+  if (stdoutClosed !== undefined) throw stdoutClosed;
   if (json) {
     print(JSON.stringify(report));
   } else {

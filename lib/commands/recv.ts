@@ -4,8 +4,14 @@
  *
  * @module
  */
+import { stdoutWriter } from "../stdio.ts";
 import { formatAddr } from "../address.ts";
-import { DenocatError, describeError, UsageError } from "../errors.ts";
+import {
+  DenocatError,
+  describeError,
+  OutputClosedError,
+  UsageError,
+} from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
 import { terminalProgress } from "../transfer/progress.ts";
 import type { ConnectionResult } from "../transfer/recv.ts";
@@ -191,6 +197,16 @@ export async function run(args: string[]): Promise<number> {
   };
   using signal = shutdownSignal();
   let last: ConnectionResult | undefined;
+  // A single item to stdout: `recv … | head` closing it ends quietly, exit 0.
+  const stdout = stdoutWriter();
+  let stdoutClosed = false;
+  const output = {
+    write: (p: Uint8Array) =>
+      stdout.write(p).catch((err) => {
+        if (err instanceof OutputClosedError) stdoutClosed = true;
+        throw err;
+      }),
+  };
   const server = receiveServer(endpoint, {
     onConnection: (r) => last = r,
     keep,
@@ -198,7 +214,7 @@ export async function run(args: string[]): Promise<number> {
     logger,
     overwrite: values.overwrite ?? false,
     ...(serverKeepalive(values.keepalive) ? { keepalive: true } : {}),
-    ...(dir !== undefined ? { dir } : {}),
+    ...(dir !== undefined ? { dir } : { output }),
     ...(family ? { family } : {}),
     ...(progress ? { progress } : {}),
     ...(idleTimeout !== undefined ? { idleTimeout } : {}),
@@ -222,6 +238,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     const code = await server.finished;
     await server.close();
+    if (stdoutClosed) return 0;
     if (code !== 0 && !keep) {
       // Without -k the exit code is this connection's: say why in one line.
       const failed = last?.items.find((i) => !i.ok);

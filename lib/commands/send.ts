@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { stdinReader } from "../stdio.ts";
 import { parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import { type Logger, stderrLogger } from "../log.ts";
@@ -140,6 +141,7 @@ export async function run(args: string[]): Promise<number> {
     recursive: values.recursive ?? false,
     followLinks: values.dereference ?? false,
     ...(values.name !== undefined ? { stdinName: values.name } : {}),
+    stdin: stdinReader(),
     onSkip: skip,
   });
   if (compat === "seed") {

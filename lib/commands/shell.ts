@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { stderrWriter, stdinReader, stdoutWriter } from "../stdio.ts";
 import { formatAddr } from "../address.ts";
 import { DenocatError, UsageError } from "../errors.ts";
 import { stderrLogger } from "../log.ts";
@@ -367,17 +368,17 @@ export async function run(args: string[]): Promise<number> {
       throw new UsageError("--env and --cwd apply to a command after --");
     }
     return await interactiveShell(session, {
-      input: Deno.stdin,
-      stdout: Deno.stdout,
-      stderr: Deno.stderr,
+      input: stdinReader(),
+      stdout: stdoutWriter(),
+      stderr: stderrWriter(),
       prompt: `denocat ${positionals[0]}:${endpoint.port}> `,
       interrupts: processInterrupts,
     });
   }
   const exit = await session.exec(command.join(" "), {
-    stdout: Deno.stdout,
-    stderr: Deno.stderr,
-    ...(values["no-stdin"] ? {} : { stdin: Deno.stdin }),
+    stdout: stdoutWriter(),
+    stderr: stderrWriter(),
+    ...(values["no-stdin"] ? {} : { stdin: stdinReader() }),
     ...(Object.keys(env).length ? { env } : {}),
     ...(values.cwd !== undefined ? { cwd: values.cwd } : {}),
   });

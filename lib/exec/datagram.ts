@@ -12,7 +12,7 @@
 import { formatAddr } from "../address.ts";
 import type { Logger } from "../log.ts";
 import { silent } from "../log.ts";
-import type { UdpSocket } from "../udp/socket.ts";
+import { maxPayload, type UdpSocket } from "../udp/socket.ts";
 import { execCommand, type ExecSpec, killGroup } from "./stream.ts";
 
 /** Options for {@linkcode execPerPeer}. */
@@ -35,6 +35,21 @@ export interface ExecPerPeerResult {
   sessions: number;
   /** Datagrams dropped: refused peers, or new peers over `maxSessions`. */
   dropped: number;
+}
+
+/**
+ * Sends a chunk of a child's output as datagrams: one, or several of the
+ * largest size UDP carries when a pipe read returned more than that.
+ */
+async function sendOutput(
+  socket: UdpSocket,
+  data: Uint8Array,
+  to: Deno.NetAddr,
+): Promise<void> {
+  const max = maxPayload(to.hostname);
+  for (let at = 0; at < data.length; at += max) {
+    await socket.send(data.subarray(at, at + max), to);
+  }
 }
 
 interface Session {
@@ -110,7 +125,7 @@ export async function execPerPeer(
           const { value, done } = await reader.read();
           if (done) break;
           try {
-            await socket.send(value, from);
+            await sendOutput(socket, value, from);
           } catch (err) {
             log(`session ${key}: ${err instanceof Error ? err.message : err}`);
           }
@@ -166,4 +181,68 @@ export async function execPerPeer(
     await Promise.all(all.map(([, s]) => s.done));
   }
   return { sessions: started, dropped };
+}
+
+/** Options for {@linkcode execToPeer}. */
+export interface ExecToPeerOptions {
+  /** Ends the child (SIGTERM to its group) and the exchange. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A program talking to one UDP peer (`-u -e PROG HOST PORT`): every chunk it
+ * writes to stdout goes to `peer` as one datagram, and datagrams from `peer`
+ * (only from it) are written to its stdin. Resolves with the child's exit
+ * code once it has exited.
+ */
+export async function execToPeer(
+  socket: UdpSocket,
+  peer: Deno.NetAddr,
+  spec: ExecSpec,
+  options: ExecToPeerOptions = {},
+): Promise<number> {
+  const [program, args] = execCommand(spec);
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+    detached: true,
+    env: {
+      NCAT_PROTO: "UDP",
+      NCAT_REMOTE_ADDR: peer.hostname,
+      NCAT_REMOTE_PORT: String(peer.port),
+      NCAT_LOCAL_ADDR: socket.addr.hostname,
+      NCAT_LOCAL_PORT: String(socket.addr.port),
+    },
+  }).spawn();
+  const onAbort = () => killGroup(child, "SIGTERM");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  const stdin = child.stdin.getWriter();
+  const inbound = (async () => {
+    let d;
+    while ((d = await socket.receive()) !== null) {
+      if (d.from.port !== peer.port || d.from.hostname !== peer.hostname) {
+        continue; // only the peer we talk to
+      }
+      await stdin.write(d.data).catch(() => {});
+    }
+  })().catch(() => {});
+  const reader = child.stdout.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      // A send that fails (the peer's port closed) loses that datagram, as
+      // UDP does; the child keeps running until it exits.
+      await sendOutput(socket, value, peer).catch(() => {});
+    }
+  } catch { /* stdout cut by an abort */ }
+  const status = await child.status;
+  options.signal?.removeEventListener("abort", onAbort);
+  socket.close();
+  await inbound;
+  await stdin.close().catch(() => {});
+  return status.code;
 }

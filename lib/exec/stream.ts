@@ -17,7 +17,36 @@
  */
 import { writeAll } from "../copy.ts";
 import { UsageError } from "../errors.ts";
-import { closeQuietly, closeWriteQuietly, type Conn } from "../tcp/connect.ts";
+/**
+ * The connection a program gets: a TCP or Unix connection, or a TLS layer
+ * over one (then give its addresses in {@linkcode ExecOverOptions.addrs}).
+ */
+export interface ExecStream {
+  /** Reads into `p`; resolves with the byte count, or `null` at end of input. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves with how many bytes were taken. */
+  write(p: Uint8Array): Promise<number>;
+  /** Sends FIN (TLS: close_notify, then FIN). */
+  closeWrite(): Promise<void>;
+  /** Closes at once. */
+  close(): void;
+  /** The local address, when the stream is a socket. */
+  readonly localAddr?: Deno.Addr;
+  /** The peer's address, when the stream is a socket. */
+  readonly remoteAddr?: Deno.Addr;
+}
+
+async function closeWriteQuietly(s: ExecStream): Promise<void> {
+  try {
+    await s.closeWrite();
+  } catch { /* already closed or reset */ }
+}
+
+function closeQuietly(s: ExecStream): void {
+  try {
+    s.close();
+  } catch { /* already closed */ }
+}
 
 /** What to run: a program with arguments, or a line for `sh -c`. */
 export type ExecSpec =
@@ -37,6 +66,11 @@ export interface ExecOverOptions {
   signal?: AbortSignal;
   /** Size of the buffer for the peer's bytes. @default {256 KiB} */
   bufferSize?: number;
+  /**
+   * The addresses for `NCAT_*` when the stream does not carry them (a TLS
+   * layer): those of the connection underneath.
+   */
+  addrs?: { localAddr: Deno.Addr; remoteAddr: Deno.Addr };
 }
 
 /** What {@linkcode execOver} moved, and how the child ended. */
@@ -85,6 +119,15 @@ export function ncatEnv(
   return env;
 }
 
+function ncatEnvOf(
+  s: { localAddr?: Deno.Addr; remoteAddr?: Deno.Addr },
+  proto: string,
+): Record<string, string> {
+  return s.localAddr && s.remoteAddr
+    ? ncatEnv({ localAddr: s.localAddr, remoteAddr: s.remoteAddr }, proto)
+    : { NCAT_PROTO: proto };
+}
+
 /**
  * Sends `signal` to the child's process group (it was started detached), or
  * to the child alone where there are no process groups (Windows).
@@ -129,7 +172,7 @@ export function execCommand(spec: ExecSpec): [string, string[]] {
  * ```
  */
 export async function execOver(
-  conn: Conn,
+  conn: ExecStream,
   spec: ExecSpec,
   options: ExecOverOptions = {},
 ): Promise<ExecOverResult> {
@@ -142,7 +185,7 @@ export async function execOver(
     // Its own process group, so that an abort ends what it started too.
     detached: true,
     env: {
-      ...ncatEnv(conn, options.proto ?? "TCP"),
+      ...ncatEnvOf(options.addrs ?? conn, options.proto ?? "TCP"),
       ...options.env,
     },
   }).spawn();

@@ -7,7 +7,7 @@
 import { acceptLoop } from "../accept.ts";
 import { formatAddr } from "../address.ts";
 import type { Writer } from "../copy.ts";
-import { DenocatError, describeError } from "../errors.ts";
+import { DenocatError, describeError, EXIT_FAILURE } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { SharedOutput } from "./output.ts";
 import {
@@ -49,8 +49,10 @@ export interface FramedListenOptions
   /** Stops listening; clients being served are closed. */
   signal?: AbortSignal;
   /**
-   * Close a client that sends nothing for this many ms: in single mode
-   * that fails with a timeout error, with `keep` the client is dropped.
+   * Close a client that sends nothing for this many ms. Its session then
+   * ends as if it had closed (not an error, like nc -w), unless it stopped
+   * in the middle of a frame: then single mode fails with a timeout error
+   * and with `keep` the client is dropped.
    * @default {no limit}
    */
   idleTimeout?: number;
@@ -154,31 +156,57 @@ async function accept(
   }
 }
 
-function idleError(ms: number): DenocatError {
-  return new DenocatError(`timed out: no data for ${ms / 1000} s`);
+function idleError(ms: number, cause: unknown): DenocatError {
+  return new DenocatError(
+    `timed out: no data for ${ms / 1000} s, in the middle of a frame`,
+    EXIT_FAILURE,
+    { cause },
+  );
 }
 
-/** Receives one client's frames, closing it when idle (see `idleTimeout`). */
+/**
+ * Receives one client's frames, closing it when idle (see `idleTimeout`).
+ * An idle client ends like one that closed: its session is over and the
+ * frames it sent are written (nc -w's rule: not a failure), unless it went
+ * quiet in the middle of a frame, which is a truncated frame.
+ */
 async function receiveWatched(
   conn: Conn,
   output: Writer | SharedOutput,
   options: FramedListenOptions,
   idle: IdleWatch<Conn> | undefined,
   idled: Set<Conn>,
+  logger: Logger,
 ) {
   if (!idle) return await receiveFrames(conn, output, options);
   const onRead = options.onRead;
   idle.add(conn);
+  // Once the watch has closed the connection, its reads end as EOF.
+  const input = {
+    read: (p: Uint8Array) =>
+      conn.read(p).catch((err) => {
+        if (idled.has(conn)) return null;
+        throw err;
+      }),
+  };
   try {
-    return await receiveFrames(conn, output, {
+    const r = await receiveFrames(input, output, {
       ...options,
       onRead: (n) => {
         idle.touch(conn);
         onRead?.(n);
       },
     });
+    if (idled.has(conn)) {
+      logger.log(
+        `${formatAddr(conn.remoteAddr)}: no data for ${
+          options.idleTimeout! / 1000
+        } s, closed`,
+      );
+    }
+    return r;
   } catch (err) {
-    if (idled.has(conn)) throw idleError(options.idleTimeout!);
+    if (idled.has(conn)) throw idleError(options.idleTimeout!, err);
     throw err;
   } finally {
     idle.delete(conn);
@@ -221,6 +249,7 @@ async function serveOne(
       options,
       idle,
       idled,
+      logger,
     );
     logger.log(
       `${peer} closed: ${r.frames} frames, ${
@@ -255,7 +284,14 @@ async function serveMany(
   const handle = async (conn: Conn) => {
     const peer = formatAddr(conn.remoteAddr);
     try {
-      const r = await receiveWatched(conn, shared, options, idle, idled);
+      const r = await receiveWatched(
+        conn,
+        shared,
+        options,
+        idle,
+        idled,
+        logger,
+      );
       total.frames += r.frames;
       total.bytes += r.bytes;
       total.received += r.received;

@@ -7,6 +7,7 @@ import { formatAddr } from "../address.ts";
 import { formatTransfer, type Logger, pumpNote, silent } from "../log.ts";
 import { pipeDuplex, type PipeOptions, type PipeResult } from "./pipe.ts";
 import {
+  type Conn,
   connect,
   type ConnectOptions,
   describeEndpoint,
@@ -17,6 +18,11 @@ import {
 export interface ClientOptions extends ConnectOptions, PipeOptions {
   /** Diagnostic lines (`-v`). */
   logger?: Logger;
+  /**
+   * Makes the connection instead of {@linkcode connect} (through a proxy,
+   * say); it must return a plain TCP or Unix connection.
+   */
+  dial?: () => Promise<Conn>;
 }
 
 /**
@@ -47,7 +53,9 @@ export async function tcpClient(
 ): Promise<PipeResult> {
   const logger = options.logger ?? silent;
   const start = performance.now();
-  const conn = await connect(endpoint, options);
+  const conn = options.dial
+    ? await options.dial()
+    : await connect(endpoint, options);
   const resolved = formatAddr(conn.remoteAddr);
   const asked = describeEndpoint(endpoint);
   logger.log(

@@ -7,7 +7,7 @@
 import { formatAddr } from "../address.ts";
 import { acceptLoop } from "../accept.ts";
 import { writeAll } from "../copy.ts";
-import { describeError } from "../errors.ts";
+import { describeError, OutputClosedError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { formatTransfer, type Logger, pumpNote, silent } from "../log.ts";
 import { pipeDuplex, type PipeOptions } from "./pipe.ts";
@@ -20,7 +20,13 @@ import {
   type ListenOptions,
 } from "./connect.ts";
 
-/** Options for {@linkcode tcpListen}: where to bind and how to relay. */
+/**
+ * Options for {@linkcode tcpListen}: where to bind and how to relay.
+ * `endOnPeerEof` defaults to true here (OpenBSD nc's rule for `-l`): a
+ * client's session ends when the client's side has ended and everything it
+ * sent is written to `output`, whether or not `input` has ended. With
+ * `keep` that holds per client.
+ */
 export interface ListenerOptions extends ListenOptions, PipeOptions {
   /**
    * Keep listening and serve clients concurrently (`-k`); input is copied to
@@ -40,6 +46,18 @@ export interface ListenerOptions extends ListenOptions, PipeOptions {
   onListening?: (addr: Deno.Addr) => void;
   /** Diagnostic lines (`-v`). */
   logger?: Logger;
+  /**
+   * Whether a peer may connect (`--allow`/`--deny`); a refused peer is
+   * closed at once and logged, and a single-connection listener goes on
+   * waiting for one that is allowed. @default {every peer}
+   */
+  accept?: (addr: Deno.Addr) => boolean;
+  /**
+   * Layers each accepted connection before it is served (TLS, see
+   * `stream_conn.ts`), or throws to refuse it (logged; a single-connection
+   * listener goes on waiting).
+   */
+  wrap?: (conn: Conn) => Promise<Conn>;
 }
 
 /** Totals for {@linkcode tcpListen}. */
@@ -50,6 +68,12 @@ export interface ListenerResult {
   sent: number;
   /** Bytes received from all clients. */
   received: number;
+  /**
+   * Single mode: the client ended first while `input` still had bytes
+   * ready, which were not sent (nc's rule for -l; the client can keep its
+   * side open with `--no-shutdown` to receive everything).
+   */
+  inputLeft?: boolean;
 }
 
 /**
@@ -98,26 +122,52 @@ async function serveOne(
   logger: Logger,
 ): Promise<ListenerResult> {
   let conn: Conn;
-  try {
-    conn = await listener.accept() as Conn;
-  } catch (err) {
-    if (options.signal?.aborted) {
-      return { connections: 0, sent: 0, received: 0 };
+  for (;;) {
+    try {
+      conn = await listener.accept() as Conn;
+    } catch (err) {
+      if (options.signal?.aborted) {
+        return { connections: 0, sent: 0, received: 0 };
+      }
+      throw err;
     }
-    throw err;
+    if (options.accept && !options.accept(conn.remoteAddr)) {
+      logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
+      closeQuietly(conn);
+      continue;
+    }
+    if (!options.wrap) break;
+    try {
+      conn = await options.wrap(conn);
+      break;
+    } catch (err) {
+      logger.log(`${formatAddr(conn.remoteAddr)}: ${describeError(err)}`);
+      closeQuietly(conn);
+    }
   }
   closeQuietly(listener);
   if (options.noDelay) setNoDelay(conn);
   logger.log(`connection from ${formatAddr(conn.remoteAddr)}`);
   const t0 = performance.now();
-  const r = await pipeDuplex(conn, options);
+  // OpenBSD nc's rule for -l: the session ends once the client's side has
+  // ended and everything received is written out, whether or not local
+  // input has ended (a relay fed by a pipe that stays open must still end).
+  const r = await pipeDuplex(conn, {
+    ...options,
+    endOnPeerEof: options.endOnPeerEof ?? true,
+  });
   const ms = performance.now() - t0;
   logger.log(
     `closed (${r.reason}): received ${formatTransfer(r.received, ms)}, sent ${
       formatTransfer(r.sent, ms)
     }${pumpNote(r.pumped)}`,
   );
-  return { connections: 1, sent: r.sent, received: r.received };
+  return {
+    connections: 1,
+    sent: r.sent,
+    received: r.received,
+    ...(r.inputLeft ? { inputLeft: true } : {}),
+  };
 }
 
 async function serveMany(
@@ -196,7 +246,11 @@ async function serveMany(
       }
       logger.log(`${peer} closed after sending ${bytes} bytes`);
     } catch (err) {
-      if (!options.signal?.aborted) {
+      if (err instanceof OutputClosedError) {
+        // `denocat -l -k … | head`: nobody reads any more; stop serving.
+        logger.log(`${describeError(err)}: no longer serving`);
+        closeQuietly(listener);
+      } else if (!options.signal?.aborted) {
         logger.log(`${peer}: ${describeError(err)} after ${bytes} bytes`);
       }
     } finally {
@@ -210,7 +264,26 @@ async function serveMany(
 
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
-    async (conn) => {
+    async (accepted) => {
+      if (options.accept && !options.accept(accepted.remoteAddr)) {
+        logger.log(
+          `${formatAddr(accepted.remoteAddr)}: refused by the access list`,
+        );
+        closeQuietly(accepted);
+        return;
+      }
+      let conn = accepted;
+      if (options.wrap) {
+        try {
+          conn = await options.wrap(accepted);
+        } catch (err) {
+          logger.log(
+            `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
+          );
+          closeQuietly(accepted);
+          return;
+        }
+      }
       if (clients.size >= (options.maxConns ?? Infinity)) {
         logger.log(
           `${

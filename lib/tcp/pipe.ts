@@ -4,10 +4,11 @@
  *
  * @module
  */
-import type { Reader, Writer } from "../copy.ts";
-import { DenocatError, netError } from "../errors.ts";
+import { type Reader, writeAll, type Writer } from "../copy.ts";
+import { DenocatError, netError, OutputClosedError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { fastCopy, type Pump } from "../native/pump.ts";
+import { readyNow } from "../native/ready.ts";
 import { closeQuietly, closeWriteQuietly, type Conn } from "./connect.ts";
 
 /** Options for {@linkcode pipeDuplex}. */
@@ -23,12 +24,17 @@ export interface PipeOptions {
   halfClose?: boolean;
   /** Close the connection this many ms after input EOF, whatever the peer does. */
   quitAfterEof?: number;
-  /** Fail with a timeout error when no byte moves either way for this many ms. */
+  /**
+   * End the pipe (reason `"idle"`, not an error: nc -w's rule) when no byte
+   * moves either way for this many ms.
+   */
   idleTimeout?: number;
   /**
-   * End as soon as the peer closes its side, even while local input still
-   * has data (interactive use). When false, input keeps flowing to the peer
-   * after its FIN until input EOF or a write fails. @default {false}
+   * End once the peer has closed its side, even while local input is still
+   * open (interactive use, and nc's rule for a listener): what was already
+   * read from input is sent, plus one chunk input has ready at that instant,
+   * then the pipe ends. When false, input keeps flowing to the peer after
+   * its FIN until input EOF or a write fails. @default {false}
    */
   endOnPeerEof?: boolean;
   /** Abort the pipe (the connection is closed). */
@@ -50,10 +56,19 @@ export interface PipeResult {
   received: number;
   /** Whether local input reached EOF before the pipe ended. */
   inputEnded: boolean;
-  /** Why the pipe ended: the peer closed, the `-q` timer fired, or it was aborted. */
-  reason: "peer-closed" | "quit" | "aborted";
+  /**
+   * Why the pipe ended: the peer closed, the `-q` timer fired, `output` was
+   * closed by its reader (EPIPE: `denocat … | head`), the idle timeout
+   * passed, or it was aborted.
+   */
+  reason: "peer-closed" | "quit" | "output-closed" | "idle" | "aborted";
   /** Of `sent` + `received`, the bytes moved by pump threads (fdpump.ts). */
   pumped: number;
+  /**
+   * With `endOnPeerEof`: the pipe ended while input still had bytes ready
+   * that were not sent (the peer ended first; see `endOnPeerEof`).
+   */
+  inputLeft: boolean;
 }
 
 /**
@@ -106,6 +121,7 @@ export async function pipeDuplex(
   let quitTimer: ReturnType<typeof setTimeout> | undefined;
   let failure: unknown;
   let closed = false;
+  let inputLeft = false;
 
   // Bulk directions may run on pump threads (fdpump.ts); they are stopped
   // before the connection is closed.
@@ -161,10 +177,7 @@ export async function pipeDuplex(
     }
     const left = lastActivity + idleMs! - performance.now();
     if (left > 0) idleTimer = setTimeout(checkIdle, left);
-    else {shut(
-        "aborted",
-        new DenocatError(`timed out: no data for ${idleMs! / 1000} s`),
-      );}
+    else shut("idle"); // a normal end, as with nc -w: no failure
   };
   if (idleMs !== undefined) idleTimer = setTimeout(checkIdle, idleMs);
   const onAbort = () =>
@@ -172,8 +185,25 @@ export async function pipeDuplex(
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
+  // Chunks read from input and not yet written to the connection, and a
+  // wake-up after each one is written: see finishInput() below.
+  let writing = 0;
+  let stepped: (() => void) | undefined;
+  const connOut: Writer = {
+    write: async (p) => {
+      writing++;
+      try {
+        await writeAll(conn, p);
+        return p.length;
+      } finally {
+        writing--;
+        stepped?.();
+      }
+    },
+  };
+  let upstreamDone = false;
   const upstream = (async () => {
-    await fastCopy(input, conn, {
+    await fastCopy(input, connOut, {
       ...pumpOptions,
       onPump: (p: Pump) => {
         pumps.push(p);
@@ -197,7 +227,46 @@ export async function pipeDuplex(
   })().catch((err) => {
     // Writing failed: the peer went away. Reading will tell us how.
     if (!closed && !isGoneError(err)) shut("aborted", err);
-  });
+  }).finally(() => upstreamDone = true);
+
+  // The peer ended first under `endOnPeerEof` (nc's rule for -l): what was
+  // read from input still goes out, and so does one more chunk when input
+  // has one ready this instant (nc flushes the buffer of its last poll
+  // round); then the session ends, however much input is still to come. A
+  // read in Deno's thread pool can hold bytes we cannot see; "ready" comes
+  // from poll(2) (FFI), or, without FFI, from a wait of at most 25 ms for
+  // a read already pending.
+  const finishInput = async () => {
+    let extra = false;
+    // (A pumped upstream is stopped with the connection: its thread holds
+    // no chunk of ours.)
+    while (!closed && !upstreamDone && !upstreamPumped) {
+      if (writing === 0) {
+        if (extra) return;
+        extra = true;
+        const ready = input.fd === undefined ? false : readyNow(input.fd);
+        if (ready === false) return;
+        if (ready === undefined) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<void>((r) => timer = setTimeout(r, 25));
+          await Promise.race([
+            new Promise<void>((r) => stepped = r),
+            upstream,
+            shutDown,
+            late,
+          ]);
+          clearTimeout(timer);
+          if (writing === 0) return;
+          continue;
+        }
+      }
+      await Promise.race([
+        new Promise<void>((r) => stepped = r),
+        upstream,
+        shutDown,
+      ]);
+    }
+  };
 
   try {
     await fastCopy(conn, output, {
@@ -216,9 +285,19 @@ export async function pipeDuplex(
     // (A quit, idle or abort ends the wait even while input is still open.)
     if (!closed && !options.endOnPeerEof) {
       await Promise.race([upstream, shutDown]);
+    } else if (!closed) {
+      await finishInput();
+      if (
+        !closed && !upstreamDone && input.fd !== undefined &&
+        (upstreamPumped || readyNow(input.fd) === true)
+      ) inputLeft = true;
     }
   } catch (err) {
-    if (!closed) failure ??= err;
+    // Output closed by its reader (`| head`): nothing more can be shown, so
+    // the relay ends here, quietly. (Reading a socket never fails with
+    // EPIPE, so BrokenPipe here is the pump's write to `output`.)
+    if (isOutputClosed(err)) shut("output-closed");
+    else if (!closed) failure ??= err;
   } finally {
     clearTimeout(idleTimer);
     clearTimeout(quitTimer);
@@ -234,7 +313,12 @@ export async function pipeDuplex(
   if (inputEnded || upstreamPumped) await upstream;
   if (failure !== undefined) throw netError("relay data", failure);
   const pumped = pumps.reduce((sum, p) => sum + p.moved(), 0);
-  return { sent, received, inputEnded, reason, pumped };
+  return { sent, received, inputEnded, reason, pumped, inputLeft };
+}
+
+function isOutputClosed(err: unknown): boolean {
+  return err instanceof OutputClosedError ||
+    err instanceof Deno.errors.BrokenPipe;
 }
 
 function isGoneError(err: unknown): boolean {

@@ -23,6 +23,12 @@ export interface UdpListenOptions extends BindUdpOptions {
   signal?: AbortSignal;
   /** Called once bound, with the bound address. */
   onListening?: (addr: Deno.NetAddr) => void;
+  /**
+   * Whether a datagram from this peer is taken (`--allow`/`--deny`);
+   * others are dropped (logged with `-v`) and never become the peer stdin
+   * goes to. @default {every peer}
+   */
+  accept?: (addr: Deno.NetAddr) => boolean;
   /** Diagnostic lines (`-v`): `listening on`, and each datagram's peer. */
   logger?: Logger;
 }
@@ -101,6 +107,12 @@ export async function udpListen(
     // A view of the socket's buffer: written out before the next receive.
     while ((d = await socket.receiveView()) !== null) {
       const peer = formatAddr(d.from);
+      if (options.accept && !options.accept(d.from)) {
+        if (logger.enabled) {
+          logger.log(`${peer}: refused by the access list; datagram dropped`);
+        }
+        continue;
+      }
       if (!seen.has(peer)) {
         seen.add(peer);
         result.peers++;

@@ -514,3 +514,135 @@ Deno.test("denocat --help documents --frame with the seed names", async () => {
     assertOk(out.text.includes(word), word);
   }
 });
+
+Deno.test("--max-frame raises the 16 MiB cap on both sides and lowers it too", async () => {
+  // A 17,000,000-byte line: one frame above the default cap.
+  const line = "x".repeat(17_000_000);
+  for (const frame of ["u32be", "json"]) {
+    await using server = await startServer([
+      "-l",
+      "--frame",
+      frame,
+      "--max-frame",
+      "17000000",
+      "--output",
+      "raw",
+      "127.0.0.1",
+      "0",
+    ]);
+    const sent = await runCli([
+      "--frame",
+      frame,
+      "--max-frame",
+      "17000000",
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: line + "\n", timeout: 30000 });
+    assertEquals(sent.code, 0, sent.stderr);
+    const out = await server.output;
+    assertEquals(out.code, 0, out.stderr);
+    assertEquals(out.stdout.length, line.length, frame);
+  }
+  // Without the flag the sender refuses that line, naming the cap.
+  await using plain = await startServer([
+    "-l",
+    "--frame",
+    "u32be",
+    "127.0.0.1",
+    "0",
+  ]);
+  const refused = await runCli([
+    "--frame",
+    "u32be",
+    "127.0.0.1",
+    String(plain.port),
+  ], {
+    stdin: line + "\n",
+    timeout: 30000,
+  });
+  assertEquals(refused.code, 1);
+  assertOk(refused.stderr.includes("16777216"), refused.stderr);
+  // A lower cap: the listener refuses a 101-byte frame.
+  await using small = await startServer([
+    "-l",
+    "--frame",
+    "u32be",
+    "--max-frame",
+    "100",
+    "127.0.0.1",
+    "0",
+  ]);
+  {
+    using conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: small.port,
+    });
+    await conn.write(
+      encodeFrame(new Uint8Array(101), { format: "u32be", maxFrameSize: 101 }),
+    );
+  }
+  const out = await small.output;
+  assertEquals(out.code, 1);
+  assertOk(
+    out.stderr.includes("a frame length of at most 100, got 101"),
+    out.stderr,
+  );
+});
+
+Deno.test("--max-frame: usage errors exit 2", async () => {
+  for (
+    const [args, message] of [
+      [["--max-frame", "10", "127.0.0.1", "9"], "--max-frame needs --frame"],
+      [
+        ["--frame", "u32be", "--max-frame", "0", "127.0.0.1", "9"],
+        "invalid --max-frame value: 0",
+      ],
+      [
+        ["--frame", "u32be", "--max-frame", "4294967296", "127.0.0.1", "9"],
+        "(at most 4294967295)",
+      ],
+      [
+        ["--frame", "u32be", "--max-frame", "1M", "127.0.0.1", "9"],
+        "invalid --max-frame value: 1M",
+      ],
+    ] as const
+  ) {
+    const r = await runCli([...args]);
+    assertEquals(r.code, 2, args.join(" "));
+    assertOk(r.stderr.includes(message), r.stderr);
+  }
+});
+
+Deno.test("-l --frame --idle-timeout: a quiet client ends the session with exit 0, unless mid-frame (exit 1)", async () => {
+  for (const partial of [false, true]) {
+    await using server = await startServer([
+      "-l",
+      "--frame",
+      "u16be",
+      "--idle-timeout",
+      "0.3",
+      "127.0.0.1",
+      "0",
+    ]);
+    using conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+    });
+    await conn.write(encodeFrame(te.encode("whole"), { format: "u16be" }));
+    if (partial) await conn.write(Uint8Array.fromHex("000568")); // 1 of 5 bytes
+    const out = await server.output;
+    assertEquals(out.text, "whole\n");
+    if (partial) {
+      assertEquals(out.code, 1);
+      assertOk(
+        out.stderr.includes(
+          "timed out: no data for 0.3 s, in the middle of a frame",
+        ),
+        out.stderr,
+      );
+    } else {
+      assertEquals(out.code, 0, out.stderr);
+      assertOk(out.stderr.includes("no data for 0.3 s, closed"), out.stderr);
+    }
+  }
+});

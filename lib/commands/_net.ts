@@ -1,0 +1,235 @@
+/**
+ * Flag groups several commands share: access lists, a proxy toward the
+ * target, TLS as a client and as a server, programs on connections, and
+ * session recording. Each group is an options fragment for `parse` and a
+ * function that turns its values into the library's options, with the
+ * usage errors a wrong combination deserves.
+ *
+ * @module
+ */
+import { type AccessList, buildAccessList } from "../access/list.ts";
+import { netError, UsageError } from "../errors.ts";
+import { type ClientTlsOptions, parsePin } from "../forward/tls.ts";
+import {
+  parseProxy,
+  parseProxyType,
+  type ProxySpec,
+} from "../proxy/connect.ts";
+import { type ExecSpec, parseExec } from "../exec/stream.ts";
+import type { SessionLogOptions } from "../session_log.ts";
+
+/** `--allow`, `--deny`, `--allowfile`, `--denyfile`. */
+export const ACCESS_OPTIONS = {
+  allow: { type: "string", multiple: true },
+  deny: { type: "string", multiple: true },
+  allowfile: { type: "string", multiple: true },
+  denyfile: { type: "string", multiple: true },
+} as const;
+
+/** nc's `-x`/`-X`/`-P` and ncat's `--proxy*`. */
+export const PROXY_OPTIONS = {
+  proxy: { type: "string", short: "x" },
+  "proxy-type": { type: "string", short: "X" },
+  "proxy-auth": { type: "string", short: "P" },
+  "proxy-dns": { type: "string" },
+} as const;
+
+/** TLS toward the peer we connect to. */
+export const CLIENT_TLS_OPTIONS = {
+  ssl: { type: "boolean" },
+  tls: { type: "boolean" },
+  "ssl-trustfile": { type: "string", multiple: true },
+  ca: { type: "string", multiple: true },
+  "ssl-servername": { type: "string" },
+  "ssl-alpn": { type: "string" },
+  insecure: { type: "boolean" },
+  "ssl-pin": { type: "string", multiple: true },
+} as const;
+
+/** TLS toward the clients of a listener. */
+export const SERVER_TLS_OPTIONS = {
+  "ssl-cert": { type: "string" },
+  "ssl-key": { type: "string" },
+} as const;
+
+/** ncat's `-e`/`--exec` and `-c`/`--sh-exec`. */
+export const EXEC_OPTIONS = {
+  exec: { type: "string", short: "e" },
+  "sh-exec": { type: "string", short: "c" },
+} as const;
+
+/** ncat's `--hex-dump`, and `--session-log`/`--append`. */
+export const SESSION_LOG_OPTIONS = {
+  "hex-dump": { type: "string" },
+  "session-log": { type: "string" },
+  append: { type: "boolean" },
+} as const;
+
+/** Reads a PEM file named by `flag`, or fails in one line. */
+export async function readPem(path: string, flag: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw netError(`read ${flag} ${path}`, err);
+  }
+}
+
+/** The access list the flags describe (open when none is given). */
+export function accessFrom(values: {
+  allow?: string[];
+  deny?: string[];
+  allowfile?: string[];
+  denyfile?: string[];
+}): Promise<AccessList> {
+  return buildAccessList({
+    ...(values.allow ? { allow: values.allow } : {}),
+    ...(values.deny ? { deny: values.deny } : {}),
+    ...(values.allowfile ? { allowFiles: values.allowfile } : {}),
+    ...(values.denyfile ? { denyFiles: values.denyfile } : {}),
+  });
+}
+
+/** The proxy the flags name, or `undefined`; `--proxy-*` without `--proxy` is a usage error. */
+export function proxyFrom(values: {
+  proxy?: string;
+  "proxy-type"?: string;
+  "proxy-auth"?: string;
+  "proxy-dns"?: string;
+}): ProxySpec | undefined {
+  if (values.proxy === undefined) {
+    for (const f of ["proxy-type", "proxy-auth", "proxy-dns"] as const) {
+      if (values[f] !== undefined) throw new UsageError(`--${f} needs --proxy`);
+    }
+    return undefined;
+  }
+  const auth = values["proxy-auth"] ?? Deno.env.get("DENOCAT_PROXY_AUTH");
+  return parseProxy(values.proxy, {
+    type: parseProxyType(values["proxy-type"] ?? "socks5"),
+    ...(auth !== undefined && auth !== "" ? { auth } : {}),
+    ...(values["proxy-dns"] !== undefined ? { dns: values["proxy-dns"] } : {}),
+  });
+}
+
+/**
+ * The client TLS settings, or `undefined` without `--ssl`/`--tls` (the
+ * other client TLS flags alone are usage errors). `--insecure` says so on
+ * stderr.
+ */
+export async function clientTlsFrom(
+  values: {
+    ssl?: boolean;
+    tls?: boolean;
+    "ssl-trustfile"?: string[];
+    ca?: string[];
+    "ssl-servername"?: string;
+    "ssl-alpn"?: string;
+    insecure?: boolean;
+    "ssl-pin"?: string[];
+  },
+  /** Who the certificate belongs to, for the `--insecure` warning. */
+  peer = "peer",
+): Promise<ClientTlsOptions | undefined> {
+  const ssl = values.ssl || values.tls || false;
+  const trustFiles = [...(values["ssl-trustfile"] ?? []), ...(values.ca ?? [])];
+  if (!ssl) {
+    const set: Array<[string, unknown]> = [
+      ["--ssl-trustfile/--ca", trustFiles.length ? trustFiles : undefined],
+      ["--ssl-servername", values["ssl-servername"]],
+      ["--ssl-alpn", values["ssl-alpn"]],
+      ["--insecure", values.insecure],
+      ["--ssl-pin", values["ssl-pin"]],
+    ];
+    for (const [flag, v] of set) {
+      if (v !== undefined) throw new UsageError(`${flag} needs --ssl`);
+    }
+    return undefined;
+  }
+  const tls: ClientTlsOptions = {};
+  if (trustFiles.length) {
+    tls.caCerts = await Promise.all(
+      trustFiles.map((f) => readPem(f, "--ssl-trustfile")),
+    );
+  }
+  if (values["ssl-servername"] !== undefined) {
+    tls.serverName = values["ssl-servername"];
+  }
+  if (values["ssl-alpn"] !== undefined) {
+    tls.alpn = values["ssl-alpn"].split(",").filter((s) => s !== "");
+  }
+  if (values["ssl-pin"] !== undefined) {
+    if (values.insecure) {
+      throw new UsageError("--ssl-pin and --insecure cannot be combined");
+    }
+    if (trustFiles.length) {
+      throw new UsageError(
+        "--ssl-pin replaces chain verification: drop --ssl-trustfile/--ca",
+      );
+    }
+    tls.pins = values["ssl-pin"].map(parsePin);
+  }
+  if (values.insecure) {
+    tls.insecure = true;
+    console.error(
+      `denocat: warning: --insecure: the ${peer}'s TLS certificate is NOT verified; anyone on the path can read and change the traffic`,
+    );
+  }
+  return tls;
+}
+
+/** The server certificate and key, or `undefined`; one without the other is a usage error. */
+export async function serverTlsFrom(values: {
+  "ssl-cert"?: string;
+  "ssl-key"?: string;
+}): Promise<{ cert: string; key: string } | undefined> {
+  if (
+    (values["ssl-cert"] === undefined) !== (values["ssl-key"] === undefined)
+  ) {
+    throw new UsageError("--ssl-cert and --ssl-key go together");
+  }
+  if (values["ssl-cert"] === undefined) return undefined;
+  return {
+    cert: await readPem(values["ssl-cert"], "--ssl-cert"),
+    key: await readPem(values["ssl-key"]!, "--ssl-key"),
+  };
+}
+
+/** What `-e`/`-c` ask to run, or `undefined`; both at once is a usage error. */
+export function execFrom(values: {
+  exec?: string;
+  "sh-exec"?: string;
+}): ExecSpec | undefined {
+  if (values.exec !== undefined && values["sh-exec"] !== undefined) {
+    throw new UsageError("-e/--exec and -c/--sh-exec cannot be combined");
+  }
+  if (values.exec !== undefined) return parseExec(values.exec);
+  if (values["sh-exec"] !== undefined) {
+    if (values["sh-exec"].trim() === "") {
+      throw new UsageError("-c needs a command line to run");
+    }
+    return { shell: values["sh-exec"] };
+  }
+  return undefined;
+}
+
+/** The session recording the flags ask for, or `undefined`. */
+export function sessionLogFrom(values: {
+  "hex-dump"?: string;
+  "session-log"?: string;
+  append?: boolean;
+}): SessionLogOptions | undefined {
+  if (values["hex-dump"] === undefined && values["session-log"] === undefined) {
+    if (values.append) {
+      throw new UsageError("--append needs --hex-dump or --session-log");
+    }
+    return undefined;
+  }
+  return {
+    ...(values["hex-dump"] !== undefined
+      ? { hexDump: values["hex-dump"] }
+      : {}),
+    ...(values["session-log"] !== undefined
+      ? { sessionLog: values["session-log"] }
+      : {}),
+    append: values.append ?? false,
+  };
+}
