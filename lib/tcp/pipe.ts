@@ -245,8 +245,11 @@ export async function pipeDuplex(
         if (extra) return;
         extra = true;
         const ready = input.fd === undefined ? false : readyNow(input.fd);
-        if (ready === false) return;
-        if (ready === undefined) {
+        // "Not ready" can also mean Deno's pool thread has just taken the
+        // bytes and its result is on its way to us (seen under load: a
+        // chunk written before the client connected was lost): give a
+        // pending read the same 25 ms as when readiness is unknown.
+        if (ready === false || ready === undefined) {
           let timer: ReturnType<typeof setTimeout> | undefined;
           const late = new Promise<void>((r) => timer = setTimeout(r, 25));
           await Promise.race([
