@@ -13,7 +13,7 @@ import { formatAddr } from "../address.ts";
 import type { Logger } from "../log.ts";
 import { silent } from "../log.ts";
 import { maxPayload, type UdpSocket } from "../udp/socket.ts";
-import { execCommand, type ExecSpec, killGroup } from "./stream.ts";
+import { execCommand, type ExecSpec, killGroup, spawnExec } from "./stream.ts";
 
 /** Options for {@linkcode execPerPeer}. */
 export interface ExecPerPeerOptions {
@@ -35,6 +35,20 @@ export interface ExecPerPeerResult {
   sessions: number;
   /** Datagrams dropped: refused peers, or new peers over `maxSessions`. */
   dropped: number;
+}
+
+/** The `NCAT_*` variables for a UDP peer of a socket bound at `local`. */
+function udpEnv(
+  peer: Deno.NetAddr,
+  local: Deno.NetAddr,
+): Record<string, string> {
+  return {
+    NCAT_PROTO: "UDP",
+    NCAT_REMOTE_ADDR: peer.hostname,
+    NCAT_REMOTE_PORT: String(peer.port),
+    NCAT_LOCAL_ADDR: local.hostname,
+    NCAT_LOCAL_PORT: String(local.port),
+  };
 }
 
 /**
@@ -72,7 +86,7 @@ export async function execPerPeer(
   const max = options.maxSessions ?? 64;
   const logger = options.logger ?? silent;
   const log = (line: string) => logger.log(line);
-  const [program, args] = execCommand(spec);
+  const [program] = execCommand(spec);
   const sessions = new Map<string, Session>();
   let started = 0, dropped = 0;
 
@@ -98,20 +112,7 @@ export async function execPerPeer(
   if (options.signal?.aborted) onAbort();
 
   const start = (from: Deno.NetAddr, key: string): Session => {
-    const child = new Deno.Command(program, {
-      args,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-      detached: true,
-      env: {
-        NCAT_PROTO: "UDP",
-        NCAT_REMOTE_ADDR: from.hostname,
-        NCAT_REMOTE_PORT: String(from.port),
-        NCAT_LOCAL_ADDR: socket.addr.hostname,
-        NCAT_LOCAL_PORT: String(socket.addr.port),
-      },
-    }).spawn();
+    const child = spawnExec(spec, udpEnv(from, socket.addr));
     const s: Session = {
       child,
       stdin: child.stdin.getWriter(),
@@ -201,21 +202,7 @@ export async function execToPeer(
   spec: ExecSpec,
   options: ExecToPeerOptions = {},
 ): Promise<number> {
-  const [program, args] = execCommand(spec);
-  const child = new Deno.Command(program, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-    detached: true,
-    env: {
-      NCAT_PROTO: "UDP",
-      NCAT_REMOTE_ADDR: peer.hostname,
-      NCAT_REMOTE_PORT: String(peer.port),
-      NCAT_LOCAL_ADDR: socket.addr.hostname,
-      NCAT_LOCAL_PORT: String(socket.addr.port),
-    },
-  }).spawn();
+  const child = spawnExec(spec, udpEnv(peer, socket.addr));
   const onAbort = () => killGroup(child, "SIGTERM");
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();

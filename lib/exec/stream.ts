@@ -139,6 +139,26 @@ export function killGroup(child: Deno.ChildProcess, signal: Deno.Signal): void {
   } catch { /* already gone */ }
 }
 
+/**
+ * Starts `spec` with piped stdin and stdout, the caller's stderr, and
+ * `env` added, in a process group of its own (so that ending it ends what
+ * it started too; see {@linkcode killGroup}).
+ */
+export function spawnExec(
+  spec: ExecSpec,
+  env: Record<string, string>,
+): Deno.ChildProcess {
+  const [program, args] = execCommand(spec);
+  return new Deno.Command(program, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+    detached: true,
+    env,
+  }).spawn();
+}
+
 /** The command for `spec`: `[program, args]`. */
 export function execCommand(spec: ExecSpec): [string, string[]] {
   return "argv" in spec
@@ -176,19 +196,10 @@ export async function execOver(
   spec: ExecSpec,
   options: ExecOverOptions = {},
 ): Promise<ExecOverResult> {
-  const [program, args] = execCommand(spec);
-  const child = new Deno.Command(program, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-    // Its own process group, so that an abort ends what it started too.
-    detached: true,
-    env: {
-      ...ncatEnvOf(options.addrs ?? conn, options.proto ?? "TCP"),
-      ...options.env,
-    },
-  }).spawn();
+  const child = spawnExec(spec, {
+    ...ncatEnvOf(options.addrs ?? conn, options.proto ?? "TCP"),
+    ...options.env,
+  });
   let sent = 0, received = 0;
   const stdin = child.stdin.getWriter();
   const stdout = child.stdout.getReader();
