@@ -18,6 +18,21 @@ export function has(cmd: string): boolean {
     .success;
 }
 
+/**
+ * Compiles `bench/NAME.c` with `cc -O2` into a temporary directory; the
+ * path of the program, or `undefined` where there is no C compiler (the
+ * caller then skips or falls back).
+ */
+export async function buildC(name: string): Promise<string | undefined> {
+  if (!has("cc")) return undefined;
+  const out = `${await Deno.makeTempDir()}/${name}`;
+  const r = await new Deno.Command("cc", {
+    args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`],
+    stderr: "null",
+  }).output();
+  return r.success ? out : undefined;
+}
+
 /** Shell-quotes one argument. */
 export function q(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg)

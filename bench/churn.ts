@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import {
   background,
+  buildC,
   DENOCAT,
   freePort,
   has,
@@ -34,15 +35,6 @@ const SECS = Number(values.secs);
 const LEVELS = values.lanes.split(",").map(Number);
 const GENS = Number(values.gens);
 const dc = DENOCAT.map(q).join(" ");
-
-async function buildC(name: string): Promise<string | undefined> {
-  if (!has("cc")) return undefined;
-  const out = `${await Deno.makeTempDir()}/${name}`;
-  const r = await new Deno.Command("cc", {
-    args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`],
-  }).output();
-  return r.success ? out : undefined;
-}
 
 const gen = await buildC("churn_gen");
 if (!gen) {

@@ -14,6 +14,7 @@
 import { parseArgs } from "node:util";
 import {
   background,
+  buildC,
   DENOCAT,
   freePort,
   has,
@@ -39,15 +40,6 @@ const SECS = Number(values.secs);
 const LEVELS = values.conns.split(",").map(Number);
 const GENS = Number(values.gens);
 const dc = DENOCAT.map(q).join(" ");
-
-async function buildC(name: string): Promise<string | undefined> {
-  if (!has("cc")) return undefined;
-  const out = `${await Deno.makeTempDir()}/${name}`;
-  const r = await new Deno.Command("cc", {
-    args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`],
-  }).output();
-  return r.success ? out : undefined;
-}
 
 const ceiling = await buildC("echo_server");
 // The C generator costs far less CPU than a Deno one, leaving the servers the

@@ -17,13 +17,13 @@
 import { parseArgs } from "node:util";
 import {
   background,
+  buildC,
   DENOCAT,
   freePort,
   has,
   median,
   percentile,
   q,
-  ROOT,
   saveResults,
   sh,
   table,
@@ -64,15 +64,6 @@ const FORWARDERS: Array<
       `socat TCP-LISTEN:${p},bind=127.0.0.1,fork,reuseaddr,backlog=4096 TCP:127.0.0.1:${t}`,
   },
 ];
-
-async function buildC(name: string): Promise<string | undefined> {
-  if (!has("cc")) return undefined;
-  const out = `${await Deno.makeTempDir()}/${name}`;
-  const r = await new Deno.Command("cc", {
-    args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`],
-  }).output();
-  return r.success ? out : undefined;
-}
 
 interface StreamResult {
   forwarder: string;

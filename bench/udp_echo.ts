@@ -14,6 +14,8 @@
  *
  * @module
  */
+import { buildC } from "./_util.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}cli.ts`;
 const PEER = `${ROOT}bench/_udp_peer.ts`;
@@ -26,18 +28,6 @@ const INTERVAL_MS = 10;
 const deno = Deno.execPath();
 const decoder = new TextDecoder();
 
-async function buildC(name: string): Promise<string | undefined> {
-  const out = `${await Deno.makeTempDir()}/${name}`;
-  try {
-    const r = await new Deno.Command("cc", {
-      args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`],
-      stderr: "null",
-    }).output();
-    return r.success ? out : undefined;
-  } catch {
-    return undefined; // no cc
-  }
-}
 const C_GEN = await buildC("udp_gen");
 const C_ECHO = await buildC("udp_echo_server");
 const hasSocat = (await new Deno.Command("sh", {
