@@ -25,6 +25,8 @@ export interface Stream {
 export interface RelayOptions {
   /** Called after each chunk moved either way (for idle checks). */
   onActivity?: () => void;
+  /** Called when a direction moves onto a pump thread (with `tcp`). */
+  onPump?: () => void;
   /** Aborting closes both sides; `relay` then resolves. */
   signal?: AbortSignal;
   /**
@@ -130,6 +132,7 @@ export async function relay(
             signal: stopPumps.signal,
             onPump: (p) => {
               pumps.push(p);
+              options.onPump?.();
               // A pumped direction reports no chunks: tell the idle
               // watch about its progress once a second instead.
               if (onActivity) watch ??= setInterval(checkPumps, 1000);

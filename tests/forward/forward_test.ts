@@ -227,14 +227,24 @@ Deno.test("socketCopy() hands a bulk TCP-to-TCP copy to a pump thread, byte for 
   const [a, a2] = await pair(l);
   const [b, b2] = await pair(l);
   const data = randomBytes(8 << 20);
+  let pumped = false;
+  // Past the hand-off point the writer trickles until the pump thread has
+  // taken over (a loaded machine can take a second to start a worker, and
+  // the plain loop would otherwise finish first), then sends the rest.
   const writing = (async () => {
-    for (let off = 0; off < data.length;) {
-      off += await a.write(data.subarray(off));
+    let off = 0;
+    const deadline = Date.now() + 20_000;
+    while (off < data.length) {
+      const trickle = linux && !pumped && off >= 512 * 1024 &&
+        Date.now() < deadline;
+      off += await a.write(
+        data.subarray(off, trickle ? off + 16384 : undefined),
+      );
+      if (trickle) await new Promise((r) => setTimeout(r, 10));
     }
     a.close();
   })();
   const reading = readAll(b2);
-  let pumped = false;
   const n = await socketCopy(a2, b, {
     handoffAfter: 256 * 1024,
     onPump: () => pumped = true,
@@ -256,10 +266,12 @@ Deno.test("relay({ tcp: true }) stops its pump threads and closes both sides whe
   const [c2, s2] = await pair(l);
   const ac = new AbortController();
   const moved: number[] = [];
+  let pumping = false;
   const joined = relay(s1, s2, {
     tcp: true,
     signal: ac.signal,
     onActivity: () => moved.push(1),
+    onPump: () => pumping = true,
   });
   // c1 streams without end; c2 reads what arrives.
   const chunk = new Uint8Array(1 << 20);
@@ -277,7 +289,12 @@ Deno.test("relay({ tcp: true }) stops its pump threads and closes both sides whe
       while ((n = await c2.read(buf)) !== null) got += n;
     } catch { /* reset */ }
   })();
-  while (got < 24 << 20) await new Promise((r) => setTimeout(r, 20));
+  // 24 MiB, and on Linux until a pump thread runs (a loaded machine can
+  // take a second to start one), 20 s at most.
+  const deadline = Date.now() + 20_000;
+  while (
+    got < 24 << 20 || (linux && !pumping && Date.now() < deadline)
+  ) await new Promise((r) => setTimeout(r, 20));
   ac.abort();
   const r = await joined;
   stop = true;
