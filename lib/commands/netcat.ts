@@ -198,6 +198,11 @@ numeric flags; 'recv -o' is a directory, not ncat's output log.
 
 Exit codes: 0 ok (idle timeouts and a closed stdout included), 1 network or
 runtime failure, 2 usage error, 3 integrity failure.
+
+In the library (lib/): the plain TCP modes, echo and TCP probes are in tcp/,
+-u and UDP echo/probes in udp/, --frame in framed/ (codecs in frame/), send
+and recv in transfer/, shell in shell/, forward in forward/, -e/-c in exec/,
+-x proxies in proxy/, --allow/--deny in access/; docs/ARCHITECTURE.md maps them.
 `;
 
 const OPTIONS = {
