@@ -189,6 +189,8 @@ async function runUnixDatagram(
 /** Parsed flags `denocat echo -u` uses. */
 export interface UdpEchoFlags {
   upper: boolean;
+  /** `--allow`/`--deny`. */
+  access?: AccessList;
   /** `--rate`: datagrams a second per source address (`Infinity`: off). */
   rate?: number;
   unix: boolean;
@@ -212,6 +214,9 @@ export async function runUdpEcho(
     logger: flags.logger,
     logDatagrams: true,
     ...(flags.rate !== undefined ? { rate: flags.rate } : {}),
+    ...(flags.access
+      ? { accept: (a: Deno.NetAddr) => flags.access!.allows(a.hostname) }
+      : {}),
     ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
     ...(flags.family ? { family: flags.family } : {}),
   });

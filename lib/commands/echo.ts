@@ -7,6 +7,7 @@ import { echoServer } from "../tcp/echo.ts";
 import { formatAddr } from "../address.ts";
 import { stderrLogger } from "../log.ts";
 import { UsageError } from "../errors.ts";
+import { ACCESS_OPTIONS, accessFrom } from "./_net.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -40,6 +41,11 @@ Options:
                       Linux with FFI allowed, else one event loop)
       --keepalive     TCP keepalive on every connection (the system's timers);
                       serves on the event loop, not on epoll threads
+      --allow LIST, --deny LIST, --allowfile FILE, --denyfile FILE
+                      serve only / never these peers (addresses, CIDR blocks,
+                      names resolved at start; --deny wins): refused TCP
+                      peers are closed at once, refused datagrams dropped.
+                      Serves on the event loop
   -4, -6              IPv4 / IPv6 only
   -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
                       [HOST] PORT
@@ -56,6 +62,7 @@ const OPTIONS = {
   udp: { type: "boolean", short: "u" },
   keepalive: { type: "string" },
   rate: { type: "string" },
+  ...ACCESS_OPTIONS,
 } as const;
 
 /** `--rate N`, `N/s` or `off` (no limit: `Infinity`). */
@@ -99,6 +106,11 @@ export async function run(args: string[]): Promise<number> {
     );
   const logger = stderrLogger(values.verbose ?? false);
   const rate = values.udp ? rateOf(values.rate) : undefined;
+  const access = await accessFrom(values);
+  if (access.active && values.unix) {
+    throw new UsageError("--allow/--deny apply to IP peers, not to -U");
+  }
+  if (access.active) logger.log(`access list: ${access.describe()}`);
   if (values.udp) {
     if (maxConns !== undefined) {
       throw new UsageError("--max-conns does not apply to -u");
@@ -119,6 +131,7 @@ export async function run(args: string[]): Promise<number> {
       family,
       logger,
       ...(rate !== undefined ? { rate } : {}),
+      ...(access.active ? { access } : {}),
     });
   }
   if (values.rate !== undefined) {
@@ -139,6 +152,9 @@ export async function run(args: string[]): Promise<number> {
     ...(maxConns ? { maxConns } : {}),
     ...(idleTimeout ? { idleTimeout } : {}),
     ...(keepalive ? { keepalive } : {}),
+    ...(access.active
+      ? { accept: (a: Deno.Addr) => access.allowsAddr(a) }
+      : {}),
     threads,
   });
   const engine = await server.ready;

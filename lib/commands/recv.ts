@@ -29,6 +29,7 @@ import {
   shutdownSignal,
 } from "./_args.ts";
 import { compatMode } from "./send.ts";
+import { ACCESS_OPTIONS, accessFrom } from "./_net.ts";
 
 /** Help for `denocat recv`. */
 export const HELP = `Usage: denocat recv [options] [HOST] PORT
@@ -68,6 +69,11 @@ Options:
                       most is closed, so idle connections cannot lock
                       senders out. Raise it for bursts of more
                       than N senders connecting at the same moment
+      --allow LIST, --deny LIST, --allowfile FILE, --denyfile FILE
+                      accept senders only from / never from these peers
+                      (addresses, CIDR blocks, names resolved at start;
+                      --deny wins); refused ones are closed before a byte is
+                      read
       --max-conns-per-ip N
                       with -k, at most N of those slots per source address
                       (an IPv6 /64; default 8); more senders from it are
@@ -110,6 +116,7 @@ const OPTIONS = {
   "max-size": { type: "string" },
   "max-depth": { type: "string" },
   keepalive: { type: "string" },
+  ...ACCESS_OPTIONS,
 } as const;
 
 /**
@@ -195,6 +202,11 @@ export async function run(args: string[]): Promise<number> {
       base.log(m);
     },
   };
+  const access = await accessFrom(values);
+  if (access.active && values.unix) {
+    throw new UsageError("--allow/--deny apply to IP peers, not to -U");
+  }
+  if (access.active) base.log(`access list: ${access.describe()}`);
   using signal = shutdownSignal();
   let last: ConnectionResult | undefined;
   // A single item to stdout: `recv … | head` closing it ends quietly, exit 0.
@@ -208,6 +220,9 @@ export async function run(args: string[]): Promise<number> {
       }),
   };
   const server = receiveServer(endpoint, {
+    ...(access.active
+      ? { accept: (a: Deno.Addr) => access.allowsAddr(a) }
+      : {}),
     onConnection: (r) => last = r,
     keep,
     compat,

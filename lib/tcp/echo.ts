@@ -53,6 +53,12 @@ export interface EchoOptions extends ListenOptions {
   engine?: "auto" | "deno";
   /** Echo threads of the `epoll` engine. @default {1} */
   threads?: number;
+  /**
+   * Whether a peer may connect (`--allow`/`--deny`); refused peers are
+   * closed at once, logged. The threads accept on their own, so a server
+   * with a list runs on `deno`. @default {every peer}
+   */
+  accept?: (addr: Deno.Addr) => boolean;
 }
 
 /** A running echo server. */
@@ -91,7 +97,9 @@ export function echoServer(
 ): EchoServer {
   // Keepalive is switched on as Deno accepts (connect.ts); the epoll threads
   // accept on their own, so a keepalive server runs on the event loop.
-  const engine = options.keepalive ? "deno" : options.engine ?? "auto";
+  const engine = options.keepalive || options.accept
+    ? "deno"
+    : options.engine ?? "auto";
   const c = engine !== "deno" && endpoint.path === undefined && ffiAllowed()
     ? libc()
     : null;
@@ -177,6 +185,11 @@ export function echoServer(
     };
 
     const loop = acceptLoop<Conn>(listener, async (conn) => {
+      if (options.accept && !options.accept(conn.remoteAddr)) {
+        logger.log(`${formatAddr(conn.remoteAddr)} refused by the access list`);
+        closeQuietly(conn);
+        return;
+      }
       if (conns.size >= maxConns) {
         logger.log(
           `${

@@ -69,6 +69,11 @@ export interface ReceiveServerOptions
   /** Most components in a name. @default {DEFAULT_MAX_DEPTH} */
   maxDepth?: number;
   /**
+   * Whether a peer may connect (`--allow`/`--deny`); refused peers are
+   * closed at once, before a byte is read, and logged. @default {every peer}
+   */
+  accept?: (addr: Deno.Addr) => boolean;
+  /**
    * Use directory descriptors (FFI) when available; `false` forces the
    * portable path, which refuses a `dir` other users can write to.
    * @default {true}
@@ -311,12 +316,22 @@ export function receiveServer(
     }
   };
 
+  const refused = (conn: Conn): boolean => {
+    if (!options.accept || options.accept(conn.remoteAddr)) return false;
+    logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
+    closeQuietly(conn);
+    return true;
+  };
   const accept = async (): Promise<Conn | null> => {
-    try {
-      return await listener.accept();
-    } catch (err) {
-      if (closing || err instanceof Deno.errors.BadResource) return null;
-      throw err;
+    for (;;) {
+      let conn: Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (closing || err instanceof Deno.errors.BadResource) return null;
+        throw err;
+      }
+      if (!refused(conn)) return conn;
     }
   };
 
@@ -329,6 +344,7 @@ export function receiveServer(
       return await serve(conn);
     }
     const loop = acceptLoop<Conn>(listener, async (conn) => {
+      if (refused(conn)) return;
       conns.add(conn);
       pending.add(conn);
       const src = sourceOf(conn.remoteAddr);

@@ -46,6 +46,12 @@ export interface UdpEchoOptions extends BindUdpOptions {
   rate?: number;
   /** Source addresses the rate limit tracks at once. @default {DEFAULT_MAX_SOURCES} */
   maxSources?: number;
+  /**
+   * Whether a datagram from this peer is answered (`--allow`/`--deny`);
+   * others are dropped unanswered. A server with a list runs on `deno`.
+   * @default {every peer}
+   */
+  accept?: (addr: Deno.NetAddr) => boolean;
 }
 
 /** Datagrams a {@linkcode UdpEchoServer} refused to answer, by reason. */
@@ -119,6 +125,7 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
         continue;
       }
       if (d === null) return;
+      if (options.accept && !options.accept(d.from)) continue;
       const now = performance.now();
       const verdict = guard.check(d.from.hostname, d.from.port, now);
       if (verdict !== ADMIT) {
@@ -150,7 +157,8 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
   // The thread gets its own close-on-exec duplicate of the socket, proved
   // to be this very socket by its exact identity (native/identity.ts): a
   // UDP socket bound to this family, address and port, and no other.
-  const c = (options.engine ?? "auto") === "auto" && ffiAllowed()
+  const c = (options.engine ?? "auto") === "auto" && !options.accept &&
+      ffiAllowed()
     ? libc()
     : null;
   const claim = c === null

@@ -520,3 +520,77 @@ test({
     }
   },
 });
+
+test("echo and recv take --allow/--deny: a refused peer gets nothing back, an allowed one is served", async () => {
+  {
+    await using server = await startServer([
+      "echo",
+      "--deny",
+      "127.0.0.1",
+      "127.0.0.1",
+      "0",
+    ]);
+    const r = await runCli(["127.0.0.1", String(server.port)], { stdin: "x" });
+    assertEquals(r.text, "");
+    await server.waitForStderr(/refused by the access list/);
+  }
+  {
+    await using server = await startServer([
+      "echo",
+      "--allow",
+      "127.0.0.0/8",
+      "127.0.0.1",
+      "0",
+    ]);
+    const r = await runCli(["127.0.0.1", String(server.port)], { stdin: "hi" });
+    assertEquals(r.text, "hi");
+  }
+  {
+    await using server = await startServer([
+      "echo",
+      "-u",
+      "--deny",
+      "127.0.0.1",
+      "127.0.0.1",
+      "0",
+    ]);
+    const s = Deno.listenDatagram({
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: 0,
+    });
+    try {
+      await s.send(new TextEncoder().encode("x"), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port: server.port,
+      });
+      const got = await Promise.race([
+        s.receive().then(() => "reply"),
+        new Promise((r) => setTimeout(() => r("none"), 400)),
+      ]);
+      assertEquals(got, "none");
+    } finally {
+      s.close();
+    }
+  }
+  await using dir = await tempDir();
+  {
+    await using server = await startServer([
+      "recv",
+      "-k",
+      "-o",
+      dir.path,
+      "--deny",
+      "127.0.0.1",
+      "127.0.0.1",
+      "0",
+    ]);
+    const r = await runCli(["send", "127.0.0.1", String(server.port), "-"], {
+      stdin: "data",
+    });
+    assertEquals(r.code, 1, r.stderr);
+    await server.waitForStderr(/refused by the access list/);
+    assertEquals([...Deno.readDirSync(dir.path)].length, 0);
+  }
+});
