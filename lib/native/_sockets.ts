@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ffiAllowed } from "./libc.ts";
+import { ffiAllowed, sockaddrOf, sockaddrToAddr } from "./libc.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -140,114 +140,14 @@ export function osError(c: Sym, code: number): Error {
  * ```
  */
 export function sockaddr(ip: string, port: number): Uint8Array {
-  const v4 = parseIPv4(ip);
-  if (v4) {
-    const sa = new Uint8Array(16);
-    sa[0] = AF_INET;
-    sa[2] = port >> 8;
-    sa[3] = port & 0xff;
-    sa.set(v4, 4);
-    return sa;
-  }
-  const v6 = parseIPv6(ip);
-  if (!v6) throw new TypeError(`not an IP address: ${ip}`);
-  const sa = new Uint8Array(28);
-  sa[0] = AF_INET6;
-  sa[2] = port >> 8;
-  sa[3] = port & 0xff;
-  sa.set(v6, 8);
+  const sa = sockaddrOf(ip, port);
+  if (!sa) throw new TypeError(`not an IP address: ${ip}`);
   return sa;
 }
 
-export function parseIPv4(ip: string): Uint8Array | undefined {
-  const parts = ip.split(".");
-  if (parts.length !== 4) return undefined;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^\d{1,3}$/.test(parts[i]!) || Number(parts[i]) > 255) {
-      return undefined;
-    }
-    out[i] = Number(parts[i]);
-  }
-  return out;
-}
-
-function parseIPv6(ip: string): Uint8Array | undefined {
-  const zone = ip.indexOf("%");
-  if (zone >= 0) ip = ip.slice(0, zone);
-  const halves = ip.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (s: string) => (s === "" ? [] : s.split(":"));
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  const words: number[] = [];
-  const push = (list: string[], last: boolean) => {
-    for (let i = 0; i < list.length; i++) {
-      const g = list[i]!;
-      if (last && i === list.length - 1 && g.includes(".")) {
-        const v4 = parseIPv4(g);
-        if (!v4) return false;
-        words.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) words.push(parseInt(g, 16));
-      else return false;
-    }
-    return true;
-  };
-  if (!push(head, halves.length === 1)) return undefined;
-  const headLen = words.length;
-  if (!push(tail, true)) return undefined;
-  const missing = 8 - words.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [
-    ...words.slice(0, headLen),
-    ...new Array(halves.length === 2 ? missing : 0).fill(0),
-    ...words.slice(headLen),
-  ];
-  const out = new Uint8Array(16);
-  all.forEach((w, i) => {
-    out[2 * i] = w >> 8;
-    out[2 * i + 1] = w & 0xff;
-  });
-  return out;
-}
-
+/** The address in a `sockaddr_in`/`sockaddr_in6` our socket reported. */
 export function addrOf(bytes: Uint8Array): Deno.NetAddr {
-  const family = bytes[0]! | (bytes[1]! << 8);
-  const port = (bytes[2]! << 8) | bytes[3]!;
-  if (family === AF_INET) {
-    return {
-      transport: "tcp",
-      hostname: bytes.subarray(4, 8).join("."),
-      port,
-    };
-  }
-  const b = bytes.subarray(8, 24);
-  const words = Array.from(
-    { length: 8 },
-    (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!),
-  );
-  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
-    return {
-      transport: "tcp",
-      hostname: `::ffff:${b.subarray(12).join(".")}`,
-      port,
-    };
-  }
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(":");
-  return {
-    transport: "tcp",
-    hostname: best < 0
-      ? hex(words)
-      : `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`,
-    port,
-  };
+  return sockaddrToAddr(bytes)!;
 }
 
 export function intOpt(

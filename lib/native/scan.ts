@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ffiAllowed } from "./libc.ts";
+import { ffiAllowed, sockaddrOf } from "./libc.ts";
 import type { ScanJob } from "./scan_job.ts";
 
 export { CLOSED, FAILED, OPEN, PENDING, TIMEOUT } from "./scan_job.ts";
@@ -52,7 +52,7 @@ export async function nativeScan(
   options: NativeScanOptions,
 ): Promise<NativeScanResult | undefined> {
   if (!ffiAllowed() || ports.length === 0) return undefined;
-  const sockaddr = sockaddrFor(ip);
+  const sockaddr = sockaddrOf(ip, 0);
   if (!sockaddr) return undefined;
   const n = ports.length;
   const shared = new SharedArrayBuffer(n * 4);
@@ -118,58 +118,4 @@ export async function nativeScan(
     errnos: new Int32Array(errnos),
     times: new Float64Array(times),
   };
-}
-
-/** A `sockaddr_in`/`sockaddr_in6` for a numeric IP with port 0, or `undefined`. */
-function sockaddrFor(ip: string): Uint8Array | undefined {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (v4) {
-    const sa = new Uint8Array(16);
-    sa[0] = 2; // AF_INET, little-endian sa_family
-    for (let i = 0; i < 4; i++) sa[4 + i] = Number(v4[i + 1]);
-    return sa;
-  }
-  const bytes = ipv6Bytes(ip);
-  if (!bytes) return undefined;
-  const sa = new Uint8Array(28);
-  sa[0] = 10; // AF_INET6
-  sa.set(bytes, 8);
-  return sa;
-}
-
-/** The 16 bytes of an IPv6 address in text (no zone), or `undefined`. */
-function ipv6Bytes(ip: string): Uint8Array | undefined {
-  if (ip.includes("%")) return undefined; // scoped: leave it to Deno
-  let text = ip;
-  const tail: number[] = [];
-  const dotted = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (dotted) {
-    text = dotted[1]! + "0:0";
-    for (let i = 2; i <= 5; i++) tail.push(Number(dotted[i]));
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const parse = (s: string) => (s === "" ? [] : s.split(":"));
-  const head = parse(halves[0]!),
-    rest = halves.length === 2 ? parse(halves[1]!) : [];
-  const fill = 8 - head.length - rest.length;
-  if (
-    (halves.length === 2 && fill < 1) || (halves.length === 1 && fill !== 0)
-  ) {
-    return undefined;
-  }
-  const groups = [
-    ...head,
-    ...Array(halves.length === 2 ? fill : 0).fill("0"),
-    ...rest,
-  ];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(groups[i]!)) return undefined;
-    const g = parseInt(groups[i]!, 16);
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  }
-  if (tail.length) out.set(tail, 12);
-  return out;
 }

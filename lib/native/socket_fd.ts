@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { sockaddrOf } from "./libc.ts";
 import {
   addrOf,
   AF_INET,
@@ -32,7 +33,6 @@ import {
   IPPROTO_TCP,
   MSG_NOSIGNAL,
   osError,
-  parseIPv4,
   POLLIN,
   POLLOUT,
   pollSet,
@@ -233,7 +233,7 @@ function setKeepalive(
 }
 
 function familyOf(ip: string): number {
-  return parseIPv4(ip) ? AF_INET : AF_INET6;
+  return sockaddrOf(ip, 0)?.[0] === AF_INET ? AF_INET : AF_INET6;
 }
 
 /**
