@@ -108,30 +108,15 @@ export async function fastCopy(
   ) {
     return await copy(src, dst, options);
   }
-  const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
-  let thread: PumpThread | undefined;
-  let first;
-  try {
-    first = await copyUntil(src, dst, (total) => {
-      // Boot the thread early so the hand-off does not wait for it.
-      if (total >= handoffAfter / 4) thread ??= new PumpThread();
-      return total >= handoffAfter && thread?.ready === true;
-    }, options);
-  } catch (err) {
-    thread?.dispose();
-    throw err;
-  }
-  if (first.eof || options.signal?.aborted || thread === undefined) {
-    thread?.dispose();
-    return first.bytes;
-  }
+  const { first, thread } = await untilHandoff(src, dst, options);
+  if (thread === undefined) return first;
   // The pump gets its own close-on-exec duplicate, proved to be this very
   // connection (identity.ts), or nothing: then the plain loop goes on.
   const claim = claimSocket(c, id);
   if ("declined" in claim) {
     thread.dispose();
     options.onDecline?.(claim.declined);
-    return first.bytes + await copy(src, dst, options);
+    return first + await copy(src, dst, options);
   }
   const dup = claim.fd;
   const pump = thread.run(
@@ -142,16 +127,7 @@ export async function fastCopy(
       bufferSize: options.bufferSize ?? 256 * 1024,
     },
   );
-  options.onPump?.(pump);
-  const onAbort = () => pump.stop();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    return first.bytes + await pump.done;
-  } finally {
-    // However the pump ended (EOF, an error, a stop), its bytes count.
-    options.onChunk?.(pump.moved());
-    options.signal?.removeEventListener("abort", onAbort);
-  }
+  return first + await watchPump(pump, options);
 }
 
 /** Options for {@linkcode socketCopy}. */
@@ -208,6 +184,43 @@ export async function socketCopy(
   if (c === null || !srcId || !dstId || options.signal?.aborted) {
     return await copy(src, dst, options);
   }
+  const { first, thread } = await untilHandoff(src, dst, options);
+  if (thread === undefined) return first;
+  const srcClaim = claimSocket(c, srcId);
+  const dstClaim = "fd" in srcClaim ? claimSocket(c, dstId) : srcClaim;
+  if (!("fd" in srcClaim) || !("fd" in dstClaim)) {
+    if ("fd" in srcClaim) c.close(srcClaim.fd);
+    thread.dispose();
+    const why = "declined" in srcClaim ? srcClaim : dstClaim;
+    options.onDecline?.("declined" in why ? why.declined : "");
+    return first + await copy(src, dst, options);
+  }
+  const srcDup = srcClaim.fd, dstDup = dstClaim.fd;
+  const pump = thread.run(
+    {
+      src: srcDup,
+      dst: dstDup,
+      socket: srcDup,
+      bufferSize: options.bufferSize ?? 256 * 1024,
+    },
+    // The thread has ended: only now may the destination duplicate go.
+    () => c.close(dstDup),
+  );
+  return first + await watchPump(pump, options);
+}
+
+/**
+ * The ordinary loop up to the hand-off point, with a pump thread booting on
+ * the way (at a quarter of it, so the hand-off does not wait). `thread` is
+ * set only when the copy reached the point with the thread ready; otherwise
+ * the copy is complete (EOF, an abort, or no thread) and `first` is all it
+ * moved.
+ */
+async function untilHandoff(
+  src: Reader,
+  dst: Writer,
+  options: CopyOptions & { signal?: AbortSignal; handoffAfter?: number },
+): Promise<{ first: number; thread?: PumpThread }> {
   const handoffAfter = options.handoffAfter ?? HANDOFF_AFTER;
   let thread: PumpThread | undefined;
   let first;
@@ -222,33 +235,25 @@ export async function socketCopy(
   }
   if (first.eof || options.signal?.aborted || thread === undefined) {
     thread?.dispose();
-    return first.bytes;
+    return { first: first.bytes };
   }
-  const srcClaim = claimSocket(c, srcId);
-  const dstClaim = "fd" in srcClaim ? claimSocket(c, dstId) : srcClaim;
-  if (!("fd" in srcClaim) || !("fd" in dstClaim)) {
-    if ("fd" in srcClaim) c.close(srcClaim.fd);
-    thread.dispose();
-    const why = "declined" in srcClaim ? srcClaim : dstClaim;
-    options.onDecline?.("declined" in why ? why.declined : "");
-    return first.bytes + await copy(src, dst, options);
-  }
-  const srcDup = srcClaim.fd, dstDup = dstClaim.fd;
-  const pump = thread.run(
-    {
-      src: srcDup,
-      dst: dstDup,
-      socket: srcDup,
-      bufferSize: options.bufferSize ?? 256 * 1024,
-    },
-    // The thread has ended: only now may the destination duplicate go.
-    () => c.close(dstDup),
-  );
+  return { first: first.bytes, thread };
+}
+
+/**
+ * Waits for a running pump, stopping it when `signal` aborts; however it
+ * ends (EOF, an error, a stop), the bytes it moved are reported to
+ * `onChunk`.
+ */
+async function watchPump(
+  pump: Pump,
+  options: Pick<SocketCopyOptions, "onChunk" | "onPump" | "signal">,
+): Promise<number> {
   options.onPump?.(pump);
   const onAbort = () => pump.stop();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    return first.bytes + await pump.done;
+    return await pump.done;
   } finally {
     options.onChunk?.(pump.moved());
     options.signal?.removeEventListener("abort", onAbort);
