@@ -9,11 +9,10 @@
  * @module
  */
 import * as tls from "node:tls";
-import { Duplex } from "node:stream";
-import type { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { DenocatError, UsageError } from "../errors.ts";
 import { NodeSocketTransport } from "../shell/tls_client.ts";
+import { duplexOf } from "../shell/tls_server.ts";
 import type { Stream } from "./relay.ts";
 
 /** How to originate TLS toward a target. */
@@ -69,34 +68,6 @@ export const CA_AS_END_ENTITY_HINT: string =
 
 /** A plain connection the TLS layer runs over. */
 export type RawConn = Deno.TcpConn | Deno.UnixConn;
-
-/** A node Duplex over a Deno connection (for node:tls on top of it). */
-function duplexOf(conn: RawConn): Duplex {
-  const buf = new Uint8Array(64 * 1024);
-  return new Duplex({
-    read() {
-      conn.read(buf).then(
-        (n) => this.push(n === null ? null : buf.slice(0, n)),
-        (err) => this.destroy(err),
-      );
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      (async () => {
-        let off = 0;
-        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
-      })().then(() => callback(), callback);
-    },
-    final(callback) {
-      conn.closeWrite().then(() => callback(), callback);
-    },
-    destroy(err, callback) {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-      callback(err);
-    },
-  });
-}
 
 /** Rewords rustls and OpenSSL certificate failures as one short phrase. */
 export function describeTlsError(err: unknown): string {

@@ -31,11 +31,15 @@ export interface TlsServerConn {
 const MAX_READ = 64 * 1024;
 
 /**
- * A node Duplex over a Deno TCP connection. Its read buffer starts at 2 KiB
- * (a TLS ClientHello fits) and grows only when reads fill it, so a
- * connection that never completes its handshake costs little.
+ * A node Duplex over a Deno connection, for `node:tls` on top of it (server
+ * and client side). Its read buffer starts at 2 KiB (a TLS ClientHello
+ * fits) and grows only when reads fill it, so a connection that never
+ * completes its handshake costs little.
  */
-function duplexOf(conn: Deno.TcpConn, first?: Uint8Array): Duplex {
+export function duplexOf(
+  conn: Deno.TcpConn | Deno.UnixConn,
+  first?: Uint8Array,
+): Duplex {
   let buf = new Uint8Array(2048);
   let early = first;
   return new Duplex({
