@@ -378,3 +378,25 @@ export async function startPy(code: string) {
     },
   };
 }
+
+/** `promise`, or a failure naming `what` after `ms` (a test never waits forever on a lost datagram or a wrong hand-off). */
+export async function within<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = 30_000,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${what}`)),
+          ms,
+        )
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -126,9 +126,12 @@ export async function forwardUdp(
   });
   const sessions = new Map<string, Session>();
   let dropped = 0;
-  const endSession = (key: string, why: string) => {
+  // Ends `key`'s session; with `only`, only if that session is still the
+  // one under `key` (a closed session's loop must not end its successor:
+  // after an idle expiry the same client may already have a new one).
+  const endSession = (key: string, why: string, only?: Session) => {
     const s = sessions.get(key);
-    if (!s) return;
+    if (!s || (only !== undefined && s !== only)) return;
     sessions.delete(key);
     idle.delete(key);
     s.socket.close();
@@ -146,39 +149,40 @@ export async function forwardUdp(
       key,
       client: replyTo,
       socket,
-      loop: (async () => {
-        let strangers = 0;
-        while (true) {
-          let d;
-          try {
-            d = await socket.receiveView();
-          } catch (err) {
-            logger.log(`session ${key}: ${describeError(err)}`);
-            break;
-          }
-          if (d === null) break;
-          // Only the target may answer through this session.
-          if (!sameUdpAddr(d.from, target)) {
-            dropped++;
-            if (strangers++ === 0) {
-              logger.log(
-                `session ${key}: dropped a datagram from ${
-                  formatAddr(d.from)
-                } (not the target)`,
-              );
-            }
-            continue;
-          }
-          idle.touch(key);
-          try {
-            await main.send(d.data, replyTo);
-          } catch (err) {
-            logger.log(`session ${key}: ${describeError(err)}`);
-          }
-        }
-        endSession(key, "socket closed");
-      })(),
+      loop: Promise.resolve(),
     };
+    session.loop = (async () => {
+      let strangers = 0;
+      while (true) {
+        let d;
+        try {
+          d = await socket.receiveView();
+        } catch (err) {
+          logger.log(`session ${key}: ${describeError(err)}`);
+          break;
+        }
+        if (d === null) break;
+        // Only the target may answer through this session.
+        if (!sameUdpAddr(d.from, target)) {
+          dropped++;
+          if (strangers++ === 0) {
+            logger.log(
+              `session ${key}: dropped a datagram from ${
+                formatAddr(d.from)
+              } (not the target)`,
+            );
+          }
+          continue;
+        }
+        idle.touch(key);
+        try {
+          await main.send(d.data, replyTo);
+        } catch (err) {
+          logger.log(`session ${key}: ${describeError(err)}`);
+        }
+      }
+      endSession(key, "socket closed", session);
+    })();
     sessions.set(key, session);
     idle.add(key);
     logger.log(

@@ -16,6 +16,23 @@ import { workerScope } from "./_worker_scope.ts";
 /** Slot of the stop flag in every job's `shared` array. */
 export const STOP = 0;
 
+/**
+ * How long {@linkcode ThreadGroup.stop} waits for threads to confirm: they
+ * look at the stop flag every 50 ms or so, so this is only reached by a
+ * thread that is stuck or starved of CPU.
+ */
+const STOP_MS = 10_000;
+
+/**
+ * {@linkcode ThreadGroup.start}'s answer when a thread could not serve.
+ * `stopped`: every thread that did start confirmed that it stopped, so the
+ * job's descriptors are the caller's again; when false they must stay open
+ * (see {@linkcode ThreadGroup.stop}).
+ */
+export interface NotStarted {
+  stopped: boolean;
+}
+
 /** Log lines a thread may have in flight before it waits for the main thread. */
 const LOG_BACKLOG = 256;
 
@@ -55,15 +72,16 @@ export class ThreadGroup {
   }
 
   /**
-   * Starts `count` threads of `module` on `job`; `undefined` (and none left
-   * running) when any of them cannot serve.
+   * Starts `count` threads of `module` on `job`; when any of them cannot
+   * serve, the others are stopped and the result says whether they all
+   * confirmed it (see {@linkcode NotStarted}).
    */
   static async start(
     module: URL,
     count: number,
     job: { shared: SharedArrayBuffer; logs?: SharedArrayBuffer },
     logger: Logger,
-  ): Promise<ThreadGroup | undefined> {
+  ): Promise<ThreadGroup | NotStarted> {
     const logs = new SharedArrayBuffer(4);
     const pending = new Int32Array(logs);
     const workers: Worker[] = [];
@@ -100,8 +118,7 @@ export class ThreadGroup {
     }
     const group = new ThreadGroup(workers, new Int32Array(job.shared), closed);
     if ((await Promise.all(readies)).every(Boolean)) return group;
-    await group.stop(500);
-    return undefined;
+    return { stopped: await group.stop(STOP_MS) };
   }
 
   /** Counter `slot` of the job's shared array. */
@@ -109,15 +126,24 @@ export class ThreadGroup {
     return Atomics.load(this.#stats, slot);
   }
 
-  /** Asks every thread to stop and waits (`ms` at most) before ending them. */
-  async stop(ms = 2000): Promise<void> {
+  /**
+   * Asks every thread to stop and waits (`ms` at most) before ending them.
+   * True when every thread confirmed that it stopped: only then are the
+   * descriptors it used free to close. False means a thread was ended
+   * while it may still be inside a call on one of them (`terminate()`
+   * cannot interrupt native code), so the caller must leave them open: a
+   * closed number is soon another socket's, which the thread's next
+   * receive would read from.
+   */
+  async stop(ms = STOP_MS): Promise<boolean> {
     Atomics.store(this.#stats, STOP, 1);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(this.#closed),
-      new Promise((r) => timer = setTimeout(r, ms)),
+    const all = await Promise.race([
+      Promise.all(this.#closed).then(() => true),
+      new Promise<false>((r) => timer = setTimeout(r, ms, false)),
     ]);
     clearTimeout(timer);
     for (const w of this.#workers) w.terminate();
+    return all;
   }
 }

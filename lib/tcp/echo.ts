@@ -6,7 +6,7 @@
 import { formatAddr } from "../address.ts";
 import { acceptLoop } from "../accept.ts";
 import { writeAll } from "../copy.ts";
-import { describeError } from "../errors.ts";
+import { DenocatError, describeError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
 import { upperAsciiInPlace } from "../upper.ts";
 import { type Logger, silent } from "../log.ts";
@@ -17,7 +17,7 @@ import { type EchoJob, OPEN, SERVED } from "../native/echo_job.ts";
 import { ffiAllowed, libc } from "../native/libc.ts";
 import { claimSocket } from "../native/identity.ts";
 import { listenNative, type NativeListener } from "../native/listener.ts";
-import { ThreadGroup } from "../native/threads.ts";
+import { type NotStarted, ThreadGroup } from "../native/threads.ts";
 import {
   closeQuietly,
   type Conn,
@@ -234,9 +234,16 @@ export function echoServer(
   const ready: Promise<"epoll" | "deno"> = fd < 0
     ? Promise.resolve(serveWithDeno())
     : startThreads(fd, options).then((t) => {
-      if (t !== undefined) {
+      if (t instanceof ThreadGroup) {
         threads = t;
         return "epoll";
+      }
+      if (!t.stopped) {
+        // A thread may still be accepting on the descriptor: it stays
+        // open, and nothing else can listen on the address.
+        throw new DenocatError(
+          `cannot serve on ${formatAddr(addr)}: an epoll thread did not stop`,
+        );
       }
       if (own === undefined) c!.close(fd);
       else {
@@ -263,9 +270,14 @@ export function echoServer(
       closing = true;
       await ready.catch(() => {});
       if (threads) {
-        await threads.stop();
-        if (own) own.close();
-        else c!.close(fd);
+        // Closed only once every thread confirmed it stopped; a thread
+        // ended without confirming may still be in a call on it.
+        if (await threads.stop()) {
+          if (own) own.close();
+          else c!.close(fd);
+        } else {
+          logger.log("an epoll thread did not stop; its socket is left open");
+        }
       }
       if (listener) closeQuietly(listener);
       await deno?.close();
@@ -292,7 +304,7 @@ export function echoServer(
 function startThreads(
   fd: number,
   options: EchoOptions,
-): Promise<ThreadGroup | undefined> {
+): Promise<ThreadGroup | NotStarted> {
   const job: EchoJob = {
     fd,
     upper: options.upper ?? false,

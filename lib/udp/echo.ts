@@ -189,8 +189,9 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
       job,
       logger,
     ).then((t) => {
-      if (t === undefined) {
-        c!.close(fd);
+      if (!(t instanceof ThreadGroup)) {
+        if (t.stopped) c!.close(fd);
+        else logger.log("echo thread did not stop; its socket is left open");
         return onLoop();
       }
       thread = t;
@@ -212,9 +213,11 @@ export function udpEcho(options: UdpEchoOptions = {}): UdpEchoServer {
     closed ??= (async () => {
       await ready;
       if (thread) {
-        await thread.stop();
-        // The thread has ended (or been ended): the duplicate is ours to close.
-        c!.close(fd);
+        // Once the thread confirms it stopped, the duplicate is ours to
+        // close; a thread ended without confirming may still be in a
+        // receive on it, so it stays open (native/threads.ts).
+        if (await thread.stop()) c!.close(fd);
+        else logger.log("echo thread did not stop; its socket is left open");
       }
       socket.close();
       await loop;

@@ -17,6 +17,7 @@ import {
   spawn,
   startCli,
   startServer,
+  within,
 } from "../_helpers.ts";
 import { makeCerts } from "./_certs.ts";
 import { startDante, startTinyproxy, waitListening } from "../proxy/_peers.ts";
@@ -338,8 +339,8 @@ Deno.test("denocat forward -u: one session per client, replies to the right clie
     const to = { transport: "udp" as const, hostname: LOOP, port: fwd.port };
     await a.send(enc.encode("from a"), to);
     await b.send(enc.encode("from b"), to);
-    const [ra] = await a.receive();
-    const [rb] = await b.receive();
+    const [ra] = await within(a.receive(), "a's reply", 10_000);
+    const [rb] = await within(b.receive(), "b's reply", 10_000);
     assertEquals([dec.decode(ra), dec.decode(rb)], ["FROM A", "FROM B"]);
     await fwd.waitForStderr(
       /session 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ via local port \d+[\s\S]*session 127\.0\.0\.1:\d+ -> /,
@@ -350,7 +351,12 @@ Deno.test("denocat forward -u: one session per client, replies to the right clie
     );
     // A new datagram after expiry opens a new session and still works.
     await a.send(enc.encode("again"), to);
-    assertEquals(dec.decode((await a.receive())[0]), "AGAIN");
+    assertEquals(
+      dec.decode(
+        (await within(a.receive(), "the reply after expiry", 10_000))[0],
+      ),
+      "AGAIN",
+    );
   } finally {
     a.close();
     b.close();
@@ -961,7 +967,10 @@ Deno.test("denocat forward -6: IPv6 on both sides, TCP and UDP, loopback by defa
       hostname: "::1",
       port: ufwd.port,
     });
-    assertEquals(dec.decode((await u.receive())[0]), "six/udp");
+    assertEquals(
+      dec.decode((await within(u.receive(), "the UDP reply", 10_000))[0]),
+      "six/udp",
+    );
   } finally {
     u.close();
   }

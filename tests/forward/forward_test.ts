@@ -10,7 +10,7 @@ import { buildAccessList } from "../../lib/access/list.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
 import type { Logger } from "../../lib/log.ts";
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { readAll } from "../_helpers.ts";
+import { readAll, within } from "../_helpers.ts";
 
 import { socketCopy } from "../../lib/native/pump.ts";
 import { libc } from "../../lib/native/libc.ts";
@@ -129,7 +129,10 @@ Deno.test("forwardUdp(): access list and session limit drop datagrams; strangers
   });
   try {
     await a.send(enc.encode("one"), fwd.addr);
-    assertEquals(dec.decode((await a.receive())[0]), "one");
+    assertEquals(
+      dec.decode((await within(a.receive(), "the first reply", 10_000))[0]),
+      "one",
+    );
     assertEquals(fwd.sessions, 1);
     // A second client is over the limit: dropped, logged.
     await b.send(enc.encode("two"), fwd.addr);
@@ -146,7 +149,10 @@ Deno.test("forwardUdp(): access list and session limit drop datagrams; strangers
     });
     while (fwd.dropped < 2) await new Promise((r) => setTimeout(r, 10));
     await a.send(enc.encode("three"), fwd.addr);
-    assertEquals(dec.decode((await a.receive())[0]), "three"); // not "forged"
+    assertEquals(
+      dec.decode((await within(a.receive(), "the third reply", 10_000))[0]),
+      "three", // not "forged"
+    );
     assertOk(logger.lines.some((l) => l.includes("(not the target)")));
   } finally {
     a.close();

@@ -197,25 +197,3 @@ export function inheritable(pid: number): string[] {
   }
   return out;
 }
-
-/** `promise`, or a failure naming `what` after `ms` (a test never hangs on a wrong hand-off). */
-export async function within<T>(
-  promise: Promise<T>,
-  what: string,
-  ms = 30_000,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(
-          () => reject(new Error(`timed out waiting for ${what}`)),
-          ms,
-        )
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -17,14 +17,13 @@ import { echoServer } from "../../lib/tcp/echo.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
 import { writeAll } from "../../lib/copy.ts";
 import type { Logger } from "../../lib/log.ts";
-import { needs, randomBytes, readAll, sha256 } from "../_helpers.ts";
+import { needs, randomBytes, readAll, sha256, within } from "../_helpers.ts";
 import {
   fileWriter,
   paced,
   raiseFdLimit,
   samePortClients,
   socketsOf,
-  within,
 } from "./_same_port.ts";
 
 const MIB = 1 << 20;
