@@ -271,18 +271,19 @@ function printQuery(
 }
 
 function printTcp(r: TcpProbeReport, range: boolean, json: boolean): void {
-  const count = (s: string) => r.results.filter((x) => x.state === s).length;
+  const { open, closed, timeout, error } = r.counts;
+  const scanned = open + closed + timeout + error;
   if (json) {
     print(JSON.stringify({
       host: r.host,
-      scanned: r.results.length,
-      open: r.results.filter((x) => x.state === "open").map((x) => ({
+      scanned,
+      open: r.openResults.map((x) => ({
         port: x.port,
         connectTime: x.connectTime,
       })),
-      closed: count("closed"),
-      timeout: count("timeout"),
-      error: count("error"),
+      closed,
+      timeout,
+      error,
     }));
     return;
   }
@@ -291,12 +292,8 @@ function printTcp(r: TcpProbeReport, range: boolean, json: boolean): void {
     if (only) print(formatPortResult(r.host, only));
     return;
   }
-  for (const x of r.results) {
-    if (x.state === "open") print(formatPortResult(r.host, x));
-  }
+  for (const x of r.openResults) print(formatPortResult(r.host, x));
   print(
-    `${r.open.length} of ${r.results.length} ports open on ${r.host} (${
-      count("closed")
-    } closed, ${count("timeout")} timed out, ${count("error")} errors)`,
+    `${open} of ${scanned} ports open on ${r.host} (${closed} closed, ${timeout} timed out, ${error} errors)`,
   );
 }
