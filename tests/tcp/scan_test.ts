@@ -6,10 +6,44 @@
  */
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { nativeScan } from "../../lib/native/scan.ts";
+import { ConnectRing } from "../../lib/native/_connect_ring.ts";
+import { libc, sockaddrOf } from "../../lib/native/libc.ts";
 import { probeTcp } from "../../lib/tcp/probe.ts";
 import { needs, onlyOn, runCli, startPy } from "../_helpers.ts";
 
 const linux = !onlyOn(["linux"], "the scan threads (FFI to libc)");
+
+/** Whether this kernel lets us run the ring (io_uring may be off or filtered). */
+const ringRuns = (() => {
+  const c = linux ? libc() : null;
+  const ring = c && ConnectRing.open(c, sockaddrOf("127.0.0.1", 0)!, 4);
+  ring?.close();
+  if (linux && !ring) console.log("ignored: no io_uring SQPOLL ring here");
+  return !!ring;
+})();
+
+/**
+ * Sockets this process holds that are not Unix sockets (the test runner
+ * and workers keep some of those): the native scan must leave none open.
+ */
+function inetSocketCount(): number {
+  const unix = new Set(
+    Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1).map((l) =>
+      l.trim().split(/\s+/)[6]
+    ),
+  );
+  let n = 0;
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const link = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+      if (inode !== undefined && !unix.has(inode)) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
 
 /**
  * `count` consecutive ports with our listeners on some of them, below the
@@ -147,6 +181,105 @@ for (const engine of ["native", "deno"] as const) {
       // The timeout is the port's own 400 ms (twice on the event loop, which
       // confirms a timeout alone), not the scan's queue.
       assertOk(took >= 390, `took ${took} ms`);
+    },
+  });
+}
+
+/** Every way the native engine can run a large scan. */
+const SETUPS: Array<
+  { name: string; ring: boolean; threads: number; ignore: boolean }
+> = [
+  { name: "ring", ring: true, threads: 1, ignore: !ringRuns },
+  { name: "one worker", ring: false, threads: 2, ignore: false },
+  { name: "this thread alone", ring: false, threads: 1, ignore: false },
+];
+
+for (const setup of SETUPS) {
+  Deno.test({
+    name:
+      `nativeScan() ${setup.name}: exactly the open ports of 6,000, all closed but those, no descriptor left open`,
+    ignore: !linux || setup.ignore,
+    fn: async () => {
+      using range = listenersIn(6000, [0, 1, 2999, 5999]);
+      const before = inetSocketCount();
+      const r = await nativeScan("127.0.0.1", range.ports, {
+        timeout: 1000,
+        window: 512,
+        ring: setup.ring,
+        threads: setup.threads,
+      });
+      assertOk(r);
+      assertEquals(r.used, { ring: setup.ring, threads: setup.threads });
+      const open = range.ports.filter((_, i) => r.states[i] === 1);
+      assertEquals(othersOpen(open, range.open), []);
+      const counts = [0, 0, 0, 0, 0];
+      for (const st of r.states) counts[st]!++;
+      assertEquals(counts, [0, open.length, 6000 - open.length, 0, 0]);
+      assertEquals(inetSocketCount(), before);
+    },
+  });
+
+  Deno.test({
+    name:
+      `nativeScan() ${setup.name}: a silent port among 5,000 times out from its own start, every other port answered`,
+    ignore: !linux || setup.ignore || needs("python3"),
+    fn: async () => {
+      await using silent = await startPy(SILENT_PORT);
+      using range = listenersIn(5000, [10]);
+      const ports = [...range.ports];
+      ports.splice(2500, 0, silent.port); // in the middle: in the ring's share
+      const before = inetSocketCount();
+      const t0 = performance.now();
+      const r = await nativeScan("127.0.0.1", ports, {
+        timeout: 400,
+        window: 64,
+        ring: setup.ring,
+        threads: setup.threads,
+      });
+      const took = performance.now() - t0;
+      assertOk(r);
+      const timedOut = ports.filter((_, i) => r.states[i] === 3);
+      assertEquals(timedOut, [silent.port]);
+      assertOk(r.times[2500]! >= 399, `timed out after ${r.times[2500]} ms`);
+      assertOk(took >= 399, `took ${took} ms`);
+      assertEquals(
+        ports.filter((_, i) =>
+          r.states[i] !== 1 && r.states[i] !== 2 && r.states[i] !== 3
+        ),
+        [],
+      );
+      assertOk(ports.some((_, i) => r.states[i] === 1));
+      assertEquals(inetSocketCount(), before);
+    },
+  });
+
+  Deno.test({
+    name:
+      `nativeScan() ${setup.name}: an abort stops a scan of a silent port at once and closes every socket`,
+    ignore: !linux || setup.ignore || needs("python3"),
+    fn: async () => {
+      await using silent = await startPy(SILENT_PORT);
+      const before = inetSocketCount();
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 150);
+      const t0 = performance.now();
+      const r = await nativeScan(
+        "127.0.0.1",
+        Array.from({ length: 5000 }, () => silent.port),
+        {
+          timeout: 5000,
+          window: 64,
+          ring: setup.ring,
+          threads: setup.threads,
+          signal: ac.signal,
+        },
+      );
+      clearTimeout(timer);
+      assertOk(r);
+      assertOk(performance.now() - t0 < 2000);
+      // Nothing answered, so nothing may be reported: every port is pending.
+      assertOk(r.states.every((st) => st === 0));
+      assertEquals(inetSocketCount(), before);
     },
   });
 }
