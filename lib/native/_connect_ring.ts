@@ -8,10 +8,10 @@
  * thread of blocking connects plus this ring 0.15-0.17 s.
  *
  * The ring is only an accelerator: the scanner takes from it the ports it
- * reports accepted (`OPEN`) or refused (`CLOSED`); every other outcome
- * (cancelled, any error) sends the port back to be connected again on the
- * thread, where each connect is timed from its own start. Nothing here ever
- * reports a timeout. Each slot owns one socket made here by `socket(2)`,
+ * reports accepted (`OPEN`) or refused (`CLOSED`); every other outcome (any
+ * error), and every connect still in the ring when it is retired, sends the
+ * port back to be connected again on the thread, where each connect is
+ * timed from its own start. Nothing here ever reports a timeout. Each slot owns one socket made here by `socket(2)`,
  * reused after a refusal as the blocking loop does, and closed here.
  *
  * `open()` returns `undefined` wherever the ring cannot run (no io_uring, a
@@ -30,14 +30,12 @@ const IORING_SQ_NEED_WAKEUP = 1;
 const IORING_ENTER_SQ_WAKEUP = 2;
 const IORING_OFF_SQ_RING = 0n, IORING_OFF_CQ_RING = 0x8000000n;
 const IORING_OFF_SQES = 0x10000000n;
-const IORING_OP_ASYNC_CANCEL = 14, IORING_OP_CONNECT = 16;
+const IORING_OP_CONNECT = 16;
 const PROT_RW = 3, MAP_SHARED_POPULATE = 0x01 | 0x8000;
 const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
 const ECONNREFUSED = 111;
 const POLLIN = 1;
 const SQE = 64, CQE = 16;
-/** user_data of a cancel request (its completion is ignored). */
-const CANCEL_TAG = 0x40000000;
 /** How long the kernel thread spins for new requests before it sleeps. */
 const SQ_IDLE_MS = 2;
 
@@ -143,8 +141,7 @@ export class ConnectRing {
     params[2] = IORING_SETUP_SQPOLL;
     params[4] = SQ_IDLE_MS;
     const pb = new Uint8Array(params.buffer);
-    // Two requests per slot at most (a connect and its cancel).
-    const fd = c.io_uring_setup(SYS_IO_URING_SETUP, slots * 2, pb);
+    const fd = c.io_uring_setup(SYS_IO_URING_SETUP, slots, pb);
     if (fd < 0) return undefined;
     const maps: Array<[Deno.PointerValue, number]> = [];
     const map = (len: number, off: bigint): ArrayBuffer | undefined => {
@@ -293,10 +290,8 @@ export class ConnectRing {
     const res = new Int32Array(cq.buffer, cq.byteOffset, cq.length);
     for (; head !== tail; head = (head + 1) >>> 0) {
       const w = this.#cqes + (head & this.#cqMask) * (CQE / 4);
-      const tag = cq[w]!;
-      if (tag & CANCEL_TAG) continue;
+      const i = cq[w]!; // user_data: the slot
       const r = res[w + 2]!;
-      const i = tag;
       const at = this.#slotAt[i]!;
       this.#slotAt[i] = -1;
       this.#pending--;
@@ -319,24 +314,14 @@ export class ConnectRing {
   }
 
   /**
-   * Cancels every connect still in the ring and waits (1 s at most) for
-   * the ring to give each back; what it does not give back in time is
-   * handed to `done` as "retry". The ring is closed afterwards.
+   * Collects what finished, hands every connect still in the ring to
+   * `done` as "retry" and closes the ring: closing makes the kernel cancel
+   * the rest, and nothing waits for the kernel thread (which may be what
+   * is late: a loaded machine starves it).
    */
-  drain(done: RingResult): void {
+  retire(done: RingResult): void {
     if (this.#closed) return;
-    for (let i = 0; i < this.#slotAt.length; i++) {
-      if (this.#slotAt[i]! >= 0) {
-        this.#sqe(IORING_OP_ASYNC_CANCEL, -1, i, 0, 0, CANCEL_TAG | i);
-      }
-    }
-    this.flush();
-    const until = performance.now() + 1000;
     this.reap(done);
-    while (this.#pending > 0 && performance.now() < until) {
-      this.#c.poll(this.#pfd, 1n, 50);
-      this.reap(done);
-    }
     const now = performance.now();
     for (let i = 0; i < this.#slotAt.length; i++) {
       const at = this.#slotAt[i]!;

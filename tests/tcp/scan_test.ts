@@ -286,6 +286,40 @@ for (const setup of SETUPS) {
 
 Deno.test({
   name:
+    "nativeScan() ring: the connects the ring cannot settle come back and time out from their own start",
+  ignore: !linux || !ringRuns || needs("python3"),
+  fn: async () => {
+    await using silent = await startPy(SILENT_PORT);
+    using range = listenersIn(3000, [5]);
+    // The ring fills first, so the 64 silent connects are all in it.
+    const ports = [
+      ...Array.from({ length: 64 }, () => silent.port),
+      ...range.ports,
+    ];
+    const before = inetSocketCount();
+    const r = await nativeScan("127.0.0.1", ports, {
+      timeout: 300,
+      window: 64,
+      ring: true,
+    });
+    assertOk(r);
+    assertEquals(r.used, { ring: true, threads: 1 });
+    for (let i = 0; i < 64; i++) {
+      assertEquals(r.states[i], 3, `silent connect ${i}`);
+      assertOk(r.times[i]! >= 299, `timed out after ${r.times[i]} ms`);
+    }
+    const rest = [...r.states.subarray(64)];
+    assertOk(rest.every((st) => st === 1 || st === 2));
+    assertEquals(
+      othersOpen(range.ports.filter((_, i) => rest[i] === 1), range.open),
+      [],
+    );
+    assertEquals(inetSocketCount(), before);
+  },
+});
+
+Deno.test({
+  name:
     "nativeScan() declines an address it cannot write as a sockaddr (the caller falls back)",
   ignore: !linux,
   fn: async () => {
