@@ -13,10 +13,11 @@
  *    connects waited for with `poll`.
  * 2. From the first connect not answered within the slice (20 ms, or the
  *    timeout if shorter: a host that drops SYNs, or a distant one), that
- *    connect and every port this thread claims after it go to non-blocking
- *    connects, up to `window` in flight, one `poll` over all of them per
- *    round, so that silent ports cost their timeout once per window rather
- *    than once per port.
+ *    connect and the ports after it go to non-blocking connects, up to
+ *    `window` in flight, one `poll` over all of them per round, so that
+ *    silent ports cost their timeout once per window rather than once per
+ *    port. After a round in which every connect in flight answered within
+ *    2 ms (the stall is over), the thread goes back to mode 1.
  *
  * Either way each connect is timed from its own `connect(2)` call, so a port
  * is reported timed out only when it truly went unanswered for `timeout` ms.
@@ -61,6 +62,11 @@ const SOL_SOCKET = 1, SO_ERROR = 4, SO_SNDTIMEO = 21;
 /** Longest one blocking connect may hold the thread before mode 2 takes it. */
 export const BLOCKING_SLICE_MS = 20;
 /**
+ * Mode 2 hands back to mode 1 after a round in which every connect in
+ * flight answered within this many ms.
+ */
+const BACK_TO_BLOCKING_MS = 2;
+/**
  * How long a connect may stay in the ring before the ring is retired (or
  * the timeout, if shorter): a distant host, or a kernel thread starved by
  * a loaded machine.
@@ -101,6 +107,8 @@ export class ConnectScanner {
   #slotAt: Int32Array;
   #slotStart: Float64Array;
   #active = 0;
+  /** The longest connect settled in the last round of mode 2, in ms. */
+  #roundMax = 0;
   /** One struct pollfd, for a connect that a signal interrupted. */
   #one = new Uint8Array(8);
   #opt = new Int32Array(1);
@@ -343,7 +351,9 @@ export class ConnectScanner {
     const at = this.#slotAt[i]!;
     this.#states[at] = state;
     this.#errnos[at] = code;
-    this.#times[at] = now - this.#slotStart[i]!;
+    const took = now - this.#slotStart[i]!;
+    this.#times[at] = took;
+    if (took > this.#roundMax) this.#roundMax = took;
     this.#c.close(this.#pv.getInt32(i * 8, true));
     // Move the last slot into this one.
     const last = --this.#active;
@@ -412,6 +422,7 @@ export class ConnectScanner {
     );
     const now = performance.now();
     if (ready < 0) return false; // EINTR
+    this.#roundMax = 0;
     for (let i = this.#active - 1; i >= 0; i--) {
       const revents = pv.getInt16(i * 8 + 6, true);
       if (revents === 0) {
@@ -439,6 +450,12 @@ export class ConnectScanner {
         code,
         now,
       );
+    }
+    // Everything in flight answered at once: the stall that sent this
+    // thread here (a loaded machine, one silent port) is over, and mode 1
+    // is the faster way on.
+    if (this.#active === 0 && this.#roundMax < BACK_TO_BLOCKING_MS) {
+      this.#slow = false;
     }
     return false;
   }
