@@ -25,7 +25,7 @@
  * `poll` for the rest of its slice, not reported as failed.
  *
  * With a {@linkcode ConnectRing} (the main thread's helper on a second
- * core), every 32 blocking connects the scanner collects what the ring
+ * core), every 16 blocking connects the scanner collects what the ring
  * finished and refills it from the same counter. The ring reports only
  * "accepted" and "refused"; any other outcome, and every port of a ring
  * that has held a connect for 100 ms (a slow host, or a starved kernel
@@ -74,8 +74,11 @@ const BACK_TO_BLOCKING_MS = 2;
 const RING_LATE_MS = 100;
 /** How long the last connects in the ring may keep this thread waiting. */
 const RING_TAIL_MS = 10;
-/** Blocking connects between two visits to the ring (about 0.1 ms). */
-const RING_EVERY = 32;
+/**
+ * Blocking connects between two visits to the ring (about 60 µs): measured
+ * here, 16 with 64 slots scanned 65,535 ports in 163-177 ms, 32 in 194-205.
+ */
+const RING_EVERY = 16;
 
 /** One thread's scanner over a shared {@linkcode ScanJob}. */
 export class ConnectScanner {
