@@ -363,7 +363,9 @@ export async function probeTcp(
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new UsageError(`invalid concurrency: ${concurrency}`);
   }
-  for (const p of options.ports) {
+  const ports = options.ports;
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i]!;
     if (!Number.isInteger(p) || p < 1 || p > 65535) {
       throw new UsageError(`invalid port: ${p}`);
     }
