@@ -50,6 +50,9 @@ import {
 
 const EINTR = 4,
   EAGAIN = 11,
+  ENOMEM = 12,
+  EADDRNOTAVAIL = 99,
+  ENOBUFS = 105,
   EINPROGRESS = 115,
   ECONNREFUSED = 111,
   EMFILE = 24,
@@ -80,6 +83,18 @@ const RING_TAIL_MS = 10;
  */
 const RING_EVERY = 16;
 
+/**
+ * errno values of `connect` that tell about this machine at this moment
+ * (no local port free: other programs' connections in TIME_WAIT can hold
+ * them all; no buffer or routing entry), not about the port: such a
+ * connect is tried again, 1 ms later, up to LOCAL_RETRIES times.
+ */
+function localShortage(code: number): boolean {
+  return code === EADDRNOTAVAIL || code === EAGAIN || code === ENOBUFS ||
+    code === ENOMEM;
+}
+const LOCAL_RETRIES = 5;
+
 /** One thread's scanner over a shared {@linkcode ScanJob}. */
 export class ConnectScanner {
   #c: Libc;
@@ -103,6 +118,8 @@ export class ConnectScanner {
   #slow = false;
   /** Ports to connect again here (the ring gave them back), as indices. */
   #redo: number[] = [];
+  /** Ports tried again after a local shortage, and how often. */
+  #retries = new Map<number, number>();
   #ring: ConnectRing | undefined;
   // Mode 2: struct pollfd { int fd; short events; short revents; } per slot.
   #pfd: Uint8Array;
@@ -287,7 +304,13 @@ export class ConnectScanner {
         code = this.#awaitInterrupted(fd, start);
         reusable = false; // its state is the kernel's to settle: a new one
       }
-      if (code === EINPROGRESS || code === EAGAIN) {
+      if (localShortage(code) && this.#retryLater(at)) {
+        c.close(fd);
+        fd = -1;
+        c.poll(null, 0n, 1);
+        continue;
+      }
+      if (code === EINPROGRESS) {
         // Unanswered within the slice: mode 2 waits for it from its start.
         this.#slow = true;
         this.#watch(fd, at, start);
@@ -341,6 +364,15 @@ export class ConnectScanner {
       : this.#errno();
   }
 
+  /** Queues `at` to be tried again; false once it has had its retries. */
+  #retryLater(at: number): boolean {
+    const n = (this.#retries.get(at) ?? 0) + 1;
+    if (n > LOCAL_RETRIES) return false;
+    this.#retries.set(at, n);
+    this.#redo.push(at);
+    return true;
+  }
+
   #watch(fd: number, at: number, start: number): void {
     const i = this.#active++;
     this.#pv.setInt32(i * 8, fd, true);
@@ -381,6 +413,7 @@ export class ConnectScanner {
       this.#fd = -1;
     }
     const redo = this.#redo;
+    let short = false;
     while (this.#active < window) {
       let at: number;
       if (redo.length > 0) at = redo.pop()!;
@@ -403,6 +436,11 @@ export class ConnectScanner {
       const start = performance.now();
       const r = c.connect(fd, sa, sa.length);
       const code = r === 0 ? 0 : this.#errno();
+      if (localShortage(code) && this.#retryLater(at)) {
+        c.close(fd);
+        short = true; // wait for what is in flight, or 1 ms
+        break;
+      }
       if (r === 0 || code !== EINPROGRESS) {
         states[at] = r === 0 ? OPEN : code === ECONNREFUSED ? CLOSED : FAILED;
         errnos[at] = code;
@@ -412,7 +450,10 @@ export class ConnectScanner {
       }
       this.#watch(fd, at, start);
     }
-    if (this.#active === 0) return this.#lo >= this.#hi && redo.length === 0;
+    if (this.#active === 0) {
+      if (short) c.poll(null, 0n, 1);
+      return this.#lo >= this.#hi && redo.length === 0;
+    }
     let oldest = Infinity;
     for (let i = 0; i < this.#active; i++) {
       if (this.#slotStart[i]! < oldest) oldest = this.#slotStart[i]!;
