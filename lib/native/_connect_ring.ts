@@ -232,6 +232,7 @@ export class ConnectRing {
    * slot is free or no socket could be made (the caller connects it).
    */
   submit(at: number, port: number): boolean {
+    if (this.#closed) return false;
     const i = this.#free.pop();
     if (i === undefined) return false;
     let fd = this.#socks[i]!;
@@ -263,6 +264,7 @@ export class ConnectRing {
 
   /** Publishes what was queued and wakes the kernel thread if it sleeps. */
   flush(): void {
+    if (this.#closed) return; // its memory is unmapped: never touch it
     Atomics.store(this.#sqWords, this.#sqTail, this.#tail);
     if (
       (Atomics.load(this.#sqWords, this.#sqFlags) & IORING_SQ_NEED_WAKEUP) !== 0
@@ -281,6 +283,7 @@ export class ConnectRing {
 
   /** Hands every finished connect to `done`; returns how many. */
   reap(done: RingResult): number {
+    if (this.#closed) return 0;
     const cq = this.#cqWords;
     let head = cq[this.#cqHead]!;
     const tail = Atomics.load(cq, this.#cqTail);
@@ -336,7 +339,7 @@ export class ConnectRing {
 
   /** Waits up to `ms` for a connect to finish (nothing else to do). */
   wait(ms: number): void {
-    if (this.#pending === 0) return;
+    if (this.#closed || this.#pending === 0) return;
     if (
       this.#cqWords[this.#cqHead] !== Atomics.load(this.#cqWords, this.#cqTail)
     ) {

@@ -320,6 +320,40 @@ Deno.test({
 
 Deno.test({
   name:
+    "ConnectRing reports an accepted and a refused connect, and does nothing once closed",
+  ignore: !linux || !ringRuns,
+  fn: async () => {
+    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const open = l.addr.port;
+    const closed = (() => {
+      const t = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const p = t.addr.port;
+      t.close();
+      return p;
+    })();
+    const before = inetSocketCount();
+    const ring = ConnectRing.open(libc()!, sockaddrOf("127.0.0.1", 0)!, 4)!;
+    assertOk(ring.submit(0, open));
+    assertOk(ring.submit(1, closed));
+    ring.flush();
+    const got = new Map<number, string>();
+    const until = performance.now() + 2000;
+    while (got.size < 2 && performance.now() < until) {
+      ring.reap((at, outcome) => got.set(at, outcome));
+      if (got.size < 2) await new Promise((r) => setTimeout(r, 5));
+    }
+    assertEquals(got, new Map([[0, "open"], [1, "closed"]]));
+    assertEquals(ring.pending, 0);
+    ring.close();
+    assertEquals(ring.submit(2, closed), false);
+    assertEquals(ring.reap(() => {}), 0);
+    ring.flush();
+    assertEquals(inetSocketCount(), before);
+  },
+});
+
+Deno.test({
+  name:
     "nativeScan() declines an address it cannot write as a sockaddr (the caller falls back)",
   ignore: !linux,
   fn: async () => {
