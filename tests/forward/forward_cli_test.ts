@@ -26,12 +26,8 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const LOOP = "127.0.0.1";
 
-function closedPort(): number {
-  const l = Deno.listen({ hostname: LOOP, port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
+/** A port nothing listens on, outside the range other tests' listeners take. */
+const closedPort = freePort;
 
 /** A TCP target running `serve` for each connection; disposing closes everything. */
 function target(serve: (c: Deno.TcpConn) => Promise<void>, hostname = LOOP) {
