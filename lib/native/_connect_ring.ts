@@ -21,6 +21,7 @@
  * @module
  */
 import type { Libc } from "./libc.ts";
+import { SOCKETS } from "./scan_job.ts";
 
 // The same numbers on x86-64 and arm64.
 const SYS_IO_URING_SETUP = 425n, SYS_IO_URING_ENTER = 426n;
@@ -75,6 +76,8 @@ export class ConnectRing {
   #pfd = new Uint8Array(8);
   #pending = 0;
   #closed = false;
+  /** Where the sockets made here are counted (`control[SOCKETS]`). */
+  #count: Int32Array | undefined;
 
   private constructor(
     c: Libc,
@@ -127,11 +130,15 @@ export class ConnectRing {
     new DataView(this.#pfd.buffer).setInt16(4, POLLIN, true);
   }
 
-  /** A ring for `sockaddr`'s host, or `undefined` where none can run. */
+  /**
+   * A ring for `sockaddr`'s host, or `undefined` where none can run.
+   * `control`, a scan's control array, counts the ring's sockets.
+   */
   static open(
     c: Libc,
     sockaddr: Uint8Array,
     slots: number,
+    control?: Int32Array,
   ): ConnectRing | undefined {
     if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) return undefined;
     if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
@@ -173,7 +180,7 @@ export class ConnectRing {
       c.close(fd);
       return undefined;
     }
-    return new ConnectRing(
+    const ring = new ConnectRing(
       c,
       fd,
       maps,
@@ -184,6 +191,14 @@ export class ConnectRing {
       sockaddr,
       slots,
     );
+    ring.#count = control;
+    return ring;
+  }
+
+  #closeSocket(i: number): void {
+    this.#c.close(this.#socks[i]!);
+    this.#socks[i] = -1;
+    if (this.#count) Atomics.sub(this.#count, SOCKETS, 1);
   }
 
   /** Connects submitted and not yet reaped. */
@@ -238,6 +253,7 @@ export class ConnectRing {
     let fd = this.#socks[i]!;
     if (fd < 0) {
       fd = this.#c.socket(this.#domain, SOCK_STREAM_CLOEXEC, 0);
+      if (fd >= 0 && this.#count) Atomics.add(this.#count, SOCKETS, 1);
       if (fd < 0) {
         this.#free.push(i);
         return false;
@@ -301,8 +317,7 @@ export class ConnectRing {
       n++;
       if (r !== -ECONNREFUSED) {
         // Connected, or in some other state: this socket is done.
-        this.#c.close(this.#socks[i]!);
-        this.#socks[i] = -1;
+        this.#closeSocket(i);
       }
       this.#free.push(i);
       done(
@@ -358,8 +373,7 @@ export class ConnectRing {
     this.#c.close(this.#fd);
     for (const [p, len] of this.#maps) this.#c.munmap(p, BigInt(len));
     for (let i = 0; i < this.#socks.length; i++) {
-      if (this.#socks[i]! >= 0) this.#c.close(this.#socks[i]!);
-      this.#socks[i] = -1;
+      if (this.#socks[i]! >= 0) this.#closeSocket(i);
     }
   }
 }

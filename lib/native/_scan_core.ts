@@ -44,6 +44,7 @@ import {
   NEXT,
   OPEN,
   type ScanJob,
+  SOCKETS,
   STOP,
   TIMEOUT,
 } from "./scan_job.ts";
@@ -284,7 +285,7 @@ export class ConnectScanner {
         break;
       }
       if (fd < 0) {
-        fd = c.socket(this.#domain, SOCK_STREAM_CLOEXEC, 0);
+        fd = this.#socket(SOCK_STREAM_CLOEXEC);
         if (fd < 0) {
           states[at] = FAILED;
           errnos[at] = this.#errno();
@@ -305,7 +306,7 @@ export class ConnectScanner {
         reusable = false; // its state is the kernel's to settle: a new one
       }
       if (localShortage(code) && this.#retryLater(at)) {
-        c.close(fd);
+        this.#close(fd);
         fd = -1;
         c.poll(null, 0n, 1);
         continue;
@@ -324,7 +325,7 @@ export class ConnectScanner {
         states[at] = CLOSED; // the socket is unconnected again: reuse it
         continue;
       }
-      c.close(fd);
+      this.#close(fd);
       fd = -1;
       states[at] = code === 0 ? OPEN : code === ECONNREFUSED ? CLOSED : FAILED;
     }
@@ -364,6 +365,18 @@ export class ConnectScanner {
       : this.#errno();
   }
 
+  /** A new TCP socket of this scan (counted in `control[SOCKETS]`), or -1. */
+  #socket(type: number): number {
+    const fd = this.#c.socket(this.#domain, type, 0);
+    if (fd >= 0) Atomics.add(this.#control, SOCKETS, 1);
+    return fd;
+  }
+
+  #close(fd: number): void {
+    this.#c.close(fd);
+    Atomics.sub(this.#control, SOCKETS, 1);
+  }
+
   /** Queues `at` to be tried again; false once it has had its retries. */
   #retryLater(at: number): boolean {
     const n = (this.#retries.get(at) ?? 0) + 1;
@@ -389,7 +402,7 @@ export class ConnectScanner {
     const took = now - this.#slotStart[i]!;
     this.#times[at] = took;
     if (took > this.#roundMax) this.#roundMax = took;
-    this.#c.close(this.#pv.getInt32(i * 8, true));
+    this.#close(this.#pv.getInt32(i * 8, true));
     // Move the last slot into this one.
     const last = --this.#active;
     if (i !== last) {
@@ -409,7 +422,7 @@ export class ConnectScanner {
     const states = this.#states, errnos = this.#errnos, times = this.#times;
     const window = this.#slotAt.length, timeout = this.#job.timeout;
     if (this.#fd >= 0) {
-      c.close(this.#fd);
+      this.#close(this.#fd);
       this.#fd = -1;
     }
     const redo = this.#redo;
@@ -419,7 +432,7 @@ export class ConnectScanner {
       if (redo.length > 0) at = redo.pop()!;
       else if (this.#lo < this.#hi || this.#claim()) at = this.#lo++;
       else break;
-      const fd = c.socket(this.#domain, SOCK_STREAM_NONBLOCK_CLOEXEC, 0);
+      const fd = this.#socket(SOCK_STREAM_NONBLOCK_CLOEXEC);
       if (fd < 0) {
         const code = this.#errno();
         if ((code === EMFILE || code === ENFILE) && this.#active > 0) {
@@ -437,7 +450,7 @@ export class ConnectScanner {
       const r = c.connect(fd, sa, sa.length);
       const code = r === 0 ? 0 : this.#errno();
       if (localShortage(code) && this.#retryLater(at)) {
-        c.close(fd);
+        this.#close(fd);
         short = true; // wait for what is in flight, or 1 ms
         break;
       }
@@ -445,7 +458,7 @@ export class ConnectScanner {
         states[at] = r === 0 ? OPEN : code === ECONNREFUSED ? CLOSED : FAILED;
         errnos[at] = code;
         times[at] = performance.now() - start;
-        c.close(fd);
+        this.#close(fd);
         continue;
       }
       this.#watch(fd, at, start);
@@ -512,10 +525,10 @@ export class ConnectScanner {
   #closeAll(): void {
     this.#ring?.close();
     this.#ring = undefined;
-    if (this.#fd >= 0) this.#c.close(this.#fd);
+    if (this.#fd >= 0) this.#close(this.#fd);
     this.#fd = -1;
     for (let i = 0; i < this.#active; i++) {
-      this.#c.close(this.#pv.getInt32(i * 8, true));
+      this.#close(this.#pv.getInt32(i * 8, true));
     }
     this.#active = 0;
   }

@@ -27,6 +27,7 @@ import {
   CONTROL_SLOTS,
   PENDING,
   type ScanJob,
+  SOCKETS,
   STOP,
 } from "./scan_job.ts";
 
@@ -47,8 +48,11 @@ export interface NativeScanResult {
    * port the kernel's ring connected: from the request, an upper bound).
    */
   times: Float64Array;
-  /** How the scan ran: with the kernel's ring or not, and the threads. */
-  used: { ring: boolean; threads: number };
+  /**
+   * How the scan ran: with the kernel's ring or not, the threads, and the
+   * sockets it made and did not close (0, or a bug).
+   */
+  used: { ring: boolean; threads: number; socketsOpen: number };
 }
 
 /** Options for {@linkcode nativeScan}. */
@@ -114,9 +118,11 @@ export async function nativeScan(
   if (!c || !sockaddr) return undefined;
   const n = ports.length;
   const cores = navigator.hardwareConcurrency;
+  const controlBuffer = new SharedArrayBuffer(CONTROL_SLOTS * 4);
+  const control = new Int32Array(controlBuffer);
   const ring = (options.ring ??
       (n >= WORKER_MIN_PORTS && cores >= 2))
-    ? ConnectRing.open(c, sockaddr, RING_SLOTS)
+    ? ConnectRing.open(c, sockaddr, RING_SLOTS, control)
     : undefined;
   const threads = ring ? 1 : Math.max(
     1,
@@ -136,9 +142,8 @@ export async function nativeScan(
     states: new SharedArrayBuffer(n),
     errnos: new SharedArrayBuffer(n * 4),
     times: new SharedArrayBuffer(n * 8),
-    control: new SharedArrayBuffer(CONTROL_SLOTS * 4),
+    control: controlBuffer,
   };
-  const control = new Int32Array(job.control);
   const workers: Worker[] = [];
   let failed = false;
   let notify: (() => void) | undefined;
@@ -188,6 +193,10 @@ export async function nativeScan(
     states,
     errnos: new Int32Array(job.errnos),
     times: new Float64Array(job.times),
-    used: { ring: ring !== undefined, threads },
+    used: {
+      ring: ring !== undefined,
+      threads,
+      socketsOpen: Atomics.load(control, SOCKETS),
+    },
   };
 }

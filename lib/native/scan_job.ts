@@ -10,9 +10,9 @@
 export const PENDING = 0, OPEN = 1, CLOSED = 2, TIMEOUT = 3, FAILED = 4;
 
 /** Slots of {@linkcode ScanJob.control} (an Int32Array). */
-export const STOP = 0, NEXT = 1, BUSY = 2;
+export const STOP = 0, NEXT = 1, BUSY = 2, SOCKETS = 3;
 /** Ints in {@linkcode ScanJob.control}. */
-export const CONTROL_SLOTS = 3;
+export const CONTROL_SLOTS = 4;
 
 /**
  * A scan shared by every thread that works on it (the main thread and the
@@ -41,7 +41,8 @@ export interface ScanJob {
    * Int32Array [CONTROL_SLOTS]: `[STOP]` set to 1 to stop early; `[NEXT]`
    * the next port index to claim; `[BUSY]` workers that may still write
    * results (raised before a worker's first claim, lowered after its last
-   * write).
+   * write); `[SOCKETS]` sockets made by the scan and not yet closed (0 once
+   * it is over, or a socket leaked).
    */
   control: SharedArrayBuffer;
 }
