@@ -230,9 +230,10 @@ export class ConnectRing {
     off: number,
     tag: number,
   ): void {
+    // Only these words are ever written (the rest stay as the kernel
+    // zeroed them), so each use overwrites all that the last one set.
     const w = (this.#tail & this.#sqMask) * (SQE / 4);
     const s = this.#sqes;
-    s.fill(0, w, w + SQE / 4);
     s[w] = opcode;
     s[w + 1] = fd;
     s[w + 2] = off;
@@ -243,10 +244,11 @@ export class ConnectRing {
   }
 
   /**
-   * Queues a connect to `port` for the port at index `at`; false when no
-   * slot is free or no socket could be made (the caller connects it).
+   * Queues a connect to `port` for the port at index `at`, submitted at
+   * `now`; false when no slot is free or no socket could be made (the
+   * caller connects it).
    */
-  submit(at: number, port: number): boolean {
+  submit(at: number, port: number, now = performance.now()): boolean {
     if (this.#closed) return false;
     const i = this.#free.pop();
     if (i === undefined) return false;
@@ -273,7 +275,7 @@ export class ConnectRing {
       i,
     );
     this.#slotAt[i] = at;
-    this.#slotStart[i] = performance.now();
+    this.#slotStart[i] = now;
     this.#pending++;
     return true;
   }

@@ -45,7 +45,8 @@ export interface NativeScanResult {
   errnos: Int32Array;
   /**
    * Milliseconds from each port's own connect call to its answer (for a
-   * port the kernel's ring connected: from the request, an upper bound).
+   * port the kernel's ring connected: from the request, an upper bound);
+   * 0 for a port refused at once by a blocking connect (not timed).
    */
   times: Float64Array;
   /**
