@@ -17,7 +17,6 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
@@ -79,8 +78,6 @@ export const EINTR = 4;
 export const EAGAIN = 11;
 /** `poll` event bits. */
 export const POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16;
-/** `open` flags: read-only, close-on-exec. */
-export const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 /** `shutdown` how. */
 export const SHUT_RDWR = 2;
 /** Broken pipe, connection reset, too many open files (process, system). */

@@ -38,12 +38,6 @@ export interface TargetOptions {
 export interface TempFile {
   /** Deno's handle, for the body and the lock. */
   readonly file: Deno.FsFile;
-  /**
-   * The descriptor this process created the file with (write-only, FFI
-   * mode), for the native body loop; -1 in portable mode. Valid until
-   * close().
-   */
-  readonly fd: number;
   /** Its name inside its directory. */
   readonly name: string;
   /** Sets its permission bits. */
@@ -359,7 +353,6 @@ export class TargetDir implements Disposable {
     const path = `${dir.path}/${name}`;
     return {
       file,
-      fd,
       name,
       chmod: async (mode) => {
         if (c) c.chmod(fd, mode);

@@ -44,7 +44,6 @@ import {
   type Stored,
 } from "./store.ts";
 import { makeDir, makeSymlink } from "./entries.ts";
-import { BodyThread, receiveFileBody } from "./_native_body.ts";
 
 /** Options shared by the native and seed receivers. */
 export interface ReceiveOptions {
@@ -79,12 +78,6 @@ export interface ReceiveOptions {
    * the connection (used for the idle timeout).
    */
   onSession?: (last: (reason: string) => Promise<void>) => void;
-  /**
-   * Aborted just before the caller closes the connection from outside
-   * (idle timeout, server close): a body being received on the pump
-   * thread, which reads a duplicate of the socket, stops.
-   */
-  signal?: AbortSignal;
 }
 
 /** The sender sent an item the receiver will not take, ending the session. */
@@ -298,7 +291,6 @@ export async function receiveOver(
   const stdoutMode = "output" in options.destination;
   const acks = new AckWriter(conn);
   const session: Session = new Set();
-  using threads = new BodyThread();
   let busy = false;
   let unread = false;
   try {
@@ -356,10 +348,6 @@ export async function receiveOver(
         acks,
         session,
         maxSize: options.maxSize,
-        threads,
-        conn,
-        onRead: options.onRead,
-        signal: options.signal,
       });
       items.push(item);
     }
@@ -397,10 +385,6 @@ interface ItemContext {
   acks: AckWriter;
   session: Session;
   maxSize: number | undefined;
-  threads: BodyThread;
-  conn: Conn;
-  onRead: ((bytes: number) => void) | undefined;
-  signal: AbortSignal | undefined;
 }
 
 /** Refusals after which the session cannot usefully go on. */
@@ -479,8 +463,6 @@ async function receiveItem(
   }
   const sink = stored?.sink ?? new Sink(null);
   const hash = refusal ? null : createHash("sha256");
-  // Set when the body went through the pump thread, which hashed it.
-  let nativeSha: string | undefined;
   let bytes = 0;
   const onBytes = (n: number) => {
     bytes += n;
@@ -534,30 +516,7 @@ async function receiveItem(
         await receiveExact(br, n, sink, hash, ctx.bufs(), onBytes);
       }
     } else {
-      const native = stored?.native;
-      const body = native && !refusal
-        ? await receiveFileBody(
-          ctx.threads,
-          ctx.conn,
-          br,
-          header.size,
-          native.fd,
-          {
-            onBytes: (n) => {
-              onBytes(n);
-              native.wrote(n);
-              ctx.onRead?.(n);
-            },
-            stopped: () => ctx.signal?.aborted === true,
-          },
-        )
-        : undefined;
-      if (body) {
-        nativeSha = body.sha256;
-        if (body.writeError) sink.error = body.writeError;
-      } else {
-        await receiveExact(br, header.size, sink, hash, ctx.bufs(), onBytes);
-      }
+      await receiveExact(br, header.size, sink, hash, ctx.bufs(), onBytes);
       const t = await recordType(br);
       if (t !== RECORD.TRAILER) {
         throw new ProtocolError(
@@ -587,7 +546,7 @@ async function receiveItem(
       progress?.itemDone();
       return item;
     }
-    const sha256 = nativeSha ?? hash!.digest("hex");
+    const sha256 = hash!.digest("hex");
     let ack: Ack;
     if (sink.error !== undefined) {
       const why = describeError(sink.error);

@@ -22,7 +22,6 @@ import { type Buffers, buffers, sendExact, writeAll } from "./_pump.ts";
 import type { SendItem } from "./items.ts";
 import type { Progress } from "./progress.ts";
 import { safeLogger } from "./show.ts";
-import { BodyThread, NATIVE_BODY_MIN, sendFileBody } from "./_native_body.ts";
 import {
   type AckCode,
   encodeHeader,
@@ -170,11 +169,6 @@ export async function sendOver(
     ? TRANSFER_VERSION
     : 1;
   progress?.setTotals(items.length, knownTotal);
-  // The pump thread boots while the session starts, if a file will need it.
-  using threads = new BodyThread();
-  if (items.some((i) => i.kind === "file" && i.size >= NATIVE_BODY_MIN)) {
-    threads.warm();
-  }
 
   const settle = (p: Pending, patch: Partial<ItemResult>) => {
     if (p.settled) return;
@@ -276,13 +270,11 @@ export async function sendOver(
       // the reason; the session goes on. Its size is taken now, not when
       // the tree was walked, so a file that grew is sent whole.
       let file: Deno.FsFile | undefined;
-      let info: Deno.FileInfo | undefined;
       let size = 0;
       if (item.kind === "file") {
         try {
           file = await Deno.open(item.path);
-          info = await file.stat();
-          size = info.size;
+          size = (await file.stat()).size;
         } catch (err) {
           file?.close();
           settle(p, {
@@ -295,8 +287,6 @@ export async function sendOver(
       }
       pending.push(p);
       const hash = createHash("sha256");
-      // The raw sha256 when the pump thread hashed the body.
-      let nativeDigest: Uint8Array | undefined;
       const onBytes = (n: number) => {
         p.result.bytes += n;
         progress?.add(n);
@@ -314,15 +304,7 @@ export async function sendOver(
             ...(knownTotal !== undefined ? { totalBytes: knownTotal } : {}),
           }),
         );
-        nativeDigest = await sendFileBody(
-          threads,
-          conn,
-          item.path,
-          info!,
-          size,
-          { onBytes, stopped: () => readError !== undefined },
-        );
-        if (!nativeDigest) await sendExact(f, conn, size, hash, bufs, onBytes);
+        await sendExact(f, conn, size, hash, bufs, onBytes);
       } else if (item.kind === "dir" || item.kind === "symlink") {
         await writeAll(
           conn,
@@ -358,8 +340,8 @@ export async function sendOver(
           options.keepAlive ?? KEEPALIVE_MS,
         );
       }
-      const digest = nativeDigest ?? hash.digest();
-      p.result.sha256 = digest.toHex();
+      const digest = hash.digest();
+      p.result.sha256 = digest.toString("hex");
       await writeAll(conn, encodeTrailer(trailer, p.result.bytes, digest));
     }
     if (readError === undefined) {

@@ -193,13 +193,6 @@ export function receiveServer(
   ready.catch(() => {});
 
   const idled = new Set<Conn>();
-  // Per connection: aborted just before it is closed from outside, so a
-  // body on the pump thread (which holds its own duplicate) stops too.
-  const stops = new Map<Conn, AbortController>();
-  const closeConn = (c: Conn) => {
-    stops.get(c)?.abort();
-    closeQuietly(c);
-  };
   // Per connection: how to tell its sender why it is closed.
   const lastWords = new Map<Conn, (reason: string) => Promise<void>>();
   const idle = idleTimeout > 0
@@ -210,16 +203,16 @@ export function receiveServer(
       } s (--idle-timeout), closed`;
       logger.log(`${formatAddr(c.remoteAddr)}: ${why}`);
       const say = lastWords.get(c);
-      if (!say) return closeConn(c);
+      if (!say) return closeQuietly(c);
       // Best effort, bounded: a sender that reads nothing still goes.
-      const timer = setTimeout(() => closeConn(c), 250);
+      const timer = setTimeout(() => closeQuietly(c), 250);
       say(
         `the receiver closed the connection: no data from this sender for ${
           idleTimeout / 1000
         } s (--idle-timeout)`,
       ).finally(() => {
         clearTimeout(timer);
-        closeConn(c);
+        closeQuietly(c);
       });
     })
     : undefined;
@@ -261,11 +254,8 @@ export function receiveServer(
     const peer = formatAddr(conn.remoteAddr);
     logger.log(`connection from ${peer}`);
     idle?.add(conn);
-    const stop = new AbortController();
-    stops.set(conn, stop);
     try {
       const opts: ReceiveOptions = {
-        signal: stop.signal,
         destination: await destination(),
         logger,
         peer,
@@ -310,7 +300,6 @@ export function receiveServer(
       return 1;
     } finally {
       idle?.delete(conn);
-      stops.delete(conn);
       idled.delete(conn);
       lastWords.delete(conn);
       droppedConns.delete(conn);
@@ -387,7 +376,7 @@ export function receiveServer(
     closed ??= (async () => {
       closing = true;
       closeQuietly(listener);
-      for (const c of conns) closeConn(c);
+      for (const c of conns) closeQuietly(c);
       await finished.catch(() => {});
       await rootPromise?.catch(() => {});
       target?.[Symbol.dispose]();

@@ -62,12 +62,6 @@ export interface Stored {
   readonly size?: number | undefined;
   /** Removes the temporary file. Idempotent, never throws. */
   abort(): Promise<void>;
-  /**
-   * The temporary file's own descriptor (FFI mode), for a body written
-   * natively instead of through `sink`; `wrote` counts what it wrote.
-   * Absent for stdout and in portable mode.
-   */
-  native?: { fd: number; wrote(n: number): void };
 }
 
 let umaskCache: number | undefined;
@@ -322,9 +316,6 @@ export async function openItem(
       }
     },
     abort: () => release(true),
-    ...(temp.fd >= 0
-      ? { native: { fd: temp.fd, wrote: (n: number) => written += n } }
-      : {}),
   };
   if (options.size !== undefined) {
     let set = promised.get(root);
