@@ -260,6 +260,14 @@ try {
       }x (median of the per-run ratios) ${r.met ? "MET" : "NOT MET"}`,
     );
   }
+  const load = Math.max(loadBefore[0]!, loadAvg()[0]!);
+  if (load > 1) {
+    // A pinned side shares its core with that work, and gets a share per
+    // runnable thread: nc has one, denocat several.
+    console.log(
+      `caution: load average ${load} on ${cores} cores: other work shares the cores, which favours the tool with more threads (see the CPU floor below)`,
+    );
+  }
   const hand = results[`${HAND}, shared`]!;
   const den = results[`${DC}, shared`]!;
   console.log(
