@@ -262,10 +262,10 @@ try {
   }
   const load = Math.max(loadBefore[0]!, loadAvg()[0]!);
   if (load > 1) {
-    // A pinned side shares its core with that work, and gets a share per
-    // runnable thread: nc has one, denocat several.
+    // A pinned side shares its core with that work: a tool that sleeps and
+    // wakes for every 16 KiB (nc) waits for the core after each wake-up.
     console.log(
-      `caution: load average ${load} on ${cores} cores: other work shares the cores, which favours the tool with more threads (see the CPU floor below)`,
+      `caution: load average ${load} on ${cores} cores: other work shares the cores, which penalizes the tool that wakes most often (nc: every 16 KiB); the CPU floor below holds on an idle machine`,
     );
   }
   const hand = results[`${HAND}, shared`]!;
