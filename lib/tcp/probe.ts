@@ -17,6 +17,8 @@ import {
   TIMEOUT,
 } from "../native/scan.ts";
 import { resolveIp } from "../udp/socket.ts";
+import type { ClientTlsOptions } from "../forward/tls.ts";
+import type { ProxySpec } from "../proxy/connect.ts";
 
 /** Options for {@linkcode probeTcp}. */
 export interface ProbeTcpOptions {
@@ -42,6 +44,18 @@ export interface ProbeTcpOptions {
   family?: Family;
   /** Stop early: ports not yet tried are left out of the report. */
   signal?: AbortSignal;
+  /**
+   * Complete a TLS handshake on each open port (`--ssl`): a port counts as
+   * open only when it does, with its time in `tlsTime`; a failed
+   * handshake is `error` with the one-line reason. Runs on `deno`.
+   */
+  tls?: ClientTlsOptions;
+  /**
+   * Connect through this proxy (`--proxy`): a port is open when the proxy
+   * reaches it; the proxy's refusal is the reason. The host is not
+   * resolved here unless the proxy spec says `local`. Runs on `deno`.
+   */
+  proxy?: ProxySpec;
 }
 
 /** What happened on one port. */
@@ -55,6 +69,8 @@ export interface TcpPortResult {
   state: "open" | "closed" | "timeout" | "error";
   /** Milliseconds until the connection was accepted (open ports only). */
   connectTime?: number;
+  /** Milliseconds the TLS handshake took after connecting (with `tls`). */
+  tlsTime?: number;
   /** Why the port is not open, in words (`connection refused`, ...). */
   reason?: string;
 }
@@ -163,6 +179,77 @@ async function tryPort(
   }
 }
 
+/**
+ * One port through a proxy and/or with TLS: the connection (proxy
+ * handshake included) is `connectTime`, the TLS handshake `tlsTime`.
+ */
+async function tryPortLayered(
+  hostname: string,
+  port: number,
+  timeout: number,
+  options: ProbeTcpOptions,
+): Promise<TcpPortResult> {
+  const start = performance.now();
+  let raw: Deno.TcpConn;
+  try {
+    if (options.proxy) {
+      const { connectViaProxy } = await import("../proxy/connect.ts");
+      raw = await connectViaProxy(options.proxy, { hostname, port }, {
+        timeout,
+        ...(options.family ? { family: options.family } : {}),
+      });
+    } else {
+      raw = await Deno.connect({
+        hostname,
+        port,
+        transport: "tcp",
+        signal: AbortSignal.timeout(timeout),
+      });
+    }
+  } catch (err) {
+    const reason = describeError(err);
+    if (
+      err instanceof Deno.errors.ConnectionRefused ||
+      (options.proxy && /connection refused/i.test(reason))
+    ) {
+      return { port, state: "closed", reason };
+    }
+    if (
+      err instanceof Deno.errors.TimedOut ||
+      (err instanceof DOMException && err.name === "TimeoutError") ||
+      /no answer within|timed out/i.test(reason)
+    ) {
+      return { port, state: "timeout", reason: "timed out" };
+    }
+    return { port, state: "error", reason };
+  }
+  const connectTime = performance.now() - start;
+  if (!options.tls) {
+    raw.close();
+    return { port, state: "open", connectTime };
+  }
+  const { startClientTls } = await import("../forward/tls.ts");
+  const t0 = performance.now();
+  const timer = setTimeout(() => {
+    try {
+      raw.close();
+    } catch { /* closed by the TLS layer */ }
+  }, timeout);
+  try {
+    const stream = await startClientTls(raw, hostname, {
+      ...options.tls,
+      closeable: true,
+    });
+    const tlsTime = performance.now() - t0;
+    stream.close();
+    return { port, state: "open", connectTime, tlsTime };
+  } catch (err) {
+    return { port, state: "error", reason: describeError(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function isAscending(rs: TcpPortResult[]): boolean {
   for (let i = 1; i < rs.length; i++) {
     if (rs[i - 1]!.port > rs[i]!.port) return false;
@@ -227,13 +314,14 @@ async function scanOnEventLoop(
   timeout: number,
   concurrency: number,
   signal: AbortSignal | undefined,
+  attempt: typeof tryPort = tryPort,
 ): Promise<TcpPortResult[]> {
   const results: TcpPortResult[] = [];
   let next = 0;
   const worker = async () => {
     while (next < ports.length && !signal?.aborted) {
       const port = ports[next++]!;
-      results.push(await tryPort(host, port, timeout));
+      results.push(await attempt(host, port, timeout));
     }
   };
   await Promise.all(
@@ -242,7 +330,7 @@ async function scanOnEventLoop(
   if (concurrency > 1) {
     for (let i = 0; i < results.length && !signal?.aborted; i++) {
       if (results[i]!.state === "timeout") {
-        results[i] = await tryPort(host, results[i]!.port, timeout);
+        results[i] = await attempt(host, results[i]!.port, timeout);
       }
     }
   }
@@ -276,7 +364,27 @@ export async function probeTcp(
       throw new UsageError(`invalid port: ${p}`);
     }
   }
-  const host = await resolveIp(options.hostname, options.family);
+  const layered = options.tls !== undefined || options.proxy !== undefined;
+  // Through a proxy the name goes to it (unless its DNS is local).
+  const host = options.proxy
+    ? options.hostname
+    : await resolveIp(options.hostname, options.family);
+  if (layered) {
+    const results = await scanOnEventLoop(
+      host,
+      options.ports,
+      timeout,
+      concurrency,
+      options.signal,
+      (h, p, t) => tryPortLayered(h, p, t, options),
+    );
+    if (!isAscending(results)) results.sort((a, b) => a.port - b.port);
+    return {
+      host,
+      results,
+      open: results.filter((r) => r.state === "open").map((r) => r.port),
+    };
+  }
   const engine = options.engine ?? "auto";
   const native = engine === "native" ||
       (engine === "auto" && options.ports.length >= NATIVE_MIN_PORTS)
@@ -390,6 +498,10 @@ export function ncScanLine(
 /** Formats a port result as `HOST:PORT open 0.123 ms` / `... closed (reason)`. */
 export function formatPortResult(host: string, r: TcpPortResult): string {
   return r.state === "open"
-    ? `${hostPort(host, r.port)} open ${r.connectTime!.toFixed(3)} ms`
+    ? `${hostPort(host, r.port)} open ${r.connectTime!.toFixed(3)} ms${
+      r.tlsTime !== undefined
+        ? ` (TLS handshake ${r.tlsTime.toFixed(3)} ms)`
+        : ""
+    }`
     : `${hostPort(host, r.port)} ${r.state} (${r.reason})`;
 }
