@@ -196,7 +196,13 @@ export async function run(args: string[]): Promise<number> {
     ...(timeout !== undefined ? { timeout } : {}),
   });
   try {
-    const opts = { logger, ...(progress ? { progress } : {}) };
+    const opts = {
+      logger,
+      ...(progress ? { progress } : {}),
+      // An HTTP CONNECT proxy may end both directions at our FIN (tinyproxy
+      // does), taking the receiver's acknowledgements with it.
+      ...(proxy?.type === "http" ? { halfClose: false } : {}),
+    };
     const result = compat === "seed"
       ? await seedSendOver(conn, items, opts)
       : await sendOver(conn, items, opts);

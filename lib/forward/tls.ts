@@ -103,6 +103,9 @@ export function describeTlsError(err: unknown): string {
   if (/altnames|Hostname\/IP does not match/i.test(m)) {
     return "certificate does not match the name (use --ssl-servername NAME)";
   }
+  if (/peer sent no certificates/i.test(m)) {
+    return "no client certificate (this listener demands one: --ssl-verify-client)";
+  }
   if (/Expired|certificate has expired/i.test(m)) return "certificate expired";
   if (/CaUsedAsEndEntity/.test(m)) return CA_AS_END_ENTITY_HINT;
   if (/NotValidYet|not yet valid/i.test(m)) return "certificate not yet valid";

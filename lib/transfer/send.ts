@@ -79,6 +79,13 @@ export interface SendOptions extends ConnectOptions {
    * stream. @default {15000}
    */
   keepAlive?: number;
+  /**
+   * Send FIN after the END record. Off for paths that end both directions
+   * at a FIN (an HTTP CONNECT proxy such as tinyproxy), where the
+   * acknowledgements would be lost; the receiver ends the session at END
+   * either way. @default {true}
+   */
+  halfClose?: boolean;
 }
 
 /** Default interval of a waiting stream's empty chunks. */
@@ -346,7 +353,7 @@ export async function sendOver(
     }
     if (readError === undefined) {
       await writeAll(conn, new Uint8Array([RECORD.END]));
-      await closeWriteQuietly(conn);
+      if (options.halfClose ?? true) await closeWriteQuietly(conn);
     }
   } catch (err) {
     writeError = err;
