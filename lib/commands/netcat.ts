@@ -154,25 +154,32 @@ Options:
                       PORT and NCAT_PROTO are set. Off loopback, -l with -e/-c
                       needs --allow
       --allow LIST, --deny LIST
-                      with -l (TCP or UDP): accept only / refuse these peers:
+                      with -l (TCP, --frame too, or UDP): accept only / refuse
+                      these peers:
                       addresses, CIDR blocks, host names (resolved at start),
                       comma-separated, repeatable; --deny wins. Refused peers
                       are closed at once (UDP: ignored), logged with -v
       --allowfile FILE, --denyfile FILE
                       the same lists, one entry per line (# comments)
   -x, --proxy ADDR[:PORT]
-                      connect through a proxy (TCP); -X, --proxy-type
-                      4|5|connect (or socks4, socks5, http; default socks5);
-                      -P, --proxy-auth USER[:PASS] (or DENOCAT_PROXY_AUTH);
-                      --proxy-dns local|remote (default remote)
-      --ssl, --tls    connect with TLS, the certificate verified against the
-                      system roots and --ssl-trustfile/--ca FILE; also
-                      --ssl-servername NAME, --ssl-alpn LIST, --ssl-pin
-                      sha256:HEX (accept exactly that certificate, e.g. an
-                      openssl req -x509 one), --insecure (no verification; said
-                      on stderr)
+                      connect through a proxy (TCP, --frame too); -X,
+                      --proxy-type 4|5|connect (or socks4, socks5, http;
+                      default socks5); -P, --proxy-auth USER[:PASS] (or
+                      DENOCAT_PROXY_AUTH); --proxy-dns local|remote (default
+                      remote)
+      --ssl, --tls    connect with TLS (--frame too), the certificate
+                      verified against the system roots and --ssl-trustfile/
+                      --ca FILE; also --ssl-servername NAME, --ssl-alpn LIST,
+                      --ssl-pin sha256:HEX (accept exactly that certificate,
+                      e.g. an openssl req -x509 one), --insecure (no
+                      verification; said on stderr)
       --ssl-cert FILE --ssl-key FILE
-                      with -l (TCP): clients speak TLS (PEM files)
+                      with -l (TCP, --frame too): clients speak TLS (PEM
+                      files); connecting with --ssl: the client certificate
+                      to present
+      --ssl-verify-client --ssl-trustfile CA
+                      with -l --ssl-cert: demand a client certificate issued
+                      by CA; others are closed (logged with -v)
       --hex-dump FILE both directions as a hex dump; --session-log FILE the
                       raw bytes received; --append appends to either (TCP
                       relays; a recorded relay stays off the pump threads)
