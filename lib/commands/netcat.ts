@@ -782,6 +782,12 @@ async function runExec(
   const dial = dialerFor(endpoint, net.proxy, net.clientTls, {
     family: o.family,
     wait: o.wait,
+    connectFrom: {
+      numeric: o.numeric,
+      ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+      ...(o.sourcePort !== undefined ? { sourcePort: o.sourcePort } : {}),
+      ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
+    },
   });
   const { connect } = await import("../tcp/connect.ts");
   const conn = dial ? await dial() : await connect(endpoint, {

@@ -164,6 +164,11 @@ test({
       ]);
     const bare = await send([]);
     assertEquals(bare.code, 1, bare.stderr);
+    assertOk(oneLine(bare.stderr), bare.stderr);
+    assertOk(
+      bare.stderr.includes("the receiver closed the connection without a word"),
+      bare.stderr,
+    );
     await server.waitForStderr(
       /TLS handshake with the client failed: no client certificate/,
     );
@@ -558,6 +563,76 @@ test({
     assertOk(
       !s.text.includes("no certificate") && !s.text.includes("stranger"),
     );
+  },
+});
+
+test({
+  name:
+    "forward --ssl-cert --ssl-verify-client: s_client without a client certificate is refused in one logged line; denocat with the CA's certificate reaches the target and back",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using target = await startServer(["echo", "127.0.0.1", "0"]);
+    const port = closedPort();
+    await using fwd = spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      CLI,
+      "forward",
+      "-v",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "--ssl-verify-client",
+      "--ssl-trustfile",
+      pki.ca,
+      "127.0.0.1",
+      String(port),
+      "127.0.0.1",
+      String(target.port),
+    ], { timeout: 60000 });
+    await fwd.waitForStderr(/forwarding to/);
+    const sClient = (extra: string[], text: string) =>
+      spawn("openssl", [
+        "s_client",
+        "-quiet",
+        "-no_ign_eof",
+        "-CAfile",
+        pki.ca,
+        ...extra,
+        "-connect",
+        `127.0.0.1:${port}`,
+      ], { stdin: text }).output;
+    const bare = await sClient([], "nobody\n");
+    assertOk(!bare.text.includes("nobody"), bare.text);
+    await fwd.waitForStderr(
+      /no client certificate \(this listener demands one/,
+    );
+    // denocat as the client: it waits for the echo after its FIN.
+    const good = await runCli([
+      "--ssl",
+      "--ca",
+      pki.ca,
+      "--ssl-cert",
+      pki.clientCert,
+      "--ssl-key",
+      pki.clientKey,
+      "127.0.0.1",
+      String(port),
+    ], { stdin: "echo me\n" });
+    assertEquals([good.code, good.text], [0, "echo me\n"], good.stderr);
+    const usage = await runCli([
+      "forward",
+      "--ssl-verify-client",
+      "--ssl-trustfile",
+      pki.ca,
+      "8000",
+      "127.0.0.1",
+      "9",
+    ]);
+    assertEquals(usage.code, 2);
+    assertOk(usage.stderr.includes("needs --ssl-cert"), usage.stderr);
   },
 });
 
