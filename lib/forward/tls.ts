@@ -14,6 +14,7 @@ import { DenocatError, UsageError } from "../errors.ts";
 import { NodeSocketTransport } from "../shell/tls_client.ts";
 import { duplexOf } from "../shell/tls_server.ts";
 import type { Stream } from "./relay.ts";
+import { FdConn } from "../native/socket_fd.ts";
 
 /** How to originate TLS toward a target. */
 export interface ClientTlsOptions {
@@ -127,7 +128,8 @@ export async function startClientTls(
   const name = options.serverName ?? host;
   try {
     if (
-      options.insecure || options.pins || options.cert || options.closeable
+      options.insecure || options.pins || options.cert || options.closeable ||
+      isOwnSocket(conn)
     ) {
       // Deno's own startTls cannot present a client certificate.
       return await startNodeTls(conn, name, options);
@@ -157,6 +159,15 @@ export async function startClientTls(
       cause: err,
     });
   }
+}
+
+/**
+ * Whether `conn` is a socket denocat made itself (native/socket_fd.ts, for
+ * `-s`/`-p`): Deno's startTls takes only its own connections, node:tls any
+ * byte stream.
+ */
+function isOwnSocket(conn: RawConn): boolean {
+  return (conn as unknown) instanceof FdConn;
 }
 
 /**

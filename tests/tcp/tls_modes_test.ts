@@ -636,6 +636,41 @@ test({
   },
 });
 
+testOnlyOn(["linux"], "-s needs Linux")({
+  name:
+    "--ssl from a source address (-s: a socket of our own) runs TLS over it: the listener sees 127.0.0.2",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "-l",
+      "--frame",
+      "u16be",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const c = await runCli([
+      "--frame",
+      "u16be",
+      "--ssl",
+      "--ca",
+      pki.ca,
+      "-s",
+      "127.0.0.2",
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "from .2\n" });
+    assertEquals(c.code, 0, c.stderr);
+    const s = await server.output;
+    assertEquals(s.text, "from .2\n", s.stderr);
+    assertOk(/connection from 127\.0\.0\.2:/.test(s.stderr), s.stderr);
+  },
+});
+
 test({
   name:
     "clientChainProblem() accepts a chain to a trusted CA and names the problem otherwise",
