@@ -636,6 +636,58 @@ test({
   },
 });
 
+test({
+  name:
+    "-l --ssl-verify-client with ncat --ssl as the client: served with the CA's certificate, refused (one logged line) without one or with another CA's",
+  ignore: needs("openssl", "ncat"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "-l",
+      "-k",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "--ssl-verify-client",
+      "--ssl-trustfile",
+      pki.ca,
+      "127.0.0.1",
+      "0",
+    ]);
+    // ncat checks DNS names only: ask for localhost.
+    const ncat = (extra: string[], text: string) =>
+      spawn("ncat", [
+        "--ssl",
+        "--ssl-verify",
+        "--ssl-trustfile",
+        pki.ca,
+        ...extra,
+        "localhost",
+        String(server.port),
+      ], { stdin: text }).output;
+    await ncat(
+      ["--ssl-cert", pki.clientCert, "--ssl-key", pki.clientKey],
+      "ncat ok\n",
+    );
+    await server.waitForStderr(/closed after sending 8 bytes/);
+    await ncat([], "bare\n");
+    await server.waitForStderr(
+      /no client certificate \(this listener demands one/,
+    );
+    await ncat(
+      ["--ssl-cert", pki.strangerCert, "--ssl-key", pki.strangerKey],
+      "stranger\n",
+    );
+    await server.waitForStderr(
+      /client certificate not issued by a trusted CA \(CN=stranger\)/,
+    );
+    server.kill("SIGTERM");
+    const s = await server.output;
+    assertEquals(s.text, "ncat ok\n", s.stderr);
+  },
+});
+
 testOnlyOn(["linux"], "-s needs Linux")({
   name:
     "--ssl from a source address (-s: a socket of our own) runs TLS over it: the listener sees 127.0.0.2",
