@@ -8,7 +8,13 @@
  * @module
  */
 import { type AccessList, buildAccessList } from "../access/list.ts";
-import { netError, UsageError } from "../errors.ts";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import {
+  DenocatError,
+  describeError,
+  netError,
+  UsageError,
+} from "../errors.ts";
 import {
   type ClientTlsOptions,
   parsePin,
@@ -223,10 +229,40 @@ async function certPair(
     throw new UsageError("--ssl-cert and --ssl-key go together");
   }
   if (values["ssl-cert"] === undefined) return undefined;
-  return {
+  const pair = {
     cert: await readPem(values["ssl-cert"], "--ssl-cert"),
     key: await readPem(values["ssl-key"]!, "--ssl-key"),
   };
+  checkPair(pair, values["ssl-cert"], values["ssl-key"]!);
+  return pair;
+}
+
+/**
+ * Fails in one line when the key is not the certificate's (the TLS stack
+ * would only say "unsupported protocol" at the first handshake).
+ */
+function checkPair(
+  pair: { cert: string; key: string },
+  certFile: string,
+  keyFile: string,
+): void {
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(pair.cert).checkPrivateKey(
+      createPrivateKey(pair.key),
+    );
+  } catch (err) {
+    throw new DenocatError(
+      `cannot use --ssl-cert ${certFile} / --ssl-key ${keyFile}: ${
+        describeError(err)
+      }`,
+    );
+  }
+  if (!matches) {
+    throw new DenocatError(
+      `cannot use --ssl-cert ${certFile}: --ssl-key ${keyFile} is not its key`,
+    );
+  }
 }
 
 /**

@@ -829,6 +829,31 @@ test({
       assertOk(oneLine(r.stderr), `${args.join(" ")}: ${r.stderr}`);
       assertOk(r.stderr.includes(text), `${args.join(" ")}: ${r.stderr}`);
     }
+    // A key that is not the certificate's: one line at start, exit 1, on
+    // both sides (the TLS stack would say "unsupported protocol" later).
+    for (
+      const args of [
+        [
+          "--ssl",
+          "--ca",
+          pki.ca,
+          "--ssl-cert",
+          pki.clientCert,
+          "--ssl-key",
+          pki.strangerKey,
+          "127.0.0.1",
+          "9",
+        ],
+        ["echo", "--ssl-cert", pki.cert, "--ssl-key", pki.clientKey, "0"],
+      ]
+    ) {
+      const r = await runCli(args);
+      assertEquals(r.code, 1, r.stderr);
+      assertOk(
+        oneLine(r.stderr) && r.stderr.includes("is not its key"),
+        r.stderr,
+      );
+    }
   },
 });
 
