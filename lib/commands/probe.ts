@@ -11,9 +11,12 @@ import { stderrLogger } from "../log.ts";
 import {
   formatPortResult,
   parsePortList,
+  type PortOpener,
   probeTcp,
   type TcpProbeReport,
 } from "../tcp/probe.ts";
+import type { ClientTlsOptions } from "../forward/tls.ts";
+import type { ProxySpec } from "../proxy/connect.ts";
 import { type ProbeReply, type ProbeReport, probeUdp } from "../udp/probe.ts";
 import { udpQuery, type UdpQueryReply } from "../udp/query.ts";
 import { PROXY_OPTIONS, proxyFrom, TLS_OPTIONS, tlsFrom } from "./_net.ts";
@@ -139,8 +142,7 @@ export async function run(args: string[]): Promise<number> {
       ...(wait !== undefined ? { timeout: wait } : {}),
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(family ? { family } : {}),
-      ...(proxy ? { proxy } : {}),
-      ...(tls ? { tls } : {}),
+      ...(proxy || tls ? { open: await opener(proxy, tls, family) } : {}),
     });
     printTcp(
       report,
@@ -321,4 +323,34 @@ function printTcp(r: TcpProbeReport, range: boolean, json: boolean): void {
       count("closed")
     } closed, ${count("timeout")} timed out, ${count("error")} errors)`,
   );
+}
+
+/** How `--proxy` and `--ssl` open each probed port. */
+async function opener(
+  proxy: ProxySpec | undefined,
+  tls: ClientTlsOptions | undefined,
+  family: 4 | 6 | undefined,
+): Promise<PortOpener> {
+  const { connectViaProxy } = await import("../proxy/connect.ts");
+  const { startClientTls } = await import("../forward/tls.ts");
+  return {
+    ...(proxy
+      ? {
+        // The proxy resolves the name (unless --proxy-dns local).
+        remoteDns: true,
+        connect: (hostname: string, port: number, timeout: number) =>
+          connectViaProxy(proxy, { hostname, port }, {
+            timeout,
+            ...(family ? { family } : {}),
+          }),
+      }
+      : {}),
+    ...(tls
+      ? {
+        // closeable: the probe's timer ends a handshake that hangs.
+        handshake: (conn: Deno.TcpConn, hostname: string) =>
+          startClientTls(conn, hostname, { ...tls, closeable: true }),
+      }
+      : {}),
+  };
 }

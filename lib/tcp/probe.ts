@@ -17,8 +17,6 @@ import {
   TIMEOUT,
 } from "../native/scan.ts";
 import { resolveIp } from "../udp/socket.ts";
-import type { ClientTlsOptions } from "../forward/tls.ts";
-import type { ProxySpec } from "../proxy/connect.ts";
 
 /** Options for {@linkcode probeTcp}. */
 export interface ProbeTcpOptions {
@@ -45,17 +43,43 @@ export interface ProbeTcpOptions {
   /** Stop early: ports not yet tried are left out of the report. */
   signal?: AbortSignal;
   /**
-   * Complete a TLS handshake on each open port (`--ssl`): a port counts as
-   * open only when it does, with its time in `tlsTime`; a failed
-   * handshake is `error` with the one-line reason. Runs on `deno`.
+   * How each port is opened when it is not a plain connect (a proxy, a
+   * TLS handshake); the probe then runs on `deno`.
    */
-  tls?: ClientTlsOptions;
+  open?: PortOpener;
+}
+
+/**
+ * A connection made some other way than `Deno.connect` (through a proxy)
+ * and/or a layer completed on it (TLS): a port is open only once both
+ * succeed. Failures are classified by their words: `connection refused`
+ * is `closed`, `timed out`/`no answer within` is `timeout`, anything else
+ * `error` with the one-line reason.
+ */
+export interface PortOpener {
   /**
-   * Connect through this proxy (`--proxy`): a port is open when the proxy
-   * reaches it; the proxy's refusal is the reason. The host is not
-   * resolved here unless the proxy spec says `local`. Runs on `deno`.
+   * Connects to `hostname:port` within `timeoutMs` (a proxy handshake
+   * included). @default {Deno.connect}
    */
-  proxy?: ProxySpec;
+  connect?: (
+    hostname: string,
+    port: number,
+    timeoutMs: number,
+  ) => Promise<Deno.TcpConn>;
+  /**
+   * Completes a layer on the connection (a TLS handshake), timed as
+   * `tlsTime`. The connection is closed after `timeoutMs` if it has not
+   * finished, so the layer must give up when that happens.
+   */
+  handshake?: (
+    conn: Deno.TcpConn,
+    hostname: string,
+  ) => Promise<{ close(): void }>;
+  /**
+   * Hand the host name to `connect` as given (a proxy resolves it) instead
+   * of resolving it first. @default {false}
+   */
+  remoteDns?: boolean;
 }
 
 /** What happened on one port. */
@@ -183,34 +207,28 @@ async function tryPort(
  * One port through a proxy and/or with TLS: the connection (proxy
  * handshake included) is `connectTime`, the TLS handshake `tlsTime`.
  */
-async function tryPortLayered(
+async function tryPortOpener(
   hostname: string,
   port: number,
   timeout: number,
-  options: ProbeTcpOptions,
+  opener: PortOpener,
 ): Promise<TcpPortResult> {
   const start = performance.now();
   let raw: Deno.TcpConn;
   try {
-    if (options.proxy) {
-      const { connectViaProxy } = await import("../proxy/connect.ts");
-      raw = await connectViaProxy(options.proxy, { hostname, port }, {
-        timeout,
-        ...(options.family ? { family: options.family } : {}),
-      });
-    } else {
-      raw = await Deno.connect({
+    raw = opener.connect
+      ? await opener.connect(hostname, port, timeout)
+      : await Deno.connect({
         hostname,
         port,
         transport: "tcp",
         signal: AbortSignal.timeout(timeout),
       });
-    }
   } catch (err) {
     const reason = describeError(err);
     if (
       err instanceof Deno.errors.ConnectionRefused ||
-      (options.proxy && /connection refused/i.test(reason))
+      /connection refused/i.test(reason)
     ) {
       return { port, state: "closed", reason };
     }
@@ -224,29 +242,29 @@ async function tryPortLayered(
     return { port, state: "error", reason };
   }
   const connectTime = performance.now() - start;
-  if (!options.tls) {
+  if (!opener.handshake) {
     raw.close();
     return { port, state: "open", connectTime };
   }
-  const { startClientTls } = await import("../forward/tls.ts");
   const t0 = performance.now();
   const timer = setTimeout(() => {
     try {
       raw.close();
-    } catch { /* closed by the TLS layer */ }
+    } catch { /* closed by the layer */ }
   }, timeout);
   try {
-    const stream = await startClientTls(raw, hostname, {
-      ...options.tls,
-      closeable: true,
-    });
+    const layer = await opener.handshake(raw, hostname);
     const tlsTime = performance.now() - t0;
-    stream.close();
+    layer.close();
     return { port, state: "open", connectTime, tlsTime };
   } catch (err) {
     return { port, state: "error", reason: describeError(err) };
   } finally {
     clearTimeout(timer);
+    // Whether or not the layer closed the connection under it.
+    try {
+      raw.close();
+    } catch { /* closed by the layer */ }
   }
 }
 
@@ -364,19 +382,18 @@ export async function probeTcp(
       throw new UsageError(`invalid port: ${p}`);
     }
   }
-  const layered = options.tls !== undefined || options.proxy !== undefined;
-  // Through a proxy the name goes to it (unless its DNS is local).
-  const host = options.proxy
+  const opener = options.open;
+  const host = opener?.remoteDns
     ? options.hostname
     : await resolveIp(options.hostname, options.family);
-  if (layered) {
+  if (opener) {
     const results = await scanOnEventLoop(
       host,
       options.ports,
       timeout,
       concurrency,
       options.signal,
-      (h, p, t) => tryPortLayered(h, p, t, options),
+      (h, p, t) => tryPortOpener(h, p, t, opener),
     );
     if (!isAscending(results)) results.sort((a, b) => a.port - b.port);
     return {

@@ -7,6 +7,9 @@
 import { X509Certificate } from "node:crypto";
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { clientChainProblem } from "../../lib/forward/tls.ts";
+import { probeTcp } from "../../lib/tcp/probe.ts";
+import { echoServer } from "../../lib/tcp/echo.ts";
+import { framedListen } from "../../lib/framed/listen.ts";
 import {
   needs,
   randomBytes,
@@ -721,6 +724,101 @@ testOnlyOn(["linux"], "-s needs Linux")({
     assertEquals(s.text, "from .2\n", s.stderr);
     assertOk(/connection from 127\.0\.0\.2:/.test(s.stderr), s.stderr);
   },
+});
+
+Deno.test("probeTcp() with an opener: its connect and handshake decide open, closed and error, with the handshake's time", async () => {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const c of l) c.close();
+  })();
+  const port = l.addr.port;
+  const ok = await probeTcp({
+    hostname: "127.0.0.1",
+    ports: [port],
+    open: { handshake: () => Promise.resolve({ close() {} }) },
+  });
+  assertEquals(ok.open, [port]);
+  assertOk(ok.results[0]!.tlsTime! >= 0);
+  const failed = await probeTcp({
+    hostname: "127.0.0.1",
+    ports: [port],
+    open: { handshake: () => Promise.reject(new Error("no TLS here")) },
+  });
+  assertEquals(failed.results[0], {
+    port,
+    state: "error",
+    reason: "no TLS here",
+  });
+  const refused = await probeTcp({
+    hostname: "not resolved.test",
+    ports: [port],
+    open: {
+      remoteDns: true,
+      connect: (host) =>
+        Promise.reject(new Error(`proxy says ${host}: connection refused`)),
+    },
+  });
+  assertEquals(refused.host, "not resolved.test");
+  assertEquals(refused.results[0]!.state, "closed");
+  l.close();
+  await accepting.catch(() => {});
+});
+
+Deno.test("echoServer() and framedListen() with wrap and accept: a refused or failed layer closes the client, others are served through the layer", async () => {
+  const logs: string[] = [];
+  const logger = { enabled: true, log: (m: string) => logs.push(m) };
+  let n = 0;
+  // A "layer" that refuses every other client and otherwise passes through.
+  const wrap = (c: Deno.TcpConn | Deno.UnixConn) =>
+    n++ % 2 === 0
+      ? Promise.reject(new Error("layer says no"))
+      : Promise.resolve(c);
+  await using server = echoServer({ hostname: "127.0.0.1", port: 0 }, {
+    wrap,
+    logger,
+  });
+  assertEquals(await server.ready, "deno");
+  const port = (server.addr as Deno.NetAddr).port;
+  const talk = async () => {
+    using c = await Deno.connect({ hostname: "127.0.0.1", port });
+    await c.write(new TextEncoder().encode("ping"));
+    await c.closeWrite();
+    const buf = new Uint8Array(16);
+    let got = "";
+    let r: number | null;
+    while ((r = await c.read(buf)) !== null) {
+      got += new TextDecoder().decode(buf.subarray(0, r));
+    }
+    return got;
+  };
+  assertEquals(await talk(), "");
+  assertEquals(await talk(), "ping");
+  assertOk(logs.some((m) => m.endsWith(": layer says no")), logs.join("\n"));
+
+  let text = "";
+  const output = {
+    write(p: Uint8Array) {
+      text += new TextDecoder().decode(p);
+      return Promise.resolve(p.length);
+    },
+  };
+  const { promise: bound, resolve } = Promise.withResolvers<Deno.Addr>();
+  const done = framedListen({ hostname: "127.0.0.1", port: 0 }, {
+    format: "u16be",
+    output,
+    accept: () => (n++ % 2) === 1,
+    onListening: resolve,
+  });
+  const fport = ((await bound) as Deno.NetAddr).port;
+  for (const payload of ["refused", "served"]) {
+    using c = await Deno.connect({ hostname: "127.0.0.1", port: fport });
+    const body = new TextEncoder().encode(payload);
+    await c.write(new Uint8Array([0, body.length, ...body]));
+    await c.closeWrite();
+    await c.read(new Uint8Array(1)).catch(() => null);
+  }
+  const r = await done;
+  assertEquals([text, r.refused, r.connections], ["served\n", 1, 1]);
 });
 
 test({
