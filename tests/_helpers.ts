@@ -287,10 +287,36 @@ export async function startServer(
   }
 }
 
-/** A free TCP port on 127.0.0.1 (for peers that cannot report theirs). */
+/** The lowest port of the kernel's ephemeral range (where `port: 0` lands). */
+export function ephemeralLow(): number {
+  try {
+    const low = Number(
+      Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range")
+        .trim().split(/\s+/)[0],
+    );
+    if (low > 11000) return low;
+  } catch { /* not Linux */ }
+  return 32768;
+}
+
+/**
+ * A TCP port free on 127.0.0.1 right now, for peers that cannot report
+ * theirs and for tests that need a closed port. It is drawn from below the
+ * ephemeral range: tests running in parallel bind `port: 0`, and a port
+ * from that range, once let go, can become another test's listener a
+ * moment later, which then takes this test's connects (seen: a forward
+ * test's target got a scan's empty connection).
+ */
 export function freePort(): number {
-  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  return l.addr.port;
+  const top = ephemeralLow();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10000 + Math.floor(Math.random() * (top - 10000));
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch { /* taken: draw again */ }
+  }
+  throw new Error("no free port below the ephemeral range");
 }
 
 /** Waits until something accepts TCP connections on 127.0.0.1:port. */

@@ -50,14 +50,17 @@ const MAX_READ = 64 * 1024;
  * A node Duplex over a Deno connection, for `node:tls` on top of it (server
  * and client side). Its read buffer starts at 2 KiB (a TLS ClientHello
  * fits) and grows only when reads fill it, so a connection that never
- * completes its handshake costs little.
+ * completes its handshake costs little. `onEnd` is told when the
+ * connection's read side ends, with how many bytes it carried.
  */
 export function duplexOf(
   conn: Deno.TcpConn | Deno.UnixConn,
   first?: Uint8Array,
+  onEnd?: (bytesRead: number) => void,
 ): Duplex {
   let buf = new Uint8Array(2048);
   let early = first;
+  let total = first?.length ?? 0;
   return new Duplex({
     read() {
       if (early) {
@@ -68,9 +71,11 @@ export function duplexOf(
       conn.read(buf).then(
         (n) => {
           if (n === null) {
+            onEnd?.(total);
             this.push(null);
             return;
           }
+          total += n;
           const full = n === buf.length;
           this.push(buf.slice(0, n));
           if (full && buf.length < MAX_READ) {
@@ -124,15 +129,27 @@ export function acceptTls(
   options: AcceptTlsOptions = {},
 ): TlsServerConn {
   let closed = false;
-  const sock = new tls.TLSSocket(duplexOf(raw, first), {
-    isServer: true,
-    secureContext: context,
-    ...(options.requestCert
-      ? { requestCert: true, rejectUnauthorized: true }
-      : {}),
-  });
+  // node:tls does not notice the end of a wrapped stream during the
+  // handshake: a peer that connects and hangs up without a byte (a port
+  // scan) would hold the handshake until the caller's timeout. With no
+  // byte received no handshake can be under way, so that ends it at once.
+  let hungUp: (() => void) | undefined;
+  const sock = new tls.TLSSocket(
+    duplexOf(raw, first, (n) => {
+      if (n === 0) hungUp?.();
+    }),
+    {
+      isServer: true,
+      secureContext: context,
+      ...(options.requestCert
+        ? { requestCert: true, rejectUnauthorized: true }
+        : {}),
+    },
+  );
   const transport = new NodeSocketTransport(sock);
   const handshake = new Promise<void>((resolve, reject) => {
+    hungUp = () =>
+      reject(new Error("the client hung up without starting a TLS handshake"));
     sock.once("secure", () => resolve());
     sock.once("error", (err: Error) => reject(err));
     sock.once(

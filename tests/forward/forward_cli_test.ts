@@ -26,12 +26,8 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const LOOP = "127.0.0.1";
 
-function closedPort(): number {
-  const l = Deno.listen({ hostname: LOOP, port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
+/** A port nothing listens on, outside the range other tests' listeners take. */
+const closedPort = freePort;
 
 /** A TCP target running `serve` for each connection; disposing closes everything. */
 function target(serve: (c: Deno.TcpConn) => Promise<void>, hostname = LOOP) {
@@ -86,8 +82,13 @@ Deno.test("denocat forward: 32 MiB each way at once, sha256 on both ends", async
       await writeAllTo(c, down);
       await c.closeWrite();
     })();
-    seen.resolve(await hashAll(c));
-    await sending;
+    try {
+      seen.resolve(await hashAll(c));
+      await sending;
+    } catch (err) {
+      seen.reject(err); // the test fails with it, and with the log
+      await sending.catch(() => {});
+    }
   });
   await using fwd = await startServer(["forward", "0", LOOP, String(t.port)], {
     timeout: 60000,
@@ -97,10 +98,14 @@ Deno.test("denocat forward: 32 MiB each way at once, sha256 on both ends", async
     await writeAllTo(c, up);
     await c.closeWrite();
   })();
-  const got = await hashAll(c);
-  await sending;
+  const failed = (what: string) => (err: unknown): never => {
+    throw new Error(`${what}: ${err}; forward's log:\n${fwd.stderrSoFar()}`);
+  };
+  const got = await hashAll(c).catch(failed("the client's read"));
+  await sending.catch(failed("the client's write"));
   c.close();
-  const there = await seen.promise;
+  const there = await within(seen.promise, "the target's hash", 30_000)
+    .catch(failed("the target's read"));
   assertEquals(there, { sha: sha256(up), total: up.length });
   assertEquals(got, { sha: sha256(down), total: down.length });
   const done = await fwd.waitForStderr(

@@ -38,16 +38,7 @@ export function pyLines(code: string) {
 }
 
 /** A free port outside the ephemeral range other tests draw from. */
-export function freeHighPort(): number {
-  for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 10000);
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch { /* taken */ }
-  }
-  return freePort();
-}
+export const freeHighPort = freePort;
 
 /** Waits for a `-v` server's "listening on" line. */
 export async function listening(p: ReturnType<typeof startCli>): Promise<void> {

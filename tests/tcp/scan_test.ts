@@ -7,7 +7,7 @@
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { nativeScan } from "../../lib/native/scan.ts";
 import { probeTcp } from "../../lib/tcp/probe.ts";
-import { needs, onlyOn, runCli, startPy } from "../_helpers.ts";
+import { ephemeralLow, needs, onlyOn, runCli, startPy } from "../_helpers.ts";
 
 const linux = !onlyOn(["linux"], "the scan threads (FFI to libc)");
 
@@ -16,14 +16,10 @@ const linux = !onlyOn(["linux"], "the scan threads (FFI to libc)");
  * ephemeral range (where listeners of other tests, bound to port 0, land).
  */
 function listenersIn(count: number, open: number[]) {
-  const ephemeralLow = Number(
-    Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").split(
-      /\s+/,
-    )[0],
-  ) || 32768;
+  const low = ephemeralLow();
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 10000 +
-      Math.floor(Math.random() * (ephemeralLow - 10000 - count));
+      Math.floor(Math.random() * (low - 10000 - count));
     const listeners: Deno.TcpListener[] = [];
     try {
       for (const off of open) {
