@@ -213,8 +213,11 @@ test({
         : await startTinyproxy();
       const out = `${dir.path}/got-${kind}`;
       await Deno.mkdir(out);
+      // -k: a stray connection (a port scan in a parallel test) must not
+      // take the one sender a single-shot receiver serves.
       await using server = await startServer([
         "recv",
+        "-k",
         "-o",
         out,
         "127.0.0.1",
@@ -235,6 +238,7 @@ test({
         sha256(await Deno.readFile(`${out}/viaproxy.bin`)),
         sha256(data),
       );
+      server.kill("SIGTERM");
       await server.output;
     }
     const bad = await runCli([
