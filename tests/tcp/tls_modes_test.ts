@@ -695,6 +695,51 @@ test({
   },
 });
 
+test({
+  name:
+    "-l -e with --ssl-verify-client: the program runs for a client with the CA's certificate only",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "-l",
+      "-k",
+      "-e",
+      "/bin/cat",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "--ssl-verify-client",
+      "--ssl-trustfile",
+      pki.ca,
+      "127.0.0.1",
+      "0",
+    ]);
+    const client = (extra: string[]) =>
+      runCli([
+        "--ssl",
+        "--ca",
+        pki.ca,
+        ...extra,
+        "127.0.0.1",
+        String(server.port),
+      ], { stdin: "cat me\n" });
+    const bare = await client([]);
+    assertEquals(bare.text, "");
+    await server.waitForStderr(
+      /no client certificate \(this listener demands one/,
+    );
+    const good = await client([
+      "--ssl-cert",
+      pki.clientCert,
+      "--ssl-key",
+      pki.clientKey,
+    ]);
+    assertEquals([good.code, good.text], [0, "cat me\n"], good.stderr);
+  },
+});
+
 testOnlyOn(["linux"], "-s needs Linux")({
   name:
     "--ssl from a source address (-s: a socket of our own) runs TLS over it: the listener sees 127.0.0.2",
@@ -923,6 +968,10 @@ test({
       [
         ["-l", "--ssl-verify-client", "0"],
         "--ssl-verify-client needs --ssl-cert",
+      ],
+      [
+        ["shell", "-l", "--ssl-verify-client", "0"],
+        "shell does not take --ssl-verify-client",
       ],
     ];
     for (const [args, text] of cases) {
