@@ -300,9 +300,16 @@ export function ephemeralLow(): number {
 }
 
 /**
+ * Where tests that scan a range of 127.0.0.1's ports put their ranges
+ * (`start` to `end - 1`): below {@linkcode freePort}'s ports and the
+ * ephemeral range, so a scan never reaches another test's server.
+ */
+export const SCAN_PORTS = { start: 10000, end: 20000 } as const;
+
+/**
  * A TCP port free on 127.0.0.1 right now, for peers that cannot report
- * theirs and for tests that need a closed port. It is drawn from below the
- * ephemeral range: tests running in parallel bind `port: 0`, and a port
+ * theirs and for tests that need a closed port. It is drawn from between
+ * {@linkcode SCAN_PORTS} and the ephemeral range: tests running in parallel bind `port: 0`, and a port
  * from that range, once let go, can become another test's listener a
  * moment later, which then takes this test's connects (seen: a forward
  * test's target got a scan's empty connection).
@@ -310,7 +317,8 @@ export function ephemeralLow(): number {
 export function freePort(): number {
   const top = ephemeralLow();
   for (let attempt = 0; attempt < 100; attempt++) {
-    const port = 10000 + Math.floor(Math.random() * (top - 10000));
+    const port = SCAN_PORTS.end +
+      Math.floor(Math.random() * (top - SCAN_PORTS.end));
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
       return port;

@@ -7,19 +7,18 @@
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
 import { nativeScan } from "../../lib/native/scan.ts";
 import { probeTcp } from "../../lib/tcp/probe.ts";
-import { ephemeralLow, needs, onlyOn, runCli, startPy } from "../_helpers.ts";
+import { needs, onlyOn, runCli, SCAN_PORTS, startPy } from "../_helpers.ts";
 
 const linux = !onlyOn(["linux"], "the scan threads (FFI to libc)");
 
 /**
- * `count` consecutive ports with our listeners on some of them, below the
- * ephemeral range (where listeners of other tests, bound to port 0, land).
+ * `count` consecutive ports with our listeners on some of them, in the
+ * scans' own range (SCAN_PORTS: no other test's server is there).
  */
 function listenersIn(count: number, open: number[]) {
-  const low = ephemeralLow();
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 10000 +
-      Math.floor(Math.random() * (low - 10000 - count));
+    const base = SCAN_PORTS.start +
+      Math.floor(Math.random() * (SCAN_PORTS.end - SCAN_PORTS.start - count));
     const listeners: Deno.TcpListener[] = [];
     try {
       for (const off of open) {

@@ -8,13 +8,7 @@ import { probeUdp } from "../../lib/udp/probe.ts";
 import { bindUdp } from "../../lib/udp/socket.ts";
 import { decodeProbe } from "../../lib/udp/payload.ts";
 import { udpQuery } from "../../lib/udp/query.ts";
-import {
-  ephemeralLow,
-  needs,
-  runCli,
-  spawn,
-  startServer,
-} from "../_helpers.ts";
+import { needs, runCli, SCAN_PORTS, spawn, startServer } from "../_helpers.ts";
 
 /**
  * An echo server with scripted faults, counted by arrival (1-based): drops
@@ -342,10 +336,10 @@ Deno.test("denocat probe -u --data / --data-hex: one request, reply as text or h
  */
 function portBlock(openOffsets: number[]) {
   for (let attempt = 0; attempt < 50; attempt++) {
-    // Below the ephemeral range: the ports let go here must not become
-    // other tests' `port: 0` listeners, which the scans would then reach.
-    const base = 10000 +
-      Math.floor(Math.random() * (ephemeralLow() - 10000 - 10));
+    // In the scans' own range: the ports let go here must not become
+    // other tests' listeners, which the scans would then reach.
+    const base = SCAN_PORTS.start +
+      Math.floor(Math.random() * (SCAN_PORTS.end - SCAN_PORTS.start - 10));
     const held: Deno.TcpListener[] = [];
     try {
       for (let i = 0; i < 10; i++) {
