@@ -276,6 +276,15 @@ async function serveMany(
       }
       let conn = accepted;
       if (options.wrap) {
+        if (clients.size + handshaking.size >= (options.maxConns ?? Infinity)) {
+          logger.log(
+            `${
+              formatAddr(accepted.remoteAddr)
+            }: closed, ${clients.size} clients and ${handshaking.size} handshakes already (--max-conns)`,
+          );
+          closeQuietly(accepted);
+          return;
+        }
         // Closed with the listener while it handshakes.
         handshaking.add(accepted);
         try {

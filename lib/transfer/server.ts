@@ -329,8 +329,23 @@ export function receiveServer(
     return true;
   };
   /** The layered connection, or `null` when the layer refused it (logged). */
+  let handshaking = 0;
   const wrapped = async (raw: Conn): Promise<Conn | null> => {
     if (!options.wrap) return raw;
+    // Connections still in their handshake count against --max-pending:
+    // beyond it a new one is closed at once, so a flood that never
+    // handshakes holds at most that many descriptors (each for 10 s).
+    if (handshaking + pending.size >= maxPending) {
+      logger.log(
+        `${
+          formatAddr(raw.remoteAddr)
+        }: closed, ${handshaking} connections in their handshake (--max-pending)`,
+      );
+      dropped++;
+      closeQuietly(raw);
+      return null;
+    }
+    handshaking++;
     conns.add(raw); // closed with the server while it handshakes
     try {
       const conn = await options.wrap(raw);
@@ -346,6 +361,7 @@ export function receiveServer(
       closeQuietly(raw);
       return null;
     } finally {
+      handshaking--;
       conns.delete(raw);
     }
   };

@@ -201,6 +201,58 @@ test({
 
 test({
   name:
+    "recv -k --ssl-cert: connections that never handshake count against --max-pending; once they go, a sender is served",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using dir = await tempDir();
+    await using server = await startServer([
+      "recv",
+      "-k",
+      "--max-pending",
+      "3",
+      "-o",
+      dir.path,
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const idle: Deno.TcpConn[] = [];
+    for (let i = 0; i < 4; i++) {
+      idle.push(
+        await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+      );
+    }
+    await server.waitForStderr(
+      /closed, 3 connections in their handshake \(--max-pending\)/,
+    );
+    for (const c of idle) c.close();
+    await server.waitForStderr(
+      /(TLS handshake with the client failed[\s\S]*){3}/,
+    );
+    const s = await runCli([
+      "send",
+      "--ssl",
+      "--ca",
+      pki.ca,
+      "--name",
+      "late.txt",
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "served at last\n" });
+    assertEquals(s.code, 0, s.stderr);
+    assertEquals(
+      await Deno.readTextFile(`${dir.path}/late.txt`),
+      "served at last\n",
+    );
+  },
+});
+
+test({
+  name:
     "send through dante (SOCKS5) and tinyproxy (HTTP CONNECT) to recv: the file arrives verified",
   ignore: needs("danted", "tinyproxy"),
   fn: async () => {
