@@ -193,8 +193,12 @@ function startNodeTls(
         ? { ca: [...tls.rootCertificates, ...options.caCerts] }
         : {}),
       // Checked against the name asked for, IP literals included.
-      checkServerIdentity: (_: string, c: tls.PeerCertificate) =>
-        tls.checkServerIdentity(name, c),
+      ...(verify
+        ? {
+          checkServerIdentity: (_: string, c: tls.PeerCertificate) =>
+            tls.checkServerIdentity(name, c),
+        }
+        : {}),
       ...(/^[\d.]+$|:/.test(name) ? {} : { servername: name }),
       ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
       ...(options.cert ? options.cert : {}),

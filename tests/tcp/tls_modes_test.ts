@@ -789,6 +789,39 @@ test({
       pki.clientKey,
     ]);
     assertEquals([good.code, good.text], [0, "cat me\n"], good.stderr);
+    // With a client certificate the server is still verified (node:tls
+    // path): a wrong name and an unknown CA are one line each, exit 1.
+    const wrongName = await client([
+      "--ssl-cert",
+      pki.clientCert,
+      "--ssl-key",
+      pki.clientKey,
+      "--ssl-servername",
+      "wrong.example",
+    ]);
+    assertEquals(wrongName.code, 1);
+    assertOk(oneLine(wrongName.stderr), wrongName.stderr);
+    assertOk(
+      wrongName.stderr.includes("certificate does not match the name"),
+      wrongName.stderr,
+    );
+    const wrongCa = await runCli([
+      "--ssl",
+      "--ca",
+      pki.otherCa,
+      "--ssl-cert",
+      pki.clientCert,
+      "--ssl-key",
+      pki.clientKey,
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "x" });
+    assertEquals(wrongCa.code, 1);
+    assertOk(
+      oneLine(wrongCa.stderr) &&
+        wrongCa.stderr.includes("certificate not trusted"),
+      wrongCa.stderr,
+    );
   },
 });
 
