@@ -299,6 +299,13 @@ export function clientChainProblem(
   } catch {
     return "unreadable client certificate";
   }
+  // Deno's node:tls skips the check of the client's handshake signature
+  // (its proof that it holds the certificate's key) for a certificate its
+  // verifier cannot parse, X.509 v1 among them: anyone could present a v1
+  // certificate of the CA's that they copied. Only v3 is accepted.
+  if (!isX509v3(chain[0]!)) {
+    return "client certificate is not X.509 v3 (issue it with extensions)";
+  }
   const inTime = (c: X509Certificate) =>
     c.validFromDate <= now && now <= c.validToDate;
   const issued = (c: X509Certificate, by: X509Certificate) =>
@@ -319,6 +326,26 @@ export function clientChainProblem(
   return `client certificate not issued by a trusted CA (${
     certs[0]!.subject.replaceAll("\n", ", ")
   })`;
+}
+
+/**
+ * Whether DER certificate `der` says it is version 3: its TBSCertificate
+ * opens with the explicit `[0]` version field holding INTEGER 2 (v1
+ * leaves the field out; v2 holds 1).
+ */
+function isX509v3(der: Uint8Array): boolean {
+  // Skips a DER tag and length; returns the offset of the contents.
+  const enter = (at: number): number => {
+    const len = der[at + 1];
+    if (len === undefined) return -1;
+    return len < 0x80 ? at + 2 : at + 2 + (len & 0x7f);
+  };
+  if (der[0] !== 0x30) return false; // Certificate ::= SEQUENCE
+  const tbs = enter(0);
+  if (tbs < 0 || der[tbs] !== 0x30) return false; // TBSCertificate ::= SEQUENCE
+  const v = enter(tbs);
+  return der[v] === 0xa0 && der[v + 1] === 3 && der[v + 2] === 0x02 &&
+    der[v + 3] === 1 && der[v + 4] === 2;
 }
 
 /** A TLS server context checked for usability; see {@linkcode acceptServerTls}. */

@@ -18,6 +18,8 @@ export interface TestPki extends AsyncDisposable {
   expiredKey: string;
   /** A client certificate (clientAuth) signed by the CA. */
   clientCert: string;
+  /** The same client key in an X.509 v1 certificate (no extensions). */
+  clientV1Cert: string;
   clientKey: string;
   /** A client certificate signed by the other CA. */
   strangerCert: string;
@@ -55,6 +57,8 @@ export async function makeCerts(): Promise<TestPki> {
        openssl req ${ec} -keyout client.key -out client.csr -subj /CN=denocat-client &&
        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
          -out client.pem -days 2 -extfile client.ext &&
+       openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+         -out client-v1.pem -days 2 &&
        openssl req ${ec} -keyout stranger.key -out stranger.csr -subj /CN=stranger &&
        openssl x509 -req -in stranger.csr -CA other.pem -CAkey other.key -CAcreateserial \
          -out stranger.pem -days 2 -extfile client.ext`,
@@ -76,6 +80,7 @@ export async function makeCerts(): Promise<TestPki> {
     expiredCert: `${dir}/expired.pem`,
     expiredKey: `${dir}/expired.key`,
     clientCert: `${dir}/client.pem`,
+    clientV1Cert: `${dir}/client-v1.pem`,
     clientKey: `${dir}/client.key`,
     strangerCert: `${dir}/stranger.pem`,
     strangerKey: `${dir}/stranger.key`,

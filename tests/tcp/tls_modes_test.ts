@@ -597,6 +597,13 @@ test({
       /: TLS handshake with the client failed: client certificate not issued by a trusted CA \(CN=stranger\)\n/,
     );
     await sClient(
+      ["-cert", pki.clientV1Cert, "-key", pki.clientKey],
+      "a v1 certificate\n",
+    );
+    await server.waitForStderr(
+      /: TLS handshake with the client failed: client certificate is not X\.509 v3/,
+    );
+    await sClient(
       ["-cert", pki.clientCert, "-key", pki.clientKey],
       "openssl ok\n",
     );
@@ -620,7 +627,8 @@ test({
     const s = await server.output;
     assertEquals(s.text, "openssl ok\ndenocat ok\n");
     assertOk(
-      !s.text.includes("no certificate") && !s.text.includes("stranger"),
+      !s.text.includes("no certificate") && !s.text.includes("stranger") &&
+        !s.text.includes("v1"),
     );
   },
 });
@@ -977,6 +985,12 @@ test({
       "client certificate expired or not yet valid",
     );
     assertEquals(clientChainProblem([], [ca]), "no client certificate");
+    // A v1 certificate's handshake signature goes unchecked by the TLS
+    // stack, so it is refused even from the right CA.
+    assertEquals(
+      clientChainProblem([await der(pki.clientV1Cert)], [ca]),
+      "client certificate is not X.509 v3 (issue it with extensions)",
+    );
     // Presenting the CA itself as the next link does not make a stranger trusted.
     assertOk(
       clientChainProblem(
