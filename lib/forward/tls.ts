@@ -211,6 +211,18 @@ function startNodeTls(
         const got = raw
           ? createHash("sha256").update(raw).digest("hex")
           : undefined;
+        // A pin is only as good as the proof that the server holds the
+        // certificate's key, which Deno's node:tls does not check for a
+        // certificate it cannot parse (X.509 v1): such a pin is refused.
+        if (raw && got && options.pins.includes(got) && !isX509v3(raw)) {
+          sock.destroy();
+          reject(
+            new DenocatError(
+              "the pinned certificate is X.509 v1, whose key the TLS stack does not check: make a v3 one (openssl req -x509 does)",
+            ),
+          );
+          return;
+        }
         if (!got || !options.pins.includes(got)) {
           sock.destroy();
           reject(
