@@ -59,6 +59,7 @@ export {
   pipeDuplex,
   type PipeOptions,
   type PipeResult,
+  type PortOpener,
   probeTcp,
   type ProbeTcpOptions,
   scanPorts,

@@ -92,17 +92,28 @@ export async function sh(
   };
 }
 
-/** Starts a background `sh -c script` that the caller must stop. */
+/**
+ * Starts a background `sh -c script` that the caller must stop. `pid` is
+ * the script's own process (it is exec'd). With `files`, the soft limit on
+ * open descriptors is first raised to the hard limit.
+ */
 export function background(
   script: string,
-): { stop(): Promise<void>; exited: Promise<Deno.CommandStatus> } {
+  opts: { files?: boolean } = {},
+): {
+  pid: number;
+  stop(): Promise<void>;
+  exited: Promise<Deno.CommandStatus>;
+} {
+  const raise = opts.files ? `ulimit -n "$(ulimit -Hn)" 2>/dev/null; ` : "";
   const child = new Deno.Command("sh", {
-    args: ["-c", `exec ${script}`],
+    args: ["-c", `${raise}exec ${script}`],
     stdout: "null",
     stderr: "null",
     stdin: "null",
   }).spawn();
   return {
+    pid: child.pid,
     exited: child.status,
     async stop() {
       try {
@@ -116,6 +127,44 @@ export function background(
       await child.status;
       clearTimeout(t);
     },
+  };
+}
+
+/** CPU seconds (user + system, all threads) process `pid` has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces) in parentheses:
+  // utime and stime are the 12th and 13th, in clock ticks of 1/100 s.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * Loss counters of the whole machine (every process counts, so read them
+ * around one case): packets the kernel dropped because a CPU's input
+ * backlog was full (`/proc/net/softnet_stat`, loopback traffic goes
+ * through it), TCP segments retransmitted, and retransmission timeouts.
+ */
+export function netLoss(): {
+  backlogDrops: number;
+  retrans: number;
+  rto: number;
+} {
+  const drops = Deno.readTextFileSync("/proc/net/softnet_stat").trim().split(
+    "\n",
+  ).reduce((sum, line) => sum + parseInt(line.split(" ")[1] ?? "0", 16), 0);
+  const field = (file: string, prefix: string, name: string) => {
+    const lines = Deno.readTextFileSync(file).split("\n").filter((l) =>
+      l.startsWith(prefix)
+    );
+    const names = lines[0]?.split(" ") ?? [],
+      values = lines[1]?.split(" ") ?? [];
+    return Number(values[names.indexOf(name)] ?? NaN);
+  };
+  return {
+    backlogDrops: drops,
+    retrans: field("/proc/net/snmp", "Tcp:", "RetransSegs"),
+    rto: field("/proc/net/netstat", "TcpExt:", "TCPTimeouts"),
   };
 }
 

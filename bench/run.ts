@@ -25,10 +25,16 @@ const run = (
 const CASES: Array<[string, string[]]> = [
   ["pipe", run("pipe.ts", quick ? ["--size", "512", "--runs", "3"] : [])],
   ["transfer", run("transfer.ts", quick ? ["256"] : [])],
-  ["echo", run("echo_load.ts", quick ? ["--secs", "2"] : [])],
+  [
+    "echo",
+    run("echo_load.ts", quick ? ["--secs", "2", "--rounds", "1"] : []),
+  ],
   ["udp", run("udp_echo.ts")],
   ["startup", run("startup.ts", quick ? ["--runs", "10"] : [])],
-  ["churn", run("churn.ts", quick ? ["--secs", "1"] : [])],
+  [
+    "churn",
+    run("churn.ts", quick ? ["--secs", "1", "--rounds", "1"] : []),
+  ],
   ["scan", run("scan.ts", quick ? ["--rounds", "1"] : [])],
   [
     "forward",

@@ -15,6 +15,11 @@ import { framedUdpClient, framedUdpListen } from "../framed/udp.ts";
 import type { Logger } from "../log.ts";
 import type { ConnectOptions } from "../tcp/connect.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
+import { withoutFd } from "../tcp/stream_conn.ts";
+import type { AccessList } from "../access/list.ts";
+import type { ClientTlsOptions, ServerTlsPem } from "../forward/tls.ts";
+import type { ProxySpec } from "../proxy/connect.ts";
+import { dialerFor, tlsWrap } from "./_net.ts";
 import {
   clientEndpoint,
   hostAndPort,
@@ -50,6 +55,14 @@ export interface FramedNetcatFlags {
     ConnectOptions,
     "sourceHost" | "sourcePort" | "keepalive" | "numeric"
   >;
+  /** `--allow`/`--deny` (TCP listeners). */
+  access?: AccessList;
+  /** `--proxy` (TCP clients). */
+  proxy?: ProxySpec;
+  /** `--ssl` and its companions (TCP clients). */
+  clientTls?: ClientTlsOptions;
+  /** `--ssl-cert`/`--ssl-key` (TCP listeners). */
+  serverTls?: ServerTlsPem;
 }
 
 const encoder = new TextEncoder();
@@ -136,6 +149,12 @@ export async function runFramedNetcat(
       logger,
       ...(flags.idle !== undefined ? { idleTimeout: flags.idle } : {}),
       ...(flags.maxConns !== undefined ? { maxConns: flags.maxConns } : {}),
+      ...(flags.access
+        ? {
+          accept: (a: Deno.Addr) => flags.access!.allowsAddr(a),
+        }
+        : {}),
+      ...(flags.serverTls ? { wrap: await tlsWrap(flags.serverTls) } : {}),
       onClientError: (err, peer) =>
         logger.enabled
           ? logger.log(`${peer} dropped: ${describeError(err)}`)
@@ -169,11 +188,19 @@ export async function runFramedNetcat(
     return 0;
   }
   const interactive = Deno.stdin.isTerminal();
-  await framedClient(clientEndpoint(positionals, flags.unix), {
+  const endpoint = clientEndpoint(positionals, flags.unix);
+  const dial = dialerFor(endpoint, flags.proxy, flags.clientTls, {
+    family: flags.family,
+    wait: flags.wait,
+    ...(flags.connectFrom ? { connectFrom: flags.connectFrom } : {}),
+  });
+  await framedClient(endpoint, {
     ...framing,
     split,
     input: stdinReader(),
-    output: stdoutWriter(),
+    // A TLS layer keeps every copy in JavaScript (tcp/stream_conn.ts).
+    output: flags.clientTls ? withoutFd(stdoutWriter()) : stdoutWriter(),
+    ...(dial ? { dial } : {}),
     halfClose: !flags.noShutdown,
     endOnPeerEof: interactive,
     noDelay: interactive,

@@ -8,8 +8,19 @@
  * @module
  */
 import { type AccessList, buildAccessList } from "../access/list.ts";
-import { netError, UsageError } from "../errors.ts";
-import { type ClientTlsOptions, parsePin } from "../forward/tls.ts";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import {
+  DenocatError,
+  describeError,
+  netError,
+  UsageError,
+} from "../errors.ts";
+import {
+  type ClientTlsOptions,
+  parsePin,
+  type ServerTlsPem,
+} from "../forward/tls.ts";
+import type { Conn, ConnectOptions, Endpoint } from "../tcp/connect.ts";
 import {
   parseProxy,
   parseProxyType,
@@ -46,10 +57,27 @@ export const CLIENT_TLS_OPTIONS = {
   "ssl-pin": { type: "string", multiple: true },
 } as const;
 
-/** TLS toward the clients of a listener. */
+/**
+ * TLS toward the clients of a listener (when connecting, `--ssl-cert` and
+ * `--ssl-key` are the client's own certificate).
+ */
 export const SERVER_TLS_OPTIONS = {
   "ssl-cert": { type: "string" },
   "ssl-key": { type: "string" },
+  "ssl-verify-client": { type: "boolean" },
+} as const;
+
+/** What a listener-only command takes: its certificate, and client verification. */
+export const LISTENER_TLS_OPTIONS = {
+  ...SERVER_TLS_OPTIONS,
+  "ssl-trustfile": { type: "string", multiple: true },
+  ca: { type: "string", multiple: true },
+} as const;
+
+/** Both TLS groups, for commands that connect or listen. */
+export const TLS_OPTIONS = {
+  ...CLIENT_TLS_OPTIONS,
+  ...SERVER_TLS_OPTIONS,
 } as const;
 
 /** ncat's `-e`/`--exec` and `-c`/`--sh-exec`. */
@@ -176,20 +204,219 @@ export async function clientTlsFrom(
   return tls;
 }
 
-/** The server certificate and key, or `undefined`; one without the other is a usage error. */
-export async function serverTlsFrom(values: {
+/** The values of {@linkcode TLS_OPTIONS}. */
+export interface TlsValues {
+  ssl?: boolean;
+  tls?: boolean;
+  "ssl-trustfile"?: string[];
+  ca?: string[];
+  "ssl-servername"?: string;
+  "ssl-alpn"?: string;
+  insecure?: boolean;
+  "ssl-pin"?: string[];
   "ssl-cert"?: string;
   "ssl-key"?: string;
-}): Promise<{ cert: string; key: string } | undefined> {
+  "ssl-verify-client"?: boolean;
+}
+
+/** The certificate and key files, read; one without the other is a usage error. */
+async function certPair(
+  values: TlsValues,
+): Promise<{ cert: string; key: string } | undefined> {
   if (
     (values["ssl-cert"] === undefined) !== (values["ssl-key"] === undefined)
   ) {
     throw new UsageError("--ssl-cert and --ssl-key go together");
   }
   if (values["ssl-cert"] === undefined) return undefined;
-  return {
+  const pair = {
     cert: await readPem(values["ssl-cert"], "--ssl-cert"),
     key: await readPem(values["ssl-key"]!, "--ssl-key"),
+  };
+  checkPair(pair, values["ssl-cert"], values["ssl-key"]!);
+  return pair;
+}
+
+/**
+ * Fails in one line when the key is not the certificate's (the TLS stack
+ * would only say "unsupported protocol" at the first handshake).
+ */
+function checkPair(
+  pair: { cert: string; key: string },
+  certFile: string,
+  keyFile: string,
+): void {
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(pair.cert).checkPrivateKey(
+      createPrivateKey(pair.key),
+    );
+  } catch (err) {
+    throw new DenocatError(
+      `cannot use --ssl-cert ${certFile} / --ssl-key ${keyFile}: ${
+        describeError(err)
+      }`,
+    );
+  }
+  if (!matches) {
+    throw new DenocatError(
+      `cannot use --ssl-cert ${certFile}: --ssl-key ${keyFile} is not its key`,
+    );
+  }
+}
+
+/**
+ * The server certificate and key, or `undefined`; one without the other is
+ * a usage error. `--ssl-verify-client` adds the CAs of `--ssl-trustfile`
+ * (required with it) as those client certificates must come from.
+ */
+export async function serverTlsFrom(
+  values: TlsValues,
+): Promise<ServerTlsPem | undefined> {
+  const pair = await certPair(values);
+  if (!values["ssl-verify-client"]) return pair;
+  if (!pair) {
+    throw new UsageError("--ssl-verify-client needs --ssl-cert and --ssl-key");
+  }
+  const trustFiles = [...(values["ssl-trustfile"] ?? []), ...(values.ca ?? [])];
+  if (!trustFiles.length) {
+    throw new UsageError(
+      "--ssl-verify-client needs --ssl-trustfile CA (the CA that issues the client certificates)",
+    );
+  }
+  return {
+    ...pair,
+    clientCas: await Promise.all(
+      trustFiles.map((f) => readPem(f, "--ssl-trustfile")),
+    ),
+  };
+}
+
+/**
+ * The TLS flags for a command that either connects (`client`: `--ssl`
+ * and its companions; `--ssl-cert`/`--ssl-key` are then a client
+ * certificate) or listens (`server`: `--ssl-cert`/`--ssl-key`, and
+ * `--ssl-verify-client --ssl-trustfile CA`). Flags of the other role are
+ * usage errors naming the flag.
+ */
+export async function tlsFrom(
+  values: TlsValues,
+  role: "client" | "server",
+  /** Who the certificate belongs to, for the `--insecure` warning. */
+  peer = "peer",
+): Promise<{ client?: ClientTlsOptions; server?: ServerTlsPem }> {
+  if (role === "server") {
+    if (values.ssl || values.tls) {
+      throw new UsageError(
+        "--ssl is for connecting; a listener takes --ssl-cert and --ssl-key",
+      );
+    }
+    const clientOnly: Array<[string, unknown]> = [
+      ["--ssl-servername", values["ssl-servername"]],
+      ["--ssl-alpn", values["ssl-alpn"]],
+      ["--insecure", values.insecure],
+      ["--ssl-pin", values["ssl-pin"]],
+    ];
+    for (const [flag, v] of clientOnly) {
+      if (v !== undefined) {
+        throw new UsageError(`${flag} applies when connecting`);
+      }
+    }
+    if (
+      !values["ssl-verify-client"] &&
+      (values["ssl-trustfile"] !== undefined || values.ca !== undefined)
+    ) {
+      throw new UsageError(
+        "--ssl-trustfile on a listener goes with --ssl-verify-client (the CA of the client certificates)",
+      );
+    }
+    const server = await serverTlsFrom(values);
+    return server ? { server } : {};
+  }
+  if (values["ssl-verify-client"]) {
+    throw new UsageError(
+      "--ssl-verify-client applies to listeners (with --ssl-cert and --ssl-key)",
+    );
+  }
+  const ssl = values.ssl || values.tls;
+  if (!ssl && (values["ssl-cert"] || values["ssl-key"])) {
+    throw new UsageError(
+      "--ssl-cert/--ssl-key when connecting are a client certificate: add --ssl (listening takes -l)",
+    );
+  }
+  const client = await clientTlsFrom(values, peer);
+  if (!client) return {};
+  const pair = await certPair(values);
+  if (pair) client.cert = pair;
+  return { client };
+}
+
+/** How long an accepted client has for its TLS handshake. */
+export const TLS_HANDSHAKE_MS = 10_000;
+
+/**
+ * Terminates TLS on each accepted connection (10 s for the handshake; a
+ * demanded client certificate is checked), presenting the result as a
+ * connection no native pump may take (tcp/stream_conn.ts).
+ */
+export async function tlsWrap(
+  pem: ServerTlsPem,
+): Promise<(conn: Conn) => Promise<Conn>> {
+  const { acceptServerTls, serverTls } = await import("../forward/tls.ts");
+  const { streamConn } = await import("../tcp/stream_conn.ts");
+  const server = serverTls(pem);
+  return async (conn) =>
+    streamConn(
+      await acceptServerTls(conn as Deno.TcpConn, server, TLS_HANDSHAKE_MS),
+      conn,
+    );
+}
+
+/**
+ * How a client connects when it is not a plain connect: through a proxy,
+ * with TLS, or both; `undefined` for a plain connect. The TLS connection
+ * comes back dressed as a connection no native pump may take.
+ */
+export function dialerFor(
+  endpoint: Endpoint,
+  proxy: ProxySpec | undefined,
+  clientTls: ClientTlsOptions | undefined,
+  options: {
+    family?: 4 | 6 | undefined;
+    wait?: number | undefined;
+    /** `-s`, `-p`, `-n`, `--keepalive` of a direct connection. */
+    connectFrom?: Pick<
+      ConnectOptions,
+      "sourceHost" | "sourcePort" | "keepalive" | "numeric"
+    >;
+  } = {},
+): (() => Promise<Conn>) | undefined {
+  if (!proxy && !clientTls) return undefined;
+  return async () => {
+    let raw: Conn;
+    if (proxy) {
+      const { connectViaProxy } = await import("../proxy/connect.ts");
+      raw = await connectViaProxy(proxy, {
+        hostname: endpoint.hostname!,
+        port: endpoint.port!,
+      }, {
+        ...(options.family ? { family: options.family } : {}),
+        ...(options.wait !== undefined ? { timeout: options.wait } : {}),
+      });
+    } else {
+      const { connect } = await import("../tcp/connect.ts");
+      raw = await connect(endpoint, {
+        ...options.connectFrom,
+        ...(options.family ? { family: options.family } : {}),
+        ...(options.wait !== undefined ? { timeout: options.wait } : {}),
+      });
+    }
+    if (!clientTls) return raw;
+    const { startClientTls } = await import("../forward/tls.ts");
+    const { streamConn } = await import("../tcp/stream_conn.ts");
+    const host = endpoint.hostname ?? endpoint.path ?? "";
+    const stream = await startClientTls(raw as Deno.TcpConn, host, clientTls);
+    return streamConn(stream, raw);
   };
 }
 

@@ -7,7 +7,13 @@ import { echoServer } from "../tcp/echo.ts";
 import { formatAddr } from "../address.ts";
 import { stderrLogger } from "../log.ts";
 import { UsageError } from "../errors.ts";
-import { ACCESS_OPTIONS, accessFrom } from "./_net.ts";
+import {
+  ACCESS_OPTIONS,
+  accessFrom,
+  LISTENER_TLS_OPTIONS,
+  tlsFrom,
+  tlsWrap,
+} from "./_net.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -46,6 +52,13 @@ Options:
                       names resolved at start; --deny wins): refused TCP
                       peers are closed at once, refused datagrams dropped.
                       Serves on the event loop
+      --ssl-cert FILE --ssl-key FILE
+                      TCP: clients speak TLS (PEM files); what they send is
+                      echoed decrypted, re-encrypted. Serves on the event
+                      loop (the epoll threads never see TLS connections)
+      --ssl-verify-client --ssl-trustfile CA
+                      with --ssl-cert: demand a client certificate issued by
+                      CA; clients without one are refused (logged with -v)
   -4, -6              IPv4 / IPv6 only
   -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
                       [HOST] PORT
@@ -63,6 +76,7 @@ const OPTIONS = {
   keepalive: { type: "string" },
   rate: { type: "string" },
   ...ACCESS_OPTIONS,
+  ...LISTENER_TLS_OPTIONS,
 } as const;
 
 /** `--rate N`, `N/s` or `off` (no limit: `Infinity`). */
@@ -111,7 +125,9 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError("--allow/--deny apply to IP peers, not to -U");
   }
   if (access.active) logger.log(`access list: ${access.describe()}`);
+  const { server: serverTls } = await tlsFrom(values, "server");
   if (values.udp) {
+    if (serverTls) throw new UsageError("--ssl-cert does not apply to -u");
     if (maxConns !== undefined) {
       throw new UsageError("--max-conns does not apply to -u");
     }
@@ -143,7 +159,16 @@ export async function run(args: string[]): Promise<number> {
       "--keepalive and --threads cannot be combined (keepalive serves on the event loop)",
     );
   }
+  if (serverTls && values.unix) {
+    throw new UsageError("--ssl-cert/--ssl-key apply to TCP, not to -U");
+  }
+  if (serverTls && values.threads !== undefined) {
+    throw new UsageError(
+      "--ssl-cert and --threads cannot be combined (TLS serves on the event loop)",
+    );
+  }
   const endpoint = serverEndpoint(positionals, values.unix);
+  const wrap = serverTls ? await tlsWrap(serverTls) : undefined;
   using signal = shutdownSignal();
   const server = echoServer(endpoint as Parameters<typeof echoServer>[0], {
     upper: values.upper ?? false,
@@ -155,6 +180,7 @@ export async function run(args: string[]): Promise<number> {
     ...(access.active
       ? { accept: (a: Deno.Addr) => access.allowsAddr(a) }
       : {}),
+    ...(wrap ? { wrap } : {}),
     threads,
   });
   const engine = await server.ready;

@@ -80,6 +80,10 @@ Options:
       --ssl-cert FILE, --ssl-key FILE
                         TLS toward clients: terminate it with this certificate
                         chain and key (PEM)
+      --ssl-verify-client
+                        with --ssl-cert: demand a client certificate issued
+                        by the CA in --ssl-trustfile (then not combinable
+                        with --ssl); others are refused, logged with -v
   -4, -6                IPv4 / IPv6 only
   -v, --verbose         log connections, refusals and byte counts to stderr
   -h, --help            this help
@@ -163,9 +167,22 @@ export async function run(args: string[]): Promise<number> {
       "--proxy needs TARGET_HOST TARGET_PORT, not --target-unix",
     );
   }
-  const targetTls = await clientTlsFrom(values, "target");
-  const ssl = targetTls !== undefined;
+  // --ssl-trustfile is the target's CA, or with --ssl-verify-client (and
+  // no --ssl) the CA of the clients' certificates.
+  const verifyClient = values["ssl-verify-client"] ?? false;
+  if (verifyClient && (values.ssl || values.tls)) {
+    throw new UsageError(
+      "--ssl-verify-client and --ssl cannot share --ssl-trustfile here: verify clients with a plain target, or put the TLS target behind a second forward",
+    );
+  }
   const listenTls = await serverTlsFrom(values);
+  const targetValues = { ...values };
+  if (verifyClient) {
+    delete targetValues["ssl-trustfile"];
+    delete targetValues.ca;
+  }
+  const targetTls = await clientTlsFrom(targetValues, "target");
+  const ssl = targetTls !== undefined;
 
   const access = await accessFrom(values);
   if (access.active && values.unix) {

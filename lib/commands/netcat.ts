@@ -14,26 +14,25 @@ import { checkNumeric } from "../tcp/connect.ts";
 import { tcpListen } from "../tcp/listener.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
 import { isLoopback } from "../shell/policy.ts";
-import type { Conn, Endpoint } from "../tcp/connect.ts";
-import { streamConn, withoutFd } from "../tcp/stream_conn.ts";
+import { withoutFd } from "../tcp/stream_conn.ts";
 import { SessionRecorder } from "../session_log.ts";
 import type { AccessList } from "../access/list.ts";
-import type { ClientTlsOptions } from "../forward/tls.ts";
+import type { ClientTlsOptions, ServerTlsPem } from "../forward/tls.ts";
 import type { ProxySpec } from "../proxy/connect.ts";
 import type { ExecSpec } from "../exec/stream.ts";
 import {
   ACCESS_OPTIONS,
   accessFrom,
-  CLIENT_TLS_OPTIONS,
-  clientTlsFrom,
+  dialerFor,
   EXEC_OPTIONS,
   execFrom,
   PROXY_OPTIONS,
   proxyFrom,
-  SERVER_TLS_OPTIONS,
-  serverTlsFrom,
   SESSION_LOG_OPTIONS,
   sessionLogFrom,
+  TLS_OPTIONS,
+  tlsFrom,
+  tlsWrap,
 } from "./_net.ts";
 import {
   clientEndpoint,
@@ -155,25 +154,32 @@ Options:
                       PORT and NCAT_PROTO are set. Off loopback, -l with -e/-c
                       needs --allow
       --allow LIST, --deny LIST
-                      with -l (TCP or UDP): accept only / refuse these peers:
+                      with -l (TCP, --frame too, or UDP): accept only / refuse
+                      these peers:
                       addresses, CIDR blocks, host names (resolved at start),
                       comma-separated, repeatable; --deny wins. Refused peers
                       are closed at once (UDP: ignored), logged with -v
       --allowfile FILE, --denyfile FILE
                       the same lists, one entry per line (# comments)
   -x, --proxy ADDR[:PORT]
-                      connect through a proxy (TCP); -X, --proxy-type
-                      4|5|connect (or socks4, socks5, http; default socks5);
-                      -P, --proxy-auth USER[:PASS] (or DENOCAT_PROXY_AUTH);
-                      --proxy-dns local|remote (default remote)
-      --ssl, --tls    connect with TLS, the certificate verified against the
-                      system roots and --ssl-trustfile/--ca FILE; also
-                      --ssl-servername NAME, --ssl-alpn LIST, --ssl-pin
-                      sha256:HEX (accept exactly that certificate, e.g. an
-                      openssl req -x509 one), --insecure (no verification; said
-                      on stderr)
+                      connect through a proxy (TCP, --frame too); -X,
+                      --proxy-type 4|5|connect (or socks4, socks5, http;
+                      default socks5); -P, --proxy-auth USER[:PASS] (or
+                      DENOCAT_PROXY_AUTH); --proxy-dns local|remote (default
+                      remote)
+      --ssl, --tls    connect with TLS (--frame too), the certificate
+                      verified against the system roots and --ssl-trustfile/
+                      --ca FILE; also --ssl-servername NAME, --ssl-alpn LIST,
+                      --ssl-pin sha256:HEX (accept exactly that certificate,
+                      e.g. an openssl req -x509 one), --insecure (no
+                      verification; said on stderr)
       --ssl-cert FILE --ssl-key FILE
-                      with -l (TCP): clients speak TLS (PEM files)
+                      with -l (TCP, --frame too): clients speak TLS (PEM
+                      files); connecting with --ssl: the client certificate
+                      to present
+      --ssl-verify-client --ssl-trustfile CA
+                      with -l --ssl-cert: demand a client certificate issued
+                      by CA; others are closed (logged with -v)
       --hex-dump FILE both directions as a hex dump; --session-log FILE the
                       raw bytes received; --append appends to either (TCP
                       relays; a recorded relay stays off the pump threads)
@@ -232,8 +238,7 @@ const OPTIONS = {
   ...EXEC_OPTIONS,
   ...ACCESS_OPTIONS,
   ...PROXY_OPTIONS,
-  ...CLIENT_TLS_OPTIONS,
-  ...SERVER_TLS_OPTIONS,
+  ...TLS_OPTIONS,
   ...SESSION_LOG_OPTIONS,
 } as const;
 
@@ -357,10 +362,19 @@ export async function run(args: string[]): Promise<number> {
   }
 
   if (values.frame !== undefined) {
-    const unsupported = netFlagsSet(net).find(([, set]) => set);
+    // TCP framing connects and listens like the plain relay: proxies, TLS
+    // and access lists apply; programs and recordings do not.
+    const unsupported = netFlagsSet(net).find(([flag, set]) =>
+      set &&
+      (values.udp ||
+        !["--allow/--deny", "--proxy", "--ssl", "--ssl-cert"].includes(flag))
+    );
     if (unsupported) {
-      throw new UsageError(`${unsupported[0]} does not apply to --frame`);
+      throw new UsageError(
+        `${unsupported[0]} does not apply to --frame${values.udp ? " -u" : ""}`,
+      );
     }
+    checkTcpNetFlags(values, net, sourcePort);
     for (const [flag, set] of nonFramedFlags(values)) {
       // Framed TCP connects and listens like the plain modes.
       if (flag === "--keepalive" && !values.udp) continue;
@@ -396,6 +410,10 @@ export async function run(args: string[]): Promise<number> {
         ...(sourcePort !== undefined ? { sourcePort } : {}),
         ...(keepalive !== undefined ? { keepalive } : {}),
       },
+      ...(net.access.active ? { access: net.access } : {}),
+      ...(net.proxy ? { proxy: net.proxy } : {}),
+      ...(net.clientTls ? { clientTls: net.clientTls } : {}),
+      ...(net.serverTls ? { serverTls: net.serverTls } : {}),
     });
   }
   if (values.output !== undefined) {
@@ -508,7 +526,7 @@ export async function run(args: string[]): Promise<number> {
       ...(net.access.active
         ? { accept: (a: Deno.Addr) => net.access.allowsAddr(a) }
         : {}),
-      ...(net.serverTls ? { wrap: await tlsServerWrap(net.serverTls) } : {}),
+      ...(net.serverTls ? { wrap: await tlsWrap(net.serverTls) } : {}),
       signal,
     });
     if (served.inputLeft) {
@@ -521,7 +539,16 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values["keep-open"]) throw new UsageError("-k needs -l");
   const endpoint = clientEndpoint(positionals, values.unix);
-  const dial = dialer(endpoint, net, { family, wait });
+  const dial = dialerFor(endpoint, net.proxy, net.clientTls, {
+    family,
+    wait,
+    connectFrom: {
+      numeric,
+      ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+      ...(sourcePort !== undefined ? { sourcePort } : {}),
+      ...(keepalive !== undefined ? { keepalive } : {}),
+    },
+  });
   await tcpClient(endpoint, {
     ...common,
     ...(dial ? { dial } : {}),
@@ -618,17 +645,18 @@ interface NetFlags {
   access: AccessList;
   proxy: ProxySpec | undefined;
   clientTls: ClientTlsOptions | undefined;
-  serverTls: { cert: string; key: string } | undefined;
+  serverTls: ServerTlsPem | undefined;
   sessionLog: ReturnType<typeof sessionLogFrom>;
 }
 
 async function netFlags(values: Values): Promise<NetFlags> {
+  const tls = await tlsFrom(values, values.listen ? "server" : "client");
   return {
     exec: execFrom(values),
     access: await accessFrom(values),
     proxy: proxyFrom(values),
-    clientTls: await clientTlsFrom(values),
-    serverTls: await serverTlsFrom(values),
+    clientTls: tls.client,
+    serverTls: tls.server,
     sessionLog: sessionLogFrom(values),
   };
 }
@@ -667,14 +695,6 @@ function checkTcpNetFlags(
       );
     }
   }
-  if (net.clientTls && listen) {
-    throw new UsageError(
-      "--ssl is for connecting; a listener takes --ssl-cert and --ssl-key",
-    );
-  }
-  if (net.serverTls && !listen) {
-    throw new UsageError("--ssl-cert/--ssl-key apply to listeners (-l)");
-  }
   if (net.serverTls && values.unix) {
     throw new UsageError("--ssl-cert/--ssl-key apply to TCP, not to -U");
   }
@@ -712,61 +732,6 @@ function checkExecPolicy(host: string | undefined, access: AccessList): void {
   );
 }
 
-/** How the client connects when it is not a plain connect: a proxy, TLS, or both. */
-function dialer(
-  endpoint: Endpoint,
-  net: NetFlags,
-  options: { family: 4 | 6 | undefined; wait: number | undefined },
-): (() => Promise<Conn>) | undefined {
-  const { proxy, clientTls } = net;
-  if (!proxy && !clientTls) return undefined;
-  return async () => {
-    let raw: Conn;
-    if (proxy) {
-      const { connectViaProxy } = await import("../proxy/connect.ts");
-      raw = await connectViaProxy(proxy, {
-        hostname: endpoint.hostname!,
-        port: endpoint.port!,
-      }, {
-        ...(options.family ? { family: options.family } : {}),
-        ...(options.wait !== undefined ? { timeout: options.wait } : {}),
-      });
-    } else {
-      const { connect } = await import("../tcp/connect.ts");
-      raw = await connect(endpoint, {
-        ...(options.family ? { family: options.family } : {}),
-        ...(options.wait !== undefined ? { timeout: options.wait } : {}),
-      });
-    }
-    if (!clientTls) return raw;
-    const { startClientTls } = await import("../forward/tls.ts");
-    const host = endpoint.hostname ?? endpoint.path ?? "";
-    const stream = await startClientTls(
-      raw as Deno.TcpConn,
-      host,
-      clientTls,
-    );
-    return streamConn(stream, raw);
-  };
-}
-
-/** Terminates TLS on each accepted connection (10 s for the handshake). */
-async function tlsServerWrap(
-  pair: { cert: string; key: string },
-): Promise<(conn: Conn) => Promise<Conn>> {
-  const { acceptServerTls, serverTlsContext } = await import(
-    "../forward/tls.ts"
-  );
-  const context = serverTlsContext(pair);
-  return async (conn) =>
-    streamConn(
-      await acceptServerTls(conn as Deno.TcpConn, context, TLS_HANDSHAKE_MS),
-      conn,
-    );
-}
-
-const TLS_HANDSHAKE_MS = 10_000;
-
 /** `-e PROG` / `-c CMD` over TCP or a Unix socket, connecting or listening. */
 async function runExec(
   positionals: string[],
@@ -798,7 +763,7 @@ async function runExec(
       checkExecPolicy(endpoint.hostname, net.access);
     } else await removeStaleSocket(endpoint.path, o.logger);
     const { execListen } = await import("../exec/listen.ts");
-    const wrap = net.serverTls ? await tlsServerWrap(net.serverTls) : undefined;
+    const wrap = net.serverTls ? await tlsWrap(net.serverTls) : undefined;
     await execListen(endpoint, spec, {
       keep: values["keep-open"] ?? false,
       logger: o.logger,
@@ -814,7 +779,16 @@ async function runExec(
     return 0;
   }
   const endpoint = clientEndpoint(positionals, values.unix);
-  const dial = dialer(endpoint, net, { family: o.family, wait: o.wait });
+  const dial = dialerFor(endpoint, net.proxy, net.clientTls, {
+    family: o.family,
+    wait: o.wait,
+    connectFrom: {
+      numeric: o.numeric,
+      ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+      ...(o.sourcePort !== undefined ? { sourcePort: o.sourcePort } : {}),
+      ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
+    },
+  });
   const { connect } = await import("../tcp/connect.ts");
   const conn = dial ? await dial() : await connect(endpoint, {
     numeric: o.numeric,

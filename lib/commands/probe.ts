@@ -11,11 +11,15 @@ import { stderrLogger } from "../log.ts";
 import {
   formatPortResult,
   parsePortList,
+  type PortOpener,
   probeTcp,
   type TcpProbeReport,
 } from "../tcp/probe.ts";
+import type { ClientTlsOptions } from "../forward/tls.ts";
+import type { ProxySpec } from "../proxy/connect.ts";
 import { type ProbeReply, type ProbeReport, probeUdp } from "../udp/probe.ts";
 import { udpQuery, type UdpQueryReply } from "../udp/query.ts";
+import { PROXY_OPTIONS, proxyFrom, TLS_OPTIONS, tlsFrom } from "./_net.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -59,6 +63,15 @@ Options:
       --concurrency N   TCP connects in flight at once (default 512 for a scan
                         of 16 ports or more on Linux, where non-blocking
                         connects run on threads through libc; 64 elsewhere)
+      --ssl, --tls      TCP: also complete a TLS handshake on each open port
+                        (verified as 'denocat --ssl' verifies; --ssl-trustfile,
+                        --ssl-servername, --ssl-pin, --insecure, --ssl-cert/
+                        --ssl-key); open means the handshake succeeded, and
+                        its time is shown; a failed one is an error with why
+  -x, --proxy ADDR[:PORT]
+                        TCP: connect through a proxy (-X 4|5|connect, -P
+                        USER[:PASS], --proxy-dns as the main mode); a port the
+                        proxy cannot reach is reported with the proxy's reason
       --json            print one JSON object instead of text
   -4, -6                IPv4 / IPv6 only
   -v, --verbose         diagnostics on stderr
@@ -78,6 +91,8 @@ const OPTIONS = {
   "data-hex": { type: "string" },
   concurrency: { type: "string" },
   json: { type: "boolean" },
+  ...PROXY_OPTIONS,
+  ...TLS_OPTIONS,
 } as const;
 
 const encoder = new TextEncoder();
@@ -109,6 +124,13 @@ export async function run(args: string[]): Promise<number> {
     .filter((k) => values[k] !== undefined);
   using signal = shutdownSignal();
 
+  const proxy = proxyFrom(values);
+  const { client: tls } = await tlsFrom(values, "client", "server");
+  if (values.udp && (proxy || tls)) {
+    throw new UsageError(
+      `${proxy ? "--proxy" : "--ssl"} applies to TCP probes`,
+    );
+  }
   if (!values.udp) {
     if (udpOnly.length) throw new UsageError(`--${udpOnly[0]} needs -u`);
     const ports = parsePortList(positionals.slice(1));
@@ -120,6 +142,7 @@ export async function run(args: string[]): Promise<number> {
       ...(wait !== undefined ? { timeout: wait } : {}),
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(family ? { family } : {}),
+      ...(proxy || tls ? { open: await opener(proxy, tls, family) } : {}),
     });
     printTcp(
       report,
@@ -280,6 +303,7 @@ function printTcp(r: TcpProbeReport, range: boolean, json: boolean): void {
       open: r.openResults.map((x) => ({
         port: x.port,
         connectTime: x.connectTime,
+        ...(x.tlsTime !== undefined ? { tlsTime: x.tlsTime } : {}),
       })),
       closed,
       timeout,
@@ -296,4 +320,34 @@ function printTcp(r: TcpProbeReport, range: boolean, json: boolean): void {
   print(
     `${open} of ${scanned} ports open on ${r.host} (${closed} closed, ${timeout} timed out, ${error} errors)`,
   );
+}
+
+/** How `--proxy` and `--ssl` open each probed port. */
+async function opener(
+  proxy: ProxySpec | undefined,
+  tls: ClientTlsOptions | undefined,
+  family: 4 | 6 | undefined,
+): Promise<PortOpener> {
+  const { connectViaProxy } = await import("../proxy/connect.ts");
+  const { startClientTls } = await import("../forward/tls.ts");
+  return {
+    ...(proxy
+      ? {
+        // The proxy resolves the name (unless --proxy-dns local).
+        remoteDns: true,
+        connect: (hostname: string, port: number, timeout: number) =>
+          connectViaProxy(proxy, { hostname, port }, {
+            timeout,
+            ...(family ? { family } : {}),
+          }),
+      }
+      : {}),
+    ...(tls
+      ? {
+        // closeable: the probe's timer ends a handshake that hangs.
+        handshake: (conn: Deno.TcpConn, hostname: string) =>
+          startClientTls(conn, hostname, { ...tls, closeable: true }),
+      }
+      : {}),
+  };
 }

@@ -29,7 +29,13 @@ import {
   shutdownSignal,
 } from "./_args.ts";
 import { compatMode } from "./send.ts";
-import { ACCESS_OPTIONS, accessFrom } from "./_net.ts";
+import {
+  ACCESS_OPTIONS,
+  accessFrom,
+  LISTENER_TLS_OPTIONS,
+  tlsFrom,
+  tlsWrap,
+} from "./_net.ts";
 
 /** Help for `denocat recv`. */
 export const HELP = `Usage: denocat recv [options] [HOST] PORT
@@ -92,6 +98,11 @@ Options:
                       A sender waiting on a slow stdin sends keep-alives
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
       --keepalive     TCP keepalive on every connection (the system's timers)
+      --ssl-cert FILE --ssl-key FILE
+                      senders speak TLS ('denocat send --ssl'); PEM files
+      --ssl-verify-client --ssl-trustfile CA
+                      with --ssl-cert: demand a client certificate issued by
+                      CA ('send --ssl-cert/--ssl-key'); others are refused
   -4, -6              IPv4 / IPv6 only
   -U, --unix          PATH is a Unix socket (@NAME: abstract, Linux) instead of
                       [HOST] PORT
@@ -117,6 +128,7 @@ const OPTIONS = {
   "max-depth": { type: "string" },
   keepalive: { type: "string" },
   ...ACCESS_OPTIONS,
+  ...LISTENER_TLS_OPTIONS,
 } as const;
 
 /**
@@ -207,6 +219,11 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError("--allow/--deny apply to IP peers, not to -U");
   }
   if (access.active) base.log(`access list: ${access.describe()}`);
+  const { server: serverTls } = await tlsFrom(values, "server");
+  if (serverTls && values.unix) {
+    throw new UsageError("--ssl-cert/--ssl-key apply to TCP, not to -U");
+  }
+  const wrap = serverTls ? await tlsWrap(serverTls) : undefined;
   using signal = shutdownSignal();
   let last: ConnectionResult | undefined;
   // A single item to stdout: `recv … | head` closing it ends quietly, exit 0.
@@ -223,6 +240,7 @@ export async function run(args: string[]): Promise<number> {
     ...(access.active
       ? { accept: (a: Deno.Addr) => access.allowsAddr(a) }
       : {}),
+    ...(wrap ? { wrap } : {}),
     onConnection: (r) => last = r,
     keep,
     compat,

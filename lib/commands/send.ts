@@ -15,6 +15,13 @@ import { seedSendOver } from "../transfer/seed.ts";
 import { sendOver } from "../transfer/send.ts";
 import { escapeText } from "../transfer/show.ts";
 import {
+  dialerFor,
+  PROXY_OPTIONS,
+  proxyFrom,
+  TLS_OPTIONS,
+  tlsFrom,
+} from "./_net.ts";
+import {
   COMMON_OPTIONS,
   familyOf,
   keepaliveOption,
@@ -48,6 +55,16 @@ Options:
       --keepalive[=IDLE[,INTVL[,CNT]]]
                       TCP keepalive; timers (seconds, probes) need Linux
                       with FFI
+  -x, --proxy ADDR[:PORT]
+                      connect through a proxy; -X, --proxy-type 4|5|connect
+                      (default socks5); -P, --proxy-auth USER[:PASS];
+                      --proxy-dns local|remote (as the main mode)
+      --ssl, --tls    TLS toward 'recv --ssl-cert', verified against the
+                      system roots and --ssl-trustfile/--ca FILE; also
+                      --ssl-servername NAME, --ssl-alpn LIST, --ssl-pin
+                      sha256:HEX, --insecure (no verification; said on stderr)
+      --ssl-cert FILE --ssl-key FILE
+                      with --ssl: present this client certificate
   -4, -6              IPv4 / IPv6 only
   -U, --unix          the first argument is a Unix socket path (@NAME: abstract,
                       Linux) instead of HOST PORT
@@ -71,6 +88,8 @@ const OPTIONS = {
   "no-progress": { type: "boolean" },
   wait: { type: "string", short: "w" },
   keepalive: { type: "string" },
+  ...PROXY_OPTIONS,
+  ...TLS_OPTIONS,
 } as const;
 
 /** Parses `--compat`. */
@@ -122,6 +141,17 @@ export async function run(args: string[]): Promise<number> {
     endpoint = { hostname: positionals[0]!, port: parsePort(positionals[1]!) };
     paths = positionals.slice(2);
   }
+  const keepalive = keepaliveOption(values.keepalive);
+  const proxy = proxyFrom(values);
+  if (proxy && values.unix) {
+    throw new UsageError("--proxy needs HOST PORT, not -U");
+  }
+  if (proxy && keepalive !== undefined) {
+    throw new UsageError(
+      "--keepalive cannot be combined with --proxy (the proxy makes the connection)",
+    );
+  }
+  const { client: tls } = await tlsFrom(values, "client", "receiver");
   const progress = terminalProgress(!values["no-progress"]);
   const base = stderrLogger(values.verbose ?? false);
   const logger: Logger = {
@@ -155,14 +185,24 @@ export async function run(args: string[]): Promise<number> {
     });
   }
   if (items.length === 0) throw new UsageError("nothing to send");
-  const keepalive = keepaliveOption(values.keepalive);
-  const conn = await connect(endpoint, {
+  const dial = dialerFor(endpoint, proxy, tls, {
+    family,
+    wait: timeout,
+    ...(keepalive !== undefined ? { connectFrom: { keepalive } } : {}),
+  });
+  const conn = dial ? await dial() : await connect(endpoint, {
     ...(keepalive !== undefined ? { keepalive } : {}),
     ...(family ? { family } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
   });
   try {
-    const opts = { logger, ...(progress ? { progress } : {}) };
+    const opts = {
+      logger,
+      ...(progress ? { progress } : {}),
+      // An HTTP CONNECT proxy may end both directions at our FIN (tinyproxy
+      // does), taking the receiver's acknowledgements with it.
+      ...(proxy?.type === "http" ? { halfClose: false } : {}),
+    };
     const result = compat === "seed"
       ? await seedSendOver(conn, items, opts)
       : await sendOver(conn, items, opts);

@@ -160,6 +160,8 @@ const OPTIONS = {
   "no-stdin": { type: "boolean", short: "n" },
   tty: { type: "boolean", short: "t" },
   keepalive: { type: "string" },
+  // Not offered: parsed only to say why in one line.
+  "ssl-verify-client": { type: "boolean" },
 } as const;
 
 const SERVER_ONLY = [
@@ -288,6 +290,11 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) {
     print(HELP);
     return 0;
+  }
+  if (values["ssl-verify-client"]) {
+    throw new UsageError(
+      "shell does not take --ssl-verify-client: its server authenticates clients by --token (HMAC challenge-response), and its TLS (--tls-cert) asks for no client certificate",
+    );
   }
   const family = familyOf(values);
   if (values.listen) {

@@ -136,8 +136,31 @@ export function killGroup(child: Deno.ChildProcess, signal: Deno.Signal): void {
   try {
     if (Deno.build.os === "windows") child.kill(signal);
     else Deno.kill(-child.pid, signal);
-  } catch { /* already gone */ }
+  } catch {
+    // No such group: gone, or (started through setsid(1), see spawnExec)
+    // not yet a group of its own. The child itself still gets the signal.
+    try {
+      child.kill(signal);
+    } catch { /* already gone */ }
+  }
 }
+
+/**
+ * `setsid(1)` where it is, on Linux: the child then makes its own session
+ * and process group before it runs the program. Deno's `detached: true`
+ * does the same after a `fork` of this whole process, copying the page
+ * tables of its heap on every connection; without it Deno starts the child
+ * with `posix_spawn`, which copies nothing.
+ */
+const SETSID = (() => {
+  if (Deno.build.os !== "linux") return undefined;
+  for (const path of ["/usr/bin/setsid", "/bin/setsid"]) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not here, or not allowed to look */ }
+  }
+  return undefined;
+})();
 
 /**
  * Starts `spec` with piped stdin and stdout, the caller's stderr, and
@@ -149,14 +172,53 @@ export function spawnExec(
   env: Record<string, string>,
 ): Deno.ChildProcess {
   const [program, args] = execCommand(spec);
-  return new Deno.Command(program, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-    detached: true,
-    env,
-  }).spawn();
+  const start = (wrap: boolean) =>
+    new Deno.Command(wrap ? SETSID! : program, {
+      args: wrap ? ["--", program, ...args] : args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+      detached: !wrap,
+      env,
+    }).spawn();
+  // A child started by posix_spawn is never a group leader, so setsid(1)
+  // calls setsid() and execs the program in the same process (no fork):
+  // the pid Deno reports is the program's, and so is the group. Only for a
+  // program that can be found, so that a missing one still fails here
+  // (NotFound) rather than in the child; and where running setsid(1) is
+  // not permitted, the direct way.
+  if (SETSID === undefined || !runnable(program)) return start(false);
+  try {
+    return start(true);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable) return start(false);
+    throw err;
+  }
+}
+
+/**
+ * Whether `program` names an executable file, as `execvp` would find it: a
+ * path with a slash as it is, a bare name in the directories of `PATH`.
+ */
+function runnable(program: string): boolean {
+  const exec = (path: string) => {
+    try {
+      const st = Deno.statSync(path);
+      return st.isFile && ((st.mode ?? 0) & 0o111) !== 0;
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes("/")) return exec(program);
+  let path: string | undefined;
+  try {
+    path = Deno.env.get("PATH");
+  } catch {
+    return false;
+  }
+  return (path ?? "/usr/bin:/bin").split(":").some((dir) =>
+    exec(`${dir || "."}/${program}`)
+  );
 }
 
 /** The command for `spec`: `[program, args]`. */

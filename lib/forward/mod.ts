@@ -21,11 +21,15 @@ export {
 export {
   acceptServerTls,
   CA_AS_END_ENTITY_HINT,
+  clientChainProblem,
   type ClientTlsOptions,
   describeTlsError,
   parsePin,
   type RawConn,
+  type ServerTls,
+  serverTls,
   serverTlsContext,
+  type ServerTlsPem,
   startClientTls,
 } from "./tls.ts";
 export type { Endpoint } from "../tcp/connect.ts";

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type * as tls from "node:tls";
 import { acceptLoop } from "../accept.ts";
 import { type Family, formatAddr } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
@@ -26,7 +25,9 @@ import { relay, type Stream } from "./relay.ts";
 import {
   acceptServerTls,
   type ClientTlsOptions,
-  serverTlsContext,
+  type ServerTls,
+  serverTls,
+  type ServerTlsPem,
   startClientTls,
 } from "./tls.ts";
 
@@ -51,7 +52,7 @@ export interface ForwardOptions {
   /** Originate TLS toward the target. */
   targetTls?: ClientTlsOptions;
   /** Terminate TLS from clients with this PEM certificate chain and key. */
-  listenTls?: { cert: string; key: string };
+  listenTls?: ServerTlsPem;
   /** Where connections, refusals and failures are reported. */
   logger?: Logger;
 }
@@ -113,8 +114,8 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
       "--allow/--deny apply to TCP peers, not to a Unix socket listener",
     );
   }
-  const context: tls.SecureContext | undefined = options.listenTls
-    ? serverTlsContext(options.listenTls)
+  const context: ServerTls | undefined = options.listenTls
+    ? serverTls(options.listenTls)
     : undefined;
   const connectTimeout = options.connectTimeout ?? 10_000;
   const listener: Listener = listen(

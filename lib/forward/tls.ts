@@ -9,11 +9,12 @@
  * @module
  */
 import * as tls from "node:tls";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { DenocatError, UsageError } from "../errors.ts";
 import { NodeSocketTransport } from "../shell/tls_client.ts";
 import { duplexOf } from "../shell/tls_server.ts";
 import type { Stream } from "./relay.ts";
+import { FdConn } from "../native/socket_fd.ts";
 
 /** How to originate TLS toward a target. */
 export interface ClientTlsOptions {
@@ -32,6 +33,18 @@ export interface ClientTlsOptions {
    * certificate, which rustls refuses as a server certificate, is trusted.
    */
   pins?: string[];
+  /**
+   * A client certificate (PEM, the chain's leaf first) and its key, for
+   * servers that ask for one (`--ssl-cert`/`--ssl-key` when connecting).
+   */
+  cert?: { cert: string; key: string };
+  /**
+   * Run the handshake where closing the connection underneath ends it
+   * (node:tls over the Deno socket; Deno's startTls holds the socket until
+   * its handshake ends), for callers that bound it with a timer.
+   * @default {false}
+   */
+  closeable?: boolean;
 }
 
 /**
@@ -73,7 +86,10 @@ export type RawConn = Deno.TcpConn | Deno.UnixConn;
 export function describeTlsError(err: unknown): string {
   if (err instanceof DenocatError) return err.message;
   const m = err instanceof Error ? err.message : String(err);
-  if (/UnknownIssuer|unable to get local issuer|self.signed/i.test(m)) {
+  if (
+    /UnknownIssuer|unable to get local issuer|self.signed|unable to verify the first/i
+      .test(m)
+  ) {
     return "certificate not trusted (unknown issuer; give --ssl-trustfile CA.pem)";
   }
   if (/not valid for name|NotValidForName/.test(m)) {
@@ -87,6 +103,9 @@ export function describeTlsError(err: unknown): string {
   }
   if (/altnames|Hostname\/IP does not match/i.test(m)) {
     return "certificate does not match the name (use --ssl-servername NAME)";
+  }
+  if (/peer sent no certificates/i.test(m)) {
+    return "no client certificate (this listener demands one: --ssl-verify-client)";
   }
   if (/Expired|certificate has expired/i.test(m)) return "certificate expired";
   if (/CaUsedAsEndEntity/.test(m)) return CA_AS_END_ENTITY_HINT;
@@ -108,8 +127,12 @@ export async function startClientTls(
 ): Promise<Stream> {
   const name = options.serverName ?? host;
   try {
-    if (options.insecure || options.pins) {
-      return await startUnverified(conn, name, options);
+    if (
+      options.insecure || options.pins || options.cert || options.closeable ||
+      isOwnSocket(conn)
+    ) {
+      // Deno's own startTls cannot present a client certificate.
+      return await startNodeTls(conn, name, options);
     }
     if (conn.remoteAddr.transport !== "tcp") {
       throw new Error(
@@ -139,22 +162,46 @@ export async function startClientTls(
 }
 
 /**
- * TLS through node:tls without chain verification: for `--insecure`, or
- * for `--ssl-pin`, where the certificate's SHA-256 is checked once the
- * handshake (which proves the server holds the certificate's key) is done
- * and before any byte of data moves.
+ * Whether `conn` is a socket denocat made itself (native/socket_fd.ts, for
+ * `-s`/`-p`): Deno's startTls takes only its own connections, node:tls any
+ * byte stream.
  */
-function startUnverified(
+function isOwnSocket(conn: RawConn): boolean {
+  return (conn as unknown) instanceof FdConn;
+}
+
+/**
+ * TLS through node:tls: for a client certificate (verified as Deno's own
+ * TLS verifies: the system roots plus `caCerts`, and the name), for
+ * `--insecure` (no verification), or for `--ssl-pin`, where the
+ * certificate's SHA-256 is checked once the handshake (which proves the
+ * server holds the certificate's key) is done and before any byte of data
+ * moves.
+ */
+function startNodeTls(
   conn: RawConn,
   name: string,
   options: ClientTlsOptions,
 ): Promise<Stream> {
+  const verify = !options.insecure && !options.pins;
   return new Promise((resolve, reject) => {
     const sock = tls.connect({
       socket: duplexOf(conn),
-      rejectUnauthorized: false,
+      rejectUnauthorized: verify,
+      // node's `ca` replaces the roots; Deno's caCerts add to them.
+      ...(verify && options.caCerts
+        ? { ca: [...tls.rootCertificates, ...options.caCerts] }
+        : {}),
+      // Checked against the name asked for, IP literals included.
+      ...(verify
+        ? {
+          checkServerIdentity: (_: string, c: tls.PeerCertificate) =>
+            tls.checkServerIdentity(name, c),
+        }
+        : {}),
       ...(/^[\d.]+$|:/.test(name) ? {} : { servername: name }),
       ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
+      ...(options.cert ? options.cert : {}),
     });
     sock.once("error", reject);
     sock.once("secureConnect", () => {
@@ -164,6 +211,18 @@ function startUnverified(
         const got = raw
           ? createHash("sha256").update(raw).digest("hex")
           : undefined;
+        // A pin is only as good as the proof that the server holds the
+        // certificate's key, which Deno's node:tls does not check for a
+        // certificate it cannot parse (X.509 v1): such a pin is refused.
+        if (raw && got && options.pins.includes(got) && !isX509v3(raw)) {
+          sock.destroy();
+          reject(
+            new DenocatError(
+              "the pinned certificate is X.509 v1, whose key the TLS stack does not check: make a v3 one (openssl req -x509 does)",
+            ),
+          );
+          return;
+        }
         if (!got || !options.pins.includes(got)) {
           sock.destroy();
           reject(
@@ -181,24 +240,156 @@ function startUnverified(
   });
 }
 
+/** A listener's certificate and key (PEM), and whom it accepts. */
+export interface ServerTlsPem {
+  /** The server's certificate chain, leaf first (PEM). */
+  cert: string;
+  /** Its private key (PEM). */
+  key: string;
+  /**
+   * Demand a client certificate issued by one of these CAs (PEM;
+   * `--ssl-verify-client --ssl-trustfile CA`); a client without one, or
+   * with one from another CA or out of its validity, is refused.
+   */
+  clientCas?: string[];
+}
+
+/** A listener's TLS, ready for {@linkcode acceptServerTls}. */
+export interface ServerTls {
+  /** The reusable context (certificate and key). */
+  context: tls.SecureContext;
+  /** The CAs a client certificate must chain to, when one is demanded. */
+  clientCas?: X509Certificate[];
+}
+
+/**
+ * Checks the certificate and key (and the client CAs) once, at start, so
+ * a bad file is an error before any client connects.
+ */
+export function serverTls(pem: ServerTlsPem): ServerTls {
+  const context = serverTlsContext(pem);
+  if (!pem.clientCas) return { context };
+  const clientCas: X509Certificate[] = [];
+  for (const text of pem.clientCas) {
+    const blocks = text.match(
+      /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g,
+    ) ?? [];
+    for (const b of blocks) {
+      try {
+        clientCas.push(new X509Certificate(b));
+      } catch (err) {
+        throw new DenocatError(
+          `cannot use --ssl-trustfile: not a certificate (${
+            err instanceof Error ? err.message : err
+          })`,
+        );
+      }
+    }
+  }
+  if (clientCas.length === 0) {
+    throw new DenocatError(
+      "cannot use --ssl-trustfile: no PEM certificate in it",
+    );
+  }
+  return { context, clientCas };
+}
+
+/**
+ * Whether `chain` (DER, the client's certificate first, then what it sent
+ * along) leads to one of `cas` by signatures, every certificate on the
+ * way within its validity; `undefined` when it does, else why not.
+ */
+export function clientChainProblem(
+  chain: Uint8Array[],
+  cas: X509Certificate[],
+  now: Date = new Date(),
+): string | undefined {
+  if (chain.length === 0) return "no client certificate";
+  let certs: X509Certificate[];
+  try {
+    certs = chain.map((d) => new X509Certificate(d));
+  } catch {
+    return "unreadable client certificate";
+  }
+  // Deno's node:tls skips the check of the client's handshake signature
+  // (its proof that it holds the certificate's key) for a certificate its
+  // verifier cannot parse, X.509 v1 among them: anyone could present a v1
+  // certificate of the CA's that they copied. Only v3 is accepted.
+  if (!isX509v3(chain[0]!)) {
+    return "client certificate is not X.509 v3 (issue it with extensions)";
+  }
+  const inTime = (c: X509Certificate) =>
+    c.validFromDate <= now && now <= c.validToDate;
+  const issued = (c: X509Certificate, by: X509Certificate) =>
+    c.checkIssued(by) && c.verify(by.publicKey);
+  let current = certs[0]!;
+  if (!inTime(current)) return "client certificate expired or not yet valid";
+  for (let depth = 0; depth < 8; depth++) {
+    const ca = cas.find((ca) => issued(current, ca));
+    if (ca) {
+      return inTime(ca) ? undefined : "the issuing CA is out of its validity";
+    }
+    const next = certs.find((c) =>
+      c !== current && c.ca && inTime(c) && issued(current, c)
+    );
+    if (!next) break;
+    current = next;
+  }
+  return `client certificate not issued by a trusted CA (${
+    certs[0]!.subject.replaceAll("\n", ", ")
+  })`;
+}
+
+/**
+ * Whether DER certificate `der` says it is version 3: its TBSCertificate
+ * opens with the explicit `[0]` version field holding INTEGER 2 (v1
+ * leaves the field out; v2 holds 1).
+ */
+function isX509v3(der: Uint8Array): boolean {
+  // Skips a DER tag and length; returns the offset of the contents.
+  const enter = (at: number): number => {
+    const len = der[at + 1];
+    if (len === undefined) return -1;
+    return len < 0x80 ? at + 2 : at + 2 + (len & 0x7f);
+  };
+  if (der[0] !== 0x30) return false; // Certificate ::= SEQUENCE
+  const tbs = enter(0);
+  if (tbs < 0 || der[tbs] !== 0x30) return false; // TBSCertificate ::= SEQUENCE
+  const v = enter(tbs);
+  return der[v] === 0xa0 && der[v + 1] === 3 && der[v + 2] === 0x02 &&
+    der[v + 3] === 1 && der[v + 4] === 2;
+}
+
 /** A TLS server context checked for usability; see {@linkcode acceptServerTls}. */
 export { serverTlsContext } from "../shell/tls_server.ts";
+import { serverTlsContext } from "../shell/tls_server.ts";
 
 /**
  * Terminates TLS on an accepted connection and completes the handshake
- * within `timeoutMs`; on failure the connection is closed and the error is
+ * within `timeoutMs`; with client CAs, the client's certificate must lead
+ * to one of them. On failure the connection is closed and the error is
  * one line.
  */
 export async function acceptServerTls(
   conn: RawConn,
-  context: tls.SecureContext,
+  server: ServerTls,
   timeoutMs: number,
 ): Promise<Stream> {
   const { acceptTls } = await import("../shell/tls_server.ts");
-  const t = acceptTls(conn as Deno.TcpConn, context);
+  const { context, clientCas } = server;
+  const t = acceptTls(
+    conn as Deno.TcpConn,
+    context,
+    undefined,
+    clientCas ? { requestCert: true } : {},
+  );
   const timer = setTimeout(() => t.close(), timeoutMs);
   try {
     await t.handshake();
+    if (clientCas) {
+      const why = clientChainProblem(t.peerChain(), clientCas);
+      if (why !== undefined) throw new DenocatError(why);
+    }
     return t;
   } catch (err) {
     t.close();

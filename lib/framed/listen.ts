@@ -67,6 +67,18 @@ export interface FramedListenOptions
    * @default {logs through `logger`}
    */
   onClientError?: (err: unknown, peer: string) => void;
+  /**
+   * Whether a peer may connect (`--allow`/`--deny`); a refused peer is
+   * closed at once, before a byte is read, and logged (`refused` counts
+   * it); a single-connection listener goes on waiting. @default {every peer}
+   */
+  accept?: (addr: Deno.Addr) => boolean;
+  /**
+   * Layers each accepted connection before frames are read (TLS, see
+   * tcp/stream_conn.ts), or throws to refuse it (logged; a
+   * single-connection listener goes on waiting).
+   */
+  wrap?: (conn: Conn) => Promise<Conn>;
 }
 
 /** Totals for {@linkcode framedListen}. */
@@ -75,7 +87,10 @@ export interface FramedListenResult extends ReceiveFramesResult {
   connections: number;
   /** Connections dropped for an error (keep mode). */
   dropped: number;
-  /** Connections closed unread because `maxConns` were open (keep mode). */
+  /**
+   * Connections closed unread: refused by `accept`, or (keep mode) beyond
+   * `maxConns`.
+   */
   refused: number;
 }
 
@@ -156,6 +171,34 @@ async function accept(
   }
 }
 
+/**
+ * Applies `accept` and `wrap` to a new connection: the connection to
+ * serve, or `null` when it was refused (closed and logged).
+ */
+async function admit(
+  conn: Conn,
+  options: FramedListenOptions,
+  logger: Logger,
+  handshaking?: Set<Conn>,
+): Promise<Conn | null> {
+  if (options.accept && !options.accept(conn.remoteAddr)) {
+    logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
+    closeQuietly(conn);
+    return null;
+  }
+  if (!options.wrap) return conn;
+  handshaking?.add(conn);
+  try {
+    return await options.wrap(conn);
+  } catch (err) {
+    logger.log(`${formatAddr(conn.remoteAddr)}: ${describeError(err)}`);
+    closeQuietly(conn);
+    return null;
+  } finally {
+    handshaking?.delete(conn);
+  }
+}
+
 function idleError(ms: number, cause: unknown): DenocatError {
   return new DenocatError(
     `timed out: no data for ${ms / 1000} s, in the middle of a frame`,
@@ -232,8 +275,25 @@ async function serveOne(
   options: FramedListenOptions,
   logger: Logger,
 ): Promise<FramedListenResult> {
-  const conn = await accept(listener, options.signal);
-  if (conn === null) return { ...NONE };
+  let refused = 0;
+  let conn: Conn | null = null;
+  const handshaking = new Set<Conn>();
+  const onStop = () => handshaking.forEach(closeQuietly);
+  options.signal?.addEventListener("abort", onStop, { once: true });
+  try {
+    while (conn === null) {
+      const raw = await accept(listener, options.signal);
+      if (raw === null) return { ...NONE, refused };
+      conn = await admit(raw, options, logger, handshaking);
+      if (conn === null) refused++;
+      if (options.signal?.aborted) {
+        if (conn) closeQuietly(conn);
+        return { ...NONE, refused };
+      }
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", onStop);
+  }
   closeQuietly(listener);
   const peer = formatAddr(conn.remoteAddr);
   logger.log(`connection from ${peer}`);
@@ -256,9 +316,9 @@ async function serveOne(
         formatTransfer(r.received, performance.now() - t0)
       }`,
     );
-    return { ...r, connections: 1, dropped: 0, refused: 0 };
+    return { ...r, connections: 1, dropped: 0, refused };
   } catch (err) {
-    if (options.signal?.aborted) return { ...NONE, connections: 1 };
+    if (options.signal?.aborted) return { ...NONE, connections: 1, refused };
     throw err;
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
@@ -309,9 +369,25 @@ async function serveMany(
     }
   };
 
+  const handshaking = new Set<Conn>();
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
-    async (conn) => {
+    async (raw) => {
+      if (clients.size + handshaking.size >= maxConns) {
+        total.refused++;
+        logger.log(
+          `${
+            formatAddr(raw.remoteAddr)
+          } refused: ${clients.size} clients open (--max-conns)`,
+        );
+        closeQuietly(raw);
+        return;
+      }
+      const conn = await admit(raw, options, logger, handshaking);
+      if (conn === null) {
+        total.refused++;
+        return;
+      }
       if (clients.size >= maxConns) {
         total.refused++;
         logger.log(
@@ -331,6 +407,7 @@ async function serveMany(
   );
   await loop.stopped;
   for (const c of clients) closeQuietly(c);
+  for (const c of handshaking) closeQuietly(c);
   await loop.drain();
   if (shared.failure !== undefined) throw shared.failure;
   return total;

@@ -25,6 +25,22 @@ export interface TlsServerConn {
   closeWrite(): Promise<void>;
   /** Closes the TCP connection at once (idempotent). */
   close(): void;
+  /**
+   * The certificates the client presented (DER, its own first), once the
+   * handshake is done; empty when none was asked for or sent.
+   */
+  peerChain(): Uint8Array[];
+}
+
+/** Options for {@linkcode acceptTls}. */
+export interface AcceptTlsOptions {
+  /**
+   * Ask the client for a certificate and fail the handshake without one.
+   * The TLS stack checks that the client holds the certificate's key; the
+   * chain itself must be checked by the caller ({@linkcode TlsServerConn.peerChain}).
+   * @default {false}
+   */
+  requestCert?: boolean;
 }
 
 /** Largest read buffer of {@linkcode duplexOf}. */
@@ -110,6 +126,7 @@ export function acceptTls(
   raw: Deno.TcpConn,
   context: tls.SecureContext,
   first?: Uint8Array,
+  options: AcceptTlsOptions = {},
 ): TlsServerConn {
   let closed = false;
   // node:tls does not notice the end of a wrapped stream during the
@@ -121,7 +138,13 @@ export function acceptTls(
     duplexOf(raw, first, (n) => {
       if (n === 0) hungUp?.();
     }),
-    { isServer: true, secureContext: context },
+    {
+      isServer: true,
+      secureContext: context,
+      ...(options.requestCert
+        ? { requestCert: true, rejectUnauthorized: true }
+        : {}),
+    },
   );
   const transport = new NodeSocketTransport(sock);
   const handshake = new Promise<void>((resolve, reject) => {
@@ -147,6 +170,17 @@ export function acceptTls(
       closed = true;
       transport.close();
       closeQuietly(raw);
+    },
+    peerChain() {
+      const chain: Uint8Array[] = [];
+      let c = sock.getPeerCertificate(true) as tls.DetailedPeerCertificate;
+      // The issuer links end in a self-reference (a root) or nothing.
+      while (c?.raw && chain.length < 10) {
+        chain.push(new Uint8Array(c.raw));
+        if (!c.issuerCertificate || c.issuerCertificate === c) break;
+        c = c.issuerCertificate;
+      }
+      return chain;
     },
   };
 }

@@ -59,6 +59,13 @@ export interface EchoOptions extends ListenOptions {
    * with a list runs on `deno`. @default {every peer}
    */
   accept?: (addr: Deno.Addr) => boolean;
+  /**
+   * Layers each accepted connection before it is echoed (TLS, see
+   * stream_conn.ts), or throws to refuse it (logged). The bytes echoed are
+   * then the layer's (decrypted) bytes, so such a server always runs on
+   * `deno`: the epoll threads would echo the socket's raw bytes.
+   */
+  wrap?: (conn: Conn) => Promise<Conn>;
 }
 
 /** A running echo server. */
@@ -97,7 +104,7 @@ export function echoServer(
 ): EchoServer {
   // Keepalive is switched on as Deno accepts (connect.ts); the epoll threads
   // accept on their own, so a keepalive server runs on the event loop.
-  const engine = options.keepalive || options.accept
+  const engine = options.keepalive || options.accept || options.wrap
     ? "deno"
     : options.engine ?? "auto";
   const c = engine !== "deno" && endpoint.path === undefined && ffiAllowed()
@@ -198,6 +205,26 @@ export function echoServer(
         );
         closeQuietly(conn);
         return;
+      }
+      if (options.wrap) {
+        // Counted while it handshakes, and closed with the server.
+        const raw = conn;
+        conns.add(raw);
+        try {
+          conn = await options.wrap(raw);
+        } catch (err) {
+          if (!closing) {
+            logger.log(`${formatAddr(raw.remoteAddr)}: ${describeError(err)}`);
+          }
+          closeQuietly(raw);
+          return;
+        } finally {
+          conns.delete(raw);
+        }
+        if (closing) {
+          closeQuietly(conn);
+          return;
+        }
       }
       served++;
       conns.add(conn);

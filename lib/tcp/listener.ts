@@ -262,6 +262,8 @@ async function serveMany(
     }
   };
 
+  const handshaking = new Set<Conn>();
+  let stopping = false;
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
     async (accepted) => {
@@ -274,13 +276,32 @@ async function serveMany(
       }
       let conn = accepted;
       if (options.wrap) {
+        if (clients.size + handshaking.size >= (options.maxConns ?? Infinity)) {
+          logger.log(
+            `${
+              formatAddr(accepted.remoteAddr)
+            }: closed, ${clients.size} clients and ${handshaking.size} handshakes already (--max-conns)`,
+          );
+          closeQuietly(accepted);
+          return;
+        }
+        // Closed with the listener while it handshakes.
+        handshaking.add(accepted);
         try {
           conn = await options.wrap(accepted);
         } catch (err) {
-          logger.log(
-            `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
-          );
+          if (!stopping) {
+            logger.log(
+              `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
+            );
+          }
           closeQuietly(accepted);
+          return;
+        } finally {
+          handshaking.delete(accepted);
+        }
+        if (stopping) {
+          closeQuietly(conn);
           return;
         }
       }
@@ -305,7 +326,9 @@ async function serveMany(
     { logger },
   );
   await loop.stopped;
+  stopping = true;
   for (const c of clients) closeQuietly(c);
+  for (const c of handshaking) closeQuietly(c);
   await loop.drain();
   idle?.[Symbol.dispose]();
   await outputChain.catch(() => {});

@@ -41,6 +41,7 @@ export { type EchoOptions, type EchoServer, echoServer } from "./echo.ts";
 export {
   parsePortList,
   parsePortRange,
+  type PortOpener,
   probeTcp,
   type ProbeTcpOptions,
   scanPorts,

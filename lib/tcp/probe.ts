@@ -42,6 +42,44 @@ export interface ProbeTcpOptions {
   family?: Family;
   /** Stop early: ports not yet tried are left out of the report. */
   signal?: AbortSignal;
+  /**
+   * How each port is opened when it is not a plain connect (a proxy, a
+   * TLS handshake); the probe then runs on `deno`.
+   */
+  open?: PortOpener;
+}
+
+/**
+ * A connection made some other way than `Deno.connect` (through a proxy)
+ * and/or a layer completed on it (TLS): a port is open only once both
+ * succeed. Failures are classified by their words: `connection refused`
+ * is `closed`, `timed out`/`no answer within` is `timeout`, anything else
+ * `error` with the one-line reason.
+ */
+export interface PortOpener {
+  /**
+   * Connects to `hostname:port` within `timeoutMs` (a proxy handshake
+   * included). @default {Deno.connect}
+   */
+  connect?: (
+    hostname: string,
+    port: number,
+    timeoutMs: number,
+  ) => Promise<Deno.TcpConn>;
+  /**
+   * Completes a layer on the connection (a TLS handshake), timed as
+   * `tlsTime`. The connection is closed after `timeoutMs` if it has not
+   * finished, so the layer must give up when that happens.
+   */
+  handshake?: (
+    conn: Deno.TcpConn,
+    hostname: string,
+  ) => Promise<{ close(): void }>;
+  /**
+   * Hand the host name to `connect` as given (a proxy resolves it) instead
+   * of resolving it first. @default {false}
+   */
+  remoteDns?: boolean;
 }
 
 /** What happened on one port. */
@@ -55,6 +93,8 @@ export interface TcpPortResult {
   state: "open" | "closed" | "timeout" | "error";
   /** Milliseconds until the connection was accepted (open ports only). */
   connectTime?: number;
+  /** Milliseconds the TLS handshake took after connecting (with `tls`). */
+  tlsTime?: number;
   /** Why the port is not open, in words (`connection refused`, ...). */
   reason?: string;
 }
@@ -255,6 +295,71 @@ async function tryPort(
   }
 }
 
+/**
+ * One port through a proxy and/or with TLS: the connection (proxy
+ * handshake included) is `connectTime`, the TLS handshake `tlsTime`.
+ */
+async function tryPortOpener(
+  hostname: string,
+  port: number,
+  timeout: number,
+  opener: PortOpener,
+): Promise<TcpPortResult> {
+  const start = performance.now();
+  let raw: Deno.TcpConn;
+  try {
+    raw = opener.connect
+      ? await opener.connect(hostname, port, timeout)
+      : await Deno.connect({
+        hostname,
+        port,
+        transport: "tcp",
+        signal: AbortSignal.timeout(timeout),
+      });
+  } catch (err) {
+    const reason = describeError(err);
+    if (
+      err instanceof Deno.errors.ConnectionRefused ||
+      /connection refused/i.test(reason)
+    ) {
+      return { port, state: "closed", reason };
+    }
+    if (
+      err instanceof Deno.errors.TimedOut ||
+      (err instanceof DOMException && err.name === "TimeoutError") ||
+      /no answer within|timed out/i.test(reason)
+    ) {
+      return { port, state: "timeout", reason: "timed out" };
+    }
+    return { port, state: "error", reason };
+  }
+  const connectTime = performance.now() - start;
+  if (!opener.handshake) {
+    raw.close();
+    return { port, state: "open", connectTime };
+  }
+  const t0 = performance.now();
+  const timer = setTimeout(() => {
+    try {
+      raw.close();
+    } catch { /* closed by the layer */ }
+  }, timeout);
+  try {
+    const layer = await opener.handshake(raw, hostname);
+    const tlsTime = performance.now() - t0;
+    layer.close();
+    return { port, state: "open", connectTime, tlsTime };
+  } catch (err) {
+    return { port, state: "error", reason: describeError(err) };
+  } finally {
+    clearTimeout(timer);
+    // Whether or not the layer closed the connection under it.
+    try {
+      raw.close();
+    } catch { /* closed by the layer */ }
+  }
+}
+
 function isAscending(rs: TcpPortResult[]): boolean {
   for (let i = 1; i < rs.length; i++) {
     if (rs[i - 1]!.port > rs[i]!.port) return false;
@@ -319,13 +424,14 @@ async function scanOnEventLoop(
   timeout: number,
   concurrency: number,
   signal: AbortSignal | undefined,
+  attempt: typeof tryPort = tryPort,
 ): Promise<TcpPortResult[]> {
   const results: TcpPortResult[] = [];
   let next = 0;
   const worker = async () => {
     while (next < ports.length && !signal?.aborted) {
       const port = ports[next++]!;
-      results.push(await tryPort(host, port, timeout));
+      results.push(await attempt(host, port, timeout));
     }
   };
   await Promise.all(
@@ -334,7 +440,7 @@ async function scanOnEventLoop(
   if (concurrency > 1) {
     for (let i = 0; i < results.length && !signal?.aborted; i++) {
       if (results[i]!.state === "timeout") {
-        results[i] = await tryPort(host, results[i]!.port, timeout);
+        results[i] = await attempt(host, results[i]!.port, timeout);
       }
     }
   }
@@ -370,7 +476,26 @@ export async function probeTcp(
       throw new UsageError(`invalid port: ${p}`);
     }
   }
-  const host = await resolveIp(options.hostname, options.family);
+  const opener = options.open;
+  const host = opener?.remoteDns
+    ? options.hostname
+    : await resolveIp(options.hostname, options.family);
+  if (opener) {
+    const results = await scanOnEventLoop(
+      host,
+      options.ports,
+      timeout,
+      concurrency,
+      options.signal,
+      (h, p, t) => tryPortOpener(h, p, t, opener),
+    );
+    if (!isAscending(results)) results.sort((a, b) => a.port - b.port);
+    return {
+      host,
+      results,
+      open: results.filter((r) => r.state === "open").map((r) => r.port),
+    };
+  }
   const engine = options.engine ?? "auto";
   const native = engine === "native" ||
       (engine === "auto" && options.ports.length >= NATIVE_MIN_PORTS)
@@ -474,6 +599,10 @@ export function ncScanLine(
 /** Formats a port result as `HOST:PORT open 0.123 ms` / `... closed (reason)`. */
 export function formatPortResult(host: string, r: TcpPortResult): string {
   return r.state === "open"
-    ? `${hostPort(host, r.port)} open ${r.connectTime!.toFixed(3)} ms`
+    ? `${hostPort(host, r.port)} open ${r.connectTime!.toFixed(3)} ms${
+      r.tlsTime !== undefined
+        ? ` (TLS handshake ${r.tlsTime.toFixed(3)} ms)`
+        : ""
+    }`
     : `${hostPort(host, r.port)} ${r.state} (${r.reason})`;
 }

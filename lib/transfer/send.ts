@@ -79,6 +79,13 @@ export interface SendOptions extends ConnectOptions {
    * stream. @default {15000}
    */
   keepAlive?: number;
+  /**
+   * Send FIN after the END record. Off for paths that end both directions
+   * at a FIN (an HTTP CONNECT proxy such as tinyproxy), where the
+   * acknowledgements would be lost; the receiver ends the session at END
+   * either way. @default {true}
+   */
+  halfClose?: boolean;
 }
 
 /** Default interval of a waiting stream's empty chunks. */
@@ -190,9 +197,21 @@ export async function sendOver(
 
   let acked = 0;
   let readError: unknown;
+  // Whether any byte came back: a receiver that refused us (an access
+  // list, a TLS listener demanding a client certificate) closes first.
+  let heardFrom = false;
   const reader = (async () => {
     const br = new BufferedReader(conn, { bufferSize: 16 * 1024 });
-    const theirs = parseHello(await br.readExact(TRANSFER_HELLO_SIZE));
+    // A copy: the reader's buffer is reused by the next read.
+    const hello = (await br.readSome(TRANSFER_HELLO_SIZE))?.slice() ?? null;
+    if (hello === null) throw silentClose();
+    heardFrom = true;
+    const theirs = parseHello(
+      hello.length === TRANSFER_HELLO_SIZE ? hello : concatBytes(
+        hello,
+        await br.readExact(TRANSFER_HELLO_SIZE - hello.length),
+      ),
+    );
     if (theirs < version) {
       throw new ProtocolError(
         `the receiver speaks transfer protocol version ${theirs}, which has no directory or symlink items (this sender needs ${version}): update the receiver, or send files only`,
@@ -346,7 +365,7 @@ export async function sendOver(
     }
     if (readError === undefined) {
       await writeAll(conn, new Uint8Array([RECORD.END]));
-      await closeWriteQuietly(conn);
+      if (options.halfClose ?? true) await closeWriteQuietly(conn);
     }
   } catch (err) {
     writeError = err;
@@ -354,7 +373,11 @@ export async function sendOver(
     closeQuietly(conn);
   }
   await reader;
-  const why = readError ?? writeError;
+  let why = readError ?? writeError;
+  if (why !== undefined && !heardFrom && !(why instanceof ProtocolError)) {
+    // Reset, broken pipe or a cancelled read: the same refusal, in words.
+    why = silentClose();
+  }
   for (const p of pending) {
     settle(p, {
       ok: false,
@@ -434,4 +457,19 @@ async function sendStream(
     }
     n = await withKeepAlive(next, dst, keepAlive);
   }
+}
+
+/** `a` followed by `b`, in one new array. */
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The receiver closed before its hello. */
+function silentClose(): ProtocolError {
+  return new ProtocolError(
+    "the receiver closed the connection without a word (refused by its access list or its TLS client-certificate check, or not a denocat receiver)",
+  );
 }

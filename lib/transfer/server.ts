@@ -74,6 +74,12 @@ export interface ReceiveServerOptions
    */
   accept?: (addr: Deno.Addr) => boolean;
   /**
+   * Layers each accepted connection before the protocol starts (TLS, see
+   * tcp/stream_conn.ts), or throws to refuse it (logged; a single-sender
+   * receiver goes on waiting).
+   */
+  wrap?: (conn: Conn) => Promise<Conn>;
+  /**
    * Use directory descriptors (FFI) when available; `false` forces the
    * portable path, which refuses a `dir` other users can write to.
    * @default {true}
@@ -322,16 +328,56 @@ export function receiveServer(
     closeQuietly(conn);
     return true;
   };
+  /** The layered connection, or `null` when the layer refused it (logged). */
+  let handshaking = 0;
+  const wrapped = async (raw: Conn): Promise<Conn | null> => {
+    if (!options.wrap) return raw;
+    // Connections still in their handshake count against --max-pending:
+    // beyond it a new one is closed at once, so a flood that never
+    // handshakes holds at most that many descriptors (each for 10 s).
+    if (handshaking + pending.size >= maxPending) {
+      logger.log(
+        `${
+          formatAddr(raw.remoteAddr)
+        }: closed, ${handshaking} connections in their handshake (--max-pending)`,
+      );
+      dropped++;
+      closeQuietly(raw);
+      return null;
+    }
+    handshaking++;
+    conns.add(raw); // closed with the server while it handshakes
+    try {
+      const conn = await options.wrap(raw);
+      if (closing) {
+        closeQuietly(conn);
+        return null;
+      }
+      return conn;
+    } catch (err) {
+      if (!closing) {
+        logger.log(`${formatAddr(raw.remoteAddr)}: ${describeError(err)}`);
+      }
+      closeQuietly(raw);
+      return null;
+    } finally {
+      handshaking--;
+      conns.delete(raw);
+    }
+  };
   const accept = async (): Promise<Conn | null> => {
     for (;;) {
-      let conn: Conn;
+      let raw: Conn;
       try {
-        conn = await listener.accept();
+        raw = await listener.accept();
       } catch (err) {
         if (closing || err instanceof Deno.errors.BadResource) return null;
         throw err;
       }
-      if (!refused(conn)) return conn;
+      if (refused(raw)) continue;
+      const conn = await wrapped(raw);
+      if (conn !== null) return conn;
+      if (closing) return null;
     }
   };
 
@@ -343,8 +389,10 @@ export function receiveServer(
       conns.add(conn);
       return await serve(conn);
     }
-    const loop = acceptLoop<Conn>(listener, async (conn) => {
-      if (refused(conn)) return;
+    const loop = acceptLoop<Conn>(listener, async (raw) => {
+      if (refused(raw)) return;
+      const conn = await wrapped(raw);
+      if (conn === null) return;
       conns.add(conn);
       pending.add(conn);
       const src = sourceOf(conn.remoteAddr);

@@ -7,7 +7,13 @@ import { assertEquals, assertOk, assertRejects } from "../../lib/_assert.ts";
 import { execPerPeer } from "../../lib/exec/datagram.ts";
 import { execOver } from "../../lib/exec/stream.ts";
 import { bindUdp } from "../../lib/udp/socket.ts";
-import { randomBytes, readAll, sha256, testOnlyOn } from "../_helpers.ts";
+import {
+  randomBytes,
+  readAll,
+  sha256,
+  testOnlyOn,
+  within,
+} from "../_helpers.ts";
 
 /** The tests run sh, cat and process groups: Unix only. */
 const test = testOnlyOn(["linux", "darwin"], "sh, cat and process groups");
@@ -105,6 +111,51 @@ test("execOver(): an abort ends the child and the connection", async () => {
   assertEquals(await conn.read(new Uint8Array(1)), null);
   conn.close();
 });
+
+/** Reads /proc: Linux only. */
+const linux = testOnlyOn(["linux"], "/proc");
+
+linux(
+  "execOver(): the program leads a session and group of its own; an abort ends what it started too",
+  async () => {
+    const ac = new AbortController();
+    // The shell prints its pid, its background child's, and its own process
+    // group and session (fields 5 and 6 of /proc/PID/stat), then waits.
+    const { port, served } = serveOnce({
+      shell: 'sleep 30 & echo "$$ $! $(cut -d" " -f5,6 /proc/$$/stat)"; wait',
+    }, ac.signal);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const buf = new Uint8Array(256);
+    let line = "";
+    while (!line.includes("\n")) {
+      const n = await within(conn.read(buf), "the child's first line", 10_000);
+      assertOk(n !== null, `connection closed after ${JSON.stringify(line)}`);
+      line += dec.decode(buf.subarray(0, n));
+    }
+    const [sh, bg, pgid, sid] = line.trim().split(" ").map(Number);
+    assertEquals([pgid, sid], [sh, sh], line);
+    ac.abort();
+    const r = await within(served, "the aborted child", 10_000);
+    assertEquals(r.signal, "SIGTERM");
+    conn.close();
+    // The background sleep got the signal too: gone, or a zombie waiting for
+    // a reaper that is not ours.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      let state = "gone";
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${bg}/stat`);
+        state = stat.slice(
+          stat.lastIndexOf(")") + 2,
+          stat.lastIndexOf(")") + 3,
+        );
+      } catch { /* gone */ }
+      if (state === "gone" || state === "Z") break;
+      assertOk(Date.now() < deadline, `sleep ${bg} still running (${state})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  },
+);
 
 test("execPerPeer(): each UDP peer gets its own child; replies go to that peer only; idle peers end", async () => {
   const server = bindUdp({ hostname: "127.0.0.1" });

@@ -980,3 +980,53 @@ Deno.test("denocat forward -6: IPv6 on both sides, TCP and UDP, loopback by defa
     u.close();
   }
 });
+
+Deno.test({
+  name:
+    "--ssl-pin refuses a pinned X.509 v1 certificate: the TLS stack does not check that the server holds its key",
+  ignore: needs("openssl", "ss"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      // A v1 self-signed certificate: openssl x509 -req without extensions.
+      const mk = await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem -out req.csr -subj /CN=localhost &&
+           openssl x509 -req -in req.csr -signkey key.pem -out cert.pem -days 2 &&
+           openssl x509 -in cert.pem -noout -fingerprint -sha256`,
+        ],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      assertOk(mk.success);
+      const pin = "sha256:" + dec.decode(mk.stdout).trim().split("=")[1]!;
+      const port = freePort();
+      await using server = spawn("openssl", [
+        "s_server",
+        "-accept",
+        `${LOOP}:${port}`,
+        "-cert",
+        `${dir}/cert.pem`,
+        "-key",
+        `${dir}/key.pem`,
+        "-rev",
+      ], { timeout: 30000 });
+      await waitListening(port, server);
+      const r = await runCli(
+        ["--ssl", "--ssl-pin", pin, LOOP, String(port)],
+        { stdin: "pinned\n" },
+      );
+      assertEquals(r.code, 1, r.stderr);
+      assertOk(
+        r.stderr.includes("the pinned certificate is X.509 v1"),
+        r.stderr,
+      );
+      assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assertEquals(r.text, "");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
