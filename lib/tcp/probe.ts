@@ -489,12 +489,7 @@ export async function probeTcp(
       options.signal,
       (h, p, t) => tryPortOpener(h, p, t, opener),
     );
-    if (!isAscending(results)) results.sort((a, b) => a.port - b.port);
-    return {
-      host,
-      results,
-      open: results.filter((r) => r.state === "open").map((r) => r.port),
-    };
+    return reportOf(host, results);
   }
   const engine = options.engine ?? "auto";
   const native = engine === "native" ||
