@@ -345,8 +345,19 @@ Deno.test("denocat forward -u: one session per client, replies to the right clie
     const to = { transport: "udp" as const, hostname: LOOP, port: fwd.port };
     await a.send(enc.encode("from a"), to);
     await b.send(enc.encode("from b"), to);
-    const [ra] = await within(a.receive(), "a's reply", 10_000);
-    const [rb] = await within(b.receive(), "b's reply", 10_000);
+    const state = () =>
+      `echo: ${echo.echoed} echoed, dropped ${
+        JSON.stringify(echo.dropped)
+      }, engine ${engine}; forward's log: ${fwd.stderrSoFar()}`;
+    const engine = await echo.ready;
+    const [ra] = await within(a.receive(), "a's reply", 10_000)
+      .catch((err) => {
+        throw new Error(`${err.message}; ${state()}`);
+      });
+    const [rb] = await within(b.receive(), "b's reply", 10_000)
+      .catch((err) => {
+        throw new Error(`${err.message}; ${state()}`);
+      });
     assertEquals([dec.decode(ra), dec.decode(rb)], ["FROM A", "FROM B"]);
     await fwd.waitForStderr(
       /session 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ via local port \d+[\s\S]*session 127\.0\.0\.1:\d+ -> /,
