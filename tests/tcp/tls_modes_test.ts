@@ -19,6 +19,7 @@ import {
   startServer,
   testOnlyOn,
   waitForPort,
+  within,
 } from "../_helpers.ts";
 import { makeCerts } from "../forward/_certs.ts";
 import { startDante, startTinyproxy } from "../proxy/_peers.ts";
@@ -248,6 +249,79 @@ test({
       await Deno.readTextFile(`${dir.path}/late.txt`),
       "served at last\n",
     );
+  },
+});
+
+test({
+  name:
+    "one-shot TLS listeners (recv, -l, -l --frame): 40 peers that connect and never handshake do not keep the real client waiting; beyond 16 handshakes the oldest is dropped in one logged line, the others close quietly once the client is through",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using dir = await tempDir();
+    const tls = ["--ssl-cert", pki.cert, "--ssl-key", pki.key];
+    const modes: Array<[string, string[], string[]]> = [
+      ["recv", ["recv", "-o", dir.path, ...tls], [
+        "send",
+        "--ssl",
+        "--ca",
+        pki.ca,
+        "--name",
+        "late.txt",
+      ]],
+      ["-l", ["-l", ...tls], ["--ssl", "--ca", pki.ca]],
+      ["-l --frame", ["-l", "--frame", "u16be", ...tls], [
+        "--frame",
+        "u16be",
+        "--ssl",
+        "--ca",
+        pki.ca,
+      ]],
+    ];
+    for (const [mode, serverArgs, clientArgs] of modes) {
+      await using server = await startServer([...serverArgs, "127.0.0.1", "0"]);
+      const silent: Deno.TcpConn[] = [];
+      try {
+        for (let i = 0; i < 40; i++) {
+          silent.push(
+            await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+          );
+        }
+        // All 40 taken in: 24 of them dropped as the oldest beyond 16.
+        await server.waitForStderr(
+          /(dropped, the oldest of 16 connections still being admitted[\s\S]*){24}/,
+        );
+        const t0 = performance.now();
+        // Taken one at a time, the first silent peer alone held the only
+        // slot for the 10 s handshake timeout.
+        const c = await runCli(
+          [...clientArgs, "127.0.0.1", String(server.port)],
+          { stdin: "through\n", timeout: 8000 },
+        );
+        const ms = performance.now() - t0;
+        assertEquals(c.code, 0, `${mode}: ${c.stderr}`);
+        assertOk(ms < 6000, `${mode}: the client took ${ms} ms`);
+        const s = await server.output;
+        assertEquals(s.code, 0, `${mode}: ${s.stderr}`);
+        if (mode !== "recv") assertEquals(s.text, "through\n", mode);
+        assertOk(
+          !s.stderr.includes("TLS handshake with the client failed"),
+          `${mode}: ${s.stderr}`,
+        );
+        // Every silent peer was closed by the server.
+        for (const conn of silent) {
+          const n = await within(
+            conn.read(new Uint8Array(1)).catch(() => null),
+            `${mode}: a silent peer's close`,
+            5000,
+          );
+          assertEquals(n, null, mode);
+        }
+      } finally {
+        for (const conn of silent) conn.close();
+      }
+    }
+    assertEquals(await Deno.readTextFile(`${dir.path}/late.txt`), "through\n");
   },
 });
 
