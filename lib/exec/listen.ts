@@ -6,7 +6,7 @@
  * @module
  */
 import { formatAddr } from "../address.ts";
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
 import {
@@ -134,7 +134,7 @@ export async function execListen(
       for (;;) {
         let raw: Conn;
         try {
-          raw = await listener.accept() as Conn;
+          raw = await acceptNext(listener as Deno.Listener<Conn>);
         } catch (err) {
           if (ac.signal.aborted) return { connections, refused };
           throw err;

@@ -5,7 +5,7 @@
  * @module
  */
 import { firstAdmitted } from "../first_admitted.ts";
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
 import { formatAddr } from "../address.ts";
 import type { Writer } from "../copy.ts";
 import { DenocatError, describeError, EXIT_FAILURE } from "../errors.ts";
@@ -165,7 +165,7 @@ async function accept(
   signal: AbortSignal | undefined,
 ): Promise<Conn | null> {
   try {
-    return await listener.accept() as Conn;
+    return await acceptNext(listener) as Conn;
   } catch (err) {
     if (signal?.aborted || err instanceof Deno.errors.BadResource) return null;
     throw err;

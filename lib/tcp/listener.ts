@@ -6,7 +6,7 @@
  */
 import { firstAdmitted } from "../first_admitted.ts";
 import { formatAddr } from "../address.ts";
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
 import { writeAll } from "../copy.ts";
 import { describeError, OutputClosedError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
@@ -154,7 +154,7 @@ async function serveOne(
   } else {
     for (;;) {
       try {
-        conn = await listener.accept() as Conn;
+        conn = await acceptNext(listener) as Conn;
       } catch (err) {
         if (options.signal?.aborted) {
           return { connections: 0, sent: 0, received: 0 };

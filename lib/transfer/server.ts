@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
 import { firstAdmitted } from "../first_admitted.ts";
 import { formatAddr } from "../address.ts";
 import { describeError } from "../errors.ts";
@@ -378,7 +378,7 @@ export function receiveServer(
     for (;;) {
       let raw: Conn;
       try {
-        raw = await listener.accept();
+        raw = await acceptNext(listener as Deno.Listener<Conn>);
       } catch (err) {
         if (closing || err instanceof Deno.errors.BadResource) return null;
         throw err;
