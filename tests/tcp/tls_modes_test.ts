@@ -254,7 +254,7 @@ test({
 
 test({
   name:
-    "one-shot TLS listeners (recv, -l, -l --frame): 40 peers that connect and never handshake do not keep the real client waiting; beyond 16 handshakes the oldest is dropped in one logged line, the others close quietly once the client is through",
+    "one-shot TLS listeners (recv, -l, -l --frame, -l -e): 40 peers that connect and never handshake do not keep the real client waiting; beyond 16 handshakes the oldest is dropped in one logged line, the others close quietly once the client is through",
   ignore: needs("openssl"),
   fn: async () => {
     await using pki = await makeCerts();
@@ -277,6 +277,8 @@ test({
         "--ca",
         pki.ca,
       ]],
+      // The program's output comes back to the client.
+      ["-l -e", ["-l", "-e", "/bin/cat", ...tls], ["--ssl", "--ca", pki.ca]],
     ];
     for (const [mode, serverArgs, clientArgs] of modes) {
       await using server = await startServer([...serverArgs, "127.0.0.1", "0"]);
@@ -303,7 +305,8 @@ test({
         assertOk(ms < 6000, `${mode}: the client took ${ms} ms`);
         const s = await server.output;
         assertEquals(s.code, 0, `${mode}: ${s.stderr}`);
-        if (mode !== "recv") assertEquals(s.text, "through\n", mode);
+        if (mode === "-l -e") assertEquals(c.text, "through\n", mode);
+        else if (mode !== "recv") assertEquals(s.text, "through\n", mode);
         assertOk(
           !s.stderr.includes("TLS handshake with the client failed"),
           `${mode}: ${s.stderr}`,
@@ -826,6 +829,62 @@ test({
     server.kill("SIGTERM");
     const s = await server.output;
     assertEquals(s.text, "ncat ok\n", s.stderr);
+  },
+});
+
+test({
+  name:
+    "-l -k -e --ssl-cert --max-conns: connections that never handshake count against the cap (they were uncounted); once they go, a client runs the program",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "-l",
+      "-k",
+      "-e",
+      "/bin/cat",
+      "--max-conns",
+      "2",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const idle: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        idle.push(
+          await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+        );
+      }
+      await server.waitForStderr(
+        /closed, 0 clients and 2 handshakes already \(--max-conns\)/,
+      );
+      // The third was closed by the server at once.
+      assertEquals(
+        await within(
+          idle[2]!.read(new Uint8Array(1)).catch(() => null),
+          "the third connection's close",
+          5000,
+        ),
+        null,
+      );
+    } finally {
+      for (const c of idle) c.close();
+    }
+    await server.waitForStderr(
+      /(the client hung up without starting a TLS handshake[\s\S]*){2}/,
+    );
+    const c = await runCli([
+      "--ssl",
+      "--ca",
+      pki.ca,
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "cat me\n" });
+    assertEquals([c.code, c.text], [0, "cat me\n"], c.stderr);
   },
 });
 
