@@ -320,8 +320,16 @@ export function clientChainProblem(
   }
   const inTime = (c: X509Certificate) =>
     c.validFromDate <= now && now <= c.validToDate;
-  const issued = (c: X509Certificate, by: X509Certificate) =>
-    c.checkIssued(by) && c.verify(by.publicKey);
+  // A key the crypto library refuses (an RSA exponent as long as its
+  // modulus: "public exponent too large") makes no link; it must not
+  // throw out of the walk.
+  const issued = (c: X509Certificate, by: X509Certificate) => {
+    try {
+      return c.checkIssued(by) && c.verify(by.publicKey);
+    } catch {
+      return false;
+    }
+  };
   let current = certs[0]!;
   if (!inTime(current)) return "client certificate expired or not yet valid";
   for (let depth = 0; depth < 8; depth++) {

@@ -1135,6 +1135,42 @@ test({
   },
 });
 
+Deno.test("clientChainProblem() with crafted chains: a non-CA link, a forged CA of the same name, a key the crypto library refuses and a loop of self-issued links are refused with a reason, never thrown; a real intermediate is followed", async () => {
+  // Made by python3's cryptography package, valid 2026-2046 (EC keys; the
+  // huge-e intermediate is RSA-2048 with a 2048-bit public exponent).
+  const pems: Record<string, string> = JSON.parse(
+    await Deno.readTextFile(
+      new URL("../fixtures/crafted_chains.json", import.meta.url),
+    ),
+  );
+  const der = (k: string) => new Uint8Array(new X509Certificate(pems[k]!).raw);
+  const ca = new X509Certificate(pems.ca!);
+  const now = new Date("2030-01-01T00:00:00Z");
+  const problem = (...chain: string[]) =>
+    clientChainProblem(chain.map(der), [ca], now);
+  assertEquals(problem("leafViaInter", "inter"), undefined);
+  assertEquals(
+    problem("leafViaNotCa", "notCa"),
+    "client certificate not issued by a trusted CA (CN=via-not-ca)",
+  );
+  assertEquals(
+    problem("leafViaForged", "forgedCa"),
+    "client certificate not issued by a trusted CA (CN=via-forged)",
+  );
+  // Threw "public exponent too large" out of the check.
+  assertEquals(
+    problem("leafViaHugeE", "hugeE"),
+    "client certificate not issued by a trusted CA (CN=via-huge-e)",
+  );
+  // The forged CA issued itself: the walk stops at its bound.
+  const t0 = performance.now();
+  assertEquals(
+    problem("leafViaForged", ...Array(9).fill("forgedCa")),
+    "client certificate not issued by a trusted CA (CN=via-forged)",
+  );
+  assertOk(performance.now() - t0 < 1000);
+});
+
 test({
   name: "TLS flags in the wrong place are usage errors: one line, exit 2",
   ignore: needs("openssl"),
