@@ -184,9 +184,10 @@ function startNodeTls(
   options: ClientTlsOptions,
 ): Promise<Stream> {
   const verify = !options.insecure && !options.pins;
+  const under = duplexOf(conn);
   return new Promise((resolve, reject) => {
     const sock = tls.connect({
-      socket: duplexOf(conn),
+      socket: under,
       rejectUnauthorized: verify,
       // node's `ca` replaces the roots; Deno's caCerts add to them.
       ...(verify && options.caCerts
@@ -235,7 +236,7 @@ function startNodeTls(
           return;
         }
       }
-      resolve(new NodeSocketTransport(sock));
+      resolve(new NodeSocketTransport(sock, under));
     });
   });
 }

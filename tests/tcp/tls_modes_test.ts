@@ -102,6 +102,65 @@ test({
 
 test({
   name:
+    "echo --ssl-cert against a client that sends and never reads: the server stops reading (a few MB get in, not GB) and its memory stays bounded; it goes on serving others",
+  ignore: needs("openssl", "python3") || Deno.build.os !== "linux",
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "echo",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const rss = async () =>
+      Number(
+        /VmRSS:\s+(\d+) kB/.exec(
+          await Deno.readTextFile(`/proc/${server.child.pid}/status`),
+        )?.[1],
+      ) * 1024;
+    const before = await rss();
+    // 3 s of 64 KiB sends; returns how many bytes the server took.
+    const flood = await new Deno.Command("python3", {
+      args: [
+        "-c",
+        `import socket, ssl, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${server.port})))
+s.settimeout(0.2)
+sent, stop = 0, time.time() + 3
+while time.time() < stop:
+    try:
+        sent += s.send(b"x" * 65536)
+    except (socket.timeout, ssl.SSLWantWriteError):
+        pass
+print(sent)`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(flood.stderr);
+    assertOk(flood.success, err);
+    const sent = Number(new TextDecoder().decode(flood.stdout).trim());
+    const grown = (await rss()) - before;
+    // Before: the TLS layer went on reading while the echo waited to
+    // write, 4.6 GB in 8 s, all of it held in memory.
+    assertOk(sent < 64 << 20, `the server took ${sent} bytes`);
+    assertOk(grown < 128 << 20, `the server grew by ${grown} bytes`);
+    const c = await runCli(
+      ["--ssl", "--ca", pki.ca, "localhost", String(server.port)],
+      { stdin: "still here\n" },
+    );
+    assertEquals([c.code, c.text], [0, "still here\n"], c.stderr);
+  },
+});
+
+test({
+  name:
     "send --ssl to recv --ssl-cert: files arrive verified (sha256); with --ssl-verify-client a sender without a certificate or with one from another CA is refused in one logged line, one with the CA's certificate is served",
   ignore: needs("openssl"),
   fn: async () => {
