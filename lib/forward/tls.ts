@@ -392,7 +392,11 @@ export async function acceptServerTls(
     undefined,
     clientCas ? { requestCert: true } : {},
   );
-  const timer = setTimeout(() => t.close(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    t.close();
+  }, timeoutMs);
   try {
     await t.handshake();
     if (clientCas) {
@@ -402,10 +406,12 @@ export async function acceptServerTls(
     return t;
   } catch (err) {
     t.close();
+    // Closed by the timer, the handshake says only that it was closed.
+    const why = timedOut
+      ? `no handshake within ${timeoutMs / 1000} s`
+      : describeTlsError(err).replace(/^TLS handshake failed: /, "");
     throw new DenocatError(
-      `TLS handshake with the client failed: ${
-        describeTlsError(err).replace(/^TLS handshake failed: /, "")
-      }`,
+      `TLS handshake with the client failed: ${why}`,
       1,
       { cause: err },
     );

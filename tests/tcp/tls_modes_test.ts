@@ -6,7 +6,11 @@
  */
 import { X509Certificate } from "node:crypto";
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { clientChainProblem } from "../../lib/forward/tls.ts";
+import {
+  acceptServerTls,
+  clientChainProblem,
+  serverTls,
+} from "../../lib/forward/tls.ts";
 import { probeTcp } from "../../lib/tcp/probe.ts";
 import { echoServer } from "../../lib/tcp/echo.ts";
 import { framedListen } from "../../lib/framed/listen.ts";
@@ -1190,6 +1194,53 @@ test({
         [ca],
       ) !==
         undefined,
+    );
+  },
+});
+
+test({
+  name:
+    "acceptServerTls() names a handshake that did not finish in time (it said 'connection closed during the TLS handshake'); a peer that sent half a hello is closed at the bound",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    const server = serverTls({
+      cert: await Deno.readTextFile(pki.cert),
+      key: await Deno.readTextFile(pki.key),
+    });
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    using peer = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: listener.addr.port,
+    });
+    // The first bytes of a TLS record carrying a ClientHello, then nothing.
+    await peer.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    const raw = await listener.accept();
+    const t0 = performance.now();
+    const err = await within(
+      acceptServerTls(raw, server, 300).then(
+        (s) => {
+          s.close();
+          return undefined;
+        },
+        (e: Error) => e,
+      ),
+      "the handshake's bound",
+      5000,
+    );
+    const ms = performance.now() - t0;
+    assertEquals(
+      err?.message,
+      "TLS handshake with the client failed: no handshake within 0.3 s",
+    );
+    assertOk(ms >= 250 && ms < 3000, `${ms} ms`);
+    assertEquals(
+      await within(
+        peer.read(new Uint8Array(1)).catch(() => null),
+        "the close",
+        5000,
+      ),
+      null,
     );
   },
 });
