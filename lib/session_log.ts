@@ -27,16 +27,55 @@ export interface SessionLogOptions {
 
 const encoder = new TextEncoder();
 
+/**
+ * A connection as the forwarder relays it: what
+ * {@linkcode SessionRecorder.tapStream} wraps.
+ */
+export interface RecordedStream {
+  /** Reads into `p`; `null` at end of input. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves with how many bytes were taken. */
+  write(p: Uint8Array): Promise<number>;
+  /** Sends FIN; the other direction stays open. */
+  closeWrite(): Promise<void>;
+  /** Closes at once. */
+  close(): void;
+}
+
 /** Records one session's bytes; see the module doc. */
 export class SessionRecorder implements Disposable {
-  #hex: Deno.FsFile | undefined;
-  #raw: Deno.FsFile | undefined;
+  #files: { hex: Deno.FsFile | undefined; raw: Deno.FsFile | undefined };
+  #label: string;
+  #owner: boolean;
   #sentAt = 0;
   #receivedAt = 0;
 
-  private constructor(hex?: Deno.FsFile, raw?: Deno.FsFile) {
-    this.#hex = hex;
-    this.#raw = raw;
+  private constructor(
+    files: { hex: Deno.FsFile | undefined; raw: Deno.FsFile | undefined },
+    label = "",
+    owner = true,
+  ) {
+    this.#files = files;
+    this.#label = label;
+    this.#owner = owner;
+  }
+
+  get #hex(): Deno.FsFile | undefined {
+    return this.#files.hex;
+  }
+
+  get #raw(): Deno.FsFile | undefined {
+    return this.#files.raw;
+  }
+
+  /**
+   * A recorder for one of many connections sharing these files (the
+   * forwarder's clients): its own offsets, and `peer` on each chunk's line
+   * (`# 127.0.0.1:5000 received 5 bytes at offset 0`). Closing it leaves
+   * the files open; they close with this recorder.
+   */
+  forPeer(peer: string): SessionRecorder {
+    return new SessionRecorder(this.#files, `${peer} `, false);
   }
 
   /**
@@ -63,7 +102,7 @@ export class SessionRecorder implements Disposable {
     };
     const hex = openOne(options.hexDump);
     try {
-      return new SessionRecorder(hex, openOne(options.sessionLog));
+      return new SessionRecorder({ hex, raw: openOne(options.sessionLog) });
     } catch (err) {
       hex?.close();
       throw err;
@@ -88,7 +127,7 @@ export class SessionRecorder implements Disposable {
     writeAllSync(
       this.#hex,
       encoder.encode(
-        `# ${direction} ${chunk.length} bytes at offset ${at}\n${
+        `# ${this.#label}${direction} ${chunk.length} bytes at offset ${at}\n${
           hexdump(chunk, at)
         }`,
       ),
@@ -117,11 +156,34 @@ export class SessionRecorder implements Disposable {
     };
   }
 
-  /** Closes the files; idempotent. */
+  /**
+   * `stream` with every chunk read recorded as received from the peer and
+   * every chunk written as sent to it. The wrapper carries no descriptor,
+   * so a recorded connection is never handed to the pump threads.
+   */
+  tapStream<S extends RecordedStream>(stream: S): RecordedStream {
+    return {
+      read: async (p) => {
+        const n = await stream.read(p);
+        if (n !== null) this.received(p.subarray(0, n));
+        return n;
+      },
+      write: async (p) => {
+        const n = await stream.write(p);
+        this.sent(p.subarray(0, n));
+        return n;
+      },
+      closeWrite: () => stream.closeWrite(),
+      close: () => stream.close(),
+    };
+  }
+
+  /** Closes the files (a {@linkcode SessionRecorder.forPeer} one: nothing); idempotent. */
   close(): void {
-    this.#hex?.close();
-    this.#raw?.close();
-    this.#hex = this.#raw = undefined;
+    if (!this.#owner) return;
+    this.#files.hex?.close();
+    this.#files.raw?.close();
+    this.#files.hex = this.#files.raw = undefined;
   }
 
   /** Closes the files (the same as {@linkcode SessionRecorder.close}). */

@@ -277,3 +277,51 @@ test("denocat shell: usage errors exit 2, connection failures 255", async () => 
     help.text.includes("the words after -- are joined with single spaces"),
   );
 });
+
+test("denocat shell -l --allow/--deny: a refused client is closed unread and logged; an allowed one is served", async () => {
+  {
+    await using srv = await startServer([
+      "shell",
+      "-l",
+      "--insecure-no-auth",
+      "--deny",
+      "127.0.0.1",
+      "127.0.0.1",
+      "0",
+    ]);
+    await srv.waitForStderr(/access list: /);
+    const r = await runCli(client(srv.port, "--", "echo ran"));
+    assertEquals(r.code, 255, r.stderr);
+    assertEquals(r.text, "");
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+    await srv.waitForStderr(
+      /peer=127\.0\.0\.1:\d+ .*refused by the access list \(1 refused so far\)/,
+    );
+    assertOk(!srv.stderrSoFar().includes("exec-start"), srv.stderrSoFar());
+  }
+  {
+    await using srv = await startServer([
+      "shell",
+      "-l",
+      "--insecure-no-auth",
+      "--allow",
+      "127.0.0.0/8",
+      "127.0.0.1",
+      "0",
+    ]);
+    const r = await runCli(client(srv.port, "--", "echo ran"));
+    assertEquals([r.code, r.text], [0, "ran\n"], r.stderr);
+  }
+  const compat = await runCli([
+    "shell",
+    "-l",
+    "--compat",
+    "seed-simple",
+    "--allow",
+    "127.0.0.1",
+    "127.0.0.1",
+    "0",
+  ]);
+  assertEquals(compat.code, 2);
+  assertOk(compat.stderr.includes("--allow does not apply to --compat"));
+});

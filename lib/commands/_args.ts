@@ -1,15 +1,159 @@
 /**
- * Shared command-line parsing for every denocat command, on `node:util`'s
- * strict `parseArgs`. Parse failures become {@linkcode UsageError}s (exit 2).
+ * Shared command-line parsing for every denocat command: a strict parser
+ * with the rules and messages of `node:util`'s `parseArgs` (strict, with
+ * positionals), written here because loading `node:util` costs about 6 ms
+ * and 3-5 MB of memory in every command. Parse failures become
+ * {@linkcode UsageError}s (exit 2).
  *
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type Family, parsePort } from "../address.ts";
 import { UsageError } from "../errors.ts";
 import type { KeepaliveTimers } from "../native/socket_fd.ts";
 import { writeStdoutSync } from "../stdio.ts";
 import type { Endpoint } from "../tcp/connect.ts";
+
+/** One option: a flag (`boolean`) or an option with a value (`string`). */
+export interface OptionConfig {
+  type: "boolean" | "string";
+  /** A one-letter alias (`-v` for `--verbose`). */
+  short?: string;
+  /** Collects every use into an array. */
+  multiple?: boolean;
+}
+
+/** The options a command accepts, by long name. */
+export type ParseArgsOptionsConfig = Record<string, OptionConfig>;
+
+/** What {@linkcode parseStrict} makes of each option of `T`. */
+export type ParsedValues<T extends ParseArgsOptionsConfig> = {
+  -readonly [K in keyof T]?: T[K] extends { type: "string" }
+    ? T[K] extends { multiple: true } ? string[] : string
+    : T[K] extends { multiple: true } ? boolean[]
+    : boolean;
+};
+
+interface Token {
+  name: string;
+  rawName: string;
+  value: string | undefined;
+  inline: boolean;
+}
+
+/**
+ * Parses `args` as `node:util`'s `parseArgs({ args, options, strict: true,
+ * allowPositionals: true })` does, with the same error messages: `-abc`
+ * groups, `-wVALUE`, `--name=value`, `--` ending the options. Throws a
+ * plain `Error` on misuse.
+ */
+export function parseStrict<T extends ParseArgsOptionsConfig>(
+  args: readonly string[],
+  options: T,
+): { values: ParsedValues<T>; positionals: string[] } {
+  const has = (name: string) => Object.hasOwn(options, name);
+  const longFor = (short: string) => {
+    for (const name of Object.keys(options)) {
+      if (options[name]!.short === short) return name;
+    }
+    return short;
+  };
+  const typeOf = (name: string) => has(name) ? options[name]!.type : undefined;
+  const tokens: Token[] = [];
+  const positionals: string[] = [];
+  const rest = [...args];
+  while (rest.length > 0) {
+    const arg = rest.shift()!;
+    if (arg === "--") {
+      positionals.push(...rest);
+      break;
+    }
+    const next = rest[0];
+    if (arg.length === 2 && arg[0] === "-" && arg[1] !== "-") {
+      const name = longFor(arg[1]!);
+      const value = typeOf(name) === "string" && next !== undefined
+        ? rest.shift()
+        : undefined;
+      tokens.push({ name, rawName: arg, value, inline: false });
+    } else if (arg.length > 2 && arg[0] === "-" && arg[1] !== "-") {
+      const name = longFor(arg[1]!);
+      if (typeOf(name) === "string") {
+        // -wVALUE
+        tokens.push({
+          name,
+          rawName: arg.slice(0, 2),
+          value: arg.slice(2),
+          inline: true,
+        });
+      } else {
+        // -abc is -a -b -c; a letter that takes a value takes the rest.
+        const expanded: string[] = [];
+        for (let i = 1; i < arg.length; i++) {
+          const letter = arg[i]!;
+          if (typeOf(longFor(letter)) !== "string" || i === arg.length - 1) {
+            expanded.push(`-${letter}`);
+          } else {
+            expanded.push(`-${arg.slice(i)}`);
+            break;
+          }
+        }
+        rest.unshift(...expanded);
+      }
+    } else if (arg.length > 2 && arg.startsWith("--")) {
+      const eq = arg.indexOf("=", 3);
+      if (eq === -1) {
+        const name = arg.slice(2);
+        const value = typeOf(name) === "string" && next !== undefined
+          ? rest.shift()
+          : undefined;
+        tokens.push({ name, rawName: arg, value, inline: false });
+      } else {
+        tokens.push({
+          name: arg.slice(2, eq),
+          rawName: arg.slice(0, eq),
+          value: arg.slice(eq + 1),
+          inline: true,
+        });
+      }
+    } else {
+      positionals.push(arg);
+    }
+  }
+  const values: Record<string, unknown> = Object.create(null);
+  for (const t of tokens) {
+    if (!has(t.name)) {
+      throw new Error(
+        `Unknown option '${t.rawName}'. To specify a positional argument starting with a '-', place it at the end of the command after '--', as in '-- ${
+          JSON.stringify(t.rawName)
+        }`,
+      );
+    }
+    const { type, short, multiple } = options[t.name]!;
+    const shortAndLong = `${short ? `-${short}, ` : ""}--${t.name}`;
+    if (type === "string" && t.value === undefined) {
+      throw new Error(`Option '${shortAndLong} <value>' argument missing`);
+    }
+    if (type === "boolean" && t.value !== undefined) {
+      throw new Error(`Option '${shortAndLong}' does not take an argument`);
+    }
+    if (
+      !t.inline && t.value !== undefined && t.value.length > 1 &&
+      t.value[0] === "-"
+    ) {
+      const example = t.rawName.startsWith("--")
+        ? `'${t.rawName}=-XYZ'`
+        : `'--${t.name}=-XYZ' or '${t.rawName}-XYZ'`;
+      throw new Error(
+        `Option '${t.rawName}' argument is ambiguous.\nDid you forget to specify the option argument for '${t.rawName}'?\nTo specify an option argument starting with a dash use ${example}.`,
+      );
+    }
+    if (t.name === "__proto__") continue;
+    const value = t.value ?? true;
+    if (multiple) {
+      ((values[t.name] as unknown[] | undefined) ??= []).push(value);
+    } else values[t.name] = value;
+  }
+  return { values: values as ParsedValues<T>, positionals };
+}
 
 /** Options every command accepts. */
 export const COMMON_OPTIONS = {
@@ -32,12 +176,7 @@ export function parse<T extends ParseArgsOptionsConfig>(
   options: T,
 ) {
   try {
-    return parseArgs({
-      args: normalize(args, options),
-      options,
-      allowPositionals: true,
-      strict: true,
-    });
+    return parseStrict(normalize(args, options), options);
   } catch (err) {
     const msg = err instanceof Error
       ? err.message.split("\n")[0]!

@@ -19,7 +19,10 @@ import {
   proxyFrom,
   SERVER_TLS_OPTIONS,
   serverTlsFrom,
+  SESSION_LOG_OPTIONS,
+  sessionLogFrom,
 } from "./_net.ts";
+import { SessionRecorder } from "../session_log.ts";
 import {
   COMMON_OPTIONS,
   familyOf,
@@ -84,6 +87,10 @@ Options:
                         with --ssl-cert: demand a client certificate issued
                         by the CA in --ssl-trustfile (then not combinable
                         with --ssl); others are refused, logged with -v
+      --hex-dump FILE   every client's bytes both ways as a hex dump, each
+                        chunk under the client's address; --session-log FILE
+                        the raw bytes received from clients; --append appends
+                        (TCP; recorded connections stay off the pump threads)
   -4, -6                IPv4 / IPv6 only
   -v, --verbose         log connections, refusals and byte counts to stderr
   -h, --help            this help
@@ -100,6 +107,7 @@ const OPTIONS = {
   ...PROXY_OPTIONS,
   ...CLIENT_TLS_OPTIONS,
   ...SERVER_TLS_OPTIONS,
+  ...SESSION_LOG_OPTIONS,
 } as const;
 
 /** Splits the positionals into the listening and the target side. */
@@ -192,6 +200,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (access.active) logger.log(`access list: ${access.describe()}`);
 
+  const sessionLog = sessionLogFrom(values);
   using signal = shutdownSignal();
   const wake = new Promise((resolve) =>
     signal.addEventListener("abort", resolve, { once: true })
@@ -206,7 +215,7 @@ export async function run(args: string[]): Promise<number> {
       const [flag, set] of [["--proxy", proxy], ["--ssl", ssl || undefined], [
         "--ssl-cert",
         listenTls,
-      ]] as const
+      ], ["--hex-dump/--session-log", sessionLog]] as const
     ) {
       if (set) throw new UsageError(`${flag} does not apply to -u`);
     }
@@ -226,11 +235,13 @@ export async function run(args: string[]): Promise<number> {
     await server.close();
     return 0;
   }
+  using record = sessionLog ? SessionRecorder.open(sessionLog) : undefined;
   const server = forwardTcp({
     listen,
     target,
     access,
     logger,
+    ...(record ? { record } : {}),
     connectTimeout: wait,
     ...(family ? { family } : {}),
     ...(maxConns ? { maxConns } : {}),

@@ -42,6 +42,8 @@ import {
   serverKeepalive,
   shutdownSignal,
 } from "./_args.ts";
+import { ACCESS_OPTIONS } from "./_net_flags.ts";
+import { accessFrom } from "./_net.ts";
 
 /** Help for `denocat shell`. */
 export const HELP =
@@ -95,6 +97,9 @@ Server options (-l; binds 127.0.0.1 unless HOST is given):
       --compat MODE       speak a seed protocol instead: seed-simple or seed-json
                           (loopback only, no authentication)
       --log-json          audit lines as JSON
+      --allow LIST, --deny LIST, --allowfile FILE, --denyfile FILE
+                          who may connect (addresses, CIDR blocks, names
+                          resolved at start); others are closed unread
   -v, --verbose           log sessions to stderr
 
 Client options:
@@ -160,6 +165,7 @@ const OPTIONS = {
   "no-stdin": { type: "boolean", short: "n" },
   tty: { type: "boolean", short: "t" },
   keepalive: { type: "string" },
+  ...ACCESS_OPTIONS,
   // Not offered: parsed only to say why in one line.
   "ssl-verify-client": { type: "boolean" },
 } as const;
@@ -180,6 +186,10 @@ const SERVER_ONLY = [
   "no-client-cwd",
   "compat",
   "log-json",
+  "allow",
+  "deny",
+  "allowfile",
+  "denyfile",
 ] as const;
 const CLIENT_ONLY = [
   "tls",
@@ -417,6 +427,10 @@ async function serve(
     compat?: string | undefined;
     "log-json"?: boolean | undefined;
     keepalive?: string | undefined;
+    allow?: string[] | undefined;
+    deny?: string[] | undefined;
+    allowfile?: string[] | undefined;
+    denyfile?: string[] | undefined;
   },
   positionals: string[],
   family: 4 | 6 | undefined,
@@ -490,6 +504,10 @@ async function serve(
         "max-pending",
         "max-pending-per-ip",
         "accept-env",
+        "allow",
+        "deny",
+        "allowfile",
+        "denyfile",
       ] as const
     ) {
       if (values[flag] !== undefined) {
@@ -539,8 +557,18 @@ async function serve(
         key: await readText(values["tls-key"]!, "key"),
       }
       : undefined;
+    const access = await accessFrom({
+      ...(values.allow ? { allow: values.allow } : {}),
+      ...(values.deny ? { deny: values.deny } : {}),
+      ...(values.allowfile ? { allowfile: values.allowfile } : {}),
+      ...(values.denyfile ? { denyfile: values.denyfile } : {}),
+    });
+    if (access.active) logger.log(`access list: ${access.describe()}`);
     server = shellServer(endpoint, {
       ...common,
+      ...(access.active
+        ? { accept: (a: Deno.NetAddr) => access.allowsAddr(a) }
+        : {}),
       ...(token !== undefined ? { token } : {}),
       ...(values["insecure-no-auth"] ? { insecureNoAuth: true } : {}),
       ...(tls ? { tls } : {}),

@@ -37,3 +37,8 @@ export type { Family } from "../address.ts";
 export type { Logger } from "../log.ts";
 export type { ProxySpec, ProxyType } from "../proxy/connect.ts";
 export { AccessList } from "../access/list.ts";
+export {
+  type RecordedStream,
+  type SessionLogOptions,
+  SessionRecorder,
+} from "../session_log.ts";

@@ -30,6 +30,7 @@ import {
   type ServerTlsPem,
   startClientTls,
 } from "./tls.ts";
+import type { SessionRecorder } from "../session_log.ts";
 
 /** Options for {@linkcode forwardTcp}. */
 export interface ForwardOptions {
@@ -55,6 +56,13 @@ export interface ForwardOptions {
   listenTls?: ServerTlsPem;
   /** Where connections, refusals and failures are reported. */
   logger?: Logger;
+  /**
+   * Records every client's bytes (`--hex-dump`/`--session-log`), each
+   * chunk under the client's address; "received" is from the client.
+   * Recorded connections are relayed in JavaScript, never on pump threads.
+   * The caller opens and closes it.
+   */
+  record?: SessionRecorder;
 }
 
 /** A running forwarder. */
@@ -221,6 +229,7 @@ export function forwardTcp(options: ForwardOptions): ForwardServer {
         });
         idle.add(id);
       }
+      if (options.record) near = options.record.forPeer(peer).tapStream(near);
       const result = await relay(near, far, {
         signal: shutdown.signal,
         // Pump threads only between two plain TCP sockets.

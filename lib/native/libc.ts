@@ -49,6 +49,22 @@ const SYMBOLS = {
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  mmap: {
+    parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"],
+    result: "pointer",
+  },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  // syscall(2) for io_uring (no libc wrapper): one typed alias per call.
+  io_uring_setup: {
+    name: "syscall",
+    parameters: ["i64", "u32", "buffer"],
+    result: "i32",
+  },
+  io_uring_enter: {
+    name: "syscall",
+    parameters: ["i64", "i32", "u32", "u32", "u32", "pointer", "usize"],
+    result: "i32",
+  },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -95,6 +95,13 @@ export interface ShellServerOptions extends ListenOptions {
    * @default {8}
    */
   maxPendingPerSource?: number;
+  /**
+   * Whether a peer may connect at all (`--allow`/`--deny`): one refused is
+   * closed as soon as it is accepted, before TLS and before a byte is
+   * read, and logged (at most once a second, with a count).
+   * @default {everyone}
+   */
+  accept?: (peer: Deno.NetAddr) => boolean;
   /** Serve over TLS with this PEM certificate chain and key. */
   tls?: { cert: string; key: string };
   /**
@@ -909,8 +916,26 @@ export function shellServer(
   let surplus = 0;
   let surplusLogged = 0;
 
+  /** Peers refused by the access list, counted, logged at most once a second. */
+  let denied = 0;
+  let deniedLogged = -Infinity;
+
   async function serve(raw: Deno.TcpConn): Promise<void> {
     const peerAddr = raw.remoteAddr as Deno.NetAddr;
+    if (options.accept && !options.accept(peerAddr)) {
+      closeQuietly(raw);
+      denied++;
+      const now = performance.now();
+      if (now - deniedLogged >= 1000) {
+        deniedLogged = now;
+        audit({
+          event: "busy",
+          peer: formatAddr(peerAddr),
+          reason: `refused by the access list (${denied} refused so far)`,
+        });
+      }
+      return;
+    }
     const source = sourceKey(peerAddr.hostname);
     // A source that has failed to authenticate and already has its fill
     // waiting is turned away before anything is allocated for it: its

@@ -8,6 +8,7 @@ import { closeQuietly } from "../../lib/tcp/connect.ts";
 import { echoServer } from "../../lib/tcp/echo.ts";
 import { udpEcho } from "../../lib/udp/echo.ts";
 import {
+  concat,
   freePort,
   needs,
   randomBytes,
@@ -1029,4 +1030,61 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("denocat forward --hex-dump/--session-log: every client's bytes, under its address, both ways; recorded connections stay off the pump threads", async () => {
+  await using echo = echoServer({ hostname: LOOP, port: 0 });
+  const dir = await Deno.makeTempDir();
+  try {
+    await using fwd = await startServer([
+      "forward",
+      "--hex-dump",
+      `${dir}/dump.txt`,
+      "--session-log",
+      `${dir}/raw.bin`,
+      "0",
+      LOOP,
+      String((echo.addr as Deno.NetAddr).port),
+    ]);
+    const exchange = async (data: Uint8Array) => {
+      const c = await Deno.connect({ hostname: LOOP, port: fwd.port });
+      const port = c.localAddr.port;
+      const sending = (async () => {
+        await writeAllTo(c, data);
+        await c.closeWrite();
+      })();
+      const back = await readAll(c);
+      await sending;
+      c.close();
+      assertEquals(sha256(back), sha256(data));
+      return port;
+    };
+    const small = enc.encode("hello");
+    const big = randomBytes(1 << 20);
+    const p1 = await exchange(small);
+    const p2 = await exchange(big);
+    const done = await fwd.waitForStderr(
+      /closed: 1048576 bytes to the target, 1048576 back(.*)\n/,
+    );
+    assertOk(!done[1]!.includes("pump"), done[0]);
+    fwd.kill("SIGTERM");
+    await fwd.output;
+    const dump = await Deno.readTextFile(`${dir}/dump.txt`);
+    assertOk(
+      dump.includes(`# 127.0.0.1:${p1} received 5 bytes at offset 0\n`),
+      dump.slice(0, 300),
+    );
+    assertOk(dump.includes(`# 127.0.0.1:${p1} sent 5 bytes at offset 0\n`));
+    assertOk(dump.includes("68 65 6c 6c 6f"), dump.slice(0, 300));
+    // The big client's chunks add up to 1 MiB each way.
+    const total = (dir: string) =>
+      [...dump.matchAll(
+        new RegExp(`# 127\\.0\\.0\\.1:${p2} ${dir} (\\d+) bytes`, "g"),
+      )].reduce((sum, m) => sum + Number(m[1]), 0);
+    assertEquals([total("received"), total("sent")], [1 << 20, 1 << 20]);
+    const raw = await Deno.readFile(`${dir}/raw.bin`);
+    assertEquals(sha256(raw), sha256(concat([small, big])));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

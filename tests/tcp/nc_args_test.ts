@@ -157,3 +157,80 @@ Deno.test("sockaddr() encodes IPv4, IPv6 and mapped addresses", () => {
   assertThrows(() => sockaddr("1.2.3", 1), TypeError, "not an IP address");
   assertThrows(() => sockaddr("1::2::3", 1), TypeError, "not an IP address");
 });
+
+Deno.test("parseStrict() agrees with node:util's strict parseArgs on 4,000 command lines, messages included", async () => {
+  const { parseArgs } = await import("node:util");
+  const { parseStrict } = await import("../../lib/commands/_args.ts");
+  const options = {
+    verbose: { type: "boolean", short: "v" },
+    numeric: { type: "boolean", short: "n" },
+    wait: { type: "string", short: "w" },
+    allow: { type: "string", multiple: true },
+    env: { type: "string", short: "e", multiple: true },
+    x: { type: "boolean" },
+  } as const;
+  const pool = [
+    "-v",
+    "-n",
+    "-w",
+    "5",
+    "-1",
+    "-vw",
+    "-wv",
+    "-nvw3",
+    "-vn",
+    "-vv",
+    "-e",
+    "A=1",
+    "--wait",
+    "--wait=",
+    "--wait=-1",
+    "-w-1",
+    "--verbose",
+    "--verbose=x",
+    "-x",
+    "--x",
+    "-z",
+    "--zz",
+    "-",
+    "--",
+    "a",
+    "b c",
+    "--allow",
+    "--allow=y",
+    "---x",
+    "--=x",
+    "-v=1",
+    "--env=K=V",
+    "-ez",
+    "--__proto__",
+    "--constructor",
+    "-",
+  ];
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const outcome = (f: () => { values: object; positionals: string[] }) => {
+    try {
+      const r = f();
+      return JSON.stringify([{ ...r.values }, r.positionals]);
+    } catch (err) {
+      return `error: ${(err as Error).message}`;
+    }
+  };
+  for (let i = 0; i < 4000; i++) {
+    const args = Array.from(
+      { length: rand(6) },
+      () => pool[rand(pool.length)]!,
+    );
+    assertEquals(
+      outcome(() => parseStrict(args, options)),
+      outcome(() =>
+        parseArgs({ args, options, strict: true, allowPositionals: true })
+      ),
+      JSON.stringify(args),
+    );
+  }
+});
