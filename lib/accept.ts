@@ -73,6 +73,8 @@ export function acceptLoop<C extends Deno.Conn>(
           err instanceof Deno.errors.BadResource ||
           err instanceof Deno.errors.Interrupted
         ) return;
+        // One peer gone before it was taken: no reason to slow down.
+        if (isGoneBeforeAccept(err)) continue;
         const now = Date.now();
         if (now - lastLog >= 1000) {
           logger.log(
@@ -108,4 +110,45 @@ export function acceptLoop<C extends Deno.Conn>(
       while (handlers.size) await Promise.allSettled([...handlers]);
     },
   };
+}
+
+/**
+ * Whether an `accept()` failure concerns only the connection it took: a
+ * peer that reset before Deno read its address (`NotConnected`: Deno's
+ * accept asks for the peer's address and fails when it is gone). That
+ * connection has left the queue; the next accept serves the next peer, so
+ * a loop retries at once: backing off would let a flood of resets (a
+ * port scan, or an attacker) stall every real client behind them.
+ */
+export function isGoneBeforeAccept(err: unknown): boolean {
+  return err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted;
+}
+
+/**
+ * `listener.accept()`, skipping connections whose peer reset before they
+ * were taken (see {@linkcode isGoneBeforeAccept}), for servers that take
+ * one connection: such a peer must not end them.
+ *
+ * @example Usage
+ * ```ts
+ * import { acceptNext } from "./accept.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * using client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * using server = await acceptNext(listener);
+ * assertEquals(server.remoteAddr, client.localAddr);
+ * ```
+ */
+export async function acceptNext<C extends Deno.Conn>(
+  listener: { accept(): Promise<C> },
+): Promise<C> {
+  for (;;) {
+    try {
+      return await listener.accept();
+    } catch (err) {
+      if (!isGoneBeforeAccept(err)) throw err;
+    }
+  }
 }

@@ -6,7 +6,8 @@
  * @module
  */
 import { formatAddr } from "../address.ts";
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
+import { firstAdmitted } from "../first_admitted.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
 import {
@@ -80,9 +81,19 @@ export async function execListen(
   let connections = 0, refused = 0, active = 0;
   let lastCode: number | undefined;
 
-  /** The connection ready for a child, or `undefined` when refused. */
+  // Connections in their TLS handshake: counted against --max-conns (a
+  // flood that never handshakes holds at most that many descriptors) and
+  // closed when the listener stops.
+  const handshaking = new Set<Conn>();
+  ac.signal.addEventListener("abort", () => handshaking.forEach(closeQuietly));
+  /**
+   * The connection ready for a child, or `undefined` when refused.
+   * `dropped`: aborted when a single-connection listener closed it itself
+   * (first_admitted.ts), which needs no report.
+   */
   const admit = async (
     raw: Conn,
+    dropped?: AbortSignal,
   ): Promise<{ raw: Conn; stream: ExecStream } | undefined> => {
     const peer = formatAddr(raw.remoteAddr);
     if (options.accept && !options.accept(raw.remoteAddr)) {
@@ -91,20 +102,30 @@ export async function execListen(
       closeQuietly(raw);
       return undefined;
     }
-    if (options.keep && active >= (options.maxConns ?? Infinity)) {
+    if (
+      options.keep &&
+      active + handshaking.size >= (options.maxConns ?? Infinity)
+    ) {
       refused++;
-      logger.log(`${peer}: closed, ${active} clients already (--max-conns)`);
+      logger.log(
+        `${peer}: closed, ${active} clients and ${handshaking.size} handshakes already (--max-conns)`,
+      );
       closeQuietly(raw);
       return undefined;
     }
     if (!options.wrap) return { raw, stream: raw };
+    handshaking.add(raw);
     try {
       return { raw, stream: await options.wrap(raw) };
     } catch (err) {
       refused++;
-      logger.log(`${peer}: ${describeError(err)}`);
+      if (!ac.signal.aborted && !dropped?.aborted) {
+        logger.log(`${peer}: ${describeError(err)}`);
+      }
       closeQuietly(raw);
       return undefined;
+    } finally {
+      handshaking.delete(raw);
     }
   };
   const serve = async ({ raw, stream }: { raw: Conn; stream: ExecStream }) => {
@@ -130,11 +151,35 @@ export async function execListen(
   };
 
   try {
+    if (!options.keep && options.wrap) {
+      // Handshakes side by side, the first client through wins: one that
+      // connects and never handshakes holds no slot (first_admitted.ts).
+      const streams = new Map<Conn, ExecStream>();
+      const won = await firstAdmitted(
+        listener as Deno.Listener<Conn>,
+        async (raw, dropped) => {
+          const a = await admit(raw, dropped);
+          if (!a) return null;
+          streams.set(raw, a.stream);
+          return raw;
+        },
+        { signal: ac.signal, logger },
+      );
+      for (const [raw, stream] of streams) if (raw !== won) stream.close();
+      const stream = won ? streams.get(won) : undefined;
+      if (!won || !stream) return { connections, refused };
+      await serve({ raw: won, stream });
+      return {
+        connections,
+        refused,
+        ...(lastCode !== undefined ? { lastCode } : {}),
+      };
+    }
     if (!options.keep) {
       for (;;) {
         let raw: Conn;
         try {
-          raw = await listener.accept() as Conn;
+          raw = await acceptNext(listener as Deno.Listener<Conn>);
         } catch (err) {
           if (ac.signal.aborted) return { connections, refused };
           throw err;

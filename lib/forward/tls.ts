@@ -184,9 +184,10 @@ function startNodeTls(
   options: ClientTlsOptions,
 ): Promise<Stream> {
   const verify = !options.insecure && !options.pins;
+  const under = duplexOf(conn);
   return new Promise((resolve, reject) => {
     const sock = tls.connect({
-      socket: duplexOf(conn),
+      socket: under,
       rejectUnauthorized: verify,
       // node's `ca` replaces the roots; Deno's caCerts add to them.
       ...(verify && options.caCerts
@@ -235,7 +236,7 @@ function startNodeTls(
           return;
         }
       }
-      resolve(new NodeSocketTransport(sock));
+      resolve(new NodeSocketTransport(sock, under));
     });
   });
 }
@@ -320,8 +321,16 @@ export function clientChainProblem(
   }
   const inTime = (c: X509Certificate) =>
     c.validFromDate <= now && now <= c.validToDate;
-  const issued = (c: X509Certificate, by: X509Certificate) =>
-    c.checkIssued(by) && c.verify(by.publicKey);
+  // A key the crypto library refuses (an RSA exponent as long as its
+  // modulus: "public exponent too large") makes no link; it must not
+  // throw out of the walk.
+  const issued = (c: X509Certificate, by: X509Certificate) => {
+    try {
+      return c.checkIssued(by) && c.verify(by.publicKey);
+    } catch {
+      return false;
+    }
+  };
   let current = certs[0]!;
   if (!inTime(current)) return "client certificate expired or not yet valid";
   for (let depth = 0; depth < 8; depth++) {
@@ -383,7 +392,11 @@ export async function acceptServerTls(
     undefined,
     clientCas ? { requestCert: true } : {},
   );
-  const timer = setTimeout(() => t.close(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    t.close();
+  }, timeoutMs);
   try {
     await t.handshake();
     if (clientCas) {
@@ -393,10 +406,12 @@ export async function acceptServerTls(
     return t;
   } catch (err) {
     t.close();
+    // Closed by the timer, the handshake says only that it was closed.
+    const why = timedOut
+      ? `no handshake within ${timeoutMs / 1000} s`
+      : describeTlsError(err).replace(/^TLS handshake failed: /, "");
     throw new DenocatError(
-      `TLS handshake with the client failed: ${
-        describeTlsError(err).replace(/^TLS handshake failed: /, "")
-      }`,
+      `TLS handshake with the client failed: ${why}`,
       1,
       { cause: err },
     );

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { acceptLoop } from "../accept.ts";
+import { firstAdmitted } from "../first_admitted.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
 import { formatAddr } from "../address.ts";
 import type { Writer } from "../copy.ts";
 import { DenocatError, describeError, EXIT_FAILURE } from "../errors.ts";
@@ -164,7 +165,7 @@ async function accept(
   signal: AbortSignal | undefined,
 ): Promise<Conn | null> {
   try {
-    return await listener.accept() as Conn;
+    return await acceptNext(listener) as Conn;
   } catch (err) {
     if (signal?.aborted || err instanceof Deno.errors.BadResource) return null;
     throw err;
@@ -180,6 +181,8 @@ async function admit(
   options: FramedListenOptions,
   logger: Logger,
   handshaking?: Set<Conn>,
+  /** Aborted when the caller closed it (first_admitted.ts): not reported. */
+  dropped?: AbortSignal,
 ): Promise<Conn | null> {
   if (options.accept && !options.accept(conn.remoteAddr)) {
     logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
@@ -191,7 +194,9 @@ async function admit(
   try {
     return await options.wrap(conn);
   } catch (err) {
-    logger.log(`${formatAddr(conn.remoteAddr)}: ${describeError(err)}`);
+    if (!dropped?.aborted) {
+      logger.log(`${formatAddr(conn.remoteAddr)}: ${describeError(err)}`);
+    }
     closeQuietly(conn);
     return null;
   } finally {
@@ -277,22 +282,29 @@ async function serveOne(
 ): Promise<FramedListenResult> {
   let refused = 0;
   let conn: Conn | null = null;
-  const handshaking = new Set<Conn>();
-  const onStop = () => handshaking.forEach(closeQuietly);
-  options.signal?.addEventListener("abort", onStop, { once: true });
-  try {
+  if (options.wrap) {
+    // Handshakes run side by side and the first client through wins: one
+    // that connects and never handshakes holds no slot (first_admitted.ts).
+    conn = await firstAdmitted(
+      listener as Deno.Listener<Conn>,
+      async (raw, dropped) => {
+        const c = await admit(raw, options, logger, undefined, dropped);
+        if (c === null) refused++;
+        return c;
+      },
+      { ...(options.signal ? { signal: options.signal } : {}), logger },
+    );
+    if (conn === null || options.signal?.aborted) {
+      if (conn) closeQuietly(conn);
+      return { ...NONE, refused };
+    }
+  } else {
     while (conn === null) {
       const raw = await accept(listener, options.signal);
       if (raw === null) return { ...NONE, refused };
-      conn = await admit(raw, options, logger, handshaking);
+      conn = await admit(raw, options, logger);
       if (conn === null) refused++;
-      if (options.signal?.aborted) {
-        if (conn) closeQuietly(conn);
-        return { ...NONE, refused };
-      }
     }
-  } finally {
-    options.signal?.removeEventListener("abort", onStop);
   }
   closeQuietly(listener);
   const peer = formatAddr(conn.remoteAddr);

@@ -9,6 +9,7 @@
  */
 import * as tls from "node:tls";
 import type { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
 
 /** The connection shape the shell client needs. */
 export interface ShellTransport {
@@ -90,6 +91,9 @@ function connectInsecure(
   });
 }
 
+/** Decrypted bytes held for a reader that lags before the socket is paused. */
+const READ_AHEAD = 1024 * 1024;
+
 /**
  * Adapts a node socket to `read`/`write`, pausing it when reads lag.
  *
@@ -101,20 +105,33 @@ function connectInsecure(
  */
 export class NodeSocketTransport implements ShellTransport {
   readonly #sock: tls.TLSSocket;
+  readonly #under: Duplex | undefined;
   readonly #queue: Uint8Array[] = [];
   #queued = 0;
   #ended = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(sock: tls.TLSSocket) {
+  /**
+   * `under`: the stream the TLS socket reads its records from, when it is
+   * not a socket of node's own (see shell/tls_server.ts duplexOf): paused
+   * with the TLS socket when reads lag.
+   */
+  constructor(sock: tls.TLSSocket, under?: Duplex) {
     this.#sock = sock;
+    this.#under = under;
     sock.on("data", (chunk: Buffer) => {
       this.#queue.push(
         new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
       );
       this.#queued += chunk.byteLength;
-      if (this.#queued > 1024 * 1024) sock.pause();
+      if (this.#queued > READ_AHEAD) {
+        sock.pause();
+        // Deno's TLS socket goes on draining the stream underneath while
+        // paused (a client that sends and never reads grew echo --ssl-cert
+        // by 5 GB in 8 s, measured): that stream is paused too.
+        this.#under?.pause();
+      }
       this.#notify();
     });
     sock.on("end", () => {
@@ -142,6 +159,7 @@ export class NodeSocketTransport implements ShellTransport {
       if (this.#error) throw this.#error;
       if (this.#ended) return null;
       this.#sock.resume();
+      this.#under?.resume();
       await new Promise<void>((r) => (this.#wake = r));
     }
     const head = this.#queue[0]!;

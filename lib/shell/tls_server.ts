@@ -134,10 +134,11 @@ export function acceptTls(
   // scan) would hold the handshake until the caller's timeout. With no
   // byte received no handshake can be under way, so that ends it at once.
   let hungUp: (() => void) | undefined;
+  const under = duplexOf(raw, first, (n) => {
+    if (n === 0) hungUp?.();
+  });
   const sock = new tls.TLSSocket(
-    duplexOf(raw, first, (n) => {
-      if (n === 0) hungUp?.();
-    }),
+    under,
     {
       isServer: true,
       secureContext: context,
@@ -146,7 +147,7 @@ export function acceptTls(
         : {}),
     },
   );
-  const transport = new NodeSocketTransport(sock);
+  const transport = new NodeSocketTransport(sock, under);
   const handshake = new Promise<void>((resolve, reject) => {
     hungUp = () =>
       reject(new Error("the client hung up without starting a TLS handshake"));

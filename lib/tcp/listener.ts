@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { firstAdmitted } from "../first_admitted.ts";
 import { formatAddr } from "../address.ts";
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
 import { writeAll } from "../copy.ts";
 import { describeError, OutputClosedError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
@@ -122,27 +123,52 @@ async function serveOne(
   logger: Logger,
 ): Promise<ListenerResult> {
   let conn: Conn;
-  for (;;) {
-    try {
-      conn = await listener.accept() as Conn;
-    } catch (err) {
-      if (options.signal?.aborted) {
-        return { connections: 0, sent: 0, received: 0 };
+  if (options.wrap) {
+    // Handshakes run side by side and the first client through wins: one
+    // that connects and never handshakes holds no slot (first_admitted.ts).
+    const wrap = options.wrap;
+    const won = await firstAdmitted(
+      listener as Deno.Listener<Conn>,
+      async (raw, dropped) => {
+        if (options.accept && !options.accept(raw.remoteAddr)) {
+          logger.log(
+            `${formatAddr(raw.remoteAddr)}: refused by the access list`,
+          );
+          closeQuietly(raw);
+          return null;
+        }
+        try {
+          return await wrap(raw);
+        } catch (err) {
+          if (!options.signal?.aborted && !dropped.aborted) {
+            logger.log(`${formatAddr(raw.remoteAddr)}: ${describeError(err)}`);
+          }
+          closeQuietly(raw);
+          return null;
+        }
+      },
+      { ...(options.signal ? { signal: options.signal } : {}), logger },
+    );
+    if (won === null) return { connections: 0, sent: 0, received: 0 };
+    conn = won;
+  } else {
+    for (;;) {
+      try {
+        conn = await acceptNext(listener) as Conn;
+      } catch (err) {
+        if (options.signal?.aborted) {
+          return { connections: 0, sent: 0, received: 0 };
+        }
+        throw err;
       }
-      throw err;
-    }
-    if (options.accept && !options.accept(conn.remoteAddr)) {
-      logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
-      closeQuietly(conn);
-      continue;
-    }
-    if (!options.wrap) break;
-    try {
-      conn = await options.wrap(conn);
+      if (options.accept && !options.accept(conn.remoteAddr)) {
+        logger.log(
+          `${formatAddr(conn.remoteAddr)}: refused by the access list`,
+        );
+        closeQuietly(conn);
+        continue;
+      }
       break;
-    } catch (err) {
-      logger.log(`${formatAddr(conn.remoteAddr)}: ${describeError(err)}`);
-      closeQuietly(conn);
     }
   }
   closeQuietly(listener);

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { acceptLoop } from "../accept.ts";
+import { acceptLoop, acceptNext } from "../accept.ts";
+import { firstAdmitted } from "../first_admitted.ts";
 import { formatAddr } from "../address.ts";
 import { describeError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
@@ -330,12 +331,20 @@ export function receiveServer(
   };
   /** The layered connection, or `null` when the layer refused it (logged). */
   let handshaking = 0;
-  const wrapped = async (raw: Conn): Promise<Conn | null> => {
+  /**
+   * With `droppedBy` (a single-sender receiver, see first_admitted.ts) the
+   * cap is firstAdmitted's, and a connection it drops is not reported.
+   */
+  const wrapped = async (
+    raw: Conn,
+    droppedBy?: AbortSignal,
+  ): Promise<Conn | null> => {
     if (!options.wrap) return raw;
     // Connections still in their handshake count against --max-pending:
     // beyond it a new one is closed at once, so a flood that never
     // handshakes holds at most that many descriptors (each for 10 s).
-    if (handshaking + pending.size >= maxPending) {
+    // (A single-sender receiver closes the oldest instead: firstAdmitted.)
+    if (!droppedBy && handshaking + pending.size >= maxPending) {
       logger.log(
         `${
           formatAddr(raw.remoteAddr)
@@ -355,7 +364,7 @@ export function receiveServer(
       }
       return conn;
     } catch (err) {
-      if (!closing) {
+      if (!closing && !droppedBy?.aborted) {
         logger.log(`${formatAddr(raw.remoteAddr)}: ${describeError(err)}`);
       }
       closeQuietly(raw);
@@ -369,7 +378,7 @@ export function receiveServer(
     for (;;) {
       let raw: Conn;
       try {
-        raw = await listener.accept();
+        raw = await acceptNext(listener as Deno.Listener<Conn>);
       } catch (err) {
         if (closing || err instanceof Deno.errors.BadResource) return null;
         throw err;
@@ -383,7 +392,17 @@ export function receiveServer(
 
   const finished = (async (): Promise<number> => {
     if (!options.keep) {
-      const conn = await accept();
+      // Handshakes run side by side (at most 16; the oldest goes for a
+      // new one), the first sender through wins: one that connects and
+      // never handshakes holds no slot (first_admitted.ts).
+      const conn = options.wrap
+        ? await firstAdmitted(
+          listener as Deno.Listener<Conn>,
+          async (raw, droppedBy) =>
+            refused(raw) ? null : await wrapped(raw, droppedBy),
+          { logger },
+        )
+        : await accept();
       closeQuietly(listener);
       if (conn === null) return 0;
       conns.add(conn);

@@ -6,7 +6,11 @@
  */
 import { X509Certificate } from "node:crypto";
 import { assertEquals, assertOk } from "../../lib/_assert.ts";
-import { clientChainProblem } from "../../lib/forward/tls.ts";
+import {
+  acceptServerTls,
+  clientChainProblem,
+  serverTls,
+} from "../../lib/forward/tls.ts";
 import { probeTcp } from "../../lib/tcp/probe.ts";
 import { echoServer } from "../../lib/tcp/echo.ts";
 import { framedListen } from "../../lib/framed/listen.ts";
@@ -19,6 +23,7 @@ import {
   startServer,
   testOnlyOn,
   waitForPort,
+  within,
 } from "../_helpers.ts";
 import { makeCerts } from "../forward/_certs.ts";
 import { startDante, startTinyproxy } from "../proxy/_peers.ts";
@@ -96,6 +101,65 @@ test({
       sha256(data),
       r.stderr,
     );
+  },
+});
+
+test({
+  name:
+    "echo --ssl-cert against a client that sends and never reads: the server stops reading (a few MB get in, not GB) and its memory stays bounded; it goes on serving others",
+  ignore: needs("openssl", "python3") || Deno.build.os !== "linux",
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "echo",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const rss = async () =>
+      Number(
+        /VmRSS:\s+(\d+) kB/.exec(
+          await Deno.readTextFile(`/proc/${server.child.pid}/status`),
+        )?.[1],
+      ) * 1024;
+    const before = await rss();
+    // 3 s of 64 KiB sends; returns how many bytes the server took.
+    const flood = await new Deno.Command("python3", {
+      args: [
+        "-c",
+        `import socket, ssl, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", ${server.port})))
+s.settimeout(0.2)
+sent, stop = 0, time.time() + 3
+while time.time() < stop:
+    try:
+        sent += s.send(b"x" * 65536)
+    except (socket.timeout, ssl.SSLWantWriteError):
+        pass
+print(sent)`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(flood.stderr);
+    assertOk(flood.success, err);
+    const sent = Number(new TextDecoder().decode(flood.stdout).trim());
+    const grown = (await rss()) - before;
+    // Before: the TLS layer went on reading while the echo waited to
+    // write, 4.6 GB in 8 s, all of it held in memory.
+    assertOk(sent < 64 << 20, `the server took ${sent} bytes`);
+    assertOk(grown < 128 << 20, `the server grew by ${grown} bytes`);
+    const c = await runCli(
+      ["--ssl", "--ca", pki.ca, "localhost", String(server.port)],
+      { stdin: "still here\n" },
+    );
+    assertEquals([c.code, c.text], [0, "still here\n"], c.stderr);
   },
 });
 
@@ -248,6 +312,82 @@ test({
       await Deno.readTextFile(`${dir.path}/late.txt`),
       "served at last\n",
     );
+  },
+});
+
+test({
+  name:
+    "one-shot TLS listeners (recv, -l, -l --frame, -l -e): 40 peers that connect and never handshake do not keep the real client waiting; beyond 16 handshakes the oldest is dropped in one logged line, the others close quietly once the client is through",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using dir = await tempDir();
+    const tls = ["--ssl-cert", pki.cert, "--ssl-key", pki.key];
+    const modes: Array<[string, string[], string[]]> = [
+      ["recv", ["recv", "-o", dir.path, ...tls], [
+        "send",
+        "--ssl",
+        "--ca",
+        pki.ca,
+        "--name",
+        "late.txt",
+      ]],
+      ["-l", ["-l", ...tls], ["--ssl", "--ca", pki.ca]],
+      ["-l --frame", ["-l", "--frame", "u16be", ...tls], [
+        "--frame",
+        "u16be",
+        "--ssl",
+        "--ca",
+        pki.ca,
+      ]],
+      // The program's output comes back to the client.
+      ["-l -e", ["-l", "-e", "/bin/cat", ...tls], ["--ssl", "--ca", pki.ca]],
+    ];
+    for (const [mode, serverArgs, clientArgs] of modes) {
+      await using server = await startServer([...serverArgs, "127.0.0.1", "0"]);
+      const silent: Deno.TcpConn[] = [];
+      try {
+        for (let i = 0; i < 40; i++) {
+          silent.push(
+            await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+          );
+        }
+        // All 40 taken in: 24 of them dropped as the oldest beyond 16.
+        await server.waitForStderr(
+          /(dropped, the oldest of 16 connections still being admitted[\s\S]*){24}/,
+        );
+        const t0 = performance.now();
+        // Taken one at a time, the first silent peer alone held the only
+        // slot for the 10 s handshake timeout.
+        const c = await runCli(
+          [...clientArgs, "127.0.0.1", String(server.port)],
+          { stdin: "through\n", timeout: 8000 },
+        );
+        const ms = performance.now() - t0;
+        assertEquals(c.code, 0, `${mode}: ${c.stderr}`);
+        assertOk(ms < 6000, `${mode}: the client took ${ms} ms`);
+        const s = await server.output;
+        assertEquals(s.code, 0, `${mode}: ${s.stderr}`);
+        if (mode === "-l -e") assertEquals(c.text, "through\n", mode);
+        else if (mode !== "recv") assertEquals(s.text, "through\n", mode);
+        assertOk(
+          !s.stderr.includes("TLS handshake with the client failed"),
+          `${mode}: ${s.stderr}`,
+        );
+        // Every silent peer was closed by the server.
+        for (const conn of silent) {
+          const n = await within(
+            conn.read(new Uint8Array(1)).catch(() => null),
+            `${mode}: a silent peer's close`,
+            5000,
+          );
+          assertEquals(n, null, mode);
+        }
+      } finally {
+        for (const conn of silent) conn.close();
+      }
+    }
+    assertEquals(await Deno.readTextFile(`${dir.path}/late.txt`), "through\n");
   },
 });
 
@@ -757,6 +897,62 @@ test({
 
 test({
   name:
+    "-l -k -e --ssl-cert --max-conns: connections that never handshake count against the cap (they were uncounted); once they go, a client runs the program",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "-l",
+      "-k",
+      "-e",
+      "/bin/cat",
+      "--max-conns",
+      "2",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const idle: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        idle.push(
+          await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+        );
+      }
+      await server.waitForStderr(
+        /closed, 0 clients and 2 handshakes already \(--max-conns\)/,
+      );
+      // The third was closed by the server at once.
+      assertEquals(
+        await within(
+          idle[2]!.read(new Uint8Array(1)).catch(() => null),
+          "the third connection's close",
+          5000,
+        ),
+        null,
+      );
+    } finally {
+      for (const c of idle) c.close();
+    }
+    await server.waitForStderr(
+      /(the client hung up without starting a TLS handshake[\s\S]*){2}/,
+    );
+    const c = await runCli([
+      "--ssl",
+      "--ca",
+      pki.ca,
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "cat me\n" });
+    assertEquals([c.code, c.text], [0, "cat me\n"], c.stderr);
+  },
+});
+
+test({
+  name:
     "-l -e with --ssl-verify-client: the program runs for a client with the CA's certificate only",
   ignore: needs("openssl"),
   fn: async () => {
@@ -1000,6 +1196,89 @@ test({
         undefined,
     );
   },
+});
+
+test({
+  name:
+    "acceptServerTls() names a handshake that did not finish in time (it said 'connection closed during the TLS handshake'); a peer that sent half a hello is closed at the bound",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    const server = serverTls({
+      cert: await Deno.readTextFile(pki.cert),
+      key: await Deno.readTextFile(pki.key),
+    });
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    using peer = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: listener.addr.port,
+    });
+    // The first bytes of a TLS record carrying a ClientHello, then nothing.
+    await peer.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    const raw = await listener.accept();
+    const t0 = performance.now();
+    const err = await within(
+      acceptServerTls(raw, server, 300).then(
+        (s) => {
+          s.close();
+          return undefined;
+        },
+        (e: Error) => e,
+      ),
+      "the handshake's bound",
+      5000,
+    );
+    const ms = performance.now() - t0;
+    assertEquals(
+      err?.message,
+      "TLS handshake with the client failed: no handshake within 0.3 s",
+    );
+    assertOk(ms >= 250 && ms < 3000, `${ms} ms`);
+    assertEquals(
+      await within(
+        peer.read(new Uint8Array(1)).catch(() => null),
+        "the close",
+        5000,
+      ),
+      null,
+    );
+  },
+});
+
+Deno.test("clientChainProblem() with crafted chains: a non-CA link, a forged CA of the same name, a key the crypto library refuses and a loop of self-issued links are refused with a reason, never thrown; a real intermediate is followed", async () => {
+  // Made by python3's cryptography package, valid 2026-2046 (EC keys; the
+  // huge-e intermediate is RSA-2048 with a 2048-bit public exponent).
+  const pems: Record<string, string> = JSON.parse(
+    await Deno.readTextFile(
+      new URL("../fixtures/crafted_chains.json", import.meta.url),
+    ),
+  );
+  const der = (k: string) => new Uint8Array(new X509Certificate(pems[k]!).raw);
+  const ca = new X509Certificate(pems.ca!);
+  const now = new Date("2030-01-01T00:00:00Z");
+  const problem = (...chain: string[]) =>
+    clientChainProblem(chain.map(der), [ca], now);
+  assertEquals(problem("leafViaInter", "inter"), undefined);
+  assertEquals(
+    problem("leafViaNotCa", "notCa"),
+    "client certificate not issued by a trusted CA (CN=via-not-ca)",
+  );
+  assertEquals(
+    problem("leafViaForged", "forgedCa"),
+    "client certificate not issued by a trusted CA (CN=via-forged)",
+  );
+  // Threw "public exponent too large" out of the check.
+  assertEquals(
+    problem("leafViaHugeE", "hugeE"),
+    "client certificate not issued by a trusted CA (CN=via-huge-e)",
+  );
+  // The forged CA issued itself: the walk stops at its bound.
+  const t0 = performance.now();
+  assertEquals(
+    problem("leafViaForged", ...Array(9).fill("forgedCa")),
+    "client certificate not issued by a trusted CA (CN=via-forged)",
+  );
+  assertOk(performance.now() - t0 < 1000);
 });
 
 test({
