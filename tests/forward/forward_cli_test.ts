@@ -334,11 +334,15 @@ Deno.test("denocat forward -u: one session per client, replies to the right clie
     "forward",
     "-u",
     "--idle-timeout",
-    "0.4",
+    "1",
     "0",
     LOOP,
     String(echo.addr.port),
   ]);
+  // The echo's thread must be serving before the first datagram: a reply
+  // that comes later than the idle timeout finds its session gone (seen
+  // in CI, where the thread took that long to start under load).
+  const engine = await echo.ready;
   const a = Deno.listenDatagram({ transport: "udp", hostname: LOOP, port: 0 });
   const b = Deno.listenDatagram({ transport: "udp", hostname: LOOP, port: 0 });
   try {
@@ -349,7 +353,6 @@ Deno.test("denocat forward -u: one session per client, replies to the right clie
       `echo: ${echo.echoed} echoed, dropped ${
         JSON.stringify(echo.dropped)
       }, engine ${engine}; forward's log: ${fwd.stderrSoFar()}`;
-    const engine = await echo.ready;
     const [ra] = await within(a.receive(), "a's reply", 10_000)
       .catch((err) => {
         throw new Error(`${err.message}; ${state()}`);
@@ -363,8 +366,8 @@ Deno.test("denocat forward -u: one session per client, replies to the right clie
       /session 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ via local port \d+[\s\S]*session 127\.0\.0\.1:\d+ -> /,
     );
     await fwd.waitForStderr(
-      /session 127\.0\.0\.1:\d+ ended: no datagram for 0.4 s[\s\S]*ended: no datagram/,
-      5000,
+      /session 127\.0\.0\.1:\d+ ended: no datagram for 1 s[\s\S]*ended: no datagram/,
+      10_000,
     );
     // A new datagram after expiry opens a new session and still works.
     await a.send(enc.encode("again"), to);
