@@ -2,6 +2,7 @@
 import { assertEquals, assertThrows } from "../lib/_assert.ts";
 import { SessionRecorder } from "../lib/session_log.ts";
 import { DenocatError } from "../lib/errors.ts";
+import { runCli, startServer } from "./_helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -78,4 +79,55 @@ Deno.test("SessionRecorder.open(): a file that cannot be opened is a one-line er
     DenocatError,
     "cannot open /nonexistent-dir/dump: no such file or directory",
   );
+});
+
+Deno.test("denocat -u --hex-dump/--session-log: the datagrams sent and received, each way with its offset", async () => {
+  await using echo = await startServer([
+    "echo",
+    "-u",
+    "--upper",
+    "127.0.0.1",
+    "0",
+  ]);
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await runCli([
+      "-u",
+      "-w",
+      "1",
+      "--hex-dump",
+      `${dir}/dump`,
+      "--session-log",
+      `${dir}/raw`,
+      "127.0.0.1",
+      String(echo.port),
+    ], { stdin: "ping\n" });
+    assertEquals([r.code, r.text], [0, "PING\n"], r.stderr);
+    const dump = await Deno.readTextFile(`${dir}/dump`);
+    assertEquals(
+      dump,
+      "# sent 5 bytes at offset 0\n" +
+        "00000000  70 69 6e 67 0a                                    |ping.|\n" +
+        "# received 5 bytes at offset 0\n" +
+        "00000000  50 49 4e 47 0a                                    |PING.|\n",
+    );
+    assertEquals(await Deno.readTextFile(`${dir}/raw`), "PING\n");
+    // With a program in the middle there is no stream of ours to record.
+    const bad = await runCli([
+      "-u",
+      "-e",
+      "cat",
+      "--hex-dump",
+      `${dir}/x`,
+      "127.0.0.1",
+      "9",
+    ]);
+    assertEquals(bad.code, 2);
+    assertEquals(
+      bad.stderr,
+      "denocat: --hex-dump/--session-log does not apply to -e/-c\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -18,6 +18,8 @@ import { udpEcho } from "../udp/echo.ts";
 import { DEFAULT_RATE } from "../source_guard.ts";
 import { udpListen } from "../udp/listener.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
+import type { Reader, Writer } from "../copy.ts";
+import type { SessionRecorder } from "../session_log.ts";
 import type { SplitMode } from "../udp/_datagram_input.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
 import {
@@ -48,6 +50,21 @@ export interface UdpNetcatFlags {
   access?: AccessList;
   /** `-e`/`-c`: a program per peer (listener) or for the one peer (client). */
   exec?: ExecSpec;
+  /** `--hex-dump`/`--session-log`: what is sent (stdin) and received (stdout). */
+  record?: SessionRecorder;
+}
+
+/** Stdin and stdout, recorded when `record` is given. */
+function stdio(record: SessionRecorder | undefined): {
+  input: Reader;
+  output: Writer;
+} {
+  return record
+    ? {
+      input: record.tapInput(stdinReader()),
+      output: record.tapOutput(stdoutWriter()),
+    }
+    : { input: stdinReader(), output: stdoutWriter() };
 }
 
 /**
@@ -103,8 +120,9 @@ export async function runUdpNetcat(
 ): Promise<number> {
   const split = datagramSplit(flags.split);
   if (flags.unix) return await runUnixDatagram(positionals, flags, split);
+  const { input, output } = stdio(flags.record);
   const common = {
-    output: stdoutWriter(),
+    output,
     split,
     logger: flags.logger,
     ...(flags.family ? { family: flags.family } : {}),
@@ -122,7 +140,7 @@ export async function runUdpNetcat(
       ...(accept ? { accept } : {}),
       ...common,
       port: ep.port!,
-      input: stdinReader(),
+      input,
       signal,
       ...(ep.hostname !== undefined ? { hostname: ep.hostname } : {}),
     });
@@ -131,7 +149,7 @@ export async function runUdpNetcat(
   const target = hostAndPort(positionals, "udp");
   await udpClient(target.hostname, target.port, {
     ...common,
-    input: stdinReader(),
+    input,
     signal,
     ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
     ...(flags.quit !== undefined ? { quitAfterEof: flags.quit } : {}),
@@ -157,11 +175,12 @@ async function runUnixDatagram(
     "../udp/unix_datagram.ts"
   );
   using signal = shutdownSignal();
+  const { input, output } = stdio(flags.record);
   if (flags.listen) {
     await removeStaleSocket(path, flags.logger);
     await unixDatagramListen(path, {
-      input: stdinReader(),
-      output: stdoutWriter(),
+      input,
+      output,
       split,
       signal,
       logger: flags.logger,
@@ -172,8 +191,8 @@ async function runUnixDatagram(
     await removeStaleSocket(unixPath([flags.source]), flags.logger);
   }
   await unixDatagramClient(path, {
-    input: stdinReader(),
-    output: stdoutWriter(),
+    input,
+    output,
     split,
     signal,
     logger: flags.logger,

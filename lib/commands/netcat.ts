@@ -182,7 +182,8 @@ Options:
                       by CA; others are closed (logged with -v)
       --hex-dump FILE both directions as a hex dump; --session-log FILE the
                       raw bytes received; --append appends to either (TCP
-                      relays; a recorded relay stays off the pump threads)
+                      and -u relays; a recorded relay stays off the pump
+                      threads)
   -v, --verbose       log connections, byte counts and rates to stderr
   -h, --help          this help
       --version       print the version
@@ -430,9 +431,13 @@ export async function run(args: string[]): Promise<number> {
       if (set) throw new UsageError(`${flag} does not apply to -u`);
     }
     const tcpOnly = netFlagsSet(net).find(([flag, set]) =>
-      set && flag !== "-e/-c" && flag !== "--allow/--deny"
+      set && flag !== "-e/-c" && flag !== "--allow/--deny" &&
+      flag !== "--hex-dump/--session-log"
     );
     if (tcpOnly) throw new UsageError(`${tcpOnly[0]} does not apply to -u`);
+    if (net.exec && net.sessionLog) {
+      throw new UsageError("--hex-dump/--session-log does not apply to -e/-c");
+    }
     if (net.access.active && !values.listen) {
       throw new UsageError("--allow/--deny apply to listeners (-l)");
     }
@@ -446,7 +451,11 @@ export async function run(args: string[]): Promise<number> {
       checkExecPolicy(positionalsHost(positionals), net.access);
     }
     const { runUdpNetcat } = await import("./_udp.ts");
+    using record = net.sessionLog
+      ? SessionRecorder.open(net.sessionLog)
+      : undefined;
     return await runUdpNetcat(positionals, {
+      ...(record ? { record } : {}),
       listen: values.listen ?? false,
       wait,
       quit,
