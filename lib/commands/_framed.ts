@@ -126,6 +126,9 @@ export async function runFramedNetcat(
         port: ep.port!,
         signal,
         logger,
+        ...(flags.access
+          ? { accept: (a: Deno.NetAddr) => flags.access!.allows(a.hostname) }
+          : {}),
         onMalformed: (err, from) =>
           logger.enabled
             ? logger.log(

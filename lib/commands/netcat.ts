@@ -154,7 +154,7 @@ Options:
                       PORT and NCAT_PROTO are set. Off loopback, -l with -e/-c
                       needs --allow
       --allow LIST, --deny LIST
-                      with -l (TCP, --frame too, or UDP): accept only / refuse
+                      with -l (TCP or UDP, --frame too): accept only / refuse
                       these peers:
                       addresses, CIDR blocks, host names (resolved at start),
                       comma-separated, repeatable; --deny wins. Refused peers
@@ -367,8 +367,11 @@ export async function run(args: string[]): Promise<number> {
     // and access lists apply; programs and recordings do not.
     const unsupported = netFlagsSet(net).find(([flag, set]) =>
       set &&
-      (values.udp ||
-        !["--allow/--deny", "--proxy", "--ssl", "--ssl-cert"].includes(flag))
+      (values.udp
+        ? !(flag === "--allow/--deny" && values.listen)
+        : !["--allow/--deny", "--proxy", "--ssl", "--ssl-cert"].includes(
+          flag,
+        ))
     );
     if (unsupported) {
       throw new UsageError(

@@ -123,6 +123,11 @@ export interface FramedUdpListenOptions extends BindUdpOptions, FramingOptions {
    * @default {logs through `logger`}
    */
   onMalformed?: (err: FrameError, from: Deno.NetAddr) => void;
+  /**
+   * Whether a sender's datagrams are taken (`--allow`/`--deny`); others are
+   * dropped before decoding, counted in `refused`. @default {everyone}
+   */
+  accept?: (from: Deno.NetAddr) => boolean;
 }
 
 /** What a {@linkcode framedUdpListen} run did. */
@@ -133,6 +138,8 @@ export interface FramedUdpListenResult {
   frames: number;
   /** Datagrams skipped as malformed. */
   malformed: number;
+  /** Datagrams dropped because `accept` refused their sender. */
+  refused: number;
 }
 
 /**
@@ -182,7 +189,9 @@ export async function framedUdpListen(
     datagrams: 0,
     frames: 0,
     malformed: 0,
+    refused: 0,
   };
+  let refusedLogged = -Infinity;
   const onAbort = () => socket.close();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) socket.close();
@@ -190,6 +199,19 @@ export async function framedUdpListen(
     let d;
     while ((d = await socket.receiveView()) !== null) {
       result.datagrams++;
+      if (options.accept && !options.accept(d.from)) {
+        result.refused++;
+        const now = performance.now();
+        if (logger.enabled && now - refusedLogged >= 1000) {
+          refusedLogged = now;
+          logger.log(
+            `ignored a datagram from ${
+              formatAddr(d.from)
+            }: not allowed by the access list (${result.refused} so far)`,
+          );
+        }
+        continue;
+      }
       if (logger.enabled) {
         logger.log(`${d.data.length} bytes from ${formatAddr(d.from)}`);
       }

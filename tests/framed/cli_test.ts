@@ -646,3 +646,34 @@ Deno.test("-l --frame --idle-timeout: a quiet client ends the session with exit 
     }
   }
 });
+
+Deno.test("denocat -l -u --frame --allow: datagrams from other senders are dropped before decoding and logged; allowed ones are written", async () => {
+  await using server = await startServer([
+    "-l",
+    "-u",
+    "--frame",
+    "u16be",
+    "--allow",
+    "127.0.0.2",
+    "127.0.0.1",
+    "0",
+  ]);
+  const to: Deno.NetAddr = {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: server.port,
+  };
+  using stranger = bindUdp({ hostname: "127.0.0.1" });
+  using friend = bindUdp({ hostname: "127.0.0.2" });
+  const frame = (text: string) =>
+    encodeFrame(new TextEncoder().encode(text), { format: "u16be" });
+  await stranger.send(frame("from a stranger"), to);
+  await server.waitForStderr(
+    /ignored a datagram from 127\.0\.0\.1:\d+: not allowed by the access list \(1 so far\)/,
+  );
+  await friend.send(frame("from a friend"), to);
+  await server.waitForStderr(/bytes from 127\.0\.0\.2:/);
+  server.kill("SIGTERM");
+  const out = await server.output;
+  assertEquals(out.text, "from a friend\n");
+});
