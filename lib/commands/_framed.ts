@@ -13,13 +13,14 @@ import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed/output.ts";
 import { framedClient } from "../framed/send.ts";
 import { framedUdpClient, framedUdpListen } from "../framed/udp.ts";
 import type { Logger } from "../log.ts";
-import type { ConnectOptions } from "../tcp/connect.ts";
+import type { Conn, ConnectOptions } from "../tcp/connect.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { withoutFd } from "../tcp/stream_conn.ts";
 import type { AccessList } from "../access/list.ts";
 import type { ClientTlsOptions, ServerTlsPem } from "../forward/tls.ts";
 import type { ProxySpec } from "../proxy/connect.ts";
-import { dialerFor, tlsWrap } from "./_net.ts";
+import { dialerFor, recorded, tlsWrap } from "./_net.ts";
+import type { SessionRecorder } from "../session_log.ts";
 import {
   clientEndpoint,
   hostAndPort,
@@ -63,9 +64,30 @@ export interface FramedNetcatFlags {
   clientTls?: ClientTlsOptions;
   /** `--ssl-cert`/`--ssl-key` (TCP listeners). */
   serverTls?: ServerTlsPem;
+  /** `--hex-dump`/`--session-log` (TCP): the framed bytes on the wire. */
+  record?: SessionRecorder;
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * The listener's `wrap`: TLS (`--ssl-cert`), then recording, each client
+ * under its address (`--hex-dump`); none when neither is asked for.
+ */
+async function listenWrap(
+  flags: FramedNetcatFlags,
+): Promise<{ wrap?: (conn: Conn) => Promise<Conn> }> {
+  const tls = flags.serverTls ? await tlsWrap(flags.serverTls) : undefined;
+  const record = flags.record;
+  if (!record) return tls ? { wrap: tls } : {};
+  return {
+    wrap: async (conn) =>
+      await recorded(
+        tls ? await tls(conn) : conn,
+        record.forPeer(formatAddr(conn.remoteAddr)),
+      ),
+  };
+}
 
 /** A line on stderr whatever `-v` says: malformed input is always reported. */
 function warn(message: string): void {
@@ -157,7 +179,7 @@ export async function runFramedNetcat(
           accept: (a: Deno.Addr) => flags.access!.allowsAddr(a),
         }
         : {}),
-      ...(flags.serverTls ? { wrap: await tlsWrap(flags.serverTls) } : {}),
+      ...(await listenWrap(flags)),
       onClientError: (err, peer) =>
         logger.enabled
           ? logger.log(`${peer} dropped: ${describeError(err)}`)
@@ -195,6 +217,7 @@ export async function runFramedNetcat(
   const dial = dialerFor(endpoint, flags.proxy, flags.clientTls, {
     family: flags.family,
     wait: flags.wait,
+    record: flags.record,
     ...(flags.connectFrom ? { connectFrom: flags.connectFrom } : {}),
   });
   await framedClient(endpoint, {

@@ -27,7 +27,7 @@ import {
   type ProxySpec,
 } from "../proxy/connect.ts";
 import { type ExecSpec, parseExec } from "../exec/stream.ts";
-import type { SessionLogOptions } from "../session_log.ts";
+import type { SessionLogOptions, SessionRecorder } from "../session_log.ts";
 
 // The flag groups are plain data in _net_flags.ts, so that a command can
 // declare them without loading what turns them into options (node:crypto,
@@ -339,10 +339,13 @@ export function dialerFor(
       ConnectOptions,
       "sourceHost" | "sourcePort" | "keepalive" | "numeric"
     >;
+    /** Records the connection's bytes (`--hex-dump`/`--session-log`). */
+    record?: SessionRecorder | undefined;
   } = {},
 ): (() => Promise<Conn>) | undefined {
-  if (!proxy && !clientTls) return undefined;
-  return async () => {
+  if (!proxy && !clientTls && !options.record) return undefined;
+  const { record } = options;
+  const dial = async (): Promise<Conn> => {
     let raw: Conn;
     if (proxy) {
       const { connectViaProxy } = await import("../proxy/connect.ts");
@@ -368,6 +371,20 @@ export function dialerFor(
     const stream = await startClientTls(raw as Deno.TcpConn, host, clientTls);
     return streamConn(stream, raw);
   };
+  if (!record) return dial;
+  return async () => recorded(await dial(), record);
+}
+
+/**
+ * `conn` with its bytes recorded (what it reads as received, what it
+ * writes as sent), dressed as a connection no native pump may take.
+ */
+export async function recorded(
+  conn: Conn,
+  record: SessionRecorder,
+): Promise<Conn> {
+  const { streamConn } = await import("../tcp/stream_conn.ts");
+  return streamConn(record.tapStream(conn), conn);
 }
 
 /** What `-e`/`-c` ask to run, or `undefined`; both at once is a usage error. */

@@ -182,8 +182,8 @@ Options:
                       by CA; others are closed (logged with -v)
       --hex-dump FILE both directions as a hex dump; --session-log FILE the
                       raw bytes received; --append appends to either (TCP
-                      and -u relays; a recorded relay stays off the pump
-                      threads)
+                      and -u relays, --frame over TCP; a recorded relay stays
+                      off the pump threads)
   -v, --verbose       log connections, byte counts and rates to stderr
   -h, --help          this help
       --version       print the version
@@ -363,15 +363,17 @@ export async function run(args: string[]): Promise<number> {
   }
 
   if (values.frame !== undefined) {
-    // TCP framing connects and listens like the plain relay: proxies, TLS
-    // and access lists apply; programs and recordings do not.
+    // TCP framing connects and listens like the plain relay: proxies, TLS,
+    // access lists and recordings apply; programs do not.
     const unsupported = netFlagsSet(net).find(([flag, set]) =>
       set &&
-      (values.udp
-        ? !(flag === "--allow/--deny" && values.listen)
-        : !["--allow/--deny", "--proxy", "--ssl", "--ssl-cert"].includes(
-          flag,
-        ))
+      (values.udp ? !(flag === "--allow/--deny" && values.listen) : ![
+        "--allow/--deny",
+        "--proxy",
+        "--ssl",
+        "--ssl-cert",
+        "--hex-dump/--session-log",
+      ].includes(flag))
     );
     if (unsupported) {
       throw new UsageError(
@@ -392,7 +394,11 @@ export async function run(args: string[]): Promise<number> {
       throw new UsageError("-s and -p with --frame apply to TCP");
     }
     const { runFramedNetcat } = await import("./_framed.ts");
+    using record = net.sessionLog && !values.udp
+      ? SessionRecorder.open(net.sessionLog)
+      : undefined;
     return await runFramedNetcat(positionals, {
+      ...(record ? { record } : {}),
       frame: values.frame,
       output: values.output,
       maxFrame: maxFrameSize(values["max-frame"]),

@@ -677,3 +677,43 @@ Deno.test("denocat -l -u --frame --allow: datagrams from other senders are dropp
   const out = await server.output;
   assertEquals(out.text, "from a friend\n");
 });
+
+Deno.test("denocat --frame --hex-dump: the framed bytes on the wire, on the listener (under each client's address) and on the client", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using server = await startServer([
+      "-l",
+      "--frame",
+      "u32be",
+      "--hex-dump",
+      `${dir}/server.txt`,
+      "127.0.0.1",
+      "0",
+    ]);
+    const c = await runCli([
+      "--frame",
+      "u32be",
+      "--hex-dump",
+      `${dir}/client.txt`,
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "hello" });
+    assertEquals(c.code, 0, c.stderr);
+    const out = await server.output;
+    assertEquals(out.text, "hello\n");
+    const client = await Deno.readTextFile(`${dir}/client.txt`);
+    assertOk(
+      client.startsWith("# sent 9 bytes at offset 0\n") &&
+        client.includes("00 00 00 05 68 65 6c 6c  6f"),
+      client,
+    );
+    const served = await Deno.readTextFile(`${dir}/server.txt`);
+    assertOk(
+      /^# 127\.0\.0\.1:\d+ received 9 bytes at offset 0\n/.test(served) &&
+        served.includes("00 00 00 05 68 65 6c 6c  6f"),
+      served,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
