@@ -11,6 +11,7 @@ const SECTIONS: Array<[string, () => Promise<{ run(): Promise<void> }>]> = [
   ["framing", () => import("./demo/framing.ts")],
   ["transfer", () => import("./demo/transfer.ts")],
   ["shell", () => import("./demo/shell.ts")],
+  ["forward", () => import("./demo/forward.ts")],
 ];
 
 if (import.meta.main) {
