@@ -90,7 +90,8 @@ Options:
       --hex-dump FILE   every client's bytes both ways as a hex dump, each
                         chunk under the client's address; --session-log FILE
                         the raw bytes received from clients; --append appends
-                        (TCP; recorded connections stay off the pump threads)
+                        (-u: each datagram; recorded TCP connections stay
+                        off the pump threads)
   -4, -6                IPv4 / IPv6 only
   -v, --verbose         log connections, refusals and byte counts to stderr
   -h, --help            this help
@@ -215,15 +216,17 @@ export async function run(args: string[]): Promise<number> {
       const [flag, set] of [["--proxy", proxy], ["--ssl", ssl || undefined], [
         "--ssl-cert",
         listenTls,
-      ], ["--hex-dump/--session-log", sessionLog]] as const
+      ]] as const
     ) {
       if (set) throw new UsageError(`${flag} does not apply to -u`);
     }
+    using record = sessionLog ? SessionRecorder.open(sessionLog) : undefined;
     const server = await forwardUdp({
       listen,
       target,
       access,
       logger,
+      ...(record ? { record } : {}),
       ...(family ? { family } : {}),
       ...(maxConns ? { maxSessions: maxConns } : {}),
       ...(idleTimeout ? { idleTimeout } : {}),

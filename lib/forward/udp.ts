@@ -9,6 +9,7 @@
 import { type Family, formatAddr, ipFamily, unbracket } from "../address.ts";
 import { describeError, UsageError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
+import type { SessionRecorder } from "../session_log.ts";
 import { type Logger, silent } from "../log.ts";
 import { AccessList } from "../access/list.ts";
 import { resolveHost } from "../tcp/connect.ts";
@@ -43,6 +44,12 @@ export interface UdpForwardOptions {
   idleTimeout?: number;
   /** Where sessions, drops and failures are reported. */
   logger?: Logger;
+  /**
+   * Records every session's datagrams (`--hex-dump`/`--session-log`), each
+   * under the client's address; "received" is from the client. The caller
+   * opens and closes it.
+   */
+  record?: SessionRecorder;
 }
 
 /** A running UDP forwarder. */
@@ -64,6 +71,8 @@ interface Session {
   client: Deno.NetAddr;
   socket: UdpSocket;
   loop: Promise<void>;
+  /** This session's recorder, when recording. */
+  record?: SessionRecorder;
 }
 
 async function resolveTarget(
@@ -150,6 +159,7 @@ export async function forwardUdp(
       client: replyTo,
       socket,
       loop: Promise.resolve(),
+      ...(options.record ? { record: options.record.forPeer(key) } : {}),
     };
     session.loop = (async () => {
       let strangers = 0;
@@ -177,6 +187,7 @@ export async function forwardUdp(
         idle.touch(key);
         try {
           await main.send(d.data, replyTo);
+          session.record?.sent(d.data);
         } catch (err) {
           logger.log(`session ${key}: ${describeError(err)}`);
         }
@@ -228,6 +239,7 @@ export async function forwardUdp(
         }
       }
       idle.touch(key);
+      session.record?.received(d.data);
       try {
         await session.socket.send(d.data, target);
       } catch (err) {

@@ -1102,3 +1102,53 @@ Deno.test("denocat forward --hex-dump/--session-log: every client's bytes, under
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("denocat forward -u --hex-dump: each session's datagrams under the client's address, both ways", async () => {
+  await using echo = await startServer([
+    "echo",
+    "-u",
+    "--upper",
+    LOOP,
+    "0",
+  ]);
+  const dir = await Deno.makeTempDir();
+  try {
+    await using fwd = await startServer([
+      "forward",
+      "-u",
+      "--hex-dump",
+      `${dir}/dump.txt`,
+      "0",
+      LOOP,
+      String(echo.port),
+    ]);
+    const a = Deno.listenDatagram({
+      transport: "udp",
+      hostname: LOOP,
+      port: 0,
+    });
+    try {
+      await a.send(enc.encode("ping"), {
+        transport: "udp",
+        hostname: LOOP,
+        port: fwd.port,
+      });
+      const [reply] = await within(a.receive(), "the reply", 10_000);
+      assertEquals(dec.decode(reply), "PING");
+      const port = (a.addr as Deno.NetAddr).port;
+      fwd.kill("SIGTERM");
+      await fwd.output;
+      assertEquals(
+        await Deno.readTextFile(`${dir}/dump.txt`),
+        `# 127.0.0.1:${port} received 4 bytes at offset 0\n` +
+          "00000000  70 69 6e 67                                       |ping|\n" +
+          `# 127.0.0.1:${port} sent 4 bytes at offset 0\n` +
+          "00000000  50 49 4e 47                                       |PING|\n",
+      );
+    } finally {
+      a.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
