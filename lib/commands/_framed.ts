@@ -64,7 +64,7 @@ export interface FramedNetcatFlags {
   clientTls?: ClientTlsOptions;
   /** `--ssl-cert`/`--ssl-key` (TCP listeners). */
   serverTls?: ServerTlsPem;
-  /** `--hex-dump`/`--session-log` (TCP): the framed bytes on the wire. */
+  /** `--hex-dump`/`--session-log`: the framed bytes on the wire. */
   record?: SessionRecorder;
 }
 
@@ -143,6 +143,7 @@ export async function runFramedNetcat(
       const ep = serverEndpoint(positionals, undefined, undefined, "udp");
       await framedUdpListen({
         ...framing,
+        ...(flags.record ? { record: flags.record } : {}),
         mode,
         output: stdoutWriter(),
         port: ep.port!,
@@ -201,6 +202,7 @@ export async function runFramedNetcat(
     using signal = shutdownSignal();
     await framedUdpClient(target.hostname, target.port, {
       ...framing,
+      ...(flags.record ? { record: flags.record } : {}),
       split,
       input: stdinReader(),
       output: stdoutWriter(),

@@ -182,8 +182,8 @@ Options:
                       by CA; others are closed (logged with -v)
       --hex-dump FILE both directions as a hex dump; --session-log FILE the
                       raw bytes received; --append appends to either (TCP
-                      and -u relays, --frame over TCP; a recorded relay stays
-                      off the pump threads)
+                      and -u relays, --frame: the framed bytes; a recorded
+                      relay stays off the pump threads)
   -v, --verbose       log connections, byte counts and rates to stderr
   -h, --help          this help
       --version       print the version
@@ -364,16 +364,20 @@ export async function run(args: string[]): Promise<number> {
 
   if (values.frame !== undefined) {
     // TCP framing connects and listens like the plain relay: proxies, TLS,
-    // access lists and recordings apply; programs do not.
+    // access lists and recordings apply; programs do not. Over UDP:
+    // recordings, and access lists on a listener.
     const unsupported = netFlagsSet(net).find(([flag, set]) =>
       set &&
-      (values.udp ? !(flag === "--allow/--deny" && values.listen) : ![
-        "--allow/--deny",
-        "--proxy",
-        "--ssl",
-        "--ssl-cert",
-        "--hex-dump/--session-log",
-      ].includes(flag))
+      (values.udp
+        ? !((flag === "--allow/--deny" && values.listen) ||
+          flag === "--hex-dump/--session-log")
+        : ![
+          "--allow/--deny",
+          "--proxy",
+          "--ssl",
+          "--ssl-cert",
+          "--hex-dump/--session-log",
+        ].includes(flag))
     );
     if (unsupported) {
       throw new UsageError(
@@ -394,7 +398,7 @@ export async function run(args: string[]): Promise<number> {
       throw new UsageError("-s and -p with --frame apply to TCP");
     }
     const { runFramedNetcat } = await import("./_framed.ts");
-    using record = net.sessionLog && !values.udp
+    using record = net.sessionLog
       ? SessionRecorder.open(net.sessionLog)
       : undefined;
     return await runFramedNetcat(positionals, {

@@ -14,6 +14,7 @@ import { decodeOneFrame } from "./decoder.ts";
 import { FrameWriter, type FrameWriterOptions } from "./output.ts";
 import { FramedInput, type SplitMode } from "./send.ts";
 import { type Logger, silent } from "../log.ts";
+import type { SessionRecorder } from "../session_log.ts";
 import {
   bindUdp,
   type BindUdpOptions,
@@ -54,6 +55,8 @@ export interface FramedUdpClientOptions
   extends Omit<UdpClientOptions, "split">, FramingOptions {
   /** One frame (and datagram) per input line or per read. @default {"line"} */
   split?: SplitMode;
+  /** Records the datagrams sent and received (`--hex-dump`). */
+  record?: SessionRecorder;
 }
 
 /**
@@ -94,7 +97,11 @@ export async function framedUdpClient(
   });
   const r = await udpClient(hostname, port, {
     ...options,
-    input,
+    // Each read of `input` is one whole frame: what goes on the wire.
+    input: options.record ? options.record.tapInput(input) : input,
+    ...(options.record
+      ? { output: options.record.tapOutput(options.output) }
+      : {}),
     split: "chunk",
   });
   return { ...r, frames: input.frames };
@@ -128,6 +135,11 @@ export interface FramedUdpListenOptions extends BindUdpOptions, FramingOptions {
    * dropped before decoding, counted in `refused`. @default {everyone}
    */
   accept?: (from: Deno.NetAddr) => boolean;
+  /**
+   * Records each datagram taken, as received, under its sender's address
+   * (`--hex-dump`).
+   */
+  record?: SessionRecorder;
 }
 
 /** What a {@linkcode framedUdpListen} run did. */
@@ -192,6 +204,19 @@ export async function framedUdpListen(
     refused: 0,
   };
   let refusedLogged = -Infinity;
+  // One recorder per sender, so each has its own offsets; bounded, since
+  // senders cost nothing to make up.
+  const recorders = new Map<string, SessionRecorder>();
+  const recorderOf = (from: Deno.NetAddr): SessionRecorder => {
+    const key = formatAddr(from);
+    let r = recorders.get(key);
+    if (!r) {
+      if (recorders.size >= 4096) recorders.clear();
+      r = options.record!.forPeer(key);
+      recorders.set(key, r);
+    }
+    return r;
+  };
   const onAbort = () => socket.close();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) socket.close();
@@ -215,6 +240,7 @@ export async function framedUdpListen(
       if (logger.enabled) {
         logger.log(`${d.data.length} bytes from ${formatAddr(d.from)}`);
       }
+      if (options.record) recorderOf(d.from).received(d.data);
       let frame;
       try {
         frame = decodeOneFrame(d.data, framing);

@@ -717,3 +717,48 @@ Deno.test("denocat --frame --hex-dump: the framed bytes on the wire, on the list
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("denocat -u --frame --hex-dump: the datagrams on the wire, on the client and under the sender's address on the listener", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using server = await startServer([
+      "-l",
+      "-u",
+      "--frame",
+      "u16be",
+      "--hex-dump",
+      `${dir}/server.txt`,
+      "127.0.0.1",
+      "0",
+    ]);
+    const c = await runCli([
+      "-u",
+      "--frame",
+      "u16be",
+      "-w",
+      "0.2",
+      "--hex-dump",
+      `${dir}/client.txt`,
+      "127.0.0.1",
+      String(server.port),
+    ], { stdin: "hi\n" });
+    assertEquals(c.code, 0, c.stderr);
+    await server.waitForStderr(/bytes from 127\.0\.0\.1:/);
+    server.kill("SIGTERM");
+    assertEquals((await server.output).text, "hi\n");
+    const client = await Deno.readTextFile(`${dir}/client.txt`);
+    assertOk(
+      client.startsWith("# sent 4 bytes at offset 0\n") &&
+        client.includes("00 02 68 69"),
+      client,
+    );
+    const served = await Deno.readTextFile(`${dir}/server.txt`);
+    assertOk(
+      /^# 127\.0\.0\.1:\d+ received 4 bytes at offset 0\n/.test(served) &&
+        served.includes("00 02 68 69"),
+      served,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
