@@ -85,6 +85,8 @@ export async function execListen(
   // flood that never handshakes holds at most that many descriptors) and
   // closed when the listener stops.
   const handshaking = new Set<Conn>();
+  /** Handshakes closed to make room: their failure is already logged. */
+  const evicted = new WeakSet<Conn>();
   ac.signal.addEventListener("abort", () => handshaking.forEach(closeQuietly));
   /**
    * The connection ready for a child, or `undefined` when refused.
@@ -106,20 +108,36 @@ export async function execListen(
       options.keep &&
       active + handshaking.size >= (options.maxConns ?? Infinity)
     ) {
-      refused++;
+      // The oldest connection still handshaking makes room (a slot holder
+      // takes the whole timeout, a real client milliseconds); only when
+      // every slot runs a program is the newcomer turned away.
+      const oldest = handshaking.values().next().value;
+      if (oldest === undefined) {
+        refused++;
+        logger.log(
+          `${peer}: closed, ${active} clients already (--max-conns)`,
+        );
+        closeQuietly(raw);
+        return undefined;
+      }
+      handshaking.delete(oldest);
+      evicted.add(oldest);
+      closeQuietly(oldest);
       logger.log(
-        `${peer}: closed, ${active} clients and ${handshaking.size} handshakes already (--max-conns)`,
+        `${
+          formatAddr(oldest.remoteAddr)
+        }: closed, still handshaking when --max-conns was reached`,
       );
-      closeQuietly(raw);
-      return undefined;
     }
     if (!options.wrap) return { raw, stream: raw };
     handshaking.add(raw);
     try {
-      return { raw, stream: await options.wrap(raw) };
+      const stream = await options.wrap(raw);
+      if (evicted.has(raw)) throw new Error("evicted");
+      return { raw, stream };
     } catch (err) {
       refused++;
-      if (!ac.signal.aborted && !dropped?.aborted) {
+      if (!ac.signal.aborted && !dropped?.aborted && !evicted.has(raw)) {
         logger.log(`${peer}: ${describeError(err)}`);
       }
       closeQuietly(raw);

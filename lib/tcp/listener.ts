@@ -289,6 +289,8 @@ async function serveMany(
   };
 
   const handshaking = new Set<Conn>();
+  /** Handshakes closed to make room: their failure is already logged. */
+  const evicted = new WeakSet<Conn>();
   let stopping = false;
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
@@ -303,20 +305,35 @@ async function serveMany(
       let conn = accepted;
       if (options.wrap) {
         if (clients.size + handshaking.size >= (options.maxConns ?? Infinity)) {
+          // A real client's handshake takes milliseconds, a slot holder's
+          // the whole timeout: the oldest one still handshaking makes room,
+          // so silent peers cannot keep new clients out. Only when every
+          // slot is an established client is the newcomer turned away.
+          const oldest = handshaking.values().next().value;
+          if (oldest === undefined) {
+            logger.log(
+              `${
+                formatAddr(accepted.remoteAddr)
+              }: closed, ${clients.size} clients already (--max-conns)`,
+            );
+            closeQuietly(accepted);
+            return;
+          }
+          handshaking.delete(oldest);
+          evicted.add(oldest);
+          closeQuietly(oldest);
           logger.log(
             `${
-              formatAddr(accepted.remoteAddr)
-            }: closed, ${clients.size} clients and ${handshaking.size} handshakes already (--max-conns)`,
+              formatAddr(oldest.remoteAddr)
+            }: closed, still handshaking when --max-conns was reached`,
           );
-          closeQuietly(accepted);
-          return;
         }
         // Closed with the listener while it handshakes.
         handshaking.add(accepted);
         try {
           conn = await options.wrap(accepted);
         } catch (err) {
-          if (!stopping) {
+          if (!stopping && !evicted.has(accepted)) {
             logger.log(
               `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
             );
@@ -326,7 +343,7 @@ async function serveMany(
         } finally {
           handshaking.delete(accepted);
         }
-        if (stopping) {
+        if (stopping || evicted.has(accepted)) {
           closeQuietly(conn);
           return;
         }

@@ -897,7 +897,7 @@ test({
 
 test({
   name:
-    "-l -k -e --ssl-cert --max-conns: connections that never handshake count against the cap (they were uncounted); once they go, a client runs the program",
+    "-l -k -e --ssl-cert --max-conns: connections that never handshake count against the cap, and a new one closes the oldest still handshaking: silent peers cannot keep a client out",
   ignore: needs("openssl"),
   fn: async () => {
     await using pki = await makeCerts();
@@ -923,23 +923,34 @@ test({
         );
       }
       await server.waitForStderr(
-        /closed, 0 clients and 2 handshakes already \(--max-conns\)/,
+        /closed, still handshaking when --max-conns was reached/,
       );
-      // The third was closed by the server at once.
+      // The first, the oldest handshake, made room for the third.
       assertEquals(
         await within(
-          idle[2]!.read(new Uint8Array(1)).catch(() => null),
-          "the third connection's close",
+          idle[0]!.read(new Uint8Array(1)).catch(() => null),
+          "the first connection's close",
           5000,
         ),
         null,
       );
+      // With two silent peers holding both slots, a real client still
+      // gets in at once, not after their 10 s handshake timeout.
+      const c = await runCli([
+        "--ssl",
+        "--ca",
+        pki.ca,
+        "127.0.0.1",
+        String(server.port),
+      ], { stdin: "in past them\n" });
+      assertEquals([c.code, c.text], [0, "in past them\n"], c.stderr);
+      assertOk(
+        !server.stderrSoFar().includes("no handshake within"),
+        server.stderrSoFar(),
+      );
     } finally {
       for (const c of idle) c.close();
     }
-    await server.waitForStderr(
-      /(the client hung up without starting a TLS handshake[\s\S]*){2}/,
-    );
     const c = await runCli([
       "--ssl",
       "--ca",
@@ -1396,3 +1407,61 @@ async function tempDir() {
     },
   };
 }
+
+test({
+  name:
+    "-l -k --ssl-cert --max-conns: a new connection closes the oldest still handshaking, so silent peers cannot keep a client out",
+  ignore: needs("openssl"),
+  fn: async () => {
+    await using pki = await makeCerts();
+    await using server = await startServer([
+      "-l",
+      "-k",
+      "--max-conns",
+      "2",
+      "--ssl-cert",
+      pki.cert,
+      "--ssl-key",
+      pki.key,
+      "127.0.0.1",
+      "0",
+    ]);
+    const idle: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        idle.push(
+          await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+        );
+      }
+      await server.waitForStderr(
+        /closed, still handshaking when --max-conns was reached/,
+      );
+      assertEquals(
+        await within(
+          idle[0]!.read(new Uint8Array(1)).catch(() => null),
+          "the oldest connection's close",
+          5000,
+        ),
+        null,
+      );
+      const c = await runCli([
+        "--ssl",
+        "--ca",
+        pki.ca,
+        "127.0.0.1",
+        String(server.port),
+      ], { stdin: "past the silent ones\n" });
+      assertEquals(c.code, 0, c.stderr);
+      await server.waitForStderr(/closed after sending|disconnected|closed/);
+      assertOk(
+        !server.stderrSoFar().includes("no handshake within"),
+        server.stderrSoFar(),
+      );
+    } finally {
+      for (const c of idle) c.close();
+    }
+    server.kill("SIGTERM");
+    const out = await server.output;
+    assertEquals(out.text, "past the silent ones\n");
+  },
+});
