@@ -64,10 +64,11 @@ Options:
                         of 16 ports or more on Linux, where non-blocking
                         connects run on threads through libc; 64 elsewhere)
       --ssl, --tls      TCP: also complete a TLS handshake on each open port
-                        (verified as 'denocat --ssl' verifies; --ssl-trustfile,
-                        --ssl-servername, --ssl-pin, --insecure, --ssl-cert/
-                        --ssl-key); open means the handshake succeeded, and
-                        its time is shown; a failed one is an error with why
+                        (verified as 'denocat --ssl' verifies; --ssl-trustfile/
+                        --ca, --ssl-servername, --ssl-alpn, --ssl-pin,
+                        --insecure, --ssl-cert/--ssl-key); open means the
+                        handshake succeeded, and its time is shown; a failed
+                        one is an error with why
   -x, --proxy ADDR[:PORT]
                         TCP: connect through a proxy (-X 4|5|connect, -P
                         USER[:PASS], --proxy-dns as the main mode); a port the
