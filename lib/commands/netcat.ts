@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 import { stderrLogger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { tcpClient } from "../tcp/client.ts";
-import { checkNumeric } from "../tcp/connect.ts";
+import { checkNumeric, type ConnectOptions } from "../tcp/connect.ts";
 import { tcpListen } from "../tcp/listener.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
 import { isLoopback } from "../shell/policy.ts";
@@ -341,6 +341,13 @@ export async function run(args: string[]): Promise<number> {
   const sourcePort = values["source-port"] === undefined
     ? undefined
     : parsePortNumeric(values["source-port"], numeric, protocol, true);
+  // -s, -p, -n, --keepalive of a direct connection, for every connecting mode.
+  const connectFrom: ConnectFrom = {
+    numeric,
+    ...(values.source !== undefined ? { sourceHost: values.source } : {}),
+    ...(sourcePort !== undefined ? { sourcePort } : {}),
+    ...(keepalive !== undefined ? { keepalive } : {}),
+  };
   if (values.unix) {
     if (sourcePort !== undefined) {
       throw new UsageError("-p does not apply to -U (Unix sockets)");
@@ -418,12 +425,7 @@ export async function run(args: string[]): Promise<number> {
       unix: values.unix ?? false,
       family,
       logger,
-      connectFrom: {
-        numeric,
-        ...(values.source !== undefined ? { sourceHost: values.source } : {}),
-        ...(sourcePort !== undefined ? { sourcePort } : {}),
-        ...(keepalive !== undefined ? { keepalive } : {}),
-      },
+      connectFrom,
       ...(net.access.active ? { access: net.access } : {}),
       ...(net.proxy ? { proxy: net.proxy } : {}),
       ...(net.clientTls ? { clientTls: net.clientTls } : {}),
@@ -493,8 +495,7 @@ export async function run(args: string[]): Promise<number> {
       numeric,
       wait,
       maxConns,
-      sourcePort,
-      keepalive,
+      connectFrom,
     });
   }
   const interactive = Deno.stdin.isTerminal();
@@ -564,12 +565,7 @@ export async function run(args: string[]): Promise<number> {
   const dial = dialerFor(endpoint, net.proxy, net.clientTls, {
     family,
     wait,
-    connectFrom: {
-      numeric,
-      ...(values.source !== undefined ? { sourceHost: values.source } : {}),
-      ...(sourcePort !== undefined ? { sourcePort } : {}),
-      ...(keepalive !== undefined ? { keepalive } : {}),
-    },
+    connectFrom,
   });
   await tcpClient(endpoint, {
     ...common,
@@ -579,16 +575,19 @@ export async function run(args: string[]): Promise<number> {
     // listener always ends with its client: tcpListen's default.)
     endOnPeerEof: interactive && !noStdin,
     noDelay: interactive,
-    numeric,
-    ...(values.source !== undefined ? { sourceHost: values.source } : {}),
-    ...(sourcePort !== undefined ? { sourcePort } : {}),
-    ...(keepalive !== undefined ? { keepalive } : {}),
+    ...connectFrom,
     ...(wait !== undefined ? { timeout: wait } : {}),
   });
   return 0;
 }
 
 type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
+
+/** `-s`, `-p`, `-n`, `--keepalive` of a direct connection. */
+type ConnectFrom = Pick<
+  ConnectOptions,
+  "sourceHost" | "sourcePort" | "keepalive" | "numeric"
+>;
 
 /** Flags of the plain byte relay that framed and UDP modes do not take. */
 function nonFramedFlags(values: Values): Array<[string, boolean]> {
@@ -766,8 +765,7 @@ async function runExec(
     numeric: boolean;
     wait: number | undefined;
     maxConns: number | undefined;
-    sourcePort: number | undefined;
-    keepalive: ReturnType<typeof keepaliveOption>;
+    connectFrom: ConnectFrom;
   },
 ): Promise<number> {
   using signal = shutdownSignal();
@@ -804,21 +802,13 @@ async function runExec(
   const dial = dialerFor(endpoint, net.proxy, net.clientTls, {
     family: o.family,
     wait: o.wait,
-    connectFrom: {
-      numeric: o.numeric,
-      ...(values.source !== undefined ? { sourceHost: values.source } : {}),
-      ...(o.sourcePort !== undefined ? { sourcePort: o.sourcePort } : {}),
-      ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
-    },
+    connectFrom: o.connectFrom,
   });
   const { connect } = await import("../tcp/connect.ts");
   const conn = dial ? await dial() : await connect(endpoint, {
-    numeric: o.numeric,
+    ...o.connectFrom,
     ...(o.family ? { family: o.family } : {}),
     ...(o.wait !== undefined ? { timeout: o.wait } : {}),
-    ...(values.source !== undefined ? { sourceHost: values.source } : {}),
-    ...(o.sourcePort !== undefined ? { sourcePort: o.sourcePort } : {}),
-    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
   });
   o.logger.log(`connected: running the program`);
   const { execOver } = await import("../exec/stream.ts");
