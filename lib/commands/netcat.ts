@@ -453,12 +453,7 @@ export async function run(args: string[]): Promise<number> {
     if (net.exec && net.sessionLog) {
       throw new UsageError("--hex-dump/--session-log does not apply to -e/-c");
     }
-    if (net.access.active && !values.listen) {
-      throw new UsageError("--allow/--deny apply to listeners (-l)");
-    }
-    if (net.access.active && values.unix) {
-      throw new UsageError("--allow/--deny apply to IP peers, not to -U");
-    }
+    checkAccessFlags(values, net);
     if (net.exec && values.unix) {
       throw new UsageError("-e/-c with -u apply to UDP over IP, not to -U");
     }
@@ -694,6 +689,16 @@ function netFlagsSet(net: NetFlags): Array<[string, boolean]> {
   ];
 }
 
+/** An access list needs a listener on an IP address (TCP and UDP alike). */
+function checkAccessFlags(values: Values, net: NetFlags): void {
+  if (net.access.active && !values.listen) {
+    throw new UsageError("--allow/--deny apply to listeners (-l)");
+  }
+  if (net.access.active && values.unix) {
+    throw new UsageError("--allow/--deny apply to IP peers, not to -U");
+  }
+}
+
 /** The combinations of the TCP modes that cannot work, as usage errors. */
 function checkTcpNetFlags(
   values: Values,
@@ -701,12 +706,7 @@ function checkTcpNetFlags(
   sourcePort: number | undefined,
 ): void {
   const listen = values.listen ?? false;
-  if (net.access.active && !listen) {
-    throw new UsageError("--allow/--deny apply to listeners (-l)");
-  }
-  if (net.access.active && values.unix) {
-    throw new UsageError("--allow/--deny apply to IP peers, not to -U");
-  }
+  checkAccessFlags(values, net);
   if (net.proxy) {
     if (listen) throw new UsageError("--proxy applies when connecting");
     if (values.unix) throw new UsageError("--proxy needs HOST PORT, not -U");
