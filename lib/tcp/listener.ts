@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { firstAdmitted } from "../first_admitted.ts";
+import { firstAdmitted, Handshakes } from "../first_admitted.ts";
 import { formatAddr } from "../address.ts";
 import { acceptLoop, acceptNext } from "../accept.ts";
 import { writeAll } from "../copy.ts";
@@ -287,9 +287,7 @@ async function serveMany(
     }
   };
 
-  const handshaking = new Set<Conn>();
-  /** Handshakes closed to make room: their failure is already logged. */
-  const evicted = new WeakSet<Conn>();
+  const handshaking = new Handshakes<Conn>();
   let stopping = false;
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
@@ -297,36 +295,25 @@ async function serveMany(
       if (refused(accepted, options, logger)) return;
       let conn = accepted;
       if (options.wrap) {
-        if (clients.size + handshaking.size >= (options.maxConns ?? Infinity)) {
-          // A real client's handshake takes milliseconds, a slot holder's
-          // the whole timeout: the oldest one still handshaking makes room,
-          // so silent peers cannot keep new clients out. Only when every
-          // slot is an established client is the newcomer turned away.
-          const oldest = handshaking.values().next().value;
-          if (oldest === undefined) {
-            logger.log(
-              `${
-                formatAddr(accepted.remoteAddr)
-              }: closed, ${clients.size} clients already (--max-conns)`,
-            );
-            closeQuietly(accepted);
-            return;
-          }
-          handshaking.delete(oldest);
-          evicted.add(oldest);
-          closeQuietly(oldest);
+        if (
+          clients.size + handshaking.size >= (options.maxConns ?? Infinity) &&
+          !handshaking.evictOldest(logger)
+        ) {
+          // Every slot is an established client: the newcomer goes.
           logger.log(
             `${
-              formatAddr(oldest.remoteAddr)
-            }: closed, still handshaking when --max-conns was reached`,
+              formatAddr(accepted.remoteAddr)
+            }: closed, ${clients.size} clients already (--max-conns)`,
           );
+          closeQuietly(accepted);
+          return;
         }
         // Closed with the listener while it handshakes.
         handshaking.add(accepted);
         try {
           conn = await options.wrap(accepted);
         } catch (err) {
-          if (!stopping && !evicted.has(accepted)) {
+          if (!stopping && !handshaking.evicted(accepted)) {
             logger.log(
               `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
             );
@@ -336,7 +323,7 @@ async function serveMany(
         } finally {
           handshaking.delete(accepted);
         }
-        if (stopping || evicted.has(accepted)) {
+        if (stopping || handshaking.evicted(accepted)) {
           closeQuietly(conn);
           return;
         }
@@ -364,7 +351,7 @@ async function serveMany(
   await loop.stopped;
   stopping = true;
   for (const c of clients) closeQuietly(c);
-  for (const c of handshaking) closeQuietly(c);
+  handshaking.closeAll();
   await loop.drain();
   idle?.[Symbol.dispose]();
   await outputChain.catch(() => {});
