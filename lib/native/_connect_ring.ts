@@ -59,6 +59,8 @@ export class ConnectRing {
   #sqFlags: number;
   #sqes: Uint32Array;
   #cqWords: Uint32Array;
+  /** The same completion ring as signed words (a CQE's `res` is an s32). */
+  #cqRes: Int32Array;
   #cqHead: number;
   #cqTail: number;
   #cqMask: number;
@@ -104,6 +106,7 @@ export class ConnectRing {
     for (let i = 0; i < entries; i++) this.#sqWords[array + i] = i;
     this.#sqes = new Uint32Array(sqes);
     this.#cqWords = new Uint32Array(cqRing);
+    this.#cqRes = new Int32Array(cqRing);
     this.#cqHead = params[20]! / 4;
     this.#cqTail = params[21]! / 4;
     this.#cqMask = this.#cqWords[params[22]! / 4]!;
@@ -308,7 +311,7 @@ export class ConnectRing {
     if (head === tail) return 0;
     const now = performance.now();
     let n = 0;
-    const res = new Int32Array(cq.buffer, cq.byteOffset, cq.length);
+    const res = this.#cqRes;
     for (; head !== tail; head = (head + 1) >>> 0) {
       const w = this.#cqes + (head & this.#cqMask) * (CQE / 4);
       const i = cq[w]!; // user_data: the slot
