@@ -117,6 +117,18 @@ export async function tcpListen(
   }
 }
 
+/** Whether `accept` refuses `conn`; a refused one is logged and closed. */
+function refused(
+  conn: Conn,
+  options: ListenerOptions,
+  logger: Logger,
+): boolean {
+  if (!options.accept || options.accept(conn.remoteAddr)) return false;
+  logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
+  closeQuietly(conn);
+  return true;
+}
+
 async function serveOne(
   listener: Deno.Listener,
   options: ListenerOptions,
@@ -130,13 +142,7 @@ async function serveOne(
     const won = await firstAdmitted(
       listener as Deno.Listener<Conn>,
       async (raw, dropped) => {
-        if (options.accept && !options.accept(raw.remoteAddr)) {
-          logger.log(
-            `${formatAddr(raw.remoteAddr)}: refused by the access list`,
-          );
-          closeQuietly(raw);
-          return null;
-        }
+        if (refused(raw, options, logger)) return null;
         try {
           return await wrap(raw);
         } catch (err) {
@@ -161,14 +167,7 @@ async function serveOne(
         }
         throw err;
       }
-      if (options.accept && !options.accept(conn.remoteAddr)) {
-        logger.log(
-          `${formatAddr(conn.remoteAddr)}: refused by the access list`,
-        );
-        closeQuietly(conn);
-        continue;
-      }
-      break;
+      if (!refused(conn, options, logger)) break;
     }
   }
   closeQuietly(listener);
@@ -295,13 +294,7 @@ async function serveMany(
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
     async (accepted) => {
-      if (options.accept && !options.accept(accepted.remoteAddr)) {
-        logger.log(
-          `${formatAddr(accepted.remoteAddr)}: refused by the access list`,
-        );
-        closeQuietly(accepted);
-        return;
-      }
+      if (refused(accepted, options, logger)) return;
       let conn = accepted;
       if (options.wrap) {
         if (clients.size + handshaking.size >= (options.maxConns ?? Infinity)) {
