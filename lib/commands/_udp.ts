@@ -85,6 +85,7 @@ async function runUdpExec(
   flags: UdpNetcatFlags,
   spec: ExecSpec,
   signal: AbortSignal,
+  accept: ((from: Deno.NetAddr) => boolean) | undefined,
 ): Promise<number> {
   if (flags.listen) {
     const ep = serverEndpoint(positionals, undefined, undefined, "udp");
@@ -94,11 +95,10 @@ async function runUdpExec(
       ...(flags.family ? { family: flags.family } : {}),
     });
     flags.logger.log(`listening on udp ${formatAddr(socket.addr)}`);
-    const access = flags.access;
     const r = await execPerPeer(socket, spec, {
       signal,
       logger: flags.logger,
-      ...(access?.active ? { accept: (a) => access.allows(a.hostname) } : {}),
+      ...(accept ? { accept } : {}),
     });
     flags.logger.log(
       `shutting down: ${r.sessions} sessions served, ${r.dropped} datagrams dropped`,
@@ -120,6 +120,14 @@ export async function runUdpNetcat(
 ): Promise<number> {
   const split = datagramSplit(flags.split);
   if (flags.unix) return await runUnixDatagram(positionals, flags, split);
+  using signal = shutdownSignal();
+  const accept = flags.access?.active
+    ? (a: Deno.NetAddr) => flags.access!.allows(a.hostname)
+    : undefined;
+  // -e/-c: the program has the peer; our stdin and stdout are not opened.
+  if (flags.exec) {
+    return await runUdpExec(positionals, flags, flags.exec, signal, accept);
+  }
   const { input, output } = stdio(flags.record);
   const common = {
     output,
@@ -127,13 +135,6 @@ export async function runUdpNetcat(
     logger: flags.logger,
     ...(flags.family ? { family: flags.family } : {}),
   };
-  using signal = shutdownSignal();
-  const accept = flags.access?.active
-    ? (a: Deno.NetAddr) => flags.access!.allows(a.hostname)
-    : undefined;
-  if (flags.exec) {
-    return await runUdpExec(positionals, flags, flags.exec, signal);
-  }
   if (flags.listen) {
     const ep = serverEndpoint(positionals, undefined, undefined, "udp");
     await udpListen({
