@@ -13,13 +13,13 @@ import { FRAME_OUTPUT_MODES, type FrameOutputMode } from "../framed/output.ts";
 import { framedClient } from "../framed/send.ts";
 import { framedUdpClient, framedUdpListen } from "../framed/udp.ts";
 import type { Logger } from "../log.ts";
-import type { Conn, ConnectOptions } from "../tcp/connect.ts";
+import type { Conn } from "../tcp/connect.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { withoutFd } from "../tcp/stream_conn.ts";
 import type { AccessList } from "../access/list.ts";
 import type { ClientTlsOptions, ServerTlsPem } from "../forward/tls.ts";
 import type { ProxySpec } from "../proxy/connect.ts";
-import { dialerFor, recorded, tlsWrap } from "./_net.ts";
+import { type ConnectFrom, dialerFor, recorded, tlsWrap } from "./_net.ts";
 import type { SessionRecorder } from "../session_log.ts";
 import {
   clientEndpoint,
@@ -52,10 +52,7 @@ export interface FramedNetcatFlags {
   family: Family | undefined;
   logger: Logger;
   /** `-s`, `-p`, `-n`, `--keepalive` for the TCP client. */
-  connectFrom?: Pick<
-    ConnectOptions,
-    "sourceHost" | "sourcePort" | "keepalive" | "numeric"
-  >;
+  connectFrom?: ConnectFrom;
   /** `--allow`/`--deny` (TCP listeners). */
   access?: AccessList;
   /** `--proxy` (TCP clients). */

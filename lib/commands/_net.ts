@@ -301,6 +301,12 @@ export async function tlsFrom(
   return { client };
 }
 
+/** `-s`, `-p`, `-n`, `--keepalive` of a direct connection. */
+export type ConnectFrom = Pick<
+  ConnectOptions,
+  "sourceHost" | "sourcePort" | "keepalive" | "numeric"
+>;
+
 /** How long an accepted client has for its TLS handshake. */
 export const TLS_HANDSHAKE_MS = 10_000;
 
@@ -335,10 +341,7 @@ export function dialerFor(
     family?: 4 | 6 | undefined;
     wait?: number | undefined;
     /** `-s`, `-p`, `-n`, `--keepalive` of a direct connection. */
-    connectFrom?: Pick<
-      ConnectOptions,
-      "sourceHost" | "sourcePort" | "keepalive" | "numeric"
-    >;
+    connectFrom?: ConnectFrom;
     /** Records the connection's bytes (`--hex-dump`/`--session-log`). */
     record?: SessionRecorder | undefined;
   } = {},

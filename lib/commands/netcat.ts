@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 import { stderrLogger } from "../log.ts";
 import { stdinReader, stdoutWriter } from "../stdio.ts";
 import { tcpClient } from "../tcp/client.ts";
-import { checkNumeric, type ConnectOptions } from "../tcp/connect.ts";
+import { checkNumeric } from "../tcp/connect.ts";
 import { tcpListen } from "../tcp/listener.ts";
 import { removeStaleSocket } from "../unix_stale.ts";
 import { isLoopback } from "../shell/policy.ts";
@@ -23,6 +23,7 @@ import type { ExecSpec } from "../exec/stream.ts";
 import {
   ACCESS_OPTIONS,
   accessFrom,
+  type ConnectFrom,
   dialerFor,
   EXEC_OPTIONS,
   execFrom,
@@ -577,12 +578,6 @@ export async function run(args: string[]): Promise<number> {
 }
 
 type Values = ReturnType<typeof parse<typeof OPTIONS>>["values"];
-
-/** `-s`, `-p`, `-n`, `--keepalive` of a direct connection. */
-type ConnectFrom = Pick<
-  ConnectOptions,
-  "sourceHost" | "sourcePort" | "keepalive" | "numeric"
->;
 
 /** Flags of the plain byte relay that framed and UDP modes do not take. */
 function nonFramedFlags(values: Values): Array<[string, boolean]> {
