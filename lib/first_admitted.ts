@@ -126,3 +126,58 @@ function close(r: { close(): void }): void {
     r.close();
   } catch { /* already closed */ }
 }
+
+/**
+ * The connections a keep-open listener has accepted and is still
+ * handshaking with (TLS), which count against its cap. At the cap a
+ * newcomer makes room by closing the oldest of them (a real client's
+ * handshake takes milliseconds, a slot holder's the whole timeout), so
+ * peers that never handshake cannot keep a client out.
+ */
+export class Handshakes<C extends { remoteAddr: Deno.Addr; close(): void }> {
+  readonly #open = new Set<C>();
+  readonly #evicted = new WeakSet<C>();
+
+  /** Handshakes in progress. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** `conn` starts its handshake. */
+  add(conn: C): void {
+    this.#open.add(conn);
+  }
+
+  /** `conn`'s handshake is over, one way or the other. */
+  delete(conn: C): void {
+    this.#open.delete(conn);
+  }
+
+  /** Whether `conn` was closed to make room (its failure needs no report). */
+  evicted(conn: C): boolean {
+    return this.#evicted.has(conn);
+  }
+
+  /**
+   * Closes the oldest handshake in progress to make room, logged; false
+   * when there is none (every slot is an established client).
+   */
+  evictOldest(logger: Logger): boolean {
+    const oldest = this.#open.values().next().value;
+    if (oldest === undefined) return false;
+    this.#open.delete(oldest);
+    this.#evicted.add(oldest);
+    close(oldest);
+    logger.log(
+      `${
+        formatAddr(oldest.remoteAddr)
+      }: closed, still handshaking when --max-conns was reached`,
+    );
+    return true;
+  }
+
+  /** Closes every handshake in progress (the listener stops). */
+  closeAll(): void {
+    for (const c of this.#open) close(c);
+  }
+}

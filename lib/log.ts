@@ -60,3 +60,34 @@ export function formatTransfer(bytes: number, ms: number): string {
 export function pumpNote(pumped: number): string {
   return pumped > 0 ? `; ${pumped} bytes via pump threads` : "";
 }
+
+/**
+ * Lets a repeated log line through at most once every `ms` (a flood of
+ * refusals is counted, not logged one by one): `due()` is true when the
+ * line may be written now, and then starts the next wait.
+ *
+ * @example Usage
+ * ```ts
+ * import { Throttle } from "./log.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * const t = new Throttle(1000);
+ * assertEquals([t.due(), t.due()], [true, false]);
+ * ```
+ */
+export class Throttle {
+  #ms: number;
+  #last: number;
+
+  /** At most once every `ms`; `last` is when the line was last written. */
+  constructor(ms: number, last = -Infinity) {
+    this.#ms = ms;
+    this.#last = last;
+  }
+
+  /** Whether the line may be written now (and if so, the wait restarts). */
+  due(now: number = performance.now()): boolean {
+    if (now - this.#last < this.#ms) return false;
+    this.#last = now;
+    return true;
+  }
+}

@@ -161,7 +161,7 @@ export class SessionRecorder implements Disposable {
    * every chunk written as sent to it. The wrapper carries no descriptor,
    * so a recorded connection is never handed to the pump threads.
    */
-  tapStream<S extends RecordedStream>(stream: S): RecordedStream {
+  tapStream(stream: RecordedStream): RecordedStream {
     return {
       read: async (p) => {
         const n = await stream.read(p);

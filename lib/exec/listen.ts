@@ -7,7 +7,7 @@
  */
 import { formatAddr } from "../address.ts";
 import { acceptLoop, acceptNext } from "../accept.ts";
-import { firstAdmitted } from "../first_admitted.ts";
+import { firstAdmitted, Handshakes } from "../first_admitted.ts";
 import { describeError } from "../errors.ts";
 import { type Logger, silent } from "../log.ts";
 import {
@@ -84,10 +84,8 @@ export async function execListen(
   // Connections in their TLS handshake: counted against --max-conns (a
   // flood that never handshakes holds at most that many descriptors) and
   // closed when the listener stops.
-  const handshaking = new Set<Conn>();
-  /** Handshakes closed to make room: their failure is already logged. */
-  const evicted = new WeakSet<Conn>();
-  ac.signal.addEventListener("abort", () => handshaking.forEach(closeQuietly));
+  const handshaking = new Handshakes<Conn>();
+  ac.signal.addEventListener("abort", () => handshaking.closeAll());
   /**
    * The connection ready for a child, or `undefined` when refused.
    * `dropped`: aborted when a single-connection listener closed it itself
@@ -106,38 +104,26 @@ export async function execListen(
     }
     if (
       options.keep &&
-      active + handshaking.size >= (options.maxConns ?? Infinity)
+      active + handshaking.size >= (options.maxConns ?? Infinity) &&
+      !handshaking.evictOldest(logger)
     ) {
-      // The oldest connection still handshaking makes room (a slot holder
-      // takes the whole timeout, a real client milliseconds); only when
-      // every slot runs a program is the newcomer turned away.
-      const oldest = handshaking.values().next().value;
-      if (oldest === undefined) {
-        refused++;
-        logger.log(
-          `${peer}: closed, ${active} clients already (--max-conns)`,
-        );
-        closeQuietly(raw);
-        return undefined;
-      }
-      handshaking.delete(oldest);
-      evicted.add(oldest);
-      closeQuietly(oldest);
-      logger.log(
-        `${
-          formatAddr(oldest.remoteAddr)
-        }: closed, still handshaking when --max-conns was reached`,
-      );
+      // Every slot runs a program: the newcomer goes.
+      refused++;
+      logger.log(`${peer}: closed, ${active} clients already (--max-conns)`);
+      closeQuietly(raw);
+      return undefined;
     }
     if (!options.wrap) return { raw, stream: raw };
     handshaking.add(raw);
     try {
       const stream = await options.wrap(raw);
-      if (evicted.has(raw)) throw new Error("evicted");
+      if (handshaking.evicted(raw)) throw new Error("evicted");
       return { raw, stream };
     } catch (err) {
       refused++;
-      if (!ac.signal.aborted && !dropped?.aborted && !evicted.has(raw)) {
+      if (
+        !ac.signal.aborted && !dropped?.aborted && !handshaking.evicted(raw)
+      ) {
         logger.log(`${peer}: ${describeError(err)}`);
       }
       closeQuietly(raw);

@@ -13,7 +13,7 @@ import { frameCap, type FramingOptions } from "./options.ts";
 import { decodeOneFrame } from "./decoder.ts";
 import { FrameWriter, type FrameWriterOptions } from "./output.ts";
 import { FramedInput, type SplitMode } from "./send.ts";
-import { type Logger, silent } from "../log.ts";
+import { type Logger, silent, Throttle } from "../log.ts";
 import type { SessionRecorder } from "../session_log.ts";
 import {
   bindUdp,
@@ -203,7 +203,7 @@ export async function framedUdpListen(
     malformed: 0,
     refused: 0,
   };
-  let refusedLogged = -Infinity;
+  const refusedLog = new Throttle(1000);
   // One recorder per sender, so each has its own offsets; bounded, since
   // senders cost nothing to make up.
   const recorders = new Map<string, SessionRecorder>();
@@ -226,9 +226,7 @@ export async function framedUdpListen(
       result.datagrams++;
       if (options.accept && !options.accept(d.from)) {
         result.refused++;
-        const now = performance.now();
-        if (logger.enabled && now - refusedLogged >= 1000) {
-          refusedLogged = now;
+        if (logger.enabled && refusedLog.due()) {
           logger.log(
             `ignored a datagram from ${
               formatAddr(d.from)

@@ -20,7 +20,13 @@
  *
  * @module
  */
-import type { Libc } from "./libc.ts";
+import {
+  ECONNREFUSED,
+  type Libc,
+  POLLIN,
+  SOCK_CLOEXEC,
+  SOCK_STREAM,
+} from "./libc.ts";
 import { SOCKETS } from "./scan_job.ts";
 
 // The same numbers on x86-64 and arm64.
@@ -33,9 +39,7 @@ const IORING_OFF_SQ_RING = 0n, IORING_OFF_CQ_RING = 0x8000000n;
 const IORING_OFF_SQES = 0x10000000n;
 const IORING_OP_CONNECT = 16;
 const PROT_RW = 3, MAP_SHARED_POPULATE = 0x01 | 0x8000;
-const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
-const ECONNREFUSED = 111;
-const POLLIN = 1;
+const SOCK_STREAM_CLOEXEC = SOCK_STREAM | SOCK_CLOEXEC;
 const SQE = 64, CQE = 16;
 /** How long the kernel thread spins for new requests before it sleeps. */
 const SQ_IDLE_MS = 2;
@@ -59,6 +63,8 @@ export class ConnectRing {
   #sqFlags: number;
   #sqes: Uint32Array;
   #cqWords: Uint32Array;
+  /** The same completion ring as signed words (a CQE's `res` is an s32). */
+  #cqRes: Int32Array;
   #cqHead: number;
   #cqTail: number;
   #cqMask: number;
@@ -104,6 +110,7 @@ export class ConnectRing {
     for (let i = 0; i < entries; i++) this.#sqWords[array + i] = i;
     this.#sqes = new Uint32Array(sqes);
     this.#cqWords = new Uint32Array(cqRing);
+    this.#cqRes = new Int32Array(cqRing);
     this.#cqHead = params[20]! / 4;
     this.#cqTail = params[21]! / 4;
     this.#cqMask = this.#cqWords[params[22]! / 4]!;
@@ -308,7 +315,7 @@ export class ConnectRing {
     if (head === tail) return 0;
     const now = performance.now();
     let n = 0;
-    const res = new Int32Array(cq.buffer, cq.byteOffset, cq.length);
+    const res = this.#cqRes;
     for (; head !== tail; head = (head + 1) >>> 0) {
       const w = this.#cqes + (head & this.#cqMask) * (CQE / 4);
       const i = cq[w]!; // user_data: the slot

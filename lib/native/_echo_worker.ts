@@ -21,6 +21,7 @@ import {
   ENFILE,
   EPOLL_CLOEXEC,
   errnoReader,
+  IPPROTO_TCP,
   type Libc,
   libc,
   osError,
@@ -34,7 +35,7 @@ const scope = workerScope<EchoJob>();
 
 const EPOLLIN = 0x1, EPOLLOUT = 0x4, EPOLLEXCLUSIVE = 1 << 28;
 const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
-const IPPROTO_TCP = 6, TCP_NODELAY = 1;
+const TCP_NODELAY = 1;
 /** Wake-ups at least this often, to see a stop request and sweep idlers. */
 const TICK_MS = 50;
 // struct epoll_event is packed on x86-64 (12 bytes), padded elsewhere (16).

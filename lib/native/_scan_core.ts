@@ -36,7 +36,26 @@
  *
  * @module
  */
-import { errnoReader, type Libc, POLLERR, POLLHUP, POLLOUT } from "./libc.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  EADDRNOTAVAIL,
+  EAGAIN,
+  ECONNREFUSED,
+  EINPROGRESS,
+  EINTR,
+  EMFILE,
+  ENFILE,
+  errnoReader,
+  type Libc,
+  POLLERR,
+  POLLHUP,
+  POLLOUT,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from "./libc.ts";
 import type { ConnectRing, RingResult } from "./_connect_ring.ts";
 import {
   CLOSED,
@@ -49,19 +68,10 @@ import {
   TIMEOUT,
 } from "./scan_job.ts";
 
-const EINTR = 4,
-  EAGAIN = 11,
-  ENOMEM = 12,
-  EADDRNOTAVAIL = 99,
-  ENOBUFS = 105,
-  EINPROGRESS = 115,
-  ECONNREFUSED = 111,
-  EMFILE = 24,
-  ENFILE = 23;
-const AF_INET6 = 10, AF_INET = 2;
-const SOCK_STREAM_NONBLOCK_CLOEXEC = 1 | 0o4000 | 0o2000000;
-const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
-const SOL_SOCKET = 1, SO_ERROR = 4, SO_SNDTIMEO = 21;
+const ENOMEM = 12, ENOBUFS = 105;
+const SOCK_STREAM_NONBLOCK_CLOEXEC = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
+const SOCK_STREAM_CLOEXEC = SOCK_STREAM | SOCK_CLOEXEC;
+const SO_ERROR = 4, SO_SNDTIMEO = 21;
 
 /** Longest one blocking connect may hold the thread before mode 2 takes it. */
 export const BLOCKING_SLICE_MS = 20;

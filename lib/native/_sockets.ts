@@ -6,7 +6,27 @@
  *
  * @module
  */
-import { ffiAllowed, sockaddrOf, sockaddrToAddr } from "./libc.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  EAGAIN,
+  ECONNREFUSED,
+  EINPROGRESS,
+  EINTR,
+  ffiAllowed,
+  IPPROTO_TCP,
+  POLLIN,
+  POLLOUT,
+  SHUT_RDWR,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  sockaddrOf,
+  sockaddrToAddr,
+  SOL_SOCKET,
+} from "./libc.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -81,16 +101,28 @@ export function sourceSocketsAvailable(): boolean {
   return sourceSocketsUnavailable() === undefined;
 }
 
-export const AF_INET = 2, AF_INET6 = 10;
-export const SOCK_STREAM = 1, SOCK_DGRAM = 2;
-export const SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-export const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_ERROR = 4, SO_KEEPALIVE = 9;
-export const IPPROTO_TCP = 6, TCP_NODELAY = 1;
+export {
+  AF_INET,
+  AF_INET6,
+  EAGAIN,
+  EINTR,
+  IPPROTO_TCP,
+  POLLIN,
+  POLLOUT,
+  SHUT_RDWR,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+};
+export const SO_ERROR = 4, SO_KEEPALIVE = 9;
+export const TCP_NODELAY = 1;
 export const TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6;
-export const SHUT_WR = 1, SHUT_RDWR = 2;
+export const SHUT_WR = 1;
 export const MSG_NOSIGNAL = 0x4000;
-export const EINTR = 4, EAGAIN = 11, EINPROGRESS = 115, ECONNREFUSED = 111;
-export const POLLIN = 1, POLLOUT = 4;
+export { ECONNREFUSED, EINPROGRESS };
 
 export function errno(): number {
   return errnoView?.getInt32() ?? 0;

@@ -19,6 +19,7 @@ import {
   libc,
   osError,
   sockaddrToAddr,
+  SOL_SOCKET,
 } from "./libc.ts";
 import { workerScope } from "./_worker_scope.ts";
 import { ADMIT, DropLog, SourceGuard } from "../source_guard.ts";
@@ -59,7 +60,7 @@ export interface UdpEchoJob {
 /** Wake-ups at least this often, to see a stop request. */
 const TICK_MS = 50;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
-const SOL_SOCKET = 1, SO_RCVTIMEO = 20;
+const SO_RCVTIMEO = 20;
 
 const c = libc();
 scope.onmessage = (e: MessageEvent<UdpEchoJob>) => {

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { ffiAllowed } from "./libc.ts";
 
 const PR_SET_DUMPABLE = 4;
 const PR_GET_DUMPABLE = 3;
@@ -38,10 +39,7 @@ const SIGUSR1 = 10;
  * Returns false (and does nothing) where it cannot.
  */
 export function ignoreInspectorSignal(): boolean {
-  if (
-    Deno.build.os !== "linux" ||
-    Deno.permissions.querySync({ name: "ffi" }).state !== "granted"
-  ) return false;
+  if (!ffiAllowed()) return false;
   let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     lib = Deno.dlopen("libc.so.6", SYMBOLS);

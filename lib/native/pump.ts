@@ -191,8 +191,8 @@ export async function socketCopy(
   if (!("fd" in srcClaim) || !("fd" in dstClaim)) {
     if ("fd" in srcClaim) c.close(srcClaim.fd);
     thread.dispose();
-    const why = "declined" in srcClaim ? srcClaim : dstClaim;
-    options.onDecline?.("declined" in why ? why.declined : "");
+    // dstClaim is the refusal: srcClaim's own when the source declined.
+    options.onDecline?.("declined" in dstClaim ? dstClaim.declined : "");
     return first + await copy(src, dst, options);
   }
   const srcDup = srcClaim.fd, dstDup = dstClaim.fd;

@@ -28,10 +28,9 @@ import {
   type Libc,
   libc,
   osError,
+  POLLIN,
+  POLLOUT,
 } from "./libc.ts";
-
-/** `poll` event bits for {@linkcode waitReady}. */
-export const POLLIN = 1, POLLOUT = 4;
 
 /** Longest single `poll` call, so an abandoned wait ends and sees its signal. */
 export const POLL_SLICE_MS = 500;

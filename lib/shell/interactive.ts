@@ -182,14 +182,14 @@ export async function interactiveShell(
   options: InteractiveOptions,
 ): Promise<number> {
   const lines = new LineReader(options.input);
-  const prompt = encoder.encode(options.prompt ?? "denocat> ");
+  const text = options.prompt ?? "denocat> ";
+  const prompt = encoder.encode(text);
   const unsubscribe = options.interrupts?.((signal) => {
     if (session.running) {
       session.signal(signal);
     } else if (signal === "SIGINT") {
       // The terminal dropped the half-typed line; start a fresh one.
-      writeAll(options.stderr, concatBytes(encoder.encode("\n"), prompt))
-        .catch(() => {});
+      writeAll(options.stderr, encoder.encode(`\n${text}`)).catch(() => {});
     }
   });
   try {
@@ -197,13 +197,6 @@ export async function interactiveShell(
   } finally {
     unsubscribe?.();
   }
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 async function loop(

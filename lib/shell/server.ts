@@ -11,7 +11,7 @@ import { acceptLoop } from "../accept.ts";
 import { formatAddr } from "../address.ts";
 import { describeError, netError } from "../errors.ts";
 import { IdleWatch } from "../idle.ts";
-import { type Logger, silent } from "../log.ts";
+import { type Logger, silent, Throttle } from "../log.ts";
 import {
   closeQuietly,
   closeWriteQuietly,
@@ -389,7 +389,7 @@ export function shellServer(
   let closing = false;
   let closed: Promise<void> | undefined;
   let evicted = 0;
-  let evictLogged = -Infinity;
+  const evictLog = new Throttle(1000);
 
   const sendError = (s: Session, code: number, message: string) =>
     s.writer.send(encodeMessage(MsgType.Error, encodeError(code, message)))
@@ -481,8 +481,7 @@ export function shellServer(
   function evict(victim: Session, reason: string): void {
     removePending(victim);
     evicted++;
-    const now = performance.now();
-    if (now - evictLogged >= 1000) {
+    if (evictLog.due()) {
       audit({
         event: "busy",
         peer: victim.peer,
@@ -490,7 +489,6 @@ export function shellServer(
           evicted > 1 ? ` (${evicted} dropped since the last record)` : ""
         }`,
       });
-      evictLogged = now;
       evicted = 0;
     }
     victim.dropped = true;
@@ -914,20 +912,18 @@ export function shellServer(
 
   /** Refusals of a penalized source's surplus, counted, not logged one by one. */
   let surplus = 0;
-  let surplusLogged = 0;
+  const surplusLog = new Throttle(1000, 0);
 
   /** Peers refused by the access list, counted, logged at most once a second. */
   let denied = 0;
-  let deniedLogged = -Infinity;
+  const deniedLog = new Throttle(1000);
 
   async function serve(raw: Deno.TcpConn): Promise<void> {
     const peerAddr = raw.remoteAddr as Deno.NetAddr;
     if (options.accept && !options.accept(peerAddr)) {
       closeQuietly(raw);
       denied++;
-      const now = performance.now();
-      if (now - deniedLogged >= 1000) {
-        deniedLogged = now;
+      if (deniedLog.due()) {
         audit({
           event: "busy",
           peer: formatAddr(peerAddr),
@@ -948,9 +944,7 @@ export function shellServer(
     ) {
       closeQuietly(raw);
       surplus++;
-      const now = performance.now();
-      if (now - surplusLogged >= 1000) {
-        surplusLogged = now;
+      if (surplusLog.due()) {
         audit({
           event: "busy",
           peer: formatAddr(peerAddr),

@@ -11,8 +11,6 @@ import { IdleWatch } from "../idle.ts";
 import { upperAsciiInPlace } from "../upper.ts";
 import { type Logger, silent } from "../log.ts";
 import { bindAddress } from "../bind.ts";
-import { netError } from "../errors.ts";
-import { hostPort } from "../address.ts";
 import { type EchoJob, OPEN, SERVED } from "../native/echo_job.ts";
 import { ffiAllowed, libc } from "../native/libc.ts";
 import { claimSocket } from "../native/identity.ts";
@@ -278,11 +276,7 @@ export function echoServer(
         own.close();
         own = undefined;
         const { hostname, port } = addr as Deno.NetAddr;
-        try {
-          listener = Deno.listen({ hostname, port, transport: "tcp" });
-        } catch (err) {
-          throw netError(`listen on ${hostPort(hostname, port)}`, err);
-        }
+        listener = listen({ hostname, port });
       }
       logger.log("epoll engine not used: no thread started");
       return serveWithDeno();

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { firstAdmitted } from "../first_admitted.ts";
+import { firstAdmitted, Handshakes } from "../first_admitted.ts";
 import { formatAddr } from "../address.ts";
 import { acceptLoop, acceptNext } from "../accept.ts";
 import { writeAll } from "../copy.ts";
@@ -117,6 +117,18 @@ export async function tcpListen(
   }
 }
 
+/** Whether `accept` refuses `conn`; a refused one is logged and closed. */
+function refused(
+  conn: Conn,
+  options: ListenerOptions,
+  logger: Logger,
+): boolean {
+  if (!options.accept || options.accept(conn.remoteAddr)) return false;
+  logger.log(`${formatAddr(conn.remoteAddr)}: refused by the access list`);
+  closeQuietly(conn);
+  return true;
+}
+
 async function serveOne(
   listener: Deno.Listener,
   options: ListenerOptions,
@@ -130,13 +142,7 @@ async function serveOne(
     const won = await firstAdmitted(
       listener as Deno.Listener<Conn>,
       async (raw, dropped) => {
-        if (options.accept && !options.accept(raw.remoteAddr)) {
-          logger.log(
-            `${formatAddr(raw.remoteAddr)}: refused by the access list`,
-          );
-          closeQuietly(raw);
-          return null;
-        }
+        if (refused(raw, options, logger)) return null;
         try {
           return await wrap(raw);
         } catch (err) {
@@ -161,14 +167,7 @@ async function serveOne(
         }
         throw err;
       }
-      if (options.accept && !options.accept(conn.remoteAddr)) {
-        logger.log(
-          `${formatAddr(conn.remoteAddr)}: refused by the access list`,
-        );
-        closeQuietly(conn);
-        continue;
-      }
-      break;
+      if (!refused(conn, options, logger)) break;
     }
   }
   closeQuietly(listener);
@@ -288,52 +287,33 @@ async function serveMany(
     }
   };
 
-  const handshaking = new Set<Conn>();
-  /** Handshakes closed to make room: their failure is already logged. */
-  const evicted = new WeakSet<Conn>();
+  const handshaking = new Handshakes<Conn>();
   let stopping = false;
   const loop = acceptLoop<Conn>(
     listener as Deno.Listener<Conn>,
     async (accepted) => {
-      if (options.accept && !options.accept(accepted.remoteAddr)) {
-        logger.log(
-          `${formatAddr(accepted.remoteAddr)}: refused by the access list`,
-        );
-        closeQuietly(accepted);
-        return;
-      }
+      if (refused(accepted, options, logger)) return;
       let conn = accepted;
       if (options.wrap) {
-        if (clients.size + handshaking.size >= (options.maxConns ?? Infinity)) {
-          // A real client's handshake takes milliseconds, a slot holder's
-          // the whole timeout: the oldest one still handshaking makes room,
-          // so silent peers cannot keep new clients out. Only when every
-          // slot is an established client is the newcomer turned away.
-          const oldest = handshaking.values().next().value;
-          if (oldest === undefined) {
-            logger.log(
-              `${
-                formatAddr(accepted.remoteAddr)
-              }: closed, ${clients.size} clients already (--max-conns)`,
-            );
-            closeQuietly(accepted);
-            return;
-          }
-          handshaking.delete(oldest);
-          evicted.add(oldest);
-          closeQuietly(oldest);
+        if (
+          clients.size + handshaking.size >= (options.maxConns ?? Infinity) &&
+          !handshaking.evictOldest(logger)
+        ) {
+          // Every slot is an established client: the newcomer goes.
           logger.log(
             `${
-              formatAddr(oldest.remoteAddr)
-            }: closed, still handshaking when --max-conns was reached`,
+              formatAddr(accepted.remoteAddr)
+            }: closed, ${clients.size} clients already (--max-conns)`,
           );
+          closeQuietly(accepted);
+          return;
         }
         // Closed with the listener while it handshakes.
         handshaking.add(accepted);
         try {
           conn = await options.wrap(accepted);
         } catch (err) {
-          if (!stopping && !evicted.has(accepted)) {
+          if (!stopping && !handshaking.evicted(accepted)) {
             logger.log(
               `${formatAddr(accepted.remoteAddr)}: ${describeError(err)}`,
             );
@@ -343,7 +323,7 @@ async function serveMany(
         } finally {
           handshaking.delete(accepted);
         }
-        if (stopping || evicted.has(accepted)) {
+        if (stopping || handshaking.evicted(accepted)) {
           closeQuietly(conn);
           return;
         }
@@ -371,7 +351,7 @@ async function serveMany(
   await loop.stopped;
   stopping = true;
   for (const c of clients) closeQuietly(c);
-  for (const c of handshaking) closeQuietly(c);
+  handshaking.closeAll();
   await loop.drain();
   idle?.[Symbol.dispose]();
   await outputChain.catch(() => {});

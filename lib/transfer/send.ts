@@ -202,16 +202,15 @@ export async function sendOver(
   let heardFrom = false;
   const reader = (async () => {
     const br = new BufferedReader(conn, { bufferSize: 16 * 1024 });
-    // A copy: the reader's buffer is reused by the next read.
-    const hello = (await br.readSome(TRANSFER_HELLO_SIZE))?.slice() ?? null;
-    if (hello === null) throw silentClose();
+    // The first byte tells a refusal (a close before any) from a receiver;
+    // the rest of the hello is then read into the same array.
+    const first = await br.readSome(TRANSFER_HELLO_SIZE);
+    if (first === null) throw silentClose();
     heardFrom = true;
-    const theirs = parseHello(
-      hello.length === TRANSFER_HELLO_SIZE ? hello : concatBytes(
-        hello,
-        await br.readExact(TRANSFER_HELLO_SIZE - hello.length),
-      ),
-    );
+    const hello = new Uint8Array(TRANSFER_HELLO_SIZE);
+    hello.set(first);
+    await br.readInto(hello.subarray(first.length));
+    const theirs = parseHello(hello);
     if (theirs < version) {
       throw new ProtocolError(
         `the receiver speaks transfer protocol version ${theirs}, which has no directory or symlink items (this sender needs ${version}): update the receiver, or send files only`,
@@ -457,14 +456,6 @@ async function sendStream(
     }
     n = await withKeepAlive(next, dst, keepAlive);
   }
-}
-
-/** `a` followed by `b`, in one new array. */
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** The receiver closed before its hello. */
