@@ -64,12 +64,25 @@ async function nonBlocking(
   return r;
 }
 
-/** 20 MB of random bytes in a temporary file, with its digest. */
-async function bigFile(): Promise<{ path: string; digest: string }> {
+/** 20 MB of random bytes in a temporary file (removed on dispose), with its digest. */
+async function bigFile(): Promise<
+  { path: string; digest: string } & AsyncDisposable
+> {
   const data = randomBytes(SIZE);
   const path = await Deno.makeTempFile({ prefix: "denocat-nb-" });
   await Deno.writeFile(path, data);
-  return { path, digest: sha256(data) };
+  return {
+    path,
+    digest: sha256(data),
+    [Symbol.asyncDispose]: () => Deno.remove(path),
+  };
+}
+
+/** The run exited 0 having passed on all SIZE bytes with `digest`. */
+function assertWhole(r: NbResult, digest: string): void {
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.bytes, SIZE);
+  assertEquals(r.sha256, digest);
 }
 
 const PEERS = needs("python3", "ss");
@@ -80,19 +93,13 @@ Deno.test(
     ignore: PEERS,
   },
   async () => {
-    const file = await bigFile();
-    try {
-      await using echo = await startServer(["echo", "127.0.0.1", "0"]);
-      const r = await nonBlocking(["127.0.0.1", String(echo.port)], {
-        input: file.path,
-        slow: true,
-      });
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(r.bytes, SIZE);
-      assertEquals(r.sha256, file.digest);
-    } finally {
-      await Deno.remove(file.path);
-    }
+    await using file = await bigFile();
+    await using echo = await startServer(["echo", "127.0.0.1", "0"]);
+    const r = await nonBlocking(["127.0.0.1", String(echo.port)], {
+      input: file.path,
+      slow: true,
+    });
+    assertWhole(r, file.digest);
   },
 );
 
@@ -102,37 +109,33 @@ Deno.test(
     ignore: PEERS,
   },
   async () => {
-    const file = await bigFile();
+    await using file = await bigFile();
     const upload = randomBytes(SIZE);
-    try {
-      const port = freePort();
-      const run = nonBlocking(["-l", "127.0.0.1", String(port)], {
-        input: file.path,
-        slow: true,
-      });
-      await waitForListen(port);
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      const sending = (async () => {
-        for (let off = 0; off < upload.length;) {
-          off += await conn.write(upload.subarray(off, off + (1 << 20)));
-        }
-      })();
-      // Read everything the listener sends (it half-closes at its stdin EOF),
-      // and only then end our side, which ends the listener's session.
-      const got = new Uint8Array(SIZE + 1);
-      let n = 0, k: number | null;
-      while ((k = await conn.read(got.subarray(n))) !== null) n += k;
-      await sending;
-      await conn.closeWrite();
-      conn.close();
-      const r = await run;
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(n, SIZE);
-      assertEquals(sha256(got.subarray(0, n)), file.digest);
-      assertEquals(r.sha256, sha256(upload));
-    } finally {
-      await Deno.remove(file.path);
-    }
+    const port = freePort();
+    const run = nonBlocking(["-l", "127.0.0.1", String(port)], {
+      input: file.path,
+      slow: true,
+    });
+    await waitForListen(port);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const sending = (async () => {
+      for (let off = 0; off < upload.length;) {
+        off += await conn.write(upload.subarray(off, off + (1 << 20)));
+      }
+    })();
+    // Read everything the listener sends (it half-closes at its stdin EOF),
+    // and only then end our side, which ends the listener's session.
+    const got = new Uint8Array(SIZE + 1);
+    let n = 0, k: number | null;
+    while ((k = await conn.read(got.subarray(n))) !== null) n += k;
+    await sending;
+    await conn.closeWrite();
+    conn.close();
+    const r = await run;
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(n, SIZE);
+    assertEquals(sha256(got.subarray(0, n)), file.digest);
+    assertEquals(r.sha256, sha256(upload));
   },
 );
 
@@ -142,35 +145,29 @@ Deno.test(
     ignore: PEERS,
   },
   async () => {
-    const file = await bigFile();
-    try {
-      const port = freePort();
-      const listener = nonBlocking([
-        "-l",
-        "--frame",
-        "u32be",
-        "--output",
-        "raw",
-        "127.0.0.1",
-        String(port),
-      ], { slow: true });
-      await waitForListen(port);
-      const sender = await nonBlocking([
-        "--frame",
-        "u32be",
-        "--split",
-        "chunk",
-        "127.0.0.1",
-        String(port),
-      ], { input: file.path });
-      assertEquals(sender.code, 0, sender.stderr);
-      const r = await listener;
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(r.bytes, SIZE);
-      assertEquals(r.sha256, file.digest);
-    } finally {
-      await Deno.remove(file.path);
-    }
+    await using file = await bigFile();
+    const port = freePort();
+    const listener = nonBlocking([
+      "-l",
+      "--frame",
+      "u32be",
+      "--output",
+      "raw",
+      "127.0.0.1",
+      String(port),
+    ], { slow: true });
+    await waitForListen(port);
+    const sender = await nonBlocking([
+      "--frame",
+      "u32be",
+      "--split",
+      "chunk",
+      "127.0.0.1",
+      String(port),
+    ], { input: file.path });
+    assertEquals(sender.code, 0, sender.stderr);
+    const r = await listener;
+    assertWhole(r, file.digest);
   },
 );
 
@@ -180,24 +177,18 @@ Deno.test(
     ignore: PEERS,
   },
   async () => {
-    const file = await bigFile();
-    try {
-      const port = freePort();
-      const recv = nonBlocking(["recv", "127.0.0.1", String(port)], {
-        slow: true,
-      });
-      await waitForListen(port);
-      const send = await nonBlocking(["send", "127.0.0.1", String(port)], {
-        input: file.path,
-      });
-      assertEquals(send.code, 0, send.stderr);
-      const r = await recv;
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(r.bytes, SIZE);
-      assertEquals(r.sha256, file.digest);
-    } finally {
-      await Deno.remove(file.path);
-    }
+    await using file = await bigFile();
+    const port = freePort();
+    const recv = nonBlocking(["recv", "127.0.0.1", String(port)], {
+      slow: true,
+    });
+    await waitForListen(port);
+    const send = await nonBlocking(["send", "127.0.0.1", String(port)], {
+      input: file.path,
+    });
+    assertEquals(send.code, 0, send.stderr);
+    const r = await recv;
+    assertWhole(r, file.digest);
   },
 );
 
@@ -207,25 +198,19 @@ Deno.test(
     ignore: PEERS,
   },
   async () => {
-    const file = await bigFile();
-    try {
-      await using srv = await startServer([
-        "shell",
-        "-l",
-        "--insecure-no-auth",
-        "127.0.0.1",
-        "0",
-      ]);
-      const r = await nonBlocking(
-        ["shell", "127.0.0.1", String(srv.port), "--", "cat"],
-        { input: file.path, slow: true },
-      );
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(r.bytes, SIZE);
-      assertEquals(r.sha256, file.digest);
-    } finally {
-      await Deno.remove(file.path);
-    }
+    await using file = await bigFile();
+    await using srv = await startServer([
+      "shell",
+      "-l",
+      "--insecure-no-auth",
+      "127.0.0.1",
+      "0",
+    ]);
+    const r = await nonBlocking(
+      ["shell", "127.0.0.1", String(srv.port), "--", "cat"],
+      { input: file.path, slow: true },
+    );
+    assertWhole(r, file.digest);
   },
 );
 

@@ -20,7 +20,13 @@
  *
  * @module
  */
-import { type Libc, POLLIN, SOCK_CLOEXEC, SOCK_STREAM } from "./libc.ts";
+import {
+  ECONNREFUSED,
+  type Libc,
+  POLLIN,
+  SOCK_CLOEXEC,
+  SOCK_STREAM,
+} from "./libc.ts";
 import { SOCKETS } from "./scan_job.ts";
 
 // The same numbers on x86-64 and arm64.
@@ -34,7 +40,6 @@ const IORING_OFF_SQES = 0x10000000n;
 const IORING_OP_CONNECT = 16;
 const PROT_RW = 3, MAP_SHARED_POPULATE = 0x01 | 0x8000;
 const SOCK_STREAM_CLOEXEC = SOCK_STREAM | SOCK_CLOEXEC;
-const ECONNREFUSED = 111;
 const SQE = 64, CQE = 16;
 /** How long the kernel thread spins for new requests before it sleeps. */
 const SQ_IDLE_MS = 2;

@@ -10,6 +10,8 @@ import {
   AF_INET,
   AF_INET6,
   EAGAIN,
+  ECONNREFUSED,
+  EINPROGRESS,
   EINTR,
   ffiAllowed,
   IPPROTO_TCP,
@@ -120,7 +122,7 @@ export const TCP_NODELAY = 1;
 export const TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6;
 export const SHUT_WR = 1;
 export const MSG_NOSIGNAL = 0x4000;
-export const EINPROGRESS = 115, ECONNREFUSED = 111;
+export { ECONNREFUSED, EINPROGRESS };
 
 export function errno(): number {
   return errnoView?.getInt32() ?? 0;

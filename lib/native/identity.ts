@@ -154,12 +154,13 @@ function matches(c: Libc, fd: number, w: Wanted): boolean {
 
 const linkBuf = new Uint8Array(64);
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /** What `/proc/self/fd/N` links to (`socket:[12345]`), or "" when unreadable. */
 export function fdTarget(c: Libc, fd: number): string {
   const n = Number(
     c.readlink(
-      new TextEncoder().encode(`/proc/self/fd/${fd}\0`),
+      encoder.encode(`/proc/self/fd/${fd}\0`),
       linkBuf,
       BigInt(linkBuf.length),
     ),
@@ -167,7 +168,7 @@ export function fdTarget(c: Libc, fd: number): string {
   return n > 0 ? decoder.decode(linkBuf.subarray(0, n)) : "";
 }
 
-const PROC_FD = new TextEncoder().encode("/proc/self/fd\0");
+const PROC_FD = encoder.encode("/proc/self/fd\0");
 /** `struct dirent` (glibc, 64-bit Linux): the name starts at byte 19. */
 const D_NAME = 19;
 

@@ -100,6 +100,8 @@ export const SHUT_RDWR = 2;
 export const EPIPE = 32, ECONNRESET = 104, EMFILE = 24, ENFILE = 23;
 /** Binding: permission denied, address in use, address not available. */
 export const EACCES = 13, EADDRINUSE = 98, EADDRNOTAVAIL = 99;
+/** Connecting: in progress (non-blocking), refused. */
+export const EINPROGRESS = 115, ECONNREFUSED = 111;
 
 let lib: Libc | null | undefined;
 

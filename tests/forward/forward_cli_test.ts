@@ -14,6 +14,7 @@ import {
   randomBytes,
   readAll,
   runCli,
+  type Running,
   sha256,
   spawn,
   startCli,
@@ -29,6 +30,33 @@ const LOOP = "127.0.0.1";
 
 /** A port nothing listens on, outside the range other tests' listeners take. */
 const closedPort = freePort;
+
+/**
+ * openssl s_server -rev (it reverses each line) on a free loopback port with
+ * `dir`/cert.pem and `dir`/key.pem; resolves once it listens.
+ */
+async function startRevServer(
+  dir: string,
+): Promise<Running & { port: number }> {
+  const port = freePort();
+  const server = spawn("openssl", [
+    "s_server",
+    "-accept",
+    `${LOOP}:${port}`,
+    "-cert",
+    `${dir}/cert.pem`,
+    "-key",
+    `${dir}/key.pem`,
+    "-rev",
+  ], { timeout: 30000 });
+  try {
+    await waitListening(port, server);
+  } catch (e) {
+    await server[Symbol.asyncDispose]();
+    throw e;
+  }
+  return Object.assign(server, { port });
+}
 
 /** A TCP target running `serve` for each connection; disposing closes everything. */
 function target(serve: (c: Deno.TcpConn) => Promise<void>, hostname = LOOP) {
@@ -743,18 +771,8 @@ Deno.test({
         stdout: "piped",
       }).output();
       const pin = "sha256:" + dec.decode(fp.stdout).trim().split("=")[1]!;
-      const port = freePort();
-      await using server = spawn("openssl", [
-        "s_server",
-        "-accept",
-        `${LOOP}:${port}`,
-        "-cert",
-        `${dir}/cert.pem`,
-        "-key",
-        `${dir}/key.pem`,
-        "-rev",
-      ], { timeout: 30000 });
-      await waitListening(port, server);
+      await using server = await startRevServer(dir);
+      const port = server.port;
       const talk = async (fwdPort: number) => {
         const c = await Deno.connect({ hostname: LOOP, port: fwdPort });
         try {
@@ -1017,18 +1035,8 @@ Deno.test({
       }).output();
       assertOk(mk.success);
       const pin = "sha256:" + dec.decode(mk.stdout).trim().split("=")[1]!;
-      const port = freePort();
-      await using server = spawn("openssl", [
-        "s_server",
-        "-accept",
-        `${LOOP}:${port}`,
-        "-cert",
-        `${dir}/cert.pem`,
-        "-key",
-        `${dir}/key.pem`,
-        "-rev",
-      ], { timeout: 30000 });
-      await waitListening(port, server);
+      await using server = await startRevServer(dir);
+      const port = server.port;
       const r = await runCli(
         ["--ssl", "--ssl-pin", pin, LOOP, String(port)],
         { stdin: "pinned\n" },

@@ -21,6 +21,20 @@ export interface SamePortClients extends AsyncDisposable {
   run(command: string): Promise<string>;
 }
 
+/** A temporary directory holding the clients' payloads as files `a` and `b`; removed on dispose. */
+export async function payloadDir(
+  a: Uint8Array,
+  b: Uint8Array,
+): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir();
+  await Deno.writeFile(`${path}/a`, a);
+  await Deno.writeFile(`${path}/b`, b);
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
+
 /** Starts the clients toward `host:port`; their payloads are files `a` and `b`. */
 export async function samePortClients(
   host: string,

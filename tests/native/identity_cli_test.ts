@@ -17,7 +17,12 @@ import {
   startCli,
   startServer,
 } from "../_helpers.ts";
-import { inheritable, samePortClients, socketsOf } from "./_same_port.ts";
+import {
+  inheritable,
+  payloadDir,
+  samePortClients,
+  socketsOf,
+} from "./_same_port.ts";
 
 const MIB = 1 << 20;
 const linux = Deno.build.os === "linux";
@@ -37,18 +42,16 @@ Deno.test(
   "cli: -l with two clients on one source port, the first reset at the hand-off: exit 1, only its own bytes",
   { ignore: !linux || needs("python3") },
   async () => {
-    const dir = await Deno.makeTempDir();
     const A = randomBytes(5 * MIB), B = randomBytes(2 * MIB);
-    await Deno.writeFile(`${dir}/a`, A);
-    await Deno.writeFile(`${dir}/b`, B);
+    await using dir = await payloadDir(A, B);
     await using server = await startServer(["-l", "127.0.0.1", "0"], {
       timeout: 30_000,
     });
     await using py = await samePortClients(
       "127.0.0.1",
       server.port,
-      `${dir}/a`,
-      `${dir}/b`,
+      `${dir.path}/a`,
+      `${dir.path}/b`,
     );
     assertEquals(await py.run("connect a"), "");
     await server.waitForStderr(/connection from 127\.0\.0\.2:/);
@@ -79,7 +82,6 @@ Deno.test(
       (out.stderr.match(/pump threads not used/g) ?? []).length <= 1,
       out.stderr,
     );
-    await Deno.remove(dir, { recursive: true });
   },
 );
 

@@ -21,6 +21,7 @@ import { needs, randomBytes, readAll, sha256, within } from "../_helpers.ts";
 import {
   fileWriter,
   paced,
+  payloadDir,
   raiseFdLimit,
   samePortClients,
   socketsOf,
@@ -59,15 +60,13 @@ Deno.test(
     ignore: !linux || needs("python3"),
   },
   async () => {
-    const dir = await Deno.makeTempDir();
-    await Deno.writeFile(`${dir}/a`, new Uint8Array(1));
-    await Deno.writeFile(`${dir}/b`, new Uint8Array(1));
+    await using dir = await payloadDir(new Uint8Array(1), new Uint8Array(1));
     using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     await using py = await samePortClients(
       "127.0.0.1",
       l.addr.port,
-      `${dir}/a`,
-      `${dir}/b`,
+      `${dir.path}/a`,
+      `${dir.path}/b`,
     );
     await py.run("connect a");
     using a = await l.accept();
@@ -91,7 +90,6 @@ Deno.test(
     );
     assertOk(dup.fd >= 3);
     c!.close(dup.fd);
-    await Deno.remove(dir, { recursive: true });
   },
 );
 
@@ -146,16 +144,14 @@ Deno.test(
     // a from 127.0.0.2:S and b from 127.0.0.3:S: the server's two sockets
     // share local port and remote port. a resets just as its download is
     // handed to the pump; b is mid-transfer.
-    const dir = await Deno.makeTempDir();
     const A = randomBytes(5 * MIB), B = randomBytes(8 * MIB);
-    await Deno.writeFile(`${dir}/a`, A);
-    await Deno.writeFile(`${dir}/b`, B);
+    await using dir = await payloadDir(A, B);
     using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     await using py = await samePortClients(
       "127.0.0.1",
       l.addr.port,
-      `${dir}/a`,
-      `${dir}/b`,
+      `${dir.path}/a`,
+      `${dir.path}/b`,
     );
     await py.run("connect a");
     const a = await l.accept();
@@ -169,7 +165,7 @@ Deno.test(
     const atHandoff = Promise.withResolvers<void>();
     const gate = Promise.withResolvers<void>();
     let slept = false;
-    using outA = fileWriter(`${dir}/outA`, async (total, n) => {
+    using outA = fileWriter(`${dir.path}/outA`, async (total, n) => {
       if (!slept && total >= MIB) {
         // The pump thread is created at 1 MiB: time for it to boot, even
         // on a loaded machine.
@@ -184,7 +180,7 @@ Deno.test(
         await new Promise((r) => setTimeout(r, 300));
       }
     });
-    using outB = fileWriter(`${dir}/outB`, paced);
+    using outB = fileWriter(`${dir.path}/outB`, paced);
     const logA = recorder();
     const relayA = pipeDuplex(a, { input: empty, output: outA, logger: logA })
       .then(() => undefined, (e) => e as Error);
@@ -202,7 +198,7 @@ Deno.test(
     // a: an error, a prefix of a's own bytes, and the pump declined once.
     assertOk(failure !== undefined, "a's relay failed");
     assertOk(/connection reset/.test(failure.message), failure.message);
-    const gotA = await Deno.readFile(`${dir}/outA`);
+    const gotA = await Deno.readFile(`${dir.path}/outA`);
     assertOk(gotA.length >= 4 * MIB - 256 * 1024 && gotA.length <= A.length);
     assertEquals(sha256(gotA), sha256(A.subarray(0, gotA.length)));
     assertEquals(
@@ -214,8 +210,7 @@ Deno.test(
     // b: every byte, in its own sink, the bulk of it pumped.
     assertEquals(rb.received, B.length);
     assertOk(rb.pumped > 0, "b's download was pumped");
-    assertOk(await sameFile(`${dir}/outB`, B), "b's bytes intact");
-    await Deno.remove(dir, { recursive: true });
+    assertOk(await sameFile(`${dir.path}/outB`, B), "b's bytes intact");
   },
 );
 
@@ -224,16 +219,14 @@ Deno.test(
   { ignore: !linux || needs("python3") },
   async () => {
     raiseFdLimit(4600);
-    const dir = await Deno.makeTempDir();
     const A = randomBytes(8 * MIB), B = randomBytes(16 * MIB);
-    await Deno.writeFile(`${dir}/a`, A);
-    await Deno.writeFile(`${dir}/b`, B);
+    await using dir = await payloadDir(A, B);
     using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     await using py = await samePortClients(
       "127.0.0.1",
       l.addr.port,
-      `${dir}/a`,
-      `${dir}/b`,
+      `${dir.path}/a`,
+      `${dir.path}/b`,
     );
     await py.run("connect a");
     const a = await l.accept();
@@ -245,8 +238,8 @@ Deno.test(
       const fdA = socketFd(a), fdB = socketFd(b);
       assertOk(fdA !== undefined && fdA < 4096, `a at ${fdA}`);
       assertOk(fdB !== undefined && fdB > 4200, `b at ${fdB}`);
-      using outA = fileWriter(`${dir}/outA`, paced);
-      using outB = fileWriter(`${dir}/outB`, paced);
+      using outA = fileWriter(`${dir.path}/outA`, paced);
+      using outB = fileWriter(`${dir.path}/outB`, paced);
       const relayA = pipeDuplex(a, { input: empty, output: outA });
       const relayB = pipeDuplex(b, { input: empty, output: outB });
       await py.run(`send a ${2 * MIB}`); // a stays open, mid-transfer
@@ -256,12 +249,11 @@ Deno.test(
       const ra = await within(relayA, "a's relay to end");
       assertEquals([ra.received, rb.received], [A.length, B.length]);
       assertOk(rb.pumped > 0, "b (above 4096) was found and pumped");
-      assertOk(await sameFile(`${dir}/outA`, A), "a's bytes intact");
-      assertOk(await sameFile(`${dir}/outB`, B), "b's bytes intact");
+      assertOk(await sameFile(`${dir.path}/outA`, A), "a's bytes intact");
+      assertOk(await sameFile(`${dir.path}/outB`, B), "b's bytes intact");
     } finally {
       for (const f of filler) f.close();
     }
-    await Deno.remove(dir, { recursive: true });
   },
 );
 

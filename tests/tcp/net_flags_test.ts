@@ -14,11 +14,32 @@ import {
   startServer,
   testOnlyOn,
   waitForPort,
+  within,
 } from "../_helpers.ts";
 import { startDante, startTinyproxy } from "../proxy/_peers.ts";
 
 const test = testOnlyOn(["linux", "darwin"], "sh, process groups and openssl");
 const dec = new TextDecoder();
+
+/** A UDP socket on 127.0.0.1 that has sent `text` to 127.0.0.1:`port`; closed on dispose. */
+async function udpPeer(port: number, text: string) {
+  const conn = Deno.listenDatagram({
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  try {
+    await conn.send(new TextEncoder().encode(text), {
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port,
+    });
+  } catch (e) {
+    conn.close();
+    throw e;
+  }
+  return { conn, [Symbol.dispose]: () => conn.close() };
+}
 
 /** A CA and a leaf for 127.0.0.1 / localhost, made by openssl in `dir`. */
 async function pki(dir: string, days = 2) {
@@ -174,22 +195,12 @@ test("denocat -u -l -e: a child per UDP peer, replies to that peer", async () =>
     "127.0.0.1",
     "0",
   ]);
-  const s = Deno.listenDatagram({
-    transport: "udp",
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  try {
-    await s.send(new TextEncoder().encode("hi\n"), {
-      transport: "udp",
-      hostname: "127.0.0.1",
-      port: server.port,
-    });
-    const [data] = await s.receive();
-    assertEquals(dec.decode(data), `${(s.addr as Deno.NetAddr).port} hi\n`);
-  } finally {
-    s.close();
-  }
+  using peer = await udpPeer(server.port, "hi\n");
+  const [data] = await within(peer.conn.receive(), "the child's reply");
+  assertEquals(
+    dec.decode(data),
+    `${(peer.conn.addr as Deno.NetAddr).port} hi\n`,
+  );
 });
 
 test("denocat -l --allow / --deny: refused peers are closed and logged, allowed ones served", async () => {
@@ -554,25 +565,12 @@ test("echo and recv take --allow/--deny: a refused peer gets nothing back, an al
       "127.0.0.1",
       "0",
     ]);
-    const s = Deno.listenDatagram({
-      transport: "udp",
-      hostname: "127.0.0.1",
-      port: 0,
-    });
-    try {
-      await s.send(new TextEncoder().encode("x"), {
-        transport: "udp",
-        hostname: "127.0.0.1",
-        port: server.port,
-      });
-      const got = await Promise.race([
-        s.receive().then(() => "reply"),
-        new Promise((r) => setTimeout(() => r("none"), 400)),
-      ]);
-      assertEquals(got, "none");
-    } finally {
-      s.close();
-    }
+    using peer = await udpPeer(server.port, "x");
+    const got = await Promise.race([
+      peer.conn.receive().then(() => "reply"),
+      new Promise((r) => setTimeout(() => r("none"), 400)),
+    ]);
+    assertEquals(got, "none");
   }
   await using dir = await tempDir();
   {

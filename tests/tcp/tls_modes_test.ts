@@ -18,6 +18,7 @@ import {
   needs,
   randomBytes,
   runCli,
+  type Running,
   sha256,
   spawn,
   startServer,
@@ -41,6 +42,51 @@ function closedPort(): number {
 /** Exactly one line on stderr. */
 function oneLine(stderr: string): boolean {
   return stderr.trim() !== "" && !stderr.trim().includes("\n");
+}
+
+/** `n` connections to 127.0.0.1:`port` that never send a byte. */
+async function silentPeers(port: number, n: number): Promise<Deno.TcpConn[]> {
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+  } catch (e) {
+    for (const c of conns) c.close();
+    throw e;
+  }
+  return conns;
+}
+
+/** Asserts the server closed `conn`: its read ends within 5 s. */
+async function assertClosedByServer(
+  conn: Deno.TcpConn,
+  what: string,
+  msg?: string,
+): Promise<void> {
+  assertEquals(
+    await within(conn.read(new Uint8Array(1)).catch(() => null), what, 5000),
+    null,
+    msg,
+  );
+}
+
+/**
+ * Three silent peers against a --max-conns 2 TLS listener: the third closes
+ * the oldest, still handshaking. Returns the peers; the caller closes them.
+ */
+async function crowdOutOldest(server: { port: number } & Running) {
+  const idle = await silentPeers(server.port, 3);
+  try {
+    await server.waitForStderr(
+      /closed, still handshaking when --max-conns was reached/,
+    );
+    await assertClosedByServer(idle[0]!, "the oldest connection's close");
+  } catch (e) {
+    for (const c of idle) c.close();
+    throw e;
+  }
+  return idle;
 }
 
 test({
@@ -284,12 +330,7 @@ test({
       "127.0.0.1",
       "0",
     ]);
-    const idle: Deno.TcpConn[] = [];
-    for (let i = 0; i < 4; i++) {
-      idle.push(
-        await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
-      );
-    }
+    const idle = await silentPeers(server.port, 4);
     await server.waitForStderr(
       /closed, 3 connections in their handshake \(--max-pending\)/,
     );
@@ -345,13 +386,8 @@ test({
     ];
     for (const [mode, serverArgs, clientArgs] of modes) {
       await using server = await startServer([...serverArgs, "127.0.0.1", "0"]);
-      const silent: Deno.TcpConn[] = [];
+      const silent = await silentPeers(server.port, 40);
       try {
-        for (let i = 0; i < 40; i++) {
-          silent.push(
-            await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
-          );
-        }
         // All 40 taken in: 24 of them dropped as the oldest beyond 16.
         await server.waitForStderr(
           /(dropped, the oldest of 16 connections still being admitted[\s\S]*){24}/,
@@ -376,12 +412,11 @@ test({
         );
         // Every silent peer was closed by the server.
         for (const conn of silent) {
-          const n = await within(
-            conn.read(new Uint8Array(1)).catch(() => null),
+          await assertClosedByServer(
+            conn,
             `${mode}: a silent peer's close`,
-            5000,
+            mode,
           );
-          assertEquals(n, null, mode);
         }
       } finally {
         for (const conn of silent) conn.close();
@@ -915,25 +950,9 @@ test({
       "127.0.0.1",
       "0",
     ]);
-    const idle: Deno.TcpConn[] = [];
+    // The first, the oldest handshake, makes room for the third.
+    const idle = await crowdOutOldest(server);
     try {
-      for (let i = 0; i < 3; i++) {
-        idle.push(
-          await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
-        );
-      }
-      await server.waitForStderr(
-        /closed, still handshaking when --max-conns was reached/,
-      );
-      // The first, the oldest handshake, made room for the third.
-      assertEquals(
-        await within(
-          idle[0]!.read(new Uint8Array(1)).catch(() => null),
-          "the first connection's close",
-          5000,
-        ),
-        null,
-      );
       // With two silent peers holding both slots, a real client still
       // gets in at once, not after their 10 s handshake timeout.
       const c = await runCli([
@@ -1426,24 +1445,8 @@ test({
       "127.0.0.1",
       "0",
     ]);
-    const idle: Deno.TcpConn[] = [];
+    const idle = await crowdOutOldest(server);
     try {
-      for (let i = 0; i < 3; i++) {
-        idle.push(
-          await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
-        );
-      }
-      await server.waitForStderr(
-        /closed, still handshaking when --max-conns was reached/,
-      );
-      assertEquals(
-        await within(
-          idle[0]!.read(new Uint8Array(1)).catch(() => null),
-          "the oldest connection's close",
-          5000,
-        ),
-        null,
-      );
       const c = await runCli([
         "--ssl",
         "--ca",
